@@ -1,0 +1,103 @@
+/*
+ * config.h - every SLIPWAY_* environment variable, parsed once and strictly.
+ *
+ * SW_CONFIG_VARS is the one table of settings: the struct, the parser, the
+ * `slipway config` listing and the README table all come from it. Only
+ * config.c reads the environment. A value that does not parse, a number out
+ * of range, or an unknown SLIPWAY_* name (a typo would otherwise be silently
+ * ignored) fails with the variable's name in the message.
+ *
+ * Ownership: sw_config_load() fills a caller-owned struct; sw_config_release()
+ * frees its strings and wipes the secret ones. Threads: load once in main()
+ * before threads start, then treat as read-only.
+ */
+#ifndef SW_CONFIG_H
+#define SW_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+enum sw_config_type {
+        SW_CFG_STR,  /* string; `choices` ("A|B") restricts it when non-NULL */
+        SW_CFG_INT,  /* decimal integer in [min, max] */
+        SW_CFG_BOOL, /* 1/0, true/false, yes/no, on/off */
+};
+
+/*
+ * X(field, env, type, default, min, max, choices, secret, help)
+ * A default of NULL means "unset"; SLIPWAY_DATA's default is computed.
+ */
+#define SW_CONFIG_VARS(X)                                                                          \
+        X(data, "SLIPWAY_DATA", SW_CFG_STR, NULL, 0, 0, NULL, false,                               \
+          "data directory: the database, caches and scratch space (default /var/lib/slipway "      \
+          "for root, else ~/.local/share/slipway)")                                                \
+        X(workers, "SLIPWAY_WORKERS", SW_CFG_INT, "2", 1, 256, NULL, false,                        \
+          "worker threads per process that run jobs")                                              \
+        X(lease_ms, "SLIPWAY_LEASE_MS", SW_CFG_INT, "30000", 500, 3600000, NULL, false,            \
+          "how long a claimed job stays leased without a heartbeat before another worker "         \
+          "may take it over")                                                                      \
+        X(max_attempts, "SLIPWAY_MAX_ATTEMPTS", SW_CFG_INT, "3", 1, 100, NULL, false,              \
+          "attempts per job before a transient failure becomes final")                             \
+        X(backoff_ms, "SLIPWAY_BACKOFF_MS", SW_CFG_INT, "2000", 1, 3600000, NULL, false,           \
+          "base of the exponential retry backoff (with jitter), doubled per attempt")              \
+        X(poll_ms, "SLIPWAY_POLL_MS", SW_CFG_INT, "200", 1, 60000, NULL, false,                    \
+          "how often an idle worker looks for new jobs")                                           \
+        X(shutdown_grace_ms, "SLIPWAY_SHUTDOWN_GRACE_MS", SW_CFG_INT, "30000", 0, 3600000, NULL,   \
+          false,                                                                                   \
+          "on SIGTERM/SIGINT, how long running steps may finish before their jobs are "            \
+          "released to other workers")                                                             \
+        X(synchronous, "SLIPWAY_SYNCHRONOUS", SW_CFG_STR, "NORMAL", 0, 0, "NORMAL|FULL", false,    \
+          "SQLite synchronous mode; NORMAL survives a crashed process, FULL also a power "         \
+          "loss")                                                                                  \
+        X(job_log_max_bytes, "SLIPWAY_JOB_LOG_MAX_BYTES", SW_CFG_INT, "8388608", 4096, 1073741824, \
+          NULL, false, "cap on the stored log of one job; later lines are dropped with a marker")  \
+        X(log_level, "SLIPWAY_LOG_LEVEL", SW_CFG_STR, "info", 0, 0, "debug|info|warn|error",       \
+          false, "least severe event written to the JSON log on stdout")                           \
+        X(registry, "SLIPWAY_REGISTRY", SW_CFG_STR, "127.0.0.1:5000", 0, 0, NULL, false,           \
+          "registry that built images are pushed to")                                              \
+        X(registry_user, "SLIPWAY_REGISTRY_USER", SW_CFG_STR, NULL, 0, 0, NULL, false,             \
+          "registry user name (Basic auth, or for the Bearer token service)")                      \
+        X(registry_password, "SLIPWAY_REGISTRY_PASSWORD", SW_CFG_STR, NULL, 0, 0, NULL, true,      \
+          "registry password or robot token; never logged")                                        \
+        X(docker_config, "SLIPWAY_DOCKER_CONFIG", SW_CFG_STR, NULL, 0, 0, NULL, false,             \
+          "path of a Docker config.json whose `auths` give registry credentials")                  \
+        X(insecure_registries, "SLIPWAY_INSECURE_REGISTRIES", SW_CFG_STR,                          \
+          "127.0.0.1:*,localhost:*", 0, 0, NULL, false,                                            \
+          "comma-separated registries (host:port, '*' for any port) reached over plain HTTP")
+
+#define SW__CFG_CTYPE_SW_CFG_STR char *
+#define SW__CFG_CTYPE_SW_CFG_INT int64_t
+#define SW__CFG_CTYPE_SW_CFG_BOOL bool
+
+struct sw_config {
+#define SW__CFG_FIELD(field, env, type, def, min, max, choices, secret, help)                      \
+        SW__CFG_CTYPE_##type field;
+        SW_CONFIG_VARS(SW__CFG_FIELD)
+#undef SW__CFG_FIELD
+};
+
+/* Describes one variable, for listings. */
+struct sw_config_var {
+        const char *env; /* "SLIPWAY_WORKERS" */
+        size_t offset;   /* of the field in struct sw_config */
+        enum sw_config_type type;
+        const char *def; /* NULL: unset by default */
+        int64_t min, max;
+        const char *choices;
+        bool secret;
+        const char *help;
+};
+
+/* Parse `envp` (a NULL-terminated "NAME=value" array, normally `environ`). */
+int sw_config_load(struct sw_config *cfg, char *const *envp, struct sw_err *err);
+void sw_config_release(struct sw_config *cfg);
+
+/* The table, for `slipway config` and documentation; *count_out gets its length. */
+const struct sw_config_var *sw_config_vars(int *count_out);
+/* The value of variable `i` of the table as text ("" when unset, "<redacted>" for secrets). */
+void sw_config_value_fmt(const struct sw_config *cfg, int i, char *out, int size);
+
+#endif /* SW_CONFIG_H */

@@ -1,0 +1,84 @@
+/*
+ * main.c - the `slipway` executable: load the configuration once, initialise
+ * the libraries' global state, and dispatch to a subcommand.
+ */
+#include <curl/curl.h>
+#include <git2.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "engine/cli.h"
+#include "common/banned.h"
+
+extern char **environ;
+
+static const struct sw_cmd commands[] = {
+        {"submit", eng_cmd_submit, "queue a deploy job (repository, branch, name, resources)"},
+        {"jobs", eng_cmd_jobs, "list jobs"},
+        {"job", eng_cmd_job, "show one job and its steps"},
+        {"logs", eng_cmd_logs, "print a job's log (-f to follow)"},
+        {"cancel", eng_cmd_cancel, "cancel a queued or running job"},
+        {"retry", eng_cmd_retry,
+         "queue a failed or cancelled job again, resuming after its last good step"},
+        {"worker", eng_cmd_worker, "run queue workers until SIGTERM"},
+        {"config", eng_cmd_config, "print every SLIPWAY_* setting and its value"},
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void usage(FILE *f)
+{
+        fprintf(f, "usage: slipway COMMAND [ARGS...]\n\n"
+                   "slipway turns a git commit into a running app at a URL.\n\ncommands:\n");
+        for (size_t i = 0; i < NCOMMANDS; i++)
+                fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f,
+                "\nRun 'slipway COMMAND --help' for a command's options.\n"
+                "Settings come from SLIPWAY_* environment variables; 'slipway config' lists them.\n");
+}
+
+int main(int argc, char **argv)
+{
+        struct sw_config cfg;
+        struct sw_err err = SW_ERR_INIT;
+        const struct sw_cmd *cmd = NULL;
+        int level, rc;
+
+        if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+            strcmp(argv[1], "help") == 0) {
+                usage(argc < 2 ? stderr : stdout);
+                return argc < 2 ? 2 : 0;
+        }
+        if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+                printf("slipway 0.1.0\n");
+                return 0;
+        }
+        for (size_t i = 0; i < NCOMMANDS; i++)
+                if (strcmp(argv[1], commands[i].name) == 0)
+                        cmd = &commands[i];
+        if (!cmd) {
+                fprintf(stderr, "slipway: unknown command '%s'\n\n", argv[1]);
+                usage(stderr);
+                return 2;
+        }
+        if (sw_cli_wants_help(argc - 1, argv + 1))
+                return cmd->run(argc - 1, argv + 1, NULL);
+
+        if (sw_config_load(&cfg, environ, &err) != 0) {
+                fprintf(stderr, "slipway: configuration: %s\n", err.msg);
+                return 1;
+        }
+        level = sw_log_level_parse(cfg.log_level);
+        sw_log_init(1, level < 0 ? SW_LOG_INFO : (enum sw_log_level)level);
+        /* Library global state is set up here, once, before any thread starts. */
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        git_libgit2_init();
+
+        rc = cmd->run(argc - 1, argv + 1, &cfg);
+
+        git_libgit2_shutdown();
+        curl_global_cleanup();
+        sw_config_release(&cfg);
+        return rc;
+}

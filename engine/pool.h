@@ -1,0 +1,47 @@
+/*
+ * pool.h - worker threads that claim jobs and run their pipelines.
+ *
+ * Each worker thread owns its own SQLite connection. One heartbeat thread
+ * (with its own connection) renews the leases of the jobs this process runs
+ * and notices cancel requests within a quarter of a second.
+ *
+ * Stopping (SIGTERM/SIGINT in `slipway worker`): the pool stops claiming,
+ * lets running steps finish within the grace period, then asks the rest to
+ * stop and releases their jobs so another worker resumes them.
+ *
+ * Ownership: eng_pool_start() returns a running pool owned by the caller;
+ * eng_pool_stop() stops it and frees it. Threads: start and stop from one thread.
+ */
+#ifndef SW_ENGINE_POOL_H
+#define SW_ENGINE_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+struct eng_pool;
+struct eng_pipeline_def;
+struct sw_config;
+
+struct eng_pool_options {
+        const struct sw_config *cfg; /* workers, lease, backoff, poll, data dir */
+        const char *db_path;         /* NULL: $SLIPWAY_DATA/slipway.db */
+        int workers;                 /* 0: cfg->workers */
+        const struct eng_pipeline_def *pipelines;
+        size_t npipelines;
+        const char *name; /* lease owner prefix; NULL: "<host>:<pid>" */
+};
+
+#define ENG_POOL_OPTIONS_INIT                                                                      \
+        {                                                                                          \
+                NULL, NULL, 0, NULL, 0, NULL                                                       \
+        }
+
+int eng_pool_start(struct eng_pool **out, const struct eng_pool_options *opts, struct sw_err *err);
+/* Stop claiming, wait up to grace_ms for running jobs, release the rest, join, free. */
+void eng_pool_stop(struct eng_pool *p, int64_t grace_ms);
+/* Jobs this pool finished (any final state) since it started. */
+int64_t eng_pool_finished(const struct eng_pool *p);
+
+#endif /* SW_ENGINE_POOL_H */
