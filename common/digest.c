@@ -4,12 +4,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
 
 #include "common/digest.h"
+#include "common/mem.h"
 #include "common/banned.h"
 
 struct sw_sha256 {
@@ -18,13 +20,12 @@ struct sw_sha256 {
 
 struct sw_sha256 *sw_sha256_new(void)
 {
-        static struct sw_sha256 fail;
-        struct sw_sha256 *h = OPENSSL_zalloc(sizeof(*h));
+        struct sw_sha256 *h = sw_xcalloc(1, sizeof(*h));
 
-        if (!h)
-                return &fail; /* unreachable in practice; keeps callers simple */
         h->md = EVP_MD_CTX_new();
-        EVP_DigestInit_ex(h->md, EVP_sha256(), NULL);
+        /* Like any allocation failure, an unusable digest context is fatal (mem.h). */
+        if (!h->md || EVP_DigestInit_ex(h->md, EVP_sha256(), NULL) != 1)
+                abort();
         return h;
 }
 
@@ -51,10 +52,10 @@ void sw_sha256_final(struct sw_sha256 *h, char out[SW_DIGEST_STR_LEN])
 
 void sw_sha256_free(struct sw_sha256 *h)
 {
-        if (!h || !h->md)
+        if (!h)
                 return;
         EVP_MD_CTX_free(h->md);
-        OPENSSL_free(h);
+        free(h);
 }
 
 void sw_sha256_digest(char out[SW_DIGEST_STR_LEN], const void *data, size_t len)
