@@ -46,6 +46,7 @@ void sw_arena_free(struct sw_arena *a)
                 struct arena_cleanup *c = a->cleanups;
                 a->cleanups = c->next;
                 c->fn(c->arg);
+                free(c);
         }
         while (a->chunks) {
                 struct arena_chunk *c = a->chunks;

@@ -2,12 +2,11 @@
  * main.c - the `slipway` executable: load the configuration once, initialise
  * the libraries' global state, and dispatch to a subcommand.
  */
-#include <curl/curl.h>
-#include <git2.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "common/config.h"
+#include "common/libs.h"
 #include "common/log.h"
 #include "engine/cli.h"
 #include "common/banned.h"
@@ -71,14 +70,16 @@ int main(int argc, char **argv)
         }
         level = sw_log_level_parse(cfg.log_level);
         sw_log_init(1, level < 0 ? SW_LOG_INFO : (enum sw_log_level)level);
-        /* Library global state is set up here, once, before any thread starts. */
-        curl_global_init(CURL_GLOBAL_DEFAULT);
-        git_libgit2_init();
+        /*
+         * Library global state is set up here, once, before any thread starts,
+         * except for the worker, which defers it to its first job (common/libs.h).
+         */
+        if (strcmp(cmd->name, "worker") != 0)
+                sw_libs_init();
 
         rc = cmd->run(argc - 1, argv + 1, &cfg);
 
-        git_libgit2_shutdown();
-        curl_global_cleanup();
+        sw_libs_shutdown();
         sw_config_release(&cfg);
         return rc;
 }

@@ -44,6 +44,7 @@ struct eng_pool {
         char *scratch_root;
         const struct eng_pipeline_def *pipelines;
         size_t npipelines;
+        void (*before_job)(void);
         int nslots;
         struct pool_slot *slots;
         pthread_t hb_thread;
@@ -134,6 +135,8 @@ static void pool_run_job(struct eng_queue *q, struct pool_slot *s, struct eng_jo
         } else if (!def) {
                 rc = sw_err_set(&err, SW_EINVAL, "no pipeline for job kind '%s'", job->kind);
         } else {
+                if (p->before_job)
+                        p->before_job();
                 env.cfg = p->cfg;
                 env.scratch_root = p->scratch_root;
                 env.log_max_bytes = p->cfg->job_log_max_bytes;
@@ -257,6 +260,7 @@ int eng_pool_start(struct eng_pool **out, const struct eng_pool_options *opts, s
         p->scratch_root = sw_xasprintf("%s/scratch", opts->cfg->data);
         p->pipelines = opts->pipelines;
         p->npipelines = opts->npipelines;
+        p->before_job = opts->before_job;
         p->nslots = opts->workers > 0 ? opts->workers : (int)opts->cfg->workers;
         p->slots = sw_xcalloc((size_t)p->nslots, sizeof(*p->slots));
         pthread_mutex_init(&p->lock, NULL);

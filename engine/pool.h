@@ -31,11 +31,13 @@ struct eng_pool_options {
         const struct eng_pipeline_def *pipelines;
         size_t npipelines;
         const char *name; /* lease owner prefix; NULL: "<host>:<pid>" */
+        /* Called before each job's pipeline runs (may be NULL); idempotent and thread-safe. */
+        void (*before_job)(void);
 };
 
 #define ENG_POOL_OPTIONS_INIT                                                                      \
         {                                                                                          \
-                NULL, NULL, 0, NULL, 0, NULL                                                       \
+                NULL, NULL, 0, NULL, 0, NULL, NULL                                                 \
         }
 
 int eng_pool_start(struct eng_pool **out, const struct eng_pool_options *opts, struct sw_err *err);

@@ -30,11 +30,36 @@
         "lease_expires, idempotency_key, concurrency_key, cancel_requested, error, log_bytes, "    \
         "created_at, updated_at, started_at, finished_at"
 
+/* The columns a claim sets: ?1 owner, ?2 now, ?3 lease_ms. */
+#define CLAIM_SET                                                                                  \
+        "state = 'running', attempt = attempt + 1, lease_owner = ?1, lease_expires = ?2 + ?3, "    \
+        "started_at = coalesce(started_at, ?2), updated_at = ?2"
+
+/*
+ * Up to ?4 runnable jobs, most urgent first: due queued jobs (a keyed one
+ * only when none of its key runs and it is the oldest queued of its key),
+ * then running jobs whose lease expired with attempts left.
+ */
+#define CLAIM_CANDIDATES                                                                           \
+        "SELECT id FROM ("                                                                         \
+        "  SELECT id FROM jobs AS q WHERE state = 'queued' AND run_after <= ?2"                    \
+        "   AND (concurrency_key IS NULL OR ("                                                     \
+        "     NOT EXISTS (SELECT 1 FROM jobs AS r WHERE r.state = 'running'"                       \
+        "                 AND r.concurrency_key = q.concurrency_key)"                              \
+        "     AND q.id = (SELECT min(k.id) FROM jobs AS k WHERE k.state = 'queued'"                \
+        "                 AND k.concurrency_key = q.concurrency_key)))"                            \
+        "   ORDER BY priority DESC, run_after, id LIMIT ?4)"                                       \
+        " UNION ALL SELECT id FROM ("                                                              \
+        "  SELECT id FROM jobs WHERE state = 'running' AND lease_expires <= ?2"                    \
+        "   AND attempt < max_attempts ORDER BY lease_expires LIMIT ?4)"                           \
+        " LIMIT ?4"
+
 enum {
         ST_INSERT,
         ST_FIND_IDEM,
         ST_SUPERSEDE,
         ST_CLAIM,
+        ST_CLAIM_ONE,
         ST_REAP,
         ST_HEARTBEAT,
         ST_COMPLETE,
@@ -54,21 +79,15 @@ static const char *const queue_sql[ST__COUNT] = {
         [ST_SUPERSEDE] = "UPDATE jobs SET state = 'cancelled', finished_at = ?3, updated_at = ?3, "
                          "error = 'superseded by job ' || ?2 "
                          "WHERE state = 'queued' AND concurrency_key = ?1 AND id < ?2",
-        [ST_CLAIM] =
-                "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_owner = ?1, "
-                "lease_expires = ?2 + ?3, started_at = coalesce(started_at, ?2), updated_at = ?2 "
-                "WHERE id IN (SELECT id FROM ("
-                "  SELECT id FROM jobs AS q WHERE state = 'queued' AND run_after <= ?2"
-                "   AND (concurrency_key IS NULL OR ("
-                "     NOT EXISTS (SELECT 1 FROM jobs AS r WHERE r.state = 'running'"
-                "                 AND r.concurrency_key = q.concurrency_key)"
-                "     AND q.id = (SELECT min(k.id) FROM jobs AS k WHERE k.state = 'queued'"
-                "                 AND k.concurrency_key = q.concurrency_key)))"
-                "   ORDER BY priority DESC, run_after, id LIMIT ?4)"
-                " UNION ALL SELECT id FROM ("
-                "  SELECT id FROM jobs WHERE state = 'running' AND lease_expires <= ?2"
-                "   AND attempt < max_attempts ORDER BY lease_expires LIMIT ?4)"
-                " LIMIT ?4) RETURNING " JOB_COLS,
+        [ST_CLAIM] = "UPDATE jobs SET " CLAIM_SET " WHERE id IN (" CLAIM_CANDIDATES
+                     ") RETURNING " JOB_COLS,
+        /*
+         * One job: `id = (scalar)` instead of `id IN (list)`, because SQLite
+         * builds the IN list in an ephemeral table, whose page cache costs a
+         * large allocation (and page faults) on every claim.
+         */
+        [ST_CLAIM_ONE] = "UPDATE jobs SET " CLAIM_SET " WHERE id = (" CLAIM_CANDIDATES
+                         ") RETURNING " JOB_COLS,
         [ST_REAP] = "UPDATE jobs SET state = 'failed', finished_at = ?1, updated_at = ?1, "
                     "lease_owner = NULL, lease_expires = NULL, "
                     "error = 'worker lost ' || attempt || ' times (lease expired); giving up' "
@@ -422,7 +441,7 @@ int eng_queue_claim_batch(struct eng_job **out, size_t max, size_t *n_out, struc
         rc = queue_reap(q, now, err);
         if (rc)
                 return rc;
-        rc = queue_stmt(&st, q, ST_CLAIM, err);
+        rc = queue_stmt(&st, q, max == 1 ? ST_CLAIM_ONE : ST_CLAIM, err);
         if (rc)
                 return rc;
         sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
