@@ -66,7 +66,27 @@ enum sw_config_type {
           "path of a Docker config.json whose `auths` give registry credentials")                  \
         X(insecure_registries, "SLIPWAY_INSECURE_REGISTRIES", SW_CFG_STR,                          \
           "127.0.0.1:*,localhost:*", 0, 0, NULL, false,                                            \
-          "comma-separated registries (host:port, '*' for any port) reached over plain HTTP")
+          "comma-separated registries (host:port, '*' for any port) reached over plain HTTP")      \
+        X(domain, "SLIPWAY_DOMAIN", SW_CFG_STR, "slipway.local", 0, 0, NULL, false,                \
+          "apps without --host get <name>.<namespace>.<domain>")                                   \
+        X(templates, "SLIPWAY_TEMPLATES", SW_CFG_STR, NULL, 0, 0, NULL, false,                     \
+          "directory of Kubernetes templates that replace the built-in ones by file name")         \
+        X(ingress_class, "SLIPWAY_INGRESS_CLASS", SW_CFG_STR, "slipway", 0, 0, NULL, false,        \
+          "ingressClassName of the Ingress objects slipway renders")                               \
+        X(quota_cpu, "SLIPWAY_QUOTA_CPU", SW_CFG_STR, "8", 0, 0, NULL, false,                      \
+          "ResourceQuota of an app namespace: cpu requests and limits in all")                     \
+        X(quota_memory, "SLIPWAY_QUOTA_MEMORY", SW_CFG_STR, "16Gi", 0, 0, NULL, false,             \
+          "ResourceQuota of an app namespace: memory requests and limits in all")                  \
+        X(quota_pods, "SLIPWAY_QUOTA_PODS", SW_CFG_STR, "100", 0, 0, NULL, false,                  \
+          "ResourceQuota of an app namespace: pods")                                               \
+        X(default_cpu, "SLIPWAY_DEFAULT_CPU", SW_CFG_STR, "100m", 0, 0, NULL, false,               \
+          "LimitRange: cpu request of a container that states none")                               \
+        X(default_memory, "SLIPWAY_DEFAULT_MEMORY", SW_CFG_STR, "128Mi", 0, 0, NULL, false,        \
+          "LimitRange: memory request of a container that states none")                            \
+        X(default_cpu_limit, "SLIPWAY_DEFAULT_CPU_LIMIT", SW_CFG_STR, "1", 0, 0, NULL, false,      \
+          "LimitRange: cpu limit of a container that states none")                                 \
+        X(default_memory_limit, "SLIPWAY_DEFAULT_MEMORY_LIMIT", SW_CFG_STR, "512Mi", 0, 0, NULL,   \
+          false, "LimitRange: memory limit of a container that states none")
 
 #define SW__CFG_CTYPE_SW_CFG_STR char *
 #define SW__CFG_CTYPE_SW_CFG_INT int64_t
