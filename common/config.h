@@ -86,7 +86,12 @@ enum sw_config_type {
         X(default_cpu_limit, "SLIPWAY_DEFAULT_CPU_LIMIT", SW_CFG_STR, "1", 0, 0, NULL, false,      \
           "LimitRange: cpu limit of a container that states none")                                 \
         X(default_memory_limit, "SLIPWAY_DEFAULT_MEMORY_LIMIT", SW_CFG_STR, "512Mi", 0, 0, NULL,   \
-          false, "LimitRange: memory limit of a container that states none")
+          false, "LimitRange: memory limit of a container that states none")                       \
+        X(kubeconfig, "SLIPWAY_KUBECONFIG", SW_CFG_STR, NULL, 0, 0, NULL, false,                   \
+          "kubeconfig of the cluster apps are deployed to (default: the included "                 \
+          "orchestrator's, $SLIPWAY_DATA/kubeconfig)")                                             \
+        X(rollout_timeout_ms, "SLIPWAY_ROLLOUT_TIMEOUT_MS", SW_CFG_INT, "300000", 1000, 86400000,  \
+          NULL, false, "how long the deploy step waits for a rollout before it fails")
 
 #define SW__CFG_CTYPE_SW_CFG_STR char *
 #define SW__CFG_CTYPE_SW_CFG_INT int64_t
