@@ -503,3 +503,117 @@ int orch_kube_delete(struct orch_kube *c, const char *path, const char *propagat
         json_decref(body);
         return rc;
 }
+
+/* ---- watch ---- */
+
+struct watch_state {
+        struct sw_buf line;
+        int (*fn)(void *arg, const char *type, const json_t *obj);
+        void *arg;
+        char *rv;
+        int stopped;
+        int failed; /* an ERROR event: its Status in `error` */
+        char error[512];
+        long error_code;
+};
+
+static int watch_line(struct watch_state *w, const char *text, size_t len)
+{
+        json_t *ev = NULL;
+        struct sw_err perr = SW_ERR_INIT;
+        const json_t *obj;
+        const char *type, *rv;
+
+        if (len == 0)
+                return 0;
+        if (sw_json_parse(&ev, text, len, 0, &perr) != 0)
+                return 0; /* not an event; ignore rather than abort the stream */
+        type = sw_json_str(ev, "type", "");
+        obj = json_object_get(ev, "object");
+        if (!strcmp(type, "ERROR")) {
+                w->failed = 1;
+                w->error_code = (long)sw_json_int(obj, "code", 500);
+                snprintf(w->error, sizeof(w->error), "%s", sw_json_str(obj, "message", "error"));
+                json_decref(ev);
+                return 1;
+        }
+        rv = sw_json_str(json_object_get(obj, "metadata"), "resourceVersion", NULL);
+        if (rv) {
+                free(w->rv);
+                w->rv = sw_xstrdup(rv);
+        }
+        if (w->fn(w->arg, type, obj) != 0)
+                w->stopped = 1;
+        json_decref(ev);
+        return w->stopped;
+}
+
+static size_t on_watch_data(char *data, size_t size, size_t n, void *arg)
+{
+        struct watch_state *w = arg;
+        struct sw_err ignored = SW_ERR_INIT;
+        size_t total = size * n;
+
+        for (size_t i = 0; i < total; i++) {
+                if (data[i] != '\n') {
+                        if (sw_buf_putc(&w->line, data[i], &ignored) != 0)
+                                return 0; /* an event over the limit: abort */
+                        continue;
+                }
+                if (watch_line(w, sw_buf_str(&w->line), w->line.len)) {
+                        sw_buf_reset(&w->line);
+                        return 0; /* stop: curl reports a write error, which we expect */
+                }
+                sw_buf_reset(&w->line);
+        }
+        return total;
+}
+
+int orch_kube_watch(char **rv_out, struct orch_kube *c, const char *path, const char *query,
+                    const char *resource_version, int64_t timeout_ms,
+                    int (*fn)(void *arg, const char *type, const json_t *obj), void *arg,
+                    struct sw_err *err)
+{
+        struct watch_state w = {0};
+        struct curl_slist *headers = NULL;
+        char *url;
+        long status = 0;
+        CURLcode cc;
+        int rc = 0;
+
+        url = sw_xasprintf("%s%s?watch=true&allowWatchBookmarks=true&timeoutSeconds=%lld%s%s%s%s",
+                           c->server, path, (long long)(timeout_ms / 1000 + 1),
+                           resource_version ? "&resourceVersion=" : "",
+                           resource_version ? resource_version : "", query ? "&" : "",
+                           query ? query : "");
+        sw_buf_init(&w.line, KUBE_REPLY_MAX);
+        w.fn = fn;
+        w.arg = arg;
+        w.rv = resource_version ? sw_xstrdup(resource_version) : NULL;
+        apply_common(c, &headers);
+        headers = curl_slist_append(headers, "Accept: application/json");
+        curl_easy_setopt(c->curl, CURLOPT_URL, url);
+        curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
+        curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+        curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_watch_data);
+        curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &w);
+        cc = curl_easy_perform(c->curl);
+        curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+        if (w.failed) {
+                rc = status_code_err(w.error_code, w.error, "WATCH", path, err);
+        } else if (status >= 300) {
+                rc = status_code_err(status, sw_buf_str(&w.line), "WATCH", path, err);
+        } else if (cc != CURLE_OK && !w.stopped && cc != CURLE_OPERATION_TIMEDOUT) {
+                rc = sw_err_set(err, SW_EUNAVAIL, "watch %s%s: %s", c->server, path,
+                                curl_easy_strerror(cc));
+        }
+        if (rc == 0 && rv_out) {
+                *rv_out = w.rv;
+                w.rv = NULL;
+        }
+        free(w.rv);
+        sw_buf_release(&w.line);
+        curl_slist_free_all(headers);
+        free(url);
+        return rc;
+}

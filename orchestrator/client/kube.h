@@ -79,4 +79,18 @@ int orch_kube_apply(json_t **out, struct orch_kube *c, const json_t *obj, const 
 int orch_kube_delete(struct orch_kube *c, const char *path, const char *propagation,
                      struct sw_err *err);
 
+/*
+ * Watch a collection: GET path?watch=true&resourceVersion=RV&allowWatchBookmarks=true
+ * (plus `query`, e.g. "labelSelector=..."), calling `fn` for each event
+ * (type "ADDED", "MODIFIED", "DELETED", "BOOKMARK" or "ERROR", and the
+ * object) until `fn` returns non-zero, the server closes the stream, or
+ * timeout_ms passes. *rv_out (may be NULL) gets the last resourceVersion
+ * seen, to resume from. A compacted resourceVersion is SW_ECONFLICT
+ * ("expired"): list again.
+ */
+int orch_kube_watch(char **rv_out, struct orch_kube *c, const char *path, const char *query,
+                    const char *resource_version, int64_t timeout_ms,
+                    int (*fn)(void *arg, const char *type, const json_t *obj), void *arg,
+                    struct sw_err *err);
+
 #endif /* SW_ORCH_CLIENT_KUBE_H */
