@@ -620,7 +620,11 @@ static int apply_entry(struct apply_state *st, struct archive *in, struct archiv
         if (!rel[0])
                 return 0; /* the root itself: its attributes stay the caller's */
         path_split(&dir, &base, rel);
-        if (strstr(dir, STEP_LAYER_WH_PREFIX) == dir || strstr(dir, "/" STEP_LAYER_WH_PREFIX)) {
+        if (strncmp(rel, STEP_LAYER_WH_META, 8) == 0 || strstr(rel, "/" STEP_LAYER_WH_META)) {
+                if (strcmp(base, STEP_LAYER_WH_OPAQUE) != 0 || strstr(dir, STEP_LAYER_WH_META))
+                        goto out; /* aufs bookkeeping (".wh..wh.plnk/..."): ignored */
+        }
+        if (strncmp(dir, STEP_LAYER_WH_PREFIX, 4) == 0 || strstr(dir, "/" STEP_LAYER_WH_PREFIX)) {
                 rc = sw_err_set(st->err, SW_EPERM, "entry '%s' lies inside a whiteout name", name);
                 goto out;
         }
@@ -631,8 +635,6 @@ static int apply_entry(struct apply_state *st, struct archive *in, struct archiv
                                         name);
                 } else if (strcmp(base, STEP_LAYER_WH_OPAQUE) == 0) {
                         rc = apply_opaque(st, dir, name);
-                } else if (strncmp(base, STEP_LAYER_WH_META, 8) == 0) {
-                        rc = 0; /* aufs bookkeeping */
                 } else if (!victim[0] || strcmp(victim, ".") == 0 || strcmp(victim, "..") == 0) {
                         rc = sw_err_set(st->err, SW_EPERM, "invalid whiteout '%s'", name);
                 } else {
