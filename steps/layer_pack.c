@@ -571,7 +571,6 @@ int step_layer_pack(struct step_layer_info *out, const char *src_dir, const char
         struct step_layer_info info;
         char *tmp = NULL;
         int rootfd = -1, rc = 0, level;
-        bool opened = false;
 
         memset(&st, 0, sizeof(st));
         memset(&info, 0, sizeof(info));
@@ -629,12 +628,10 @@ int step_layer_pack(struct step_layer_info *out, const char *src_dir, const char
                                 : step__archive_err(st.a, SW_EIO, err, "open tar writer");
                 goto out;
         }
-        opened = true;
 
         rc = pack_dir(&st, rootfd, "", 0);
         if (rc)
                 goto out;
-        opened = false;
         if (archive_write_close(st.a) != ARCHIVE_OK) {
                 rc = st.sink.rc ? st.sink.rc
                                 : step__archive_err(st.a, SW_EIO, err, "finish tar stream");
@@ -670,9 +667,13 @@ int step_layer_pack(struct step_layer_info *out, const char *src_dir, const char
         if (out)
                 *out = info;
 out:
-        if (opened)
-                archive_write_fail(st.a);
-        archive_write_free(st.a); /* closes a still-open writer too */
+        /*
+         * Freeing a still-open writer closes it, sending the tar trailer to
+         * our callback; on an error path that lands in the temporary file
+         * about to be unlinked. (archive_write_fail() would skip it but
+         * leaks libarchive's block buffer.)
+         */
+        archive_write_free(st.a);
         archive_entry_free(st.e);
         if (st.sink.z_ready)
                 deflateEnd(&st.sink.z);
