@@ -650,6 +650,12 @@ static int apply_entry(struct apply_state *st, struct archive *in, struct archiv
                 if (rc)
                         goto out;
                 archive_entry_copy_hardlink(e, link);
+                /*
+                 * pax lets a hard link carry data, which would be written
+                 * through the link; the target already has its content, and
+                 * a link to a symlink must never be opened for writing.
+                 */
+                archive_entry_set_size(e, 0);
         }
         if ((type == AE_IFCHR || type == AE_IFBLK) && !st->is_root) {
                 st->skipped++; /* only root may create device nodes */
