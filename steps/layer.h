@@ -66,6 +66,7 @@ enum step_layer_compression {
 struct step_layer_pack_options {
         enum step_layer_compression compression;
         int gzip_level;    /* 1..9; 0 means 6 */
+        int threads;       /* compression threads; 0: one per CPU, at most 8 (same bytes) */
         int64_t mtime;     /* seconds since the epoch for every entry (SOURCE_DATE_EPOCH) */
         int64_t uid;       /* owner of every entry, or -1 to keep each file's own */
         int64_t gid;       /* group of every entry, or -1 to keep each file's own */
@@ -76,8 +77,8 @@ struct step_layer_pack_options {
 
 #define STEP_LAYER_PACK_OPTIONS_INIT                                                               \
         {                                                                                          \
-                .compression = STEP_LAYER_GZIP, .gzip_level = 6, .mtime = 0, .uid = -1, .gid = -1, \
-                .changeset = false, .xattrs = false, .max_bytes = 0                                \
+                .compression = STEP_LAYER_GZIP, .gzip_level = 6, .threads = 0, .mtime = 0,         \
+                .uid = -1, .gid = -1, .changeset = false, .xattrs = false, .max_bytes = 0          \
         }
 
 /*

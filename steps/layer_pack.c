@@ -4,9 +4,10 @@
  *
  * libarchive writes the tar (pax_restricted: plain ustar headers, with a pax
  * header only where ustar cannot say it, such as long names) into our write
- * callback. The callback hashes the tar bytes (diff_id), deflates them with
- * zlib into a gzip stream whose header carries no name and a zero mtime, and
- * hashes and writes the compressed bytes (the blob digest). Everything that
+ * callback. The callback hashes the tar bytes (diff_id), hands them to the
+ * block-parallel gzip writer (layer_gzip.c: no name, mtime 0, output
+ * independent of the thread count), and hashes and writes the compressed
+ * bytes it gets back (the blob digest). Everything that
  * varies between two copies of the same tree is normalised before libarchive
  * sees it: traversal order, times, user and group names, atime and ctime.
  */
@@ -23,7 +24,6 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <zlib.h>
 
 #include "common/digest.h"
 #include "common/mem.h"
@@ -32,7 +32,6 @@
 #include "common/banned.h"
 
 #define PACK_READ_BUF (256 * 1024)
-#define PACK_ZBUF (256 * 1024)
 #define PACK_MAX_DEPTH 256
 #define PACK_XATTR_LIST_MAX (64 * 1024)
 #define PACK_XATTR_VALUE_MAX (64 * 1024)
@@ -54,9 +53,7 @@ bool step__layer_xattr_private(const char *name)
 struct pack_sink {
         int fd;
         bool gzip;
-        bool z_ready;
-        z_stream z;
-        unsigned char *zbuf;
+        struct step__gz *gz;
         struct sw_sha256 *tar_hash;
         struct sw_sha256 *blob_hash;
         int64_t tar_size;
@@ -110,26 +107,10 @@ static int sink_write_fd(struct pack_sink *s, const unsigned char *p, size_t len
         return 0;
 }
 
-static int sink_deflate(struct pack_sink *s, const void *data, size_t len, int flush)
+static int sink_emit(void *ctx, const void *data, size_t len, struct sw_err *err)
 {
-        int zrc;
-
-        s->z.next_in = (Bytef *)(uintptr_t)data;
-        s->z.avail_in = (uInt)len;
-        do {
-                s->z.next_out = s->zbuf;
-                s->z.avail_out = PACK_ZBUF;
-                zrc = deflate(&s->z, flush);
-                if (zrc == Z_STREAM_ERROR)
-                        return sw_err_set(s->err, SW_EINTERNAL, "gzip: deflate failed");
-                size_t have = PACK_ZBUF - s->z.avail_out;
-                if (have > 0) {
-                        int rc = sink_write_fd(s, s->zbuf, have);
-                        if (rc)
-                                return rc;
-                }
-        } while (s->z.avail_out == 0 || (flush == Z_FINISH && zrc != Z_STREAM_END));
-        return 0;
+        (void)err; /* the sink carries its own */
+        return sink_write_fd(ctx, data, len);
 }
 
 static int sink_put(struct pack_sink *s, const void *data, size_t len)
@@ -141,8 +122,7 @@ static int sink_put(struct pack_sink *s, const void *data, size_t len)
                                   (long long)s->max_bytes);
         if (!s->gzip)
                 return sink_write_fd(s, data, len);
-        /* deflate() takes uInt lengths; libarchive hands us one block at a time. */
-        return sink_deflate(s, data, len, Z_NO_FLUSH);
+        return step__gz_write(s->gz, data, len, s->err);
 }
 
 static la_ssize_t sink_write_cb(struct archive *a, void *client, const void *buf, size_t len)
@@ -158,7 +138,7 @@ static la_ssize_t sink_write_cb(struct archive *a, void *client, const void *buf
 static int sink_finish(struct pack_sink *s)
 {
         if (s->gzip)
-                return sink_deflate(s, NULL, 0, Z_FINISH);
+                return step__gz_finish(s->gz, s->err);
         return 0;
 }
 
@@ -570,7 +550,7 @@ int step_layer_pack(struct step_layer_info *out, const char *src_dir, const char
         struct pack_state st;
         struct step_layer_info info;
         char *tmp = NULL;
-        int rootfd = -1, rc = 0, level;
+        int rootfd = -1, rc = 0, level, threads;
 
         memset(&st, 0, sizeof(st));
         memset(&info, 0, sizeof(info));
@@ -603,14 +583,14 @@ int step_layer_pack(struct step_layer_info *out, const char *src_dir, const char
         }
         st.sink.gzip = st.o->compression == STEP_LAYER_GZIP;
         if (st.sink.gzip) {
-                /* windowBits 15 + 16: a gzip wrapper whose header has mtime 0 and no name. */
-                if (deflateInit2(&st.sink.z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
-                    Z_OK) {
-                        rc = sw_err_set(err, SW_EINTERNAL, "gzip: deflateInit2 failed");
-                        goto out;
+                threads = st.o->threads;
+                if (threads <= 0) {
+                        long n = sysconf(_SC_NPROCESSORS_ONLN);
+                        threads = n < 1 ? 1 : n > 8 ? 8 : (int)n;
                 }
-                st.sink.z_ready = true;
-                st.sink.zbuf = sw_xmalloc(PACK_ZBUF);
+                rc = step__gz_new(&st.sink.gz, level, threads, sink_emit, &st.sink, err);
+                if (rc)
+                        goto out;
         }
         st.sink.tar_hash = sw_sha256_new();
         st.sink.blob_hash = sw_sha256_new();
@@ -675,9 +655,7 @@ out:
          */
         archive_write_free(st.a);
         archive_entry_free(st.e);
-        if (st.sink.z_ready)
-                deflateEnd(&st.sink.z);
-        free(st.sink.zbuf);
+        step__gz_free(st.sink.gz);
         sw_sha256_free(st.sink.tar_hash);
         sw_sha256_free(st.sink.blob_hash);
         free(st.buf);

@@ -453,6 +453,55 @@ static void test_pack_errors(void)
         free(big);
 }
 
+/* Multi-chunk layers: same bytes whatever the thread count, and a valid gzip stream. */
+static void test_parallel_gzip(void)
+{
+        const char *tmp = t_tmpdir();
+        char *src = path_in(tmp, "par-src"), *l1 = path_in(tmp, "par1.tgz");
+        char *l4 = path_in(tmp, "par4.tgz"), *dst = path_in(tmp, "par-dst");
+        char *sum = path_in(tmp, "par.sum"), *why, *out;
+        struct step_layer_pack_options o = STEP_LAYER_PACK_OPTIONS_INIT;
+        struct step_layer_info i1, i4;
+        struct sw_err err = SW_ERR_INIT;
+        char *buf = sw_xmalloc((3 << 20) + 1);
+        unsigned x = 12345;
+
+        t_mkdirs(src, 0755);
+        for (int f = 0; f < 3; f++) {
+                char *p = sw_xasprintf("%s/f%d", src, f);
+                size_t n = (size_t)(1 << 20) * (size_t)(f + 1) + 777;
+                for (size_t i = 0; i < n; i++) {
+                        x = x * 1103515245u + 12345u;
+                        buf[i] = (char)(f == 1 ? ((x >> 16) | 1) : 'a' + (x >> 16) % 4);
+                }
+                buf[n] = '\0';
+                t_write(p, buf, 0644);
+                free(p);
+        }
+        o.threads = 1;
+        pack_ok(&i1, src, l1, &o);
+        o.threads = 4;
+        pack_ok(&i4, src, l4, &o);
+        CHECK_STR(i1.digest, i4.digest);
+        CHECK_STR(i1.diff_id, i4.diff_id);
+        CHECK(i1.tar_size > 6 * (1 << 20));
+        CHECK_INT(t_sh("gzip -t '%s'", l4), 0);
+        CHECK_INT(t_sh("gzip -dc '%s' | sha256sum > '%s'", l4, sum), 0);
+        out = t_slurp(sum);
+        CHECK(out && strncmp(out, i4.diff_id + 7, 64) == 0);
+        free(out);
+        CHECK_OK(step_layer_unpack(NULL, l4, dst, NULL, &err), &err);
+        why = t_tree_diff(src, dst, 0);
+        CHECK(why == NULL);
+        free(why);
+        free(buf);
+        free(src);
+        free(l1);
+        free(l4);
+        free(dst);
+        free(sum);
+}
+
 int main(void)
 {
         T_RUN(test_reproducible);
@@ -462,5 +511,6 @@ int main(void)
         T_RUN(test_changeset_mapping);
         T_RUN(test_xattrs);
         T_RUN(test_pack_errors);
+        T_RUN(test_parallel_gzip);
         return t_done();
 }
