@@ -463,7 +463,7 @@ static void test_parallel_gzip(void)
         struct step_layer_pack_options o = STEP_LAYER_PACK_OPTIONS_INIT;
         struct step_layer_info i1, i4;
         struct sw_err err = SW_ERR_INIT;
-        char *buf = sw_xmalloc((3 << 20) + 1);
+        char *buf = sw_xmalloc((3 << 20) + 1024);
         unsigned x = 12345;
 
         t_mkdirs(src, 0755);
