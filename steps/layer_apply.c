@@ -983,18 +983,24 @@ int step_layer_unpack(struct step_layer_info *out, const char *layer_path, const
 {
         static const struct step_layer_unpack_options defaults = STEP_LAYER_UNPACK_OPTIONS_INIT;
         const struct step_layer_unpack_options *o = opts ? opts : &defaults;
-        char *parent = NULL, *prefix = NULL, *tmp = NULL;
+        char *parent = NULL, *prefix = NULL, *tmp = NULL, *target = NULL;
         const char *slash;
         struct sw_err ignore = SW_ERR_INIT;
         int fd = -1, rc;
 
         rc = check_options(o, err);
-        if (rc == 0)
-                rc = target_free(target_dir, err);
+        if (rc)
+                return rc;
+        /* "dir/" and "dir" are the same target; the temporary goes beside it. */
+        target = sw_xstrdup(target_dir);
+        for (size_t len = strlen(target); len > 1 && target[len - 1] == '/'; len--)
+                target[len - 1] = '\0';
+        target_dir = target;
+        rc = target_free(target_dir, err);
         if (rc == 0)
                 rc = open_blob(&fd, layer_path, err);
         if (rc)
-                return rc;
+                goto out;
         slash = strrchr(target_dir, '/');
         if (slash) {
                 parent = slash == target_dir
@@ -1035,6 +1041,7 @@ out:
                 close(fd);
         free(parent);
         free(prefix);
+        free(target);
         return rc;
 }
 

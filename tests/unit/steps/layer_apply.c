@@ -587,6 +587,42 @@ out:
         free(layer);
 }
 
+/* The debugging CLI: apply with --fresh and --digest, usage errors, help. */
+static void test_cli(void)
+{
+        char *dir = fresh_dir("cli"), *layer = path_in(dir, "l.tgz"), *msg = path_in(dir, "msg");
+        const struct t_tar_entry e[] = {{"hello", 'f', "world", 0}};
+        char digest[SW_DIGEST_STR_LEN];
+        struct sw_err err = SW_ERR_INIT;
+        char *out;
+
+        t_tar_write(layer, e, N(e), T_TAR_GZIP);
+        CHECK_OK(sw_sha256_file(digest, NULL, layer, &err), &err);
+        CHECK_INT(t_sh("\"$SW_TEST_SLIPWAY\" layer apply --fresh --digest "
+                       "sha256:1111111111111111111111111111111111111111111111111111111111111111 "
+                       "'%s' '%s/t1/' 2> '%s'",
+                       layer, dir, msg),
+                  1);
+        out = t_slurp(msg);
+        CHECK(out && strstr(out, "digest mismatch"));
+        free(out);
+        CHECK(!exists_in(dir, "t1"));
+        CHECK_INT(t_sh("\"$SW_TEST_SLIPWAY\" layer apply --fresh --digest %s '%s' '%s/t1/' > '%s'",
+                       digest, layer, dir, msg),
+                  0);
+        out = t_slurp(msg);
+        CHECK(out && strstr(out, digest));
+        free(out);
+        CHECK(content_is(dir, "t1/hello", "world"));
+        CHECK_INT(t_sh("\"$SW_TEST_SLIPWAY\" layer frob 2>/dev/null"), 2);
+        CHECK_INT(t_sh("\"$SW_TEST_SLIPWAY\" layer pack onlyone 2>/dev/null"), 2);
+        CHECK_INT(t_sh("\"$SW_TEST_SLIPWAY\" layer --help | grep -q 'layer apply'"), 0);
+        CHECK_INT(t_sh("\"$SW_TEST_SLIPWAY\" --help | grep -q '^  layer '"), 0);
+        free(dir);
+        free(layer);
+        free(msg);
+}
+
 int main(void)
 {
         T_RUN(test_whiteouts_three_layers);
@@ -598,5 +634,6 @@ int main(void)
         T_RUN(test_corrupt_input);
         T_RUN(test_overlay_mode);
         T_RUN(test_unprivileged);
+        T_RUN(test_cli);
         return t_done();
 }
