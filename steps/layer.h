@@ -46,6 +46,7 @@ struct sw_config;
 
 #define STEP_LAYER_MEDIA_TAR "application/vnd.oci.image.layer.v1.tar"
 #define STEP_LAYER_MEDIA_TAR_GZIP "application/vnd.oci.image.layer.v1.tar+gzip"
+#define STEP_LAYER_MEDIA_TAR_ZSTD "application/vnd.oci.image.layer.v1.tar+zstd"
 
 /* What a packed or unpacked layer is. */
 struct step_layer_info {
@@ -61,6 +62,7 @@ struct step_layer_info {
 enum step_layer_compression {
         STEP_LAYER_GZIP = 0, /* the default */
         STEP_LAYER_UNCOMPRESSED,
+        STEP_LAYER_ZSTD, /* zstd level 3, one thread (libarchive's built-in libzstd) */
 };
 
 struct step_layer_pack_options {

@@ -850,9 +850,17 @@ static int apply_run(struct apply_job *job)
         job->info.tar_size = mid.size;
         job->info.entries = st.entries;
         job->info.skipped = st.skipped;
-        job->info.media_type = strcmp(job->info.digest, job->info.diff_id) == 0
-                                       ? STEP_LAYER_MEDIA_TAR
-                                       : STEP_LAYER_MEDIA_TAR_GZIP;
+        switch (archive_filter_code(outer, 0)) {
+        case ARCHIVE_FILTER_GZIP:
+                job->info.media_type = STEP_LAYER_MEDIA_TAR_GZIP;
+                break;
+        case ARCHIVE_FILTER_ZSTD:
+                job->info.media_type = STEP_LAYER_MEDIA_TAR_ZSTD;
+                break;
+        default:
+                job->info.media_type = STEP_LAYER_MEDIA_TAR;
+                break;
+        }
         if (o->expected_digest && strcmp(o->expected_digest, job->info.digest) != 0) {
                 rc = sw_err_set(err, SW_ECORRUPT, "layer digest mismatch: expected %s, got %s",
                                 o->expected_digest, job->info.digest);

@@ -24,6 +24,7 @@ static const char layer_usage[] =
         "  --mtime SECONDS   timestamp of every entry (SOURCE_DATE_EPOCH; default 0)\n"
         "  --level N         gzip level 1..9 (default 6)\n"
         "  --uncompressed    write a plain tar\n"
+        "  --zstd            compress with zstd (level 3) instead of gzip\n"
         "  --changeset       DIR is an overlayfs upper dir: whiteouts become .wh. entries\n"
         "  --uid N, --gid N  owner and group of every entry (default: as on disk)\n"
         "  --xattrs          store extended attributes\n"
@@ -84,6 +85,8 @@ static int cmd_pack(int argc, char **argv)
                                 return sw_cli_usage_error("layer", "bad --gid '%s'", argv[i]);
                 } else if (strcmp(a, "--uncompressed") == 0) {
                         o.compression = STEP_LAYER_UNCOMPRESSED;
+                } else if (strcmp(a, "--zstd") == 0) {
+                        o.compression = STEP_LAYER_ZSTD;
                 } else if (strcmp(a, "--changeset") == 0) {
                         o.changeset = true;
                 } else if (strcmp(a, "--xattrs") == 0) {

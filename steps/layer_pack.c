@@ -54,6 +54,7 @@ struct pack_sink {
         int fd;
         bool gzip;
         struct step__gz *gz;
+        struct archive *zstd; /* a raw-format libarchive writer with the zstd filter */
         struct sw_sha256 *tar_hash;
         struct sw_sha256 *blob_hash;
         int64_t tar_size;
@@ -120,6 +121,11 @@ static int sink_put(struct pack_sink *s, const void *data, size_t len)
         if (s->max_bytes > 0 && s->tar_size > s->max_bytes)
                 return sw_err_set(s->err, SW_ETOOBIG, "layer is larger than %lld bytes",
                                   (long long)s->max_bytes);
+        if (s->zstd) {
+                if (archive_write_data(s->zstd, data, len) != (la_ssize_t)len)
+                        return s->rc ? s->rc : step__archive_err(s->zstd, SW_EIO, s->err, "zstd");
+                return 0;
+        }
         if (!s->gzip)
                 return sink_write_fd(s, data, len);
         return step__gz_write(s->gz, data, len, s->err);
@@ -135,8 +141,49 @@ static la_ssize_t sink_write_cb(struct archive *a, void *client, const void *buf
         return s->rc ? -1 : (la_ssize_t)len;
 }
 
+/* The zstd writer's output side: compressed bytes to the blob. */
+static la_ssize_t zstd_write_cb(struct archive *a, void *client, const void *buf, size_t len)
+{
+        struct pack_sink *s = client;
+
+        (void)a;
+        if (s->rc == 0)
+                s->rc = sink_write_fd(s, buf, len);
+        return s->rc ? -1 : (la_ssize_t)len;
+}
+
+static int sink_zstd_open(struct pack_sink *s)
+{
+        struct archive_entry *e = NULL;
+        int rc = 0;
+
+        s->zstd = archive_write_new();
+        /* ARCHIVE_WARN would mean an external zstd program: not wanted. */
+        if (archive_write_set_format_raw(s->zstd) != ARCHIVE_OK ||
+            archive_write_add_filter_zstd(s->zstd) != ARCHIVE_OK ||
+            archive_write_set_filter_option(s->zstd, "zstd", "compression-level", "3") !=
+                    ARCHIVE_OK ||
+            archive_write_set_bytes_in_last_block(s->zstd, 1) != ARCHIVE_OK)
+                return step__archive_err(s->zstd, SW_EINTERNAL, s->err, "set up zstd writer");
+        if (archive_write_open(s->zstd, s, NULL, zstd_write_cb, NULL) != ARCHIVE_OK)
+                return s->rc ? s->rc : step__archive_err(s->zstd, SW_EIO, s->err, "open zstd");
+        e = archive_entry_new();
+        archive_entry_set_filetype(e, AE_IFREG);
+        archive_entry_copy_pathname(e, "layer.tar");
+        if (archive_write_header(s->zstd, e) != ARCHIVE_OK)
+                rc = step__archive_err(s->zstd, SW_EIO, s->err, "start zstd stream");
+        archive_entry_free(e);
+        return rc;
+}
+
 static int sink_finish(struct pack_sink *s)
 {
+        if (s->zstd) {
+                if (archive_write_close(s->zstd) != ARCHIVE_OK)
+                        return s->rc ? s->rc
+                                     : step__archive_err(s->zstd, SW_EIO, s->err, "finish zstd");
+                return s->rc;
+        }
         if (s->gzip)
                 return step__gz_finish(s->gz, s->err);
         return 0;
@@ -592,6 +639,11 @@ int step_layer_pack(struct step_layer_info *out, const char *src_dir, const char
                 if (rc)
                         goto out;
         }
+        if (st.o->compression == STEP_LAYER_ZSTD) {
+                rc = sink_zstd_open(&st.sink);
+                if (rc)
+                        goto out;
+        }
         st.sink.tar_hash = sw_sha256_new();
         st.sink.blob_hash = sw_sha256_new();
         st.buf = sw_xmalloc(PACK_READ_BUF);
@@ -643,7 +695,9 @@ int step_layer_pack(struct step_layer_info *out, const char *src_dir, const char
         info.tar_size = st.sink.tar_size;
         info.entries = st.entries;
         info.skipped = st.skipped;
-        info.media_type = st.sink.gzip ? STEP_LAYER_MEDIA_TAR_GZIP : STEP_LAYER_MEDIA_TAR;
+        info.media_type = st.sink.gzip   ? STEP_LAYER_MEDIA_TAR_GZIP
+                          : st.sink.zstd ? STEP_LAYER_MEDIA_TAR_ZSTD
+                                         : STEP_LAYER_MEDIA_TAR;
         if (out)
                 *out = info;
 out:
@@ -656,6 +710,8 @@ out:
         archive_write_free(st.a);
         archive_entry_free(st.e);
         step__gz_free(st.sink.gz);
+        if (st.sink.zstd)
+                archive_write_free(st.sink.zstd);
         sw_sha256_free(st.sink.tar_hash);
         sw_sha256_free(st.sink.blob_hash);
         free(st.buf);
