@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,15 +70,33 @@ struct apply_src {
         int rc;
 };
 
-/* The tar side: bytes from the outer reader, diff_id and the size cap. */
-struct apply_mid {
+/*
+ * The tar side, decompressed on a thread of its own: the producer reads the
+ * outer reader into a ring of buffers, hashing them (diff_id) and enforcing
+ * the size cap, while the extraction thread consumes them through the inner
+ * reader's callback. At the end of the tar stream the producer also reads the
+ * rest of the blob, so that both digests cover every byte.
+ */
+#define PIPE_BUFS 4
+
+struct apply_pipe {
         struct archive *outer;
-        unsigned char *buf;
+        struct apply_src *src;
+        pthread_mutex_t mu;
+        pthread_cond_t cv;
+        unsigned char *buf[PIPE_BUFS];
+        size_t len[PIPE_BUFS];
+        uint64_t filled;   /* buffers handed over by the producer */
+        uint64_t released; /* buffers given back by the consumer */
+        bool held;         /* the consumer holds buf[released % PIPE_BUFS] */
+        bool eof;          /* the producer reached the end of tar and blob */
+        bool stop;         /* the consumer gave up */
+        /* written by the producer only, read after it signalled eof or rc */
+        int rc;
+        struct sw_err err;
         struct sw_sha256 *hash;
         int64_t size;
         int64_t max_bytes;
-        struct sw_err *err;
-        int rc;
 };
 
 struct apply_job {
@@ -706,29 +725,98 @@ static la_ssize_t src_read_cb(struct archive *a, void *client, const void **buf)
         return n;
 }
 
-static la_ssize_t mid_read_cb(struct archive *a, void *client, const void **buf)
+/* Producer: decompress, hash, hand over; then drain the blob. */
+static void *pipe_producer(void *arg)
 {
-        struct apply_mid *m = client;
+        struct apply_pipe *p = arg;
+        const void *ignored;
         la_ssize_t n;
+        int rc = 0;
+
+        for (;;) {
+                unsigned char *buf;
+                pthread_mutex_lock(&p->mu);
+                while (p->filled - p->released >= PIPE_BUFS && !p->stop)
+                        pthread_cond_wait(&p->cv, &p->mu);
+                bool stop = p->stop;
+                buf = p->buf[p->filled % PIPE_BUFS];
+                pthread_mutex_unlock(&p->mu);
+                if (stop)
+                        return NULL;
+                n = archive_read_data(p->outer, buf, APPLY_READ_BUF);
+                if (n < 0) {
+                        rc = p->src->rc ? p->src->rc
+                                        : step__archive_err(p->outer, SW_ECORRUPT, &p->err,
+                                                            "decompress layer");
+                        break;
+                }
+                if (n == 0) {
+                        /* Whatever follows the compressed stream is part of the blob too. */
+                        while ((n = src_read_cb(NULL, p->src, &ignored)) > 0)
+                                ;
+                        rc = n < 0 ? p->src->rc : 0;
+                        break;
+                }
+                sw_sha256_update(p->hash, buf, (size_t)n);
+                p->size += n;
+                if (p->size > p->max_bytes) {
+                        rc = sw_err_set(&p->err, SW_ETOOBIG,
+                                        "layer is larger than %lld bytes uncompressed",
+                                        (long long)p->max_bytes);
+                        break;
+                }
+                pthread_mutex_lock(&p->mu);
+                p->len[p->filled % PIPE_BUFS] = (size_t)n;
+                p->filled++;
+                pthread_cond_broadcast(&p->cv);
+                pthread_mutex_unlock(&p->mu);
+        }
+        pthread_mutex_lock(&p->mu);
+        p->rc = rc;
+        p->eof = rc == 0;
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        return NULL;
+}
+
+/* Consumer: the inner (tar) reader's callback. A buffer stays valid until the next call. */
+static la_ssize_t pipe_read_cb(struct archive *a, void *client, const void **buf)
+{
+        struct apply_pipe *p = client;
+        la_ssize_t n = -1;
 
         (void)a;
-        if (m->rc)
-                return -1;
-        n = archive_read_data(m->outer, m->buf, APPLY_READ_BUF);
-        if (n < 0) {
-                m->rc = step__archive_err(m->outer, SW_ECORRUPT, m->err, "decompress layer");
-                return -1;
+        pthread_mutex_lock(&p->mu);
+        if (p->held) {
+                p->released++;
+                p->held = false;
+                pthread_cond_broadcast(&p->cv);
         }
-        sw_sha256_update(m->hash, m->buf, (size_t)n);
-        m->size += n;
-        if (m->size > m->max_bytes) {
-                m->rc = sw_err_set(m->err, SW_ETOOBIG,
-                                   "layer is larger than %lld bytes uncompressed",
-                                   (long long)m->max_bytes);
-                return -1;
+        while (p->filled == p->released && !p->eof && !p->rc)
+                pthread_cond_wait(&p->cv, &p->mu);
+        if (p->filled > p->released) {
+                size_t i = p->released % PIPE_BUFS;
+                *buf = p->buf[i];
+                n = (la_ssize_t)p->len[i];
+                p->held = true;
+        } else if (p->eof) {
+                n = 0;
         }
-        *buf = m->buf;
+        pthread_mutex_unlock(&p->mu);
         return n;
+}
+
+/* The producer's error, moved to `err`, or libarchive's message for `a`. */
+static int pipe_err(struct apply_pipe *p, struct archive *a, struct sw_err *err, const char *what)
+{
+        int rc;
+
+        pthread_mutex_lock(&p->mu);
+        rc = p->rc;
+        pthread_mutex_unlock(&p->mu);
+        if (rc)
+                return sw_err_set(err, rc, "%s", p->err.msg);
+        return step__archive_err(a, SW_ECORRUPT, err, what);
 }
 
 /* The whole extraction; runs with the current directory at the root. */
@@ -738,7 +826,9 @@ static int apply_run(struct apply_job *job)
         struct sw_err *err = &job->err;
         struct apply_state st;
         struct apply_src src;
-        struct apply_mid mid;
+        struct apply_pipe pipe;
+        pthread_t producer;
+        bool producing = false;
         struct archive *outer = NULL, *in = NULL;
         struct archive_entry *oe, *e;
         const void *drained;
@@ -747,20 +837,23 @@ static int apply_run(struct apply_job *job)
 
         memset(&st, 0, sizeof(st));
         memset(&src, 0, sizeof(src));
-        memset(&mid, 0, sizeof(mid));
+        memset(&pipe, 0, sizeof(pipe));
         st.job = job;
         st.o = o;
         st.err = err;
         st.rootfd = -1;
         st.is_root = geteuid() == 0;
         src.fd = job->blob_fd;
-        src.err = err;
+        src.err = &pipe.err; /* read on the producer thread once it runs */
         src.buf = sw_xmalloc(APPLY_READ_BUF);
         src.hash = sw_sha256_new();
-        mid.err = err;
-        mid.buf = sw_xmalloc(APPLY_READ_BUF);
-        mid.hash = sw_sha256_new();
-        mid.max_bytes = o->max_bytes > 0 ? o->max_bytes : APPLY_DEFAULT_MAX_BYTES;
+        pthread_mutex_init(&pipe.mu, NULL);
+        pthread_cond_init(&pipe.cv, NULL);
+        for (int i = 0; i < PIPE_BUFS; i++)
+                pipe.buf[i] = sw_xmalloc(APPLY_READ_BUF);
+        pipe.src = &src;
+        pipe.hash = sw_sha256_new();
+        pipe.max_bytes = o->max_bytes > 0 ? o->max_bytes : APPLY_DEFAULT_MAX_BYTES;
 
         st.rootfd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (st.rootfd < 0) {
@@ -772,24 +865,25 @@ static int apply_run(struct apply_job *job)
         archive_read_support_filter_gzip(outer);
         archive_read_support_filter_zstd(outer);
         archive_read_support_format_raw(outer);
-        if (archive_read_open(outer, &src, NULL, src_read_cb, NULL) != ARCHIVE_OK) {
-                rc = src.rc ? src.rc
+        if (archive_read_open(outer, &src, NULL, src_read_cb, NULL) != ARCHIVE_OK ||
+            archive_read_next_header(outer, &oe) != ARCHIVE_OK) {
+                /* The producer does not run yet: src is this thread's. */
+                rc = src.rc ? sw_err_set(err, src.rc, "%s", pipe.err.msg)
                             : step__archive_err(outer, SW_ECORRUPT, err, "read layer blob");
                 goto out;
         }
-        if (archive_read_next_header(outer, &oe) != ARCHIVE_OK) {
-                rc = src.rc ? src.rc
-                            : step__archive_err(outer, SW_ECORRUPT, err, "read layer blob");
+        pipe.outer = outer;
+        r = pthread_create(&producer, NULL, pipe_producer, &pipe);
+        if (r != 0) {
+                rc = sw_err_errno(err, SW_EIO, r, "start decompression thread");
                 goto out;
         }
-        mid.outer = outer;
+        producing = true;
 
         in = archive_read_new();
         archive_read_support_format_tar(in);
-        if (archive_read_open(in, &mid, NULL, mid_read_cb, NULL) != ARCHIVE_OK) {
-                rc = src.rc   ? src.rc
-                     : mid.rc ? mid.rc
-                              : step__archive_err(in, SW_ECORRUPT, err, "layer is not a tar");
+        if (archive_read_open(in, &pipe, NULL, pipe_read_cb, NULL) != ARCHIVE_OK) {
+                rc = pipe_err(&pipe, in, err, "layer is not a tar");
                 goto out;
         }
 
@@ -808,9 +902,7 @@ static int apply_run(struct apply_job *job)
                 if (r == ARCHIVE_EOF)
                         break;
                 if (r < ARCHIVE_WARN) {
-                        rc = src.rc   ? src.rc
-                             : mid.rc ? mid.rc
-                                      : step__archive_err(in, SW_ECORRUPT, err, "read layer tar");
+                        rc = pipe_err(&pipe, in, err, "read layer tar");
                         goto out;
                 }
                 if (++st.entries > max_entries) {
@@ -820,9 +912,7 @@ static int apply_run(struct apply_job *job)
                 }
                 rc = apply_entry(&st, in, e);
                 if (rc == SW_ECORRUPT && !err->code)
-                        rc = src.rc   ? src.rc
-                             : mid.rc ? mid.rc
-                                      : step__archive_err(in, SW_ECORRUPT, err, "read layer tar");
+                        rc = pipe_err(&pipe, in, err, "read layer tar");
                 if (rc)
                         goto out;
         }
@@ -832,22 +922,18 @@ static int apply_run(struct apply_job *job)
                 goto out;
         }
         /* The rest of the tar stream (padding) and of the blob count in the digests. */
-        while ((r = (int)mid_read_cb(NULL, &mid, &drained)) > 0)
+        while ((r = (int)pipe_read_cb(NULL, &pipe, &drained)) > 0)
                 ;
+        pthread_join(producer, NULL);
+        producing = false;
         if (r < 0) {
-                rc = mid.rc;
-                goto out;
-        }
-        while ((r = (int)src_read_cb(NULL, &src, &drained)) > 0)
-                ;
-        if (r < 0) {
-                rc = src.rc;
+                rc = pipe_err(&pipe, in, err, "read layer tar");
                 goto out;
         }
         sw_sha256_final(src.hash, job->info.digest);
-        sw_sha256_final(mid.hash, job->info.diff_id);
+        sw_sha256_final(pipe.hash, job->info.diff_id);
         job->info.size = src.size;
-        job->info.tar_size = mid.size;
+        job->info.tar_size = pipe.size;
         job->info.entries = st.entries;
         job->info.skipped = st.skipped;
         switch (archive_filter_code(outer, 0)) {
@@ -872,6 +958,13 @@ static int apply_run(struct apply_job *job)
                 goto out;
         }
 out:
+        if (producing) {
+                pthread_mutex_lock(&pipe.mu);
+                pipe.stop = true;
+                pthread_cond_broadcast(&pipe.cv);
+                pthread_mutex_unlock(&pipe.mu);
+                pthread_join(producer, NULL);
+        }
         if (st.disk)
                 archive_write_free(st.disk);
         if (in)
@@ -882,9 +975,12 @@ out:
                 close(st.rootfd);
         seen_release(&st.seen);
         sw_sha256_free(src.hash);
-        sw_sha256_free(mid.hash);
+        sw_sha256_free(pipe.hash);
         free(src.buf);
-        free(mid.buf);
+        for (int i = 0; i < PIPE_BUFS; i++)
+                free(pipe.buf[i]);
+        pthread_mutex_destroy(&pipe.mu);
+        pthread_cond_destroy(&pipe.cv);
         return rc;
 }
 
