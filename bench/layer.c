@@ -2,8 +2,9 @@
  * layer.c - layer pack/unpack throughput, side by side with GNU tar + gzip.
  *
  * Generates a tree (many small text-like files plus a few large, less
- * compressible ones), then times in the same run: step_layer_pack (gzip and
- * uncompressed), `tar -czf`, step_layer_unpack, `tar -xzf`. Throughput is the
+ * compressible ones), then times in the same run: step_layer_pack (gzip on
+ * all cores and on one, zstd, uncompressed), `tar -czf`, step_layer_unpack,
+ * `tar -xzf`. Throughput is the
  * tree's file bytes per second. Prints `name: value unit` lines.
  */
 #include <stdint.h>
@@ -107,6 +108,7 @@ int main(void)
         }
         char *src = sw_xasprintf("%s/src", base), *gz = sw_xasprintf("%s/l.tgz", base);
         char *raw = sw_xasprintf("%s/l.tar", base), *tgz = sw_xasprintf("%s/gnu.tgz", base);
+        char *zst = sw_xasprintf("%s/l.tar.zst", base);
         char *out = sw_xasprintf("%s/out", base), *gout = sw_xasprintf("%s/gnu-out", base);
 
         bytes = make_tree(src, mib);
@@ -120,6 +122,21 @@ int main(void)
                 goto fail;
         report("layer_pack_gzip6", bytes, now_s() - t0);
         printf("layer_pack_gzip6_ratio: %.2f x\n", (double)info.tar_size / (double)info.size);
+
+        o.threads = 1;
+        t0 = now_s();
+        if (step_layer_pack(&info, src, gz, &o, &err) != 0)
+                goto fail;
+        report("layer_pack_gzip6_1thread", bytes, now_s() - t0);
+        o.threads = 0;
+
+        o.compression = STEP_LAYER_ZSTD;
+        t0 = now_s();
+        if (step_layer_pack(&info, src, zst, &o, &err) != 0)
+                goto fail;
+        report("layer_pack_zstd3", bytes, now_s() - t0);
+        printf("layer_pack_zstd3_ratio: %.2f x\n", (double)info.tar_size / (double)info.size);
+        o.compression = STEP_LAYER_GZIP;
 
         o.gzip_level = 1;
         t0 = now_s();
@@ -161,6 +178,13 @@ int main(void)
         if (step_layer_unpack(NULL, raw, out, NULL, &err) != 0)
                 goto fail;
         report("layer_unpack_uncompressed", bytes, now_s() - t0);
+
+        if (sw_rm_rf(out, &err) != 0)
+                goto fail;
+        t0 = now_s();
+        if (step_layer_unpack(NULL, zst, out, NULL, &err) != 0)
+                goto fail;
+        report("layer_unpack_zstd", bytes, now_s() - t0);
         rc = 0;
         goto out;
 fail:
@@ -173,6 +197,7 @@ out:
         free(gz);
         free(raw);
         free(tgz);
+        free(zst);
         free(out);
         free(gout);
         return rc;
