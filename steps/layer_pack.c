@@ -590,6 +590,31 @@ out:
         return rc;
 }
 
+/*
+ * The blob must not land inside the tree it is made from: the half-written
+ * temporary file would be packed into itself.
+ */
+static int check_out_path(const char *src_dir, const char *out_path, struct sw_err *err)
+{
+        const char *slash = strrchr(out_path, '/');
+        char *dir = slash ? (slash == out_path ? sw_xstrdup("/")
+                                               : sw_xstrndup(out_path, (size_t)(slash - out_path)))
+                          : sw_xstrdup(".");
+        char *rdir = realpath(dir, NULL), *rsrc = realpath(src_dir, NULL);
+        size_t n = rsrc ? strlen(rsrc) : 0;
+        int rc = 0;
+
+        if (rdir && rsrc &&
+            (strcmp(rdir, rsrc) == 0 ||
+             (strncmp(rdir, rsrc, n) == 0 && (rdir[n] == '/' || strcmp(rsrc, "/") == 0))))
+                rc = sw_err_set(err, SW_EINVAL, "layer output '%s' lies inside the source '%s'",
+                                out_path, src_dir);
+        free(rdir);
+        free(rsrc);
+        free(dir);
+        return rc;
+}
+
 int step_layer_pack(struct step_layer_info *out, const char *src_dir, const char *out_path,
                     const struct step_layer_pack_options *opts, struct sw_err *err)
 {
@@ -615,6 +640,9 @@ int step_layer_pack(struct step_layer_info *out, const char *src_dir, const char
         if (rootfd < 0)
                 return sw_err_errno(err, sw_err_from_errno(errno), errno, "open layer source '%s'",
                                     src_dir);
+        rc = check_out_path(src_dir, out_path, err);
+        if (rc)
+                goto out;
 
         tmp = sw_xasprintf("%s.tmp-XXXXXX", out_path);
         st.sink.fd = mkostemp(tmp, O_CLOEXEC);

@@ -463,6 +463,14 @@ static void test_pack_errors(void)
         CHECK(!dir_has_temp(outdir));
         sw_err_clear(&err);
 
+        /* the output inside the tree it packs */
+        char *inside = path_in(src, "self.tgz");
+        CHECK_INT(step_layer_pack(NULL, src, inside, NULL, &err), SW_EINVAL);
+        CHECK(strstr(err.msg, "inside the source") != NULL);
+        CHECK(!t_exists(inside));
+        free(inside);
+        sw_err_clear(&err);
+
         o.max_bytes = 0;
         o.gzip_level = 12;
         CHECK_INT(step_layer_pack(NULL, src, layer, &o, &err), SW_EINVAL);
