@@ -337,6 +337,41 @@ static void test_hostile_archives(void)
         hostile("wh-not-file", wh_not_file, N(wh_not_file), SW_EPERM, "not a regular file");
 }
 
+/*
+ * A directory entry replaced later in the same tar by a symlink to the
+ * outside: libarchive sets directory modes and times at the end, and that
+ * late fix-up must not follow the symlink (the CVE-2021-31566 class).
+ */
+static void test_late_fixup_not_through_symlink(void)
+{
+        char *dir = fresh_dir("fixup"), *outside = path_in(dir, "outside");
+        char *layer = path_in(dir, "l.tar"), *target = path_in(dir, "t");
+        char *link_to = sw_xasprintf("%s", outside);
+        struct sw_err err = SW_ERR_INIT;
+        struct stat before, after, sb;
+        const struct t_tar_entry e[] = {
+                {"d/", 'd', NULL, 0777},
+                {"d", 'l', link_to, 0},
+        };
+
+        t_mkdirs(outside, 0755);
+        CHECK(chmod(outside, 0755) == 0);
+        CHECK(stat(outside, &before) == 0);
+        t_tar_write(layer, e, N(e), T_TAR_PLAIN);
+        CHECK_OK(step_layer_unpack(NULL, layer, target, NULL, &err), &err);
+        CHECK(stat(outside, &after) == 0);
+        CHECK_INT(after.st_mode & 07777, 0755);
+        CHECK_INT(after.st_mtime, before.st_mtime);
+        char *d = path_in(target, "d");
+        CHECK(lstat(d, &sb) == 0 && S_ISLNK(sb.st_mode));
+        free(d);
+        free(dir);
+        free(outside);
+        free(layer);
+        free(target);
+        free(link_to);
+}
+
 /* A blob whose digest is not the expected one leaves no trace. */
 static void test_digest_mismatch(void)
 {
@@ -628,6 +663,7 @@ int main(void)
         T_RUN(test_whiteouts_three_layers);
         T_RUN(test_replace_semantics);
         T_RUN(test_hostile_archives);
+        T_RUN(test_late_fixup_not_through_symlink);
         T_RUN(test_digest_mismatch);
         T_RUN(test_limits);
         T_RUN(test_formats);
