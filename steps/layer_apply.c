@@ -103,7 +103,6 @@ struct apply_job {
         /* inputs */
         int blob_fd;
         const char *root;
-        const char *layer_path;
         const struct step_layer_unpack_options *o;
         /* outputs */
         struct step_layer_info info;
@@ -112,7 +111,6 @@ struct apply_job {
 };
 
 struct apply_state {
-        struct apply_job *job;
         const struct step_layer_unpack_options *o;
         int rootfd;
         bool is_root;
@@ -838,7 +836,6 @@ static int apply_run(struct apply_job *job)
         memset(&st, 0, sizeof(st));
         memset(&src, 0, sizeof(src));
         memset(&pipe, 0, sizeof(pipe));
-        st.job = job;
         st.o = o;
         st.err = err;
         st.rootfd = -1;
@@ -1014,7 +1011,6 @@ static int apply_on_thread(struct step_layer_info *out, int fd, const char *laye
 
         job->blob_fd = fd;
         job->root = root;
-        job->layer_path = layer_path;
         job->o = o;
         rc = pthread_create(&tid, NULL, apply_thread, job);
         if (rc != 0) {
