@@ -684,7 +684,10 @@ static int apply_entry(struct apply_state *st, struct archive *in, struct archiv
         archive_entry_copy_pathname(e, rel);
         filter_xattrs(st, e);
         if (archive_write_header(st->disk, e) < ARCHIVE_WARN) {
-                rc = step__archive_err(st->disk, SW_EPERM, st->err, name);
+                /* libarchive's own refusals carry no errno: they are about safety. */
+                int e_no = archive_errno(st->disk);
+                rc = step__archive_err(st->disk, e_no > 0 ? sw_err_from_errno(e_no) : SW_EPERM,
+                                       st->err, name);
                 goto out;
         }
         if (archive_entry_size(e) > 0) {
