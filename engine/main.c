@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "engine/cli.h"
 #include "steps/render.h"
+#include "steps/layer.h"
 #include "common/banned.h"
 
 extern char **environ;
@@ -25,6 +26,7 @@ static const struct sw_cmd commands[] = {
         {"worker", eng_cmd_worker, "run queue workers until SIGTERM"},
         {"render", step_render_cmd, "print the Kubernetes documents a deploy would apply"},
         {"config", eng_cmd_config, "print every SLIPWAY_* setting and its value"},
+        {"layer", step_cmd_layer, "pack a directory into a reproducible layer, or apply one"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
