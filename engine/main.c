@@ -11,6 +11,7 @@
 #include "engine/cli.h"
 #include "steps/render.h"
 #include "steps/layer.h"
+#include "steps/dockerfile.h"
 #include "common/banned.h"
 
 extern char **environ;
@@ -27,6 +28,7 @@ static const struct sw_cmd commands[] = {
         {"render", step_render_cmd, "print the Kubernetes documents a deploy would apply"},
         {"config", eng_cmd_config, "print every SLIPWAY_* setting and its value"},
         {"layer", step_cmd_layer, "pack a directory into a reproducible layer, or apply one"},
+        {"dockerfile", step_dockerfile_cmd, "parse a Dockerfile and print its parse tree"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
