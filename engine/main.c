@@ -10,6 +10,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "engine/cli.h"
+#include "steps/registry.h"
 #include "common/banned.h"
 
 extern char **environ;
@@ -24,6 +25,8 @@ static const struct sw_cmd commands[] = {
          "queue a failed or cancelled job again, resuming after its last good step"},
         {"worker", eng_cmd_worker, "run queue workers until SIGTERM"},
         {"config", eng_cmd_config, "print every SLIPWAY_* setting and its value"},
+        {"push", step_registry_cmd_push, "push an image from an OCI layout to a registry"},
+        {"pull", step_registry_cmd_pull, "pull an image from a registry into an OCI layout"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

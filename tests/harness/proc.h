@@ -1,0 +1,36 @@
+/*
+ * proc.h - test helpers for real servers: free loopback ports, child
+ * processes started with their output in a log file and stopped by PID,
+ * and waiting until an HTTP endpoint answers.
+ */
+#ifndef SW_TEST_PROC_H
+#define SW_TEST_PROC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* A TCP port on 127.0.0.1 that was free a moment ago; -1 on failure. */
+int t_free_port(void);
+
+/* Start argv[0] (a path) with stdout and stderr appended to `log_path`; returns the pid or -1. */
+pid_t t_spawn(char *const argv[], const char *log_path);
+
+/* SIGTERM, wait up to 5 s, then SIGKILL; reaps the child. Accepts pid <= 0. */
+void t_stop(pid_t pid);
+/* SIGKILL and reap at once (a crash, for fault tests). */
+void t_kill(pid_t pid);
+
+/* Poll `url` until it answers any HTTP status (true) or `timeout_ms` passes (false). */
+bool t_wait_http(const char *url, int64_t timeout_ms);
+
+/* Run a command (argv[0] a path) to completion; returns its exit status or -1. Output to log. */
+int t_run_cmd(char *const argv[], const char *log_path);
+
+/*
+ * Run a command (argv[0] a path) with stdout and stderr captured into *out
+ * (malloc'ed, NUL-terminated, may be NULL); returns its exit status or -1.
+ */
+int t_capture(char **out, char *const argv[]);
+
+#endif /* SW_TEST_PROC_H */
