@@ -58,6 +58,7 @@ struct step_registry {
         int64_t backoff_ms;
         int64_t connect_timeout_ms;
         step_registry_progress_fn progress;
+        step_registry_chunk_fn chunk_done;
         void *progress_arg;
         CURLM *multi;
 
@@ -323,6 +324,25 @@ static size_t xfer_read_cb(char *buf, size_t size, size_t n, void *arg)
         return want;
 }
 
+/* curl rewinds a body when it resends a request on a fresh connection. */
+static int xfer_seek_cb(void *arg, curl_off_t offset, int origin)
+{
+        struct reg_xfer *x = arg;
+
+        if (origin != SEEK_SET || offset < 0)
+                return CURL_SEEKFUNC_CANTSEEK;
+        if (x->fd >= 0) {
+                if (offset > x->f_len)
+                        return CURL_SEEKFUNC_FAIL;
+                x->f_pos = offset;
+        } else {
+                if ((size_t)offset > x->mem_len)
+                        return CURL_SEEKFUNC_FAIL;
+                x->mem_pos = (size_t)offset;
+        }
+        return CURL_SEEKFUNC_OK;
+}
+
 static void slist_free_wiping(struct curl_slist *l)
 {
         for (struct curl_slist *p = l; p; p = p->next)
@@ -401,6 +421,8 @@ static struct reg_xfer *xfer_new(struct step_registry *r, const char *method, co
                 curl_easy_setopt(x->h, CURLOPT_UPLOAD, 1L);
                 curl_easy_setopt(x->h, CURLOPT_READFUNCTION, xfer_read_cb);
                 curl_easy_setopt(x->h, CURLOPT_READDATA, x);
+                curl_easy_setopt(x->h, CURLOPT_SEEKFUNCTION, xfer_seek_cb);
+                curl_easy_setopt(x->h, CURLOPT_SEEKDATA, x);
                 curl_easy_setopt(x->h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)0);
                 curl_easy_setopt(x->h, CURLOPT_UPLOAD_BUFFERSIZE, 2L * 1024 * 1024);
                 if (strcmp(method, "PATCH") == 0)
@@ -537,6 +559,7 @@ static bool xfer_transient(const struct reg_xfer *x)
         case CURLE_HTTP2:
         case CURLE_HTTP2_STREAM:
         case CURLE_COULDNT_RESOLVE_HOST:
+        case CURLE_SEND_FAIL_REWIND:
                 return true;
         default:
                 return false;
@@ -966,6 +989,7 @@ int step_registry_new(struct step_registry **out, const struct step_registry_opt
         r->backoff_ms = o->backoff_ms > 0 ? o->backoff_ms : 200;
         r->connect_timeout_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 5000;
         r->progress = o->progress;
+        r->chunk_done = o->chunk_done;
         r->progress_arg = o->progress_arg;
         if (o->user && *o->user) {
                 r->user = sw_xstrdup(o->user);
@@ -1236,6 +1260,9 @@ static void blob_step(struct blob_task *t, struct sw_err *err)
                         next = range_next(x->range);
                         t->offset = next >= 0 ? next : t->offset + x->f_len;
                         t->st = t->offset >= t->desc.size ? BS_PUT_FINAL : BS_PATCH;
+                        if (r->chunk_done)
+                                r->chunk_done(r->progress_arg, t->desc.digest, t->offset,
+                                              t->desc.size);
                         return;
                 }
                 if (x->status == 416) {

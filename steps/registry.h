@@ -71,6 +71,8 @@ struct step_registry_progress {
 };
 
 typedef void (*step_registry_progress_fn)(void *arg, const struct step_registry_progress *p);
+/* Called after each chunk of a chunked upload the registry accepted: `done` of `total` bytes. */
+typedef void (*step_registry_chunk_fn)(void *arg, const char *digest, int64_t done, int64_t total);
 
 struct step_registry_options {
         const char *host;           /* "127.0.0.1:5000" or "harbor.example.com" */
@@ -83,8 +85,9 @@ struct step_registry_options {
         int max_attempts;           /* per request on transient failures; 0 means 8 */
         int64_t backoff_ms;         /* first retry delay, doubled each time; 0 means 200 */
         int64_t connect_timeout_ms; /* 0 means 5000 */
-        step_registry_progress_fn progress;
-        void *progress_arg;
+        step_registry_progress_fn progress; /* per finished blob; may be NULL */
+        step_registry_chunk_fn chunk_done;  /* per accepted chunk; may be NULL */
+        void *progress_arg;                 /* passed to both */
 };
 
 #define STEP_REGISTRY_OPTIONS_INIT                                                                 \
