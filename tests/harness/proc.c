@@ -40,6 +40,11 @@ int t_free_port(void)
 
 pid_t t_spawn(char *const argv[], const char *log_path)
 {
+        return t_spawn_env(argv, NULL, log_path);
+}
+
+pid_t t_spawn_env(char *const argv[], char *const envp[], const char *log_path)
+{
         pid_t pid = fork();
 
         if (pid != 0)
@@ -54,7 +59,10 @@ pid_t t_spawn(char *const argv[], const char *log_path)
                 }
                 if (nul >= 0)
                         dup2(nul, 0);
-                execv(argv[0], argv);
+                if (envp)
+                        execve(argv[0], argv, envp);
+                else
+                        execv(argv[0], argv);
                 _exit(127);
         }
 }
@@ -118,9 +126,9 @@ bool t_wait_http(const char *url, int64_t timeout_ms)
         return ok;
 }
 
-int t_run_cmd(char *const argv[], const char *log_path)
+static int run_env(char *const argv[], char *const envp[], const char *log_path)
 {
-        pid_t pid = t_spawn(argv, log_path);
+        pid_t pid = t_spawn_env(argv, envp, log_path);
         int status;
 
         if (pid < 0)
@@ -131,7 +139,17 @@ int t_run_cmd(char *const argv[], const char *log_path)
         return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+int t_run_cmd(char *const argv[], const char *log_path)
+{
+        return run_env(argv, NULL, log_path);
+}
+
 int t_capture(char **out, char *const argv[])
+{
+        return t_capture_env(out, argv, NULL);
+}
+
+int t_capture_env(char **out, char *const argv[], char *const envp[])
 {
         char path[] = "/tmp/slipway-capture-XXXXXX";
         struct sw_err err = SW_ERR_INIT;
@@ -140,7 +158,7 @@ int t_capture(char **out, char *const argv[])
         if (fd < 0)
                 return -1;
         close(fd);
-        rc = t_run_cmd(argv, path);
+        rc = run_env(argv, envp, path);
         if (out && sw_read_file(out, NULL, path, (size_t)16 << 20, &err) != 0)
                 *out = sw_xstrdup("");
         unlink(path);

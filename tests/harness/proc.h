@@ -15,6 +15,8 @@ int t_free_port(void);
 
 /* Start argv[0] (a path) with stdout and stderr appended to `log_path`; returns the pid or -1. */
 pid_t t_spawn(char *const argv[], const char *log_path);
+/* t_spawn with the environment `envp` (NULL: inherit). */
+pid_t t_spawn_env(char *const argv[], char *const envp[], const char *log_path);
 
 /* SIGTERM, wait up to 5 s, then SIGKILL; reaps the child. Accepts pid <= 0. */
 void t_stop(pid_t pid);
@@ -32,5 +34,7 @@ int t_run_cmd(char *const argv[], const char *log_path);
  * (malloc'ed, NUL-terminated, may be NULL); returns its exit status or -1.
  */
 int t_capture(char **out, char *const argv[]);
+/* t_capture with the environment `envp` instead of the test's own. */
+int t_capture_env(char **out, char *const argv[], char *const envp[]);
 
 #endif /* SW_TEST_PROC_H */
