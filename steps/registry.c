@@ -35,6 +35,10 @@
 #define REG_TOKEN_BODY_MAX ((size_t)1 << 20)
 #define REG_MAX_TOKENS 8
 #define REG_BACKOFF_CAP_MS 5000
+/* Blobs up to this size are uploaded with a single PUT. */
+#define REG_MONO_MAX ((int64_t)4 << 20)
+/* HEAD checks are cheap: this many times max_parallel may run at once. */
+#define REG_HEAD_FACTOR 4
 #define REG_ACCEPT_MANIFESTS                                                                       \
         "Accept: " STEP_OCI_MT_MANIFEST ", " STEP_OCI_MT_INDEX ", " STEP_OCI_MT_DOCKER_MANIFEST    \
         ", " STEP_OCI_MT_DOCKER_LIST
@@ -984,7 +988,7 @@ int step_registry_new(struct step_registry **out, const struct step_registry_opt
                                step_registry_host_insecure(o->insecure, o->host) ? "http" : "https",
                                o->host);
         r->max_parallel = o->max_parallel > 0 ? o->max_parallel : 6;
-        r->chunk_bytes = o->chunk_bytes > 0 ? o->chunk_bytes : (int64_t)32 << 20;
+        r->chunk_bytes = o->chunk_bytes > 0 ? o->chunk_bytes : INT64_MAX;
         r->max_attempts = o->max_attempts > 0 ? o->max_attempts : 8;
         r->backoff_ms = o->backoff_ms > 0 ? o->backoff_ms : 200;
         r->connect_timeout_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 5000;
@@ -1007,7 +1011,8 @@ int step_registry_new(struct step_registry **out, const struct step_registry_opt
         r->multi = curl_multi_init();
         if (!r->multi)
                 abort();
-        curl_multi_setopt(r->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)r->max_parallel + 1);
+        curl_multi_setopt(r->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                          (long)r->max_parallel * REG_HEAD_FACTOR + 1);
         *out = r;
         return 0;
 }
@@ -1153,10 +1158,18 @@ static void blob_finish(struct blob_task *t, int rc, enum step_registry_blob_res
         (void)err;
 }
 
+/*
+ * Small blobs go in one PUT. Larger ones stream in PATCH requests (one for
+ * the whole blob unless chunk_bytes says otherwise) and a final empty PUT:
+ * a PATCH that breaks can be resumed from the Range the registry reports,
+ * a single PUT cannot.
+ */
 static void blob_upload_next(struct blob_task *t)
 {
+        int64_t mono_max = t->r->chunk_bytes < REG_MONO_MAX ? t->r->chunk_bytes : REG_MONO_MAX;
+
         t->offset = 0;
-        t->st = t->desc.size > t->r->chunk_bytes ? BS_PATCH : BS_PUT_MONO;
+        t->st = t->desc.size > mono_max ? BS_PATCH : BS_PUT_MONO;
 }
 
 /* A transfer of the task ended: move the state machine. Errors go to `err`. */
@@ -1336,14 +1349,19 @@ static int run_tasks(struct step_registry *r, struct blob_task *tasks, size_t n,
         for (size_t i = 0; i < n; i++)
                 tasks[i].t0_ms = sw_mono_ms();
         while (done < n && rc == 0) {
-                int active = 0;
+                int active = 0, heavy = 0;
                 int64_t now = sw_mono_ms(), wait_ms = 100;
 
-                for (size_t i = 0; i < n; i++)
+                for (size_t i = 0; i < n; i++) {
                         active += tasks[i].running;
-                for (size_t i = 0; i < n && active < r->max_parallel && rc == 0; i++) {
+                        heavy += tasks[i].running && tasks[i].st != BS_HEAD;
+                }
+                for (size_t i = 0; i < n && active < r->max_parallel * REG_HEAD_FACTOR && rc == 0;
+                     i++) {
                         struct blob_task *t = &tasks[i];
                         if (t->done || t->running)
+                                continue;
+                        if (t->st != BS_HEAD && heavy >= r->max_parallel)
                                 continue;
                         if (t->not_before_ms > now) {
                                 if (t->not_before_ms - now < wait_ms)
@@ -1352,6 +1370,7 @@ static int run_tasks(struct step_registry *r, struct blob_task *tasks, size_t n,
                         }
                         rc = blob_start(t, err);
                         active++;
+                        heavy += t->st != BS_HEAD;
                 }
                 if (rc || active == 0) {
                         if (!rc)
