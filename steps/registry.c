@@ -758,7 +758,13 @@ static int token_fetch(struct step_registry *r, const char *scope, struct sw_err
         r->auth_hdr = sw_xstrdup(slot->header);
 out:
         if (doc) {
-                /* the parsed token text lives in doc; jansson frees it */
+                /* The token text lives in doc: wipe it before jansson frees it. */
+                json_t *v = json_object_get(doc, "token");
+                if (json_is_string(v))
+                        sw_wipe((char *)json_string_value(v), json_string_length(v));
+                v = json_object_get(doc, "access_token");
+                if (json_is_string(v))
+                        sw_wipe((char *)json_string_value(v), json_string_length(v));
                 json_decref(doc);
         }
         if (x && x->body.data)

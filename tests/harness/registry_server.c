@@ -286,6 +286,7 @@ static bool write_config(struct t_registry *reg)
                       "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
                       "storage:\n  filesystem:\n    rootdirectory: %s/storage\n"
                       "  delete:\n    enabled: true\n"
+                      "  cache:\n    blobdescriptor: inmemory\n"
                       "  maintenance:\n    uploadpurging:\n      enabled: false\n"
                       "http:\n  addr: 127.0.0.1:%d\n"
                       /* A fixed secret keeps upload session state valid across restarts. */

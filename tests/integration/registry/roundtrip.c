@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/mem.h"
 #include "steps/oci.h"
@@ -73,6 +74,78 @@ static void layout_digest(char *out, const char *dir, const char *ref)
         if (l && step_oci_ref_resolve(&d, l, ref, &err) == 0)
                 snprintf(out, SW_DIGEST_STR_LEN, "%s", d.digest);
         step_oci_layout_free(l);
+}
+
+static size_t put_read(char *buf, size_t size, size_t n, void *arg)
+{
+        const char **p = arg;
+        size_t len = strlen(*p);
+
+        if (len > size * n)
+                len = size * n;
+        memcpy(buf, *p, len);
+        *p += len;
+        return len;
+}
+
+/*
+ * An image index with an arm64 and an amd64 entry (PUT with plain libcurl):
+ * slipway takes the linux/amd64 manifest.
+ */
+static void pull_from_index(const struct t_registry *reg, const struct step_oci_desc *amd64,
+                            struct step_oci_layout *dst)
+{
+        struct t_image_spec aspec = {1, 10 << 10, 99, false, "arm"};
+        char *adir = sw_xasprintf("%s/arm64", t_tmpdir());
+        struct step_oci_layout *al = NULL;
+        struct step_oci_desc arm64;
+        char *index = NULL, *url = NULL;
+        const char *cursor;
+        struct curl_slist *h = curl_slist_append(NULL, "Content-Type: " STEP_OCI_MT_INDEX);
+        CURL *c = curl_easy_init();
+        long status = 0;
+        struct step_registry *r;
+        struct step_oci_desc got;
+        struct sw_err err = SW_ERR_INIT;
+        struct tally t = {0};
+
+        /* The arm64 entry comes first and must be passed over. */
+        CHECK_INT(t_image_make(&arm64, adir, &aspec), 0);
+        OK(step_oci_layout_open(&al, adir, false, &err));
+        r = client(reg, 0, &t);
+        OK(step_registry_push(NULL, r, al, "arm", "team/app", "arm", NULL, &err));
+        step_registry_free(r);
+        step_oci_layout_free(al);
+        index = sw_xasprintf("{\"schemaVersion\":2,\"mediaType\":\"%s\",\"manifests\":["
+                             "{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":%lld,\"platform\":{"
+                             "\"architecture\":\"arm64\",\"os\":\"linux\"}},"
+                             "{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":%lld,\"platform\":{"
+                             "\"architecture\":\"amd64\",\"os\":\"linux\"}}]}",
+                             STEP_OCI_MT_INDEX, STEP_OCI_MT_MANIFEST, arm64.digest,
+                             (long long)arm64.size, STEP_OCI_MT_MANIFEST, amd64->digest,
+                             (long long)amd64->size);
+        url = sw_xasprintf("http://%s/v2/team/app/manifests/multi", reg->host);
+        cursor = index;
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(c, CURLOPT_READFUNCTION, put_read);
+        curl_easy_setopt(c, CURLOPT_READDATA, &cursor);
+        curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)strlen(index));
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+        CHECK_INT(curl_easy_perform(c), CURLE_OK);
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        CHECK_INT(status, 201);
+        curl_easy_cleanup(c);
+        curl_slist_free_all(h);
+
+        r = client(reg, 0, &t);
+        OK(step_registry_pull(&got, r, "team/app", "multi", dst, "multi", &err));
+        CHECK_STR(got.digest, amd64->digest);
+        CHECK_STR(got.media_type, STEP_OCI_MT_MANIFEST);
+        step_registry_free(r);
+        free(index);
+        free(url);
+        free(adir);
 }
 
 static void roundtrip(enum t_reg_mode mode)
@@ -192,6 +265,8 @@ static void roundtrip(enum t_reg_mode mode)
                 step_oci_layout_free(cl);
                 free(cdir);
         }
+        if (mode == T_REG_OPEN)
+                pull_from_index(reg, &made, dst);
         if (mode == T_REG_TOKEN)
                 CHECK(t_token_server_issued(reg->token) > 0);
 out:
