@@ -860,6 +860,23 @@ static int auth_scope(struct step_registry *r, const char *repo, const char *act
  * the scheme changed. Fails with a credentials message when a fresh
  * Authorization was already refused.
  */
+/*
+ * A 401 that a fresh Authorization did not cure. With a token from accepted
+ * credentials, the user lacks the rights for this scope; otherwise the
+ * credentials are wrong or missing.
+ */
+static int denied_error(const struct step_registry *r, const struct reg_xfer *x, struct sw_err *err)
+{
+        char msg[512];
+
+        if (r->auth != REG_AUTH_BEARER || !r->user)
+                return creds_error(r, err);
+        registry_message(msg, sizeof(msg), x);
+        return sw_err_set(err, SW_EPERM, "%s: registry %s denied user '%s' the access '%s'%s%s",
+                          x->what, r->host, r->user, r->scope ? r->scope : "", msg[0] ? ": " : "",
+                          msg);
+}
+
 static int auth_retry(struct step_registry *r, const struct reg_xfer *x, struct sw_err *err)
 {
         enum reg_auth before = r->auth;
@@ -901,7 +918,7 @@ static int request(struct step_registry *r, struct reg_xfer *x, struct sw_err *e
         if (x->cc != CURLE_OK || x->too_big || x->sink_failed)
                 return step__curl_err(x, err);
         if (x->status == 401)
-                return creds_error(r, err);
+                return denied_error(r, x, err);
         return 0;
 }
 
@@ -1192,7 +1209,7 @@ static void blob_step(struct blob_task *t, struct sw_err *err)
         }
         if (x->cc == CURLE_OK && x->status == 401) {
                 if (t->auth_tried) {
-                        blob_finish(t, creds_error(r, err), 0, err);
+                        blob_finish(t, denied_error(r, x, err), 0, err);
                         return;
                 }
                 t->auth_tried = true;

@@ -117,7 +117,11 @@ static enum MHD_Result collect_scope(void *arg, enum MHD_ValueKind kind, const c
         actions = json_array();
         for (const char *p = c2 + 1; *p;) {
                 size_t n = strcspn(p, ",");
-                json_array_append_new(actions, json_stringn(p, n));
+                /* Policy: repositories under readonly/ may be pulled, never pushed. */
+                bool denied = strncmp(c1 + 1, "readonly/", 9) == 0 && n == 4 &&
+                              strncmp(p, "push", 4) == 0;
+                if (!denied)
+                        json_array_append_new(actions, json_stringn(p, n));
                 p += n;
                 if (*p == ',')
                         p++;

@@ -6,7 +6,8 @@
  * T_REG_OPEN: no auth. T_REG_BASIC: htpasswd (bcrypt) with one user.
  * T_REG_TOKEN: `auth: token`, with a token server of the harness (libmicrohttpd
  * on another port) that checks the same user and signs RS256 JWTs with a key
- * whose self-signed certificate is the registry's rootcertbundle.
+ * whose self-signed certificate is the registry's rootcertbundle. It grants
+ * what is asked, except push on repositories under "readonly/".
  *
  * Ownership: t_registry_start() returns a server the caller stops and frees
  * with t_registry_stop() (accepts NULL), which also removes its directory.

@@ -114,6 +114,36 @@ static void test_wrong_credentials_token(void)
         wrong_credentials(T_REG_TOKEN);
 }
 
+/* Right credentials, but no push right on the repository: named as such. */
+static void test_push_denied_by_token_scope(void)
+{
+        struct t_registry *reg = t_registry_start(T_REG_TOKEN);
+        struct t_image_spec spec = {1, 1000, 12, false, "v1"};
+        char *dir = sw_xasprintf("%s/denied", t_tmpdir());
+        struct step_oci_layout *l = NULL;
+        struct step_registry *r;
+        struct step_oci_desc m;
+        struct sw_err err = SW_ERR_INIT;
+        int rc;
+
+        CHECK(reg != NULL);
+        if (!reg)
+                return;
+        CHECK_INT(t_image_make(&m, dir, &spec), 0);
+        OK(step_oci_layout_open(&l, dir, false, &err));
+        r = client(reg->host, T_REG_USER, T_REG_PASSWORD, NULL, 0, 0);
+        sw_err_clear(&err);
+        rc = step_registry_push(NULL, r, l, "v1", "readonly/app", "v1", NULL, &err);
+        CHECK_INT(rc, SW_EPERM);
+        CHECK(strstr(err.msg, "denied user 'slipway'") != NULL);
+        CHECK(strstr(err.msg, "repository:readonly/app:pull,push") != NULL);
+        CHECK(strstr(err.msg, reg->host) != NULL);
+        step_registry_free(r);
+        step_oci_layout_free(l);
+        t_registry_stop(reg);
+        free(dir);
+}
+
 static void test_not_found_message(void)
 {
         struct t_registry *reg = t_registry_start(T_REG_OPEN);
@@ -356,6 +386,9 @@ struct fake {
         char layer_digest[SW_DIGEST_STR_LEN];
         char *manifest;
         char *odd_manifest;
+        char *small_manifest; /* config only, no layers */
+        atomic_int flaky_calls;
+        atomic_int forbidden_calls;
 };
 
 static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned int status, const char *ctype,
@@ -370,6 +403,11 @@ static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned int status, c
         r = MHD_queue_response(c, status, resp);
         MHD_destroy_response(resp);
         return r;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *c, unsigned int status, const char *text)
+{
+        return send_buf(c, status, "application/json", text, strlen(text));
 }
 
 static enum MHD_Result fake_handler(void *cls, struct MHD_Connection *c, const char *url,
@@ -389,6 +427,21 @@ static enum MHD_Result fake_handler(void *cls, struct MHD_Connection *c, const c
                 return send_buf(c, 200, "application/json", "{}", 2);
         if (strcmp(url, "/v2/bad/manifests/v1") == 0)
                 return send_buf(c, 200, STEP_OCI_MT_MANIFEST, f->manifest, strlen(f->manifest));
+        if (strcmp(url, "/v2/flaky/manifests/v1") == 0) {
+                /* Two 503s, then the real thing: retried with backoff. */
+                if (atomic_fetch_add(&f->flaky_calls, 1) < 2)
+                        return send_json(c, 503, "{\"errors\":[{\"code\":\"UNAVAILABLE\"}]}");
+                return send_buf(c, 200, STEP_OCI_MT_MANIFEST, f->small_manifest,
+                                strlen(f->small_manifest));
+        }
+        if (strcmp(url, "/v2/forbidden/manifests/v1") == 0) {
+                atomic_fetch_add(&f->forbidden_calls, 1);
+                return send_json(c, 403,
+                                 "{\"errors\":[{\"code\":\"DENIED\",\"message\":\"project is "
+                                 "archived\"}]}");
+        }
+        if (strncmp(url, "/v2/flaky/blobs/", 16) == 0 && strcmp(url + 16, f->cfg_digest) == 0)
+                return send_buf(c, 200, "application/octet-stream", f->config, strlen(f->config));
         if (strcmp(url, "/v2/odd/manifests/v1") == 0)
                 return send_buf(c, 200, "application/vnd.example.odd+json", f->odd_manifest,
                                 strlen(f->odd_manifest));
@@ -425,9 +478,8 @@ static enum MHD_Result fake_handler(void *cls, struct MHD_Connection *c, const c
                 memset(junk, 'x', sizeof(junk));
                 return send_buf(c, 200, "application/octet-stream", junk, sizeof(junk));
         }
-        return send_buf(c, 404, "application/json",
-                        "{\"errors\":[{\"code\":\"NOT_FOUND\",\"message\":\"no such thing\"}]}",
-                        60);
+        return send_json(c, 404,
+                         "{\"errors\":[{\"code\":\"NOT_FOUND\",\"message\":\"no such thing\"}]}");
 }
 
 static struct fake *fake_start(void)
@@ -447,6 +499,10 @@ static struct fake *fake_start(void)
                 "\"%s\",\"size\":4096}]}",
                 STEP_OCI_MT_MANIFEST, STEP_OCI_MT_CONFIG, f->cfg_digest, strlen(f->config),
                 STEP_OCI_MT_LAYER, f->layer_digest);
+        f->small_manifest = sw_xasprintf(
+                "{\"schemaVersion\":2,\"mediaType\":\"%s\",\"config\":{\"mediaType\":\"%s\","
+                "\"digest\":\"%s\",\"size\":%zu},\"layers\":[]}",
+                STEP_OCI_MT_MANIFEST, STEP_OCI_MT_CONFIG, f->cfg_digest, strlen(f->config));
         f->odd_manifest = sw_xstrdup("{\"schemaVersion\":2,\"mediaType\":"
                                      "\"application/vnd.example.odd+json\",\"payload\":{}}");
         memset(&a, 0, sizeof(a));
@@ -471,6 +527,7 @@ static void fake_stop(struct fake *f)
         free(f->config);
         free(f->manifest);
         free(f->odd_manifest);
+        free(f->small_manifest);
         free(f);
 }
 
@@ -550,6 +607,36 @@ static void test_digest_mismatch_leaves_nothing(void)
         free(dir);
 }
 
+static void test_retry_5xx_not_4xx(void)
+{
+        struct fake *f = fake_start();
+        struct step_registry *r;
+        struct step_oci_layout *l = NULL;
+        struct step_oci_desc got;
+        struct sw_err err = SW_ERR_INIT;
+        char *dir = sw_xasprintf("%s/flaky", t_tmpdir());
+        int rc;
+
+        CHECK(f != NULL);
+        if (!f)
+                return;
+        r = client(f->host, NULL, NULL, NULL, 0, 4);
+        OK(step_oci_layout_open(&l, dir, true, &err));
+        OK(step_registry_pull(&got, r, "flaky", "v1", l, "v1", &err));
+        CHECK_INT(atomic_load(&f->flaky_calls), 3);
+        /* A 403 is permanent: one request, the registry's message in ours. */
+        sw_err_clear(&err);
+        rc = step_registry_pull(&got, r, "forbidden", "v1", l, "v1", &err);
+        CHECK_INT(rc, SW_EAUTH);
+        CHECK_INT(atomic_load(&f->forbidden_calls), 1);
+        CHECK(strstr(err.msg, "403") != NULL);
+        CHECK(strstr(err.msg, "DENIED: project is archived") != NULL);
+        step_oci_layout_free(l);
+        step_registry_free(r);
+        fake_stop(f);
+        free(dir);
+}
+
 static void test_push_unknown_media_type(void)
 {
         struct t_registry *reg = t_registry_start(T_REG_OPEN);
@@ -582,9 +669,11 @@ int main(void)
         curl_global_init(CURL_GLOBAL_DEFAULT);
         T_RUN(test_wrong_credentials_basic);
         T_RUN(test_wrong_credentials_token);
+        T_RUN(test_push_denied_by_token_scope);
         T_RUN(test_not_found_message);
         T_RUN(test_digest_mismatch_leaves_nothing);
         T_RUN(test_push_unknown_media_type);
+        T_RUN(test_retry_5xx_not_4xx);
         T_RUN(test_registry_dies_mid_upload);
         T_RUN(test_push_resumes_between_chunks);
         curl_global_cleanup();
