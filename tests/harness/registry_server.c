@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -20,6 +21,7 @@
 #include <openssl/x509.h>
 
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/digest.h"
 #include "common/fs.h"
 #include "common/json.h"
@@ -320,8 +322,18 @@ static bool launch(struct t_registry *reg)
 
         reg->pid = t_spawn(argv, log);
         ok = reg->pid > 0 && t_wait_http(url, 15000);
+        /*
+         * Something else may have taken the port since t_free_port(): then
+         * the answer came from it, and our registry has exited.
+         */
+        if (ok)
+                sw_sleep_ms(50);
+        if (ok && waitpid(reg->pid, NULL, WNOHANG) != 0) {
+                reg->pid = -1;
+                ok = false;
+        }
         if (!ok)
-                fprintf(stderr, "docker-registry did not start; see %s\n", log);
+                fprintf(stderr, "docker-registry did not start on %s; see %s\n", reg->host, log);
         free(log);
         free(url);
         return ok;
@@ -359,8 +371,16 @@ struct t_registry *t_registry_start(enum t_reg_mode mode)
                         goto fail;
                 }
         }
-        if (!write_config(reg) || !launch(reg))
-                goto fail;
+        for (int attempt = 0;; attempt++) {
+                if (!write_config(reg))
+                        goto fail;
+                if (launch(reg))
+                        break;
+                if (attempt == 2)
+                        goto fail;
+                reg->port = t_free_port();
+                snprintf(reg->host, sizeof(reg->host), "127.0.0.1:%d", reg->port);
+        }
         return reg;
 fail:
         t_registry_stop(reg);
