@@ -202,6 +202,13 @@ static void roundtrip(enum t_reg_mode mode)
         CHECK_INT(t.n[STEP_REGISTRY_MOUNTED], 4);
         CHECK_INT(t_skopeo_digest(seen, reg, "team/other:v1"), 0);
         CHECK_STR(seen, made.digest);
+        /* A mount source without the blobs: 202, and the blobs are uploaded instead. */
+        memset(&t, 0, sizeof(t));
+        OK(step_registry_push(digest, r, src, "v1", "team/third", "v1", "team/empty", &err));
+        CHECK_INT(t.n[STEP_REGISTRY_MOUNTED], 0);
+        CHECK_INT(t.n[STEP_REGISTRY_UPLOADED], 5);
+        CHECK_INT(t_skopeo_digest(seen, reg, "team/third:v1"), 0);
+        CHECK_STR(seen, made.digest);
 
         /* slipway pulls what it pushed. */
         OK(step_oci_layout_open(&dst, pull_dir, true, &err));
