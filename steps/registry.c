@@ -1461,14 +1461,6 @@ int step_registry_push(char *digest_out, struct step_registry *r, struct step_oc
         int rc;
 
         rc = step_oci_ref_resolve(&mdesc, l, layout_ref, err);
-        if (rc == SW_ENOTFOUND && layout_ref) {
-                /* A layout holding one image may name it differently from the tag. */
-                struct sw_err e2 = SW_ERR_INIT;
-                if (step_oci_ref_resolve(&mdesc, l, NULL, &e2) == 0) {
-                        sw_err_clear(err);
-                        rc = 0;
-                }
-        }
         if (rc)
                 goto out;
         if (step_oci_mt_is_index(mdesc.media_type)) {

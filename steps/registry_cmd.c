@@ -117,11 +117,16 @@ int step_registry_cmd_push(int argc, char **argv, const struct sw_config *cfg)
                 return sw_cli_usage_error("push", "push needs a tag, not a digest: '%s'",
                                           argv[optind + 1]);
         rc = step_oci_layout_open(&l, argv[optind], false, &err);
+        if (rc == 0 && !name) {
+                /* No --name: the entry named like the tag, else the layout's only image. */
+                struct step_oci_desc d;
+                struct sw_err e2 = SW_ERR_INIT;
+                name = step_oci_ref_resolve(&d, l, ref.tag, &e2) == 0 ? ref.tag : NULL;
+        }
         if (rc == 0)
                 rc = open_client(&r, cfg, ref.host, &err);
         if (rc == 0)
-                rc = step_registry_push(digest, r, l, name ? name : ref.tag, ref.repo, ref.tag,
-                                        mount_from, &err);
+                rc = step_registry_push(digest, r, l, name, ref.repo, ref.tag, mount_from, &err);
         step_registry_free(r);
         step_oci_layout_free(l);
         if (rc)

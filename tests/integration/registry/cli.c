@@ -116,6 +116,22 @@ static void test_push_pull(void)
                 free(want);
         }
         {
+                /* The layout's only image, though it is named "v1", not "other". */
+                char *other = sw_xasprintf("%s/cli/app:other", reg->host);
+                char *args[] = {"push", src, other, NULL};
+                char *bad[] = {"push", "--name", "nosuch", src, other, NULL};
+                CHECK_INT(run(&out, T_REG_PASSWORD, args), 0);
+                want = sw_xasprintf("pushed %s@%s", other, m.digest);
+                CHECK(strstr(out, want) != NULL);
+                free(out);
+                free(want);
+                /* An explicit --name must exist. */
+                CHECK_INT(run(&out, T_REG_PASSWORD, bad), 1);
+                CHECK(strstr(out, "no image named 'nosuch'") != NULL);
+                free(out);
+                free(other);
+        }
+        {
                 char *args[] = {"push", src, ref, NULL};
                 CHECK_INT(run(&out, "wrong-password-123", args), 1);
                 CHECK(strstr(out, "rejected the credentials") != NULL);
