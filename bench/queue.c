@@ -220,8 +220,8 @@ static void worker_footprint(const char *dir)
         char *data_env = sw_xasprintf("SLIPWAY_DATA=%s", data);
         const char *env[] = {data_env, "SLIPWAY_LOG_LEVEL=warn", NULL};
         char *sub[] = {
-                (char *)tp_slipway(), "submit", "--repo", "/srv/git/app", "--name", "app", NULL};
-        char *wrk[] = {(char *)tp_slipway(), "worker", NULL};
+                (char *)t_slipway(), "submit", "--repo", "/srv/git/app", "--name", "app", NULL};
+        char *wrk[] = {(char *)t_slipway(), "worker", NULL};
         struct sw_config cfg;
         struct eng_queue *q;
         struct eng_job *j = NULL;
@@ -230,7 +230,7 @@ static void worker_footprint(const char *dir)
         int64_t t_exec, started = 0;
         pid_t pid;
 
-        if (tp_run(&out, sub, env, 10000) != 0) {
+        if (t_run_capture(&out, sub, env, 10000) != 0) {
                 fprintf(stderr, "submit failed: %s\n", out);
                 exit(1);
         }
@@ -241,7 +241,7 @@ static void worker_footprint(const char *dir)
         }
         q = open_db(data, "slipway", false);
         t_exec = sw_now_ms();
-        pid = tp_spawn(wrk, env, NULL);
+        pid = t_spawn_extra(wrk, env, NULL);
         for (int i = 0; i < 2000 && !started; i++) {
                 if (eng_queue_get(&j, q, 1, &err) == 0 && j->started_at)
                         started = j->started_at;
@@ -256,7 +256,7 @@ static void worker_footprint(const char *dir)
         /* PSS shares the pages of libc, libcrypto... with the other processes mapping them. */
         printf("worker_idle_pss: %.1f MB\n", proc_kb(pid, "smaps_rollup", "Pss:") / 1024.0);
         kill(pid, SIGTERM);
-        tp_wait(pid, 10000);
+        t_wait(pid, 10000);
         eng_queue_close(q);
         sw_config_release(&cfg);
         free(data);

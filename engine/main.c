@@ -12,6 +12,7 @@
 #include "steps/render.h"
 #include "steps/layer.h"
 #include "steps/dockerfile.h"
+#include "steps/registry.h"
 #include "common/banned.h"
 
 extern char **environ;
@@ -29,6 +30,8 @@ static const struct sw_cmd commands[] = {
         {"config", eng_cmd_config, "print every SLIPWAY_* setting and its value"},
         {"layer", step_cmd_layer, "pack a directory into a reproducible layer, or apply one"},
         {"dockerfile", step_dockerfile_cmd, "parse a Dockerfile and print its parse tree"},
+        {"push", step_registry_cmd_push, "push an image from an OCI layout to a registry"},
+        {"pull", step_registry_cmd_pull, "pull an image from a registry into an OCI layout"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

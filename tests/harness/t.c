@@ -6,6 +6,7 @@
 
 #include "common/err.h"
 #include "common/fs.h"
+#include "tests/harness/proc.h"
 #include "tests/harness/t.h"
 
 int t_failures_in_test;
@@ -61,4 +62,11 @@ int t_done(void)
         }
         printf("%d passed, %d failed\n", t_passed, t_failed);
         return t_failed ? 1 : 0;
+}
+
+const char *t_slipway(void)
+{
+        const char *p = getenv("SW_TEST_SLIPWAY");
+
+        return p ? p : SW_TEST_BINARY_DIR "/slipway";
 }

@@ -26,13 +26,13 @@ static int sw_run(char **out, ...)
         va_list ap;
         int n = 0;
 
-        argv[n++] = (char *)tp_slipway();
+        argv[n++] = (char *)t_slipway();
         va_start(ap, out);
         while (n < 23 && (argv[n] = va_arg(ap, char *)) != NULL)
                 n++;
         va_end(ap);
         argv[n] = NULL;
-        return tp_run(out, argv, env, 30000);
+        return t_run_capture(out, argv, env, 30000);
 }
 
 #define SW(out, ...) sw_run(out, __VA_ARGS__, (char *)NULL)
@@ -41,7 +41,7 @@ static void expect_refused(const char *flag, const char *value, const char *need
 {
         char *out = NULL;
         int rc;
-        char *argv[] = {(char *)tp_slipway(),
+        char *argv[] = {(char *)t_slipway(),
                         "submit",
                         "--repo",
                         "https://git.example/app.git",
@@ -51,7 +51,7 @@ static void expect_refused(const char *flag, const char *value, const char *need
                         (char *)value,
                         NULL};
         const char *env[] = {data_env, NULL};
-        rc = tp_run(&out, argv, env, 10000);
+        rc = t_run_capture(&out, argv, env, 10000);
         CHECK_INT(rc, 2);
         if (!strstr(out, needle))
                 t_fail(__FILE__, __LINE__, "%s %s: output lacks '%s': %s", flag, value, needle,
@@ -141,8 +141,8 @@ static void test_many_workers_run_each_job_once(void)
                 free(out);
         }
         for (int i = 0; i < 3; i++) {
-                char *argv[] = {(char *)tp_slipway(), "worker", NULL};
-                pids[i] = tp_spawn(argv, env, NULL);
+                char *argv[] = {(char *)t_slipway(), "worker", NULL};
+                pids[i] = t_spawn_extra(argv, env, NULL);
         }
         deadline = sw_mono_ms() + 30000;
         do {
@@ -155,7 +155,7 @@ static void test_many_workers_run_each_job_once(void)
         } while (sw_mono_ms() < deadline);
         for (int i = 0; i < 3; i++) {
                 kill(pids[i], SIGTERM);
-                CHECK_INT(tp_wait(pids[i], 10000), 0);
+                CHECK_INT(t_wait(pids[i], 10000), 0);
         }
         CHECK_INT(SW(&out, "jobs", "--state", "succeeded", "--limit", "100"), 0);
         for (int i = 0; i < 20; i++) {

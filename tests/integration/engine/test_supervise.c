@@ -16,7 +16,7 @@
 
 static void test_restart_after_kill(void)
 {
-        int port = tp_free_port();
+        int port = t_free_port();
         char *addr = sw_xasprintf("127.0.0.1:%d", port);
         char *log = sw_xasprintf("%s/httpd.log", t_tmpdir());
         const char *argv[] = {"/bin/busybox", "httpd", "-f", "-p", addr, "-h", t_tmpdir(), NULL};

@@ -191,7 +191,7 @@ static void test_kill_9_mid_step(void)
         for (int i = 0; i < WORKERS; i++) {
                 char *argv[] = {exe, "--worker", dir_arg, NULL};
                 char *log = sw_xasprintf("%s/worker-%d.log", dir, i);
-                pids[i] = tp_spawn(argv, env, log);
+                pids[i] = t_spawn_extra(argv, env, log);
                 free(log);
                 CHECK(pids[i] > 0);
         }
@@ -207,7 +207,7 @@ static void test_kill_9_mid_step(void)
         CHECK(victim > 0);
         sw_sleep_ms(50);
         kill(victim, SIGKILL);
-        tp_wait(victim, 5000);
+        t_wait(victim, 5000);
 
         deadline = sw_mono_ms() + 60000;
         while (sw_mono_ms() < deadline) {
@@ -218,7 +218,7 @@ static void test_kill_9_mid_step(void)
         }
         for (int i = 1; i < WORKERS; i++) {
                 kill(pids[i], SIGTERM);
-                CHECK_INT(tp_wait(pids[i], 10000), 0);
+                CHECK_INT(t_wait(pids[i], 10000), 0);
         }
         CHECK_INT(counts[ENG_JOB_SUCCEEDED], JOBS);
         CHECK_INT(counts[ENG_JOB_FAILED], 0);

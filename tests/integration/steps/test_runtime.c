@@ -30,7 +30,7 @@ static void make_rootfs(void)
         bin = sw_xasprintf("%s/bin", rootfs);
         CHECK_OK(sw_mkdir_p(bin, 0755, &err), &err);
         argv[2] = bin;
-        CHECK_INT(tp_run(&out, argv, NULL, 10000), 0);
+        CHECK_INT(t_run_capture(&out, argv, NULL, 10000), 0);
         free(out);
         /* busybox applets by name, the way an image has them */
         static const char *const applets[] = {"sh",  "echo", "id",  "ip",    "sleep",
