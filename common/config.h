@@ -91,7 +91,9 @@ enum sw_config_type {
           "kubeconfig of the cluster apps are deployed to (default: the included "                 \
           "orchestrator's, $SLIPWAY_DATA/kubeconfig)")                                             \
         X(rollout_timeout_ms, "SLIPWAY_ROLLOUT_TIMEOUT_MS", SW_CFG_INT, "300000", 1000, 86400000,  \
-          NULL, false, "how long the deploy step waits for a rollout before it fails")
+          NULL, false, "how long the deploy step waits for a rollout before it fails")             \
+        X(runtime, "SLIPWAY_RUNTIME", SW_CFG_STR, "runc", 0, 0, NULL, false,                       \
+          "the OCI runtime that runs RUN steps and containers")
 
 #define SW__CFG_CTYPE_SW_CFG_STR char *
 #define SW__CFG_CTYPE_SW_CFG_INT int64_t

@@ -9,6 +9,7 @@
 #include "common/libs.h"
 #include "common/log.h"
 #include "engine/cli.h"
+#include "steps/build.h"
 #include "steps/render.h"
 #include "steps/layer.h"
 #include "steps/dockerfile.h"
@@ -26,6 +27,7 @@ static const struct sw_cmd commands[] = {
         {"retry", eng_cmd_retry,
          "queue a failed or cancelled job again, resuming after its last good step"},
         {"worker", eng_cmd_worker, "run queue workers until SIGTERM"},
+        {"build", step_build_cmd, "build a Dockerfile into an OCI image, without a Docker daemon"},
         {"render", step_render_cmd, "print the Kubernetes documents a deploy would apply"},
         {"config", eng_cmd_config, "print every SLIPWAY_* setting and its value"},
         {"layer", step_cmd_layer, "pack a directory into a reproducible layer, or apply one"},

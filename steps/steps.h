@@ -10,6 +10,11 @@
 
 #include "engine/pipeline.h"
 
+/* build: the Dockerfile into an OCI layout (steps/build.h). */
+extern const struct eng_step_def step_build_def;
+/* push: the built image to SLIPWAY_REGISTRY. */
+extern const struct eng_step_def step_push_def;
+
 /* deploy: server-side apply and rollout wait (steps/deploy.h). */
 extern const struct eng_step_def step_deploy_def;
 
