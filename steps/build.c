@@ -1202,7 +1202,7 @@ static int do_copy(struct builder *b, struct stage *st, const struct step_docker
                 const char *wd = sw_json_str(st->config, "WorkingDir", "/");
                 dst_abs = dest[0] == '/' ? sw_xstrdup(dest) : sw_xasprintf("%s/%s", wd, dest);
         }
-        dst_is_dir = nsrcs > 1 || dest[strlen(dest) - 1] == '/' ||
+        dst_is_dir = nsrcs > 1 || dest[strlen(dest) - 1] == '/' || !strcmp(dest, ".") ||
                      (strlen(dest) >= 2 && !strcmp(dest + strlen(dest) - 2, "/."));
 
         scratch = work_dir(b);
@@ -1214,6 +1214,14 @@ static int do_copy(struct builder *b, struct stage *st, const struct step_docker
         mkdir(tree, 0755);
         if ((rc = stage_view(&view, b, st, scratch)) != 0)
                 goto out;
+        /* a destination that is a directory in the image takes the sources inside it */
+        {
+                char *probe = sw_xasprintf("%s%s", view, dst_abs);
+                struct stat sb;
+                if (stat(probe, &sb) == 0 && S_ISDIR(sb.st_mode))
+                        dst_is_dir = true;
+                free(probe);
+        }
         /* the source: the context, or another stage's (or image's) file system */
         if (from) {
                 int idx = stage_find(b, from, (size_t)(st - b->stages));

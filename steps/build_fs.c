@@ -651,6 +651,25 @@ int bld_copy_path(struct bld_copy *c, const char *src, const char *dst, bool dst
         struct stat st;
         int fd = -1, rc = 0;
 
+        /* ".." above the root of the context is an escape, not a path to clamp */
+        if (!c->in_root) {
+                int depth = 0;
+                for (const char *p = src; *p;) {
+                        size_t len = strcspn(p, "/");
+                        if (len == 2 && p[0] == '.' && p[1] == '.')
+                                depth--;
+                        else if (len > 0 && !(len == 1 && p[0] == '.'))
+                                depth++;
+                        if (depth < 0) {
+                                rc = sw_err_set(err, SW_EPERM, "'%s' is outside the build context",
+                                                src);
+                                goto out;
+                        }
+                        p += len;
+                        while (*p == '/')
+                                p++;
+                }
+        }
         fd = open_in(c, c->src_root_fd, *src_clean ? src_clean : ".", O_PATH);
         if (fd < 0) {
                 if (errno == EXDEV || errno == ELOOP)
