@@ -5,7 +5,9 @@
  * default) that depends only on the tree's content: entries in a fixed order
  * (depth first, names sorted bytewise inside each directory), one caller-given
  * mtime, numeric ownership with empty user/group names, no atime/ctime and no
- * varying pax records, and a gzip header without name or timestamp. One pass
+ * varying pax records, and a gzip header without name or timestamp; the gzip
+ * stream is cut into fixed 1 MiB chunks compressed in parallel, so the bytes
+ * do not depend on the number of cores (but, as always, on zlib). One pass
  * over the files yields the diff_id (sha256 of the tar), the blob digest (sha256
  * of the compressed bytes) and the blob size. A whole directory is packed for
  * COPY/ADD; an overlayfs upper directory is packed as a changeset for RUN, its
@@ -26,12 +28,18 @@
  * otherwise the existing path is removed and the entry created. Ownership is
  * kept when running as root and left to the current user otherwise.
  *
+ * Not supported: following symlinks inside the root the way Docker's chroot
+ * extraction does (`lib/x` where a lower layer made `lib -> usr/lib` is
+ * refused, not redirected). Layers made from overlay upper dirs never need it.
+ *
  * Ownership: results are plain structs filled by the callee; paths are the
  * caller's. Errors: 0 or a negative SW_E* code with `err` filled (one line
  * naming the entry or file at fault). Threads: every call is independent and
- * may run on any thread; extraction runs on a short-lived thread of its own
- * with a private working directory (unshare(CLONE_FS)), so it never changes the
- * process's current directory.
+ * may run on any thread. Packing compresses on `threads` worker threads of
+ * its own; extraction runs on a short-lived thread with a private working
+ * directory (unshare(CLONE_FS)), so it never changes the process's current
+ * directory, plus one thread that decompresses and hashes ahead of it. All of
+ * them are joined before the call returns.
  */
 #ifndef SW_STEPS_LAYER_H
 #define SW_STEPS_LAYER_H
