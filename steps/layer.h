@@ -118,6 +118,7 @@ enum step_layer_whiteout_mode {
 struct step_layer_unpack_options {
         const char *expected_digest;  /* blob digest to verify, or NULL */
         const char *expected_diff_id; /* tar digest to verify, or NULL */
+        int64_t expected_size;        /* blob size from its descriptor, or -1 */
         int64_t max_bytes;            /* cap on the uncompressed tar; 0 means 16 GiB */
         int64_t max_entries;          /* cap on tar entries; 0 means 1,000,000 */
         enum step_layer_whiteout_mode whiteouts;
@@ -127,8 +128,8 @@ struct step_layer_unpack_options {
 
 #define STEP_LAYER_UNPACK_OPTIONS_INIT                                                             \
         {                                                                                          \
-                .expected_digest = NULL, .expected_diff_id = NULL, .max_bytes = 0,                 \
-                .max_entries = 0, .whiteouts = STEP_LAYER_WHITEOUT_REMOVE,                         \
+                .expected_digest = NULL, .expected_diff_id = NULL, .expected_size = -1,            \
+                .max_bytes = 0, .max_entries = 0, .whiteouts = STEP_LAYER_WHITEOUT_REMOVE,         \
                 .user_xattr_opaque = false, .xattrs = true                                         \
         }
 

@@ -486,6 +486,7 @@ static void test_digest_mismatch(void)
         struct step_layer_info info;
         struct sw_err err = SW_ERR_INIT;
         char good[SW_DIGEST_STR_LEN];
+        int64_t good_size = 0;
         const char *bad = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
 
         t_tar_write(layer, e, N(e), T_TAR_GZIP);
@@ -519,13 +520,25 @@ static void test_digest_mismatch(void)
         CHECK(!exists_in(target, "a"));
         sw_err_clear(&err);
 
+        /* the descriptor's size is checked first */
+        o.expected_diff_id = NULL;
+        o.expected_size = 3;
+        CHECK_INT(step_layer_unpack(NULL, layer, target, &o, &err), SW_ECORRUPT);
+        CHECK(strstr(err.msg, "is not 3 bytes long") != NULL);
+        CHECK(!exists_in(target, "a"));
+        sw_err_clear(&err);
+        o.expected_size = -1;
+
         /* a malformed expectation is a usage error */
         o.expected_diff_id = "sha256:xyz";
         CHECK_INT(step_layer_unpack(NULL, layer, target, &o, &err), SW_EINVAL);
         sw_err_clear(&err);
 
         o.expected_diff_id = NULL;
+        CHECK_OK(sw_sha256_file(good, &good_size, layer, &err), &err);
+        o.expected_size = good_size;
         CHECK_OK(step_layer_unpack(&info, layer, target, &o, &err), &err);
+        CHECK_INT(info.size, good_size);
         CHECK_STR(info.digest, good);
         CHECK(exists_in(target, "a") && exists_in(target, "b"));
 
