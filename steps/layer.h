@@ -83,12 +83,16 @@ struct step_layer_pack_options {
         bool changeset;    /* the source is an overlayfs upper dir: map whiteouts */
         bool xattrs;       /* store extended attributes (never overlay.* or selinux) */
         int64_t max_bytes; /* cap on the uncompressed tar; 0 means no cap */
+        /* Polled before every entry; true stops the pack with SW_ECANCELED. May be NULL. */
+        bool (*cancelled)(void *arg);
+        void *cancel_arg;
 };
 
 #define STEP_LAYER_PACK_OPTIONS_INIT                                                               \
         {                                                                                          \
                 .compression = STEP_LAYER_GZIP, .gzip_level = 6, .threads = 0, .mtime = 0,         \
-                .uid = -1, .gid = -1, .changeset = false, .xattrs = false, .max_bytes = 0          \
+                .uid = -1, .gid = -1, .changeset = false, .xattrs = false, .max_bytes = 0,         \
+                .cancelled = NULL, .cancel_arg = NULL                                              \
         }
 
 /*
@@ -124,13 +128,20 @@ struct step_layer_unpack_options {
         enum step_layer_whiteout_mode whiteouts;
         bool user_xattr_opaque; /* OVERLAY mode: user.overlay.opaque (userxattr mounts) */
         bool xattrs;            /* restore extended attributes (never overlay.*) */
+        /*
+         * Polled before every entry, on the extraction thread (so it must be
+         * thread-safe, as eng_step_cancelled() is); true stops with
+         * SW_ECANCELED. May be NULL.
+         */
+        bool (*cancelled)(void *arg);
+        void *cancel_arg;
 };
 
 #define STEP_LAYER_UNPACK_OPTIONS_INIT                                                             \
         {                                                                                          \
                 .expected_digest = NULL, .expected_diff_id = NULL, .expected_size = -1,            \
                 .max_bytes = 0, .max_entries = 0, .whiteouts = STEP_LAYER_WHITEOUT_REMOVE,         \
-                .user_xattr_opaque = false, .xattrs = true                                         \
+                .user_xattr_opaque = false, .xattrs = true, .cancelled = NULL, .cancel_arg = NULL  \
         }
 
 /*

@@ -905,6 +905,10 @@ static int apply_run(struct apply_job *job)
                         rc = pipe_err(&pipe, in, err, "read layer tar");
                         goto out;
                 }
+                if (o->cancelled && o->cancelled(o->cancel_arg)) {
+                        rc = sw_err_set(err, SW_ECANCELED, "extraction was cancelled");
+                        goto out;
+                }
                 if (++st.entries > max_entries) {
                         rc = sw_err_set(err, SW_ETOOBIG, "layer has more than %lld entries",
                                         (long long)max_entries);

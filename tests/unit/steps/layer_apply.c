@@ -550,6 +550,13 @@ static void test_digest_mismatch(void)
         free(root);
 }
 
+static bool cancel_after_two(void *arg)
+{
+        int *n = arg;
+
+        return ++*n > 2;
+}
+
 static void test_limits(void)
 {
         char *dir = fresh_dir("limits"), *layer = path_in(dir, "l.tgz");
@@ -571,6 +578,14 @@ static void test_limits(void)
         CHECK(!t_exists(target));
         sw_err_clear(&err);
         o.max_entries = 0;
+        int polls = 0;
+        o.cancelled = cancel_after_two;
+        o.cancel_arg = &polls;
+        CHECK_INT(step_layer_unpack(NULL, layer, target, &o, &err), SW_ECANCELED);
+        CHECK(strstr(err.msg, "cancelled") != NULL);
+        CHECK(!t_exists(target));
+        o.cancelled = NULL;
+        sw_err_clear(&err);
         o.max_bytes = 100000;
         CHECK_INT(step_layer_unpack(NULL, layer, target, &o, &err), SW_ETOOBIG);
         CHECK(strstr(err.msg, "larger than 100000 bytes") != NULL);
