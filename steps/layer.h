@@ -5,7 +5,9 @@
  * default) that depends only on the tree's content: entries in a fixed order
  * (depth first, names sorted bytewise inside each directory), one caller-given
  * mtime, numeric ownership with empty user/group names, no atime/ctime and no
- * varying pax records, and a gzip header without name or timestamp. One pass
+ * varying pax records, and a gzip header without name or timestamp; the gzip
+ * stream is cut into fixed 1 MiB chunks compressed in parallel, so the bytes
+ * do not depend on the number of cores (but, as always, on zlib). One pass
  * over the files yields the diff_id (sha256 of the tar), the blob digest (sha256
  * of the compressed bytes) and the blob size. A whole directory is packed for
  * COPY/ADD; an overlayfs upper directory is packed as a changeset for RUN, its
@@ -26,12 +28,18 @@
  * otherwise the existing path is removed and the entry created. Ownership is
  * kept when running as root and left to the current user otherwise.
  *
+ * Not supported: following symlinks inside the root the way Docker's chroot
+ * extraction does (`lib/x` where a lower layer made `lib -> usr/lib` is
+ * refused, not redirected). Layers made from overlay upper dirs never need it.
+ *
  * Ownership: results are plain structs filled by the callee; paths are the
  * caller's. Errors: 0 or a negative SW_E* code with `err` filled (one line
  * naming the entry or file at fault). Threads: every call is independent and
- * may run on any thread; extraction runs on a short-lived thread of its own
- * with a private working directory (unshare(CLONE_FS)), so it never changes the
- * process's current directory.
+ * may run on any thread. Packing compresses on `threads` worker threads of
+ * its own; extraction runs on a short-lived thread with a private working
+ * directory (unshare(CLONE_FS)), so it never changes the process's current
+ * directory, plus one thread that decompresses and hashes ahead of it. All of
+ * them are joined before the call returns.
  */
 #ifndef SW_STEPS_LAYER_H
 #define SW_STEPS_LAYER_H
@@ -75,12 +83,16 @@ struct step_layer_pack_options {
         bool changeset;    /* the source is an overlayfs upper dir: map whiteouts */
         bool xattrs;       /* store extended attributes (never overlay.* or selinux) */
         int64_t max_bytes; /* cap on the uncompressed tar; 0 means no cap */
+        /* Polled before every entry; true stops the pack with SW_ECANCELED. May be NULL. */
+        bool (*cancelled)(void *arg);
+        void *cancel_arg;
 };
 
 #define STEP_LAYER_PACK_OPTIONS_INIT                                                               \
         {                                                                                          \
                 .compression = STEP_LAYER_GZIP, .gzip_level = 6, .threads = 0, .mtime = 0,         \
-                .uid = -1, .gid = -1, .changeset = false, .xattrs = false, .max_bytes = 0          \
+                .uid = -1, .gid = -1, .changeset = false, .xattrs = false, .max_bytes = 0,         \
+                .cancelled = NULL, .cancel_arg = NULL                                              \
         }
 
 /*
@@ -110,18 +122,26 @@ enum step_layer_whiteout_mode {
 struct step_layer_unpack_options {
         const char *expected_digest;  /* blob digest to verify, or NULL */
         const char *expected_diff_id; /* tar digest to verify, or NULL */
+        int64_t expected_size;        /* blob size from its descriptor, or -1 */
         int64_t max_bytes;            /* cap on the uncompressed tar; 0 means 16 GiB */
         int64_t max_entries;          /* cap on tar entries; 0 means 1,000,000 */
         enum step_layer_whiteout_mode whiteouts;
         bool user_xattr_opaque; /* OVERLAY mode: user.overlay.opaque (userxattr mounts) */
         bool xattrs;            /* restore extended attributes (never overlay.*) */
+        /*
+         * Polled before every entry, on the extraction thread (so it must be
+         * thread-safe, as eng_step_cancelled() is); true stops with
+         * SW_ECANCELED. May be NULL.
+         */
+        bool (*cancelled)(void *arg);
+        void *cancel_arg;
 };
 
 #define STEP_LAYER_UNPACK_OPTIONS_INIT                                                             \
         {                                                                                          \
-                .expected_digest = NULL, .expected_diff_id = NULL, .max_bytes = 0,                 \
-                .max_entries = 0, .whiteouts = STEP_LAYER_WHITEOUT_REMOVE,                         \
-                .user_xattr_opaque = false, .xattrs = true                                         \
+                .expected_digest = NULL, .expected_diff_id = NULL, .expected_size = -1,            \
+                .max_bytes = 0, .max_entries = 0, .whiteouts = STEP_LAYER_WHITEOUT_REMOVE,         \
+                .user_xattr_opaque = false, .xattrs = true, .cancelled = NULL, .cancel_arg = NULL  \
         }
 
 /*

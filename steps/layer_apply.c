@@ -905,6 +905,10 @@ static int apply_run(struct apply_job *job)
                         rc = pipe_err(&pipe, in, err, "read layer tar");
                         goto out;
                 }
+                if (o->cancelled && o->cancelled(o->cancel_arg)) {
+                        rc = sw_err_set(err, SW_ECANCELED, "extraction was cancelled");
+                        goto out;
+                }
                 if (++st.entries > max_entries) {
                         rc = sw_err_set(err, SW_ETOOBIG, "layer has more than %lld entries",
                                         (long long)max_entries);
@@ -1045,13 +1049,22 @@ static int check_options(const struct step_layer_unpack_options *o, struct sw_er
         return 0;
 }
 
-static int open_blob(int *fd_out, const char *layer_path, struct sw_err *err)
+/* Opens the blob; a size that differs from the descriptor's fails before any work. */
+static int open_blob(int *fd_out, const char *layer_path, const struct step_layer_unpack_options *o,
+                     struct sw_err *err)
 {
         int fd = open(layer_path, O_RDONLY | O_CLOEXEC);
+        struct stat sb;
 
         if (fd < 0)
                 return sw_err_errno(err, sw_err_from_errno(errno), errno, "open layer '%s'",
                                     layer_path);
+        if (o->expected_size >= 0 &&
+            (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size != o->expected_size)) {
+                close(fd);
+                return sw_err_set(err, SW_ECORRUPT, "layer '%s' is not %lld bytes long", layer_path,
+                                  (long long)o->expected_size);
+        }
         *fd_out = fd;
         return 0;
 }
@@ -1101,7 +1114,7 @@ int step_layer_unpack(struct step_layer_info *out, const char *layer_path, const
         target_dir = target;
         rc = target_free(target_dir, err);
         if (rc == 0)
-                rc = open_blob(&fd, layer_path, err);
+                rc = open_blob(&fd, layer_path, o, err);
         if (rc)
                 goto out;
         slash = strrchr(target_dir, '/');
@@ -1164,7 +1177,7 @@ int step_layer_apply(struct step_layer_info *out, const char *layer_path, const 
                 return rc;
         if (stat(root_dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
                 return sw_err_set(err, SW_ENOTFOUND, "'%s' is not a directory", root_dir);
-        rc = open_blob(&fd, layer_path, err);
+        rc = open_blob(&fd, layer_path, o, err);
         if (rc)
                 return rc;
         if (o->expected_digest) {

@@ -403,6 +403,10 @@ static int pack_child(struct pack_state *st, int dirfd, const char *prefix,
         char *target = NULL, *sub = NULL;
         int subfd = -1, rc = 0;
 
+        if (st->o->cancelled && st->o->cancelled(st->o->cancel_arg)) {
+                rc = sw_err_set(st->err, SW_ECANCELED, "packing '%s' was cancelled", st->root);
+                goto out;
+        }
         if (fmt == S_IFSOCK) {
                 st->skipped++; /* a socket cannot live in a tar */
                 goto out;

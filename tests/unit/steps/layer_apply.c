@@ -2,8 +2,10 @@
  * layer_apply.c - tests of step_layer_unpack / step_layer_apply: whiteouts
  * across layers, hostile archives, digest checks, limits, input formats.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -372,6 +374,108 @@ static void test_late_fixup_not_through_symlink(void)
         free(link_to);
 }
 
+/* Entries in a directory, "." and ".." aside. */
+static int count_entries(const char *path)
+{
+        DIR *d = opendir(path);
+        struct dirent *de;
+        int n = 0;
+
+        if (!d)
+                return -1;
+        while ((de = readdir(d)) != NULL)
+                if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+                        n++;
+        closedir(d);
+        return n;
+}
+
+/*
+ * A small fuzz pass with a fixed seed: a valid layer with every entry type,
+ * mutated a few bytes at a time, must either extract or fail cleanly, and
+ * never touch anything outside the root (run under ASan by `make test`).
+ */
+static void test_mutated_archives(void)
+{
+        char *dir = fresh_dir("fuzz"), *layer = path_in(dir, "seed.tar");
+        char *outside = path_in(dir, "outside"), *work = path_in(dir, "w");
+        char *mut = path_in(dir, "mut.tar"), *data = NULL;
+        size_t len = 0;
+        struct sw_err err = SW_ERR_INIT;
+        uint64_t x = 0x9E3779B97F4A7C15ull;
+        int ok = 0, failed = 0;
+        const struct t_tar_entry e[] = {
+                {"etc/", 'd', NULL, 0},
+                {"etc/passwd", 'f', "root:x:0:0::/root:/bin/sh\n", 0},
+                {"etc/link", 'l', "../outside/secret", 0},
+                {"etc/hard", 'h', "etc/passwd", 0},
+                {"etc/.wh.gone", 'f', "", 0},
+                {"opq/", 'd', NULL, 0},
+                {"opq/.wh..wh..opq", 'f', "", 0},
+                {"opq/a-name-long-enough-to-need-a-pax-header-because-it-is-over-one-hundred-"
+                 "bytes-long.txt",
+                 'f', "x", 0},
+                {"dev", 'c', NULL, 0},
+        };
+
+        t_mkdirs(outside, 0755);
+        t_write(layer, "", 0644);
+        t_tar_write(layer, e, N(e), T_TAR_PLAIN);
+        CHECK_OK(sw_read_file(&data, &len, layer, 1 << 20, &err), &err);
+        for (int round = 0; round < 150 && data; round++) {
+                char *copy = sw_xmalloc(len);
+                memcpy(copy, data, len);
+                int flips = 1 + (int)(round % 4);
+                for (int f = 0; f < flips; f++) {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        /* mostly headers: the first 4 KiB hold most of them */
+                        size_t at =
+                                (size_t)(x >> 8) % (round % 2 ? len : (len < 4096 ? len : 4096));
+                        copy[at] = (char)(x >> 40);
+                }
+                /* Re-seal the header checksums so that most mutants reach the parser. */
+                for (size_t b = 0; b + 512 <= len; b += 512) {
+                        unsigned char *h = (unsigned char *)copy + b;
+                        unsigned sum = 0;
+                        if (memcmp(h + 257, "ustar", 5) != 0)
+                                continue;
+                        memset(h + 148, ' ', 8);
+                        for (int k = 0; k < 512; k++)
+                                sum += h[k];
+                        snprintf((char *)h + 148, 8, "%06o", sum & 0777777);
+                }
+                FILE *fp = fopen(mut, "wb");
+                CHECK(fp && fwrite(copy, 1, len, fp) == len);
+                if (fp)
+                        fclose(fp);
+                free(copy);
+                sw_err_clear(&err);
+                sw_rm_rf(work, &err);
+                sw_err_clear(&err);
+                if (step_layer_unpack(NULL, mut, work, NULL, &err) == 0) {
+                        ok++;
+                } else {
+                        failed++;
+                        CHECK(err.msg[0] != '\0');
+                        CHECK(!t_exists(work));
+                }
+                /* nothing ever lands outside the root */
+                CHECK_INT(count_entries(outside), 0);
+                CHECK_INT(count_entries(dir), t_exists(work) ? 4 : 3);
+        }
+        fprintf(stderr, "  %d mutated archives extracted, %d refused\n", ok, failed);
+        CHECK(ok > 0);
+        CHECK(failed > 0);
+        free(data);
+        free(dir);
+        free(layer);
+        free(outside);
+        free(work);
+        free(mut);
+}
+
 /* A blob whose digest is not the expected one leaves no trace. */
 static void test_digest_mismatch(void)
 {
@@ -382,6 +486,7 @@ static void test_digest_mismatch(void)
         struct step_layer_info info;
         struct sw_err err = SW_ERR_INIT;
         char good[SW_DIGEST_STR_LEN];
+        int64_t good_size = 0;
         const char *bad = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
 
         t_tar_write(layer, e, N(e), T_TAR_GZIP);
@@ -415,13 +520,25 @@ static void test_digest_mismatch(void)
         CHECK(!exists_in(target, "a"));
         sw_err_clear(&err);
 
+        /* the descriptor's size is checked first */
+        o.expected_diff_id = NULL;
+        o.expected_size = 3;
+        CHECK_INT(step_layer_unpack(NULL, layer, target, &o, &err), SW_ECORRUPT);
+        CHECK(strstr(err.msg, "is not 3 bytes long") != NULL);
+        CHECK(!exists_in(target, "a"));
+        sw_err_clear(&err);
+        o.expected_size = -1;
+
         /* a malformed expectation is a usage error */
         o.expected_diff_id = "sha256:xyz";
         CHECK_INT(step_layer_unpack(NULL, layer, target, &o, &err), SW_EINVAL);
         sw_err_clear(&err);
 
         o.expected_diff_id = NULL;
+        CHECK_OK(sw_sha256_file(good, &good_size, layer, &err), &err);
+        o.expected_size = good_size;
         CHECK_OK(step_layer_unpack(&info, layer, target, &o, &err), &err);
+        CHECK_INT(info.size, good_size);
         CHECK_STR(info.digest, good);
         CHECK(exists_in(target, "a") && exists_in(target, "b"));
 
@@ -431,6 +548,13 @@ static void test_digest_mismatch(void)
         free(layer);
         free(target);
         free(root);
+}
+
+static bool cancel_after_two(void *arg)
+{
+        int *n = arg;
+
+        return ++*n > 2;
 }
 
 static void test_limits(void)
@@ -454,6 +578,14 @@ static void test_limits(void)
         CHECK(!t_exists(target));
         sw_err_clear(&err);
         o.max_entries = 0;
+        int polls = 0;
+        o.cancelled = cancel_after_two;
+        o.cancel_arg = &polls;
+        CHECK_INT(step_layer_unpack(NULL, layer, target, &o, &err), SW_ECANCELED);
+        CHECK(strstr(err.msg, "cancelled") != NULL);
+        CHECK(!t_exists(target));
+        o.cancelled = NULL;
+        sw_err_clear(&err);
         o.max_bytes = 100000;
         CHECK_INT(step_layer_unpack(NULL, layer, target, &o, &err), SW_ETOOBIG);
         CHECK(strstr(err.msg, "larger than 100000 bytes") != NULL);
@@ -664,6 +796,7 @@ int main(void)
         T_RUN(test_replace_semantics);
         T_RUN(test_hostile_archives);
         T_RUN(test_late_fixup_not_through_symlink);
+        T_RUN(test_mutated_archives);
         T_RUN(test_digest_mismatch);
         T_RUN(test_limits);
         T_RUN(test_formats);

@@ -439,6 +439,13 @@ static bool dir_has_temp(const char *dir)
         return t_sh("ls -a '%s' | grep -q tmp-", dir) == 0;
 }
 
+static bool cancel_after_two(void *arg)
+{
+        int *n = arg;
+
+        return ++*n > 2;
+}
+
 static void test_pack_errors(void)
 {
         const char *tmp = t_tmpdir();
@@ -457,6 +464,11 @@ static void test_pack_errors(void)
         memset(blob, 'z', 200000);
         blob[200000] = '\0';
         t_write(big, blob, 0644);
+        for (int i = 0; i < 4; i++) {
+                char *f = sw_xasprintf("%s/small%d", src, i);
+                t_write(f, "s", 0644);
+                free(f);
+        }
         o.max_bytes = 100000;
         CHECK_INT(step_layer_pack(NULL, src, layer, &o, &err), SW_ETOOBIG);
         CHECK(!t_exists(layer));
@@ -471,7 +483,17 @@ static void test_pack_errors(void)
         free(inside);
         sw_err_clear(&err);
 
+        /* cancellation, polled per entry */
         o.max_bytes = 0;
+        int polls = 0;
+        o.cancelled = cancel_after_two;
+        o.cancel_arg = &polls;
+        CHECK_INT(step_layer_pack(NULL, src, layer, &o, &err), SW_ECANCELED);
+        CHECK(!t_exists(layer));
+        CHECK(!dir_has_temp(outdir));
+        o.cancelled = NULL;
+        sw_err_clear(&err);
+
         o.gzip_level = 12;
         CHECK_INT(step_layer_pack(NULL, src, layer, &o, &err), SW_EINVAL);
         CHECK(!t_exists(layer));
