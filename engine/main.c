@@ -10,6 +10,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "engine/cli.h"
+#include "steps/clone.h"
 #include "common/banned.h"
 
 extern char **environ;
@@ -24,6 +25,7 @@ static const struct sw_cmd commands[] = {
          "queue a failed or cancelled job again, resuming after its last good step"},
         {"worker", eng_cmd_worker, "run queue workers until SIGTERM"},
         {"config", eng_cmd_config, "print every SLIPWAY_* setting and its value"},
+        {"clone", step_clone_cmd, "clone a repository at a branch, tag or commit into DIR"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

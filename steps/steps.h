@@ -12,5 +12,11 @@
 
 /* validate: re-check the deploy request and record it, normalised, as the step output. */
 extern const struct eng_step_def step_validate_def;
+/*
+ * clone: fetch the repository into its mirror and check out the commit in
+ * $SLIPWAY_DATA/work/<job id>/src (steps/clone.h). Output:
+ * {"commit": "<40 hex>", "ref": "refs/heads/..." or null, "path": "...", "url": "..."}.
+ */
+extern const struct eng_step_def step_clone_def;
 
 #endif /* SW_STEPS_H */

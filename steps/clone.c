@@ -1,0 +1,1059 @@
+/*
+ * clone.c - the clone step: a mirror cache per repository URL, a clean
+ * working tree per job, submodules, limits and credentials (see clone.h).
+ *
+ * The flow of step_clone_run():
+ *   1. check the options; the URL must carry no password;
+ *   2. take the mirror's lock (flock, so that threads of one process exclude
+ *      each other too: POSIX record locks are per process);
+ *   3. open the mirror and fetch into it, or create it in `<hex>.tmp` and
+ *      rename it into place once the first fetch completed;
+ *   4. resolve the branch, tag or commit in the mirror;
+ *   5. clone the working tree from the mirror (local, hard links), point its
+ *      origin at the real URL, check out the commit; release the lock;
+ *   6. update the submodules recursively from their own URLs.
+ * Every libgit2 error is translated once, in clone_git_err().
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <git2.h>
+
+#include "common/clock.h"
+#include "common/config.h"
+#include "common/digest.h"
+#include "common/fs.h"
+#include "common/json.h"
+#include "common/mem.h"
+#include "common/validate.h"
+#include "steps/clone.h"
+#include "steps/steps.h"
+#include "common/banned.h"
+
+#define CLONE_PROGRESS_EVERY_MS 1000
+#define CLONE_LOCK_POLL_MS 100
+#define CLONE_SUBMODULE_DEPTH_MAX 8
+#define CLONE_CREDENTIALS_MAX_BYTES (1 << 20)
+
+/* The parts of "scheme://[user[:password]@]host[:port]/path". */
+struct url_parts {
+        const char *scheme;
+        size_t scheme_len;
+        const char *user; /* NULL when there is no user information */
+        size_t user_len;
+        const char *password; /* NULL when there is none */
+        size_t password_len;
+        const char *host; /* without the port */
+        size_t host_len;
+        const char *port; /* NULL: the scheme's default */
+        size_t port_len;
+        const char *path; /* from the first '/' after the authority, or "" */
+};
+
+/* The state one step_clone_run() shares with the libgit2 callbacks. */
+struct clone {
+        const struct step_clone_options *o;
+        char *url;     /* without user information: logs, output, mirror key */
+        char *origin;  /* "https://host:443": where the credentials may go */
+        bool local;    /* a file:// URL or a path: local submodules are allowed */
+        int64_t t0_ms; /* sw_mono_ms() at the start */
+        int64_t last_log_ms;
+        uint64_t bytes_before; /* received by transfers that ended */
+        uint64_t bytes_now;    /* received by the current transfer */
+        unsigned int objects_total, objects_received;
+        int cred_attempts;
+        bool in_transfer; /* talking to a server: OS errors are network errors */
+        int lock_fd;
+        int submodules;
+        struct sw_err cb_err; /* an error decided in a callback; it wins over libgit2's */
+};
+
+static void clone_log(struct clone *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void clone_log(struct clone *c, const char *fmt, ...)
+{
+        char line[1024];
+        va_list ap;
+
+        if (!c->o->log)
+                return;
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof(line), fmt, ap);
+        va_end(ap);
+        c->o->log(c->o->arg, line);
+}
+
+static void bytes_fmt(char *out, size_t size, uint64_t n)
+{
+        if (n < 1024)
+                snprintf(out, size, "%llu B", (unsigned long long)n);
+        else if (n < 1024 * 1024)
+                snprintf(out, size, "%.1f KiB", (double)n / 1024);
+        else if (n < 1024ULL * 1024 * 1024)
+                snprintf(out, size, "%.1f MiB", (double)n / (1024 * 1024));
+        else
+                snprintf(out, size, "%.2f GiB", (double)n / (1024.0 * 1024 * 1024));
+}
+
+static int url_split(struct url_parts *p, const char *url)
+{
+        const char *sep = strstr(url, "://");
+        const char *auth, *at = NULL, *colon;
+        size_t auth_len;
+
+        memset(p, 0, sizeof(*p));
+        if (!sep || sep == url)
+                return -1;
+        p->scheme = url;
+        p->scheme_len = (size_t)(sep - url);
+        auth = sep + 3;
+        auth_len = strcspn(auth, "/?#");
+        p->path = auth + auth_len;
+        for (size_t i = 0; i < auth_len; i++)
+                if (auth[i] == '@')
+                        at = auth + i;
+        if (at) {
+                p->user = auth;
+                p->user_len = (size_t)(at - auth);
+                colon = memchr(auth, ':', p->user_len);
+                if (colon) {
+                        p->password = colon + 1;
+                        p->password_len = (size_t)(at - colon - 1);
+                        p->user_len = (size_t)(colon - auth);
+                }
+                auth_len -= (size_t)(at + 1 - auth);
+                auth = at + 1;
+        }
+        p->host = auth;
+        p->host_len = auth_len;
+        /* A port follows the last ':' unless it is inside an IPv6 literal. */
+        colon = NULL;
+        for (size_t i = 0; i < auth_len; i++)
+                if (auth[i] == ':')
+                        colon = auth + i;
+                else if (auth[i] == ']')
+                        colon = NULL;
+        if (colon) {
+                p->host_len = (size_t)(colon - auth);
+                p->port = colon + 1;
+                p->port_len = auth_len - p->host_len - 1;
+        }
+        return 0;
+}
+
+static bool scheme_is(const struct url_parts *p, const char *s)
+{
+        return p->scheme_len == strlen(s) && strncasecmp(p->scheme, s, p->scheme_len) == 0;
+}
+
+/* "https://host:443": scheme and host lowercased, the port made explicit. */
+static char *url_origin(const struct url_parts *p)
+{
+        const char *port = p->port;
+        int port_len = (int)p->port_len;
+        char *o;
+
+        if (!port || port_len == 0) {
+                port = scheme_is(p, "https")  ? "443"
+                       : scheme_is(p, "http") ? "80"
+                       : scheme_is(p, "git")  ? "9418"
+                                              : "";
+                port_len = (int)strlen(port);
+        }
+        o = sw_xasprintf("%.*s://%.*s:%.*s", (int)p->scheme_len, p->scheme, (int)p->host_len,
+                         p->host, port_len, port);
+        for (char *s = o; *s; s++)
+                if (*s >= 'A' && *s <= 'Z')
+                        *s = (char)(*s - 'A' + 'a');
+        return o;
+}
+
+int step_clone_url_clean(char **out, const char *url, struct sw_err *err)
+{
+        struct url_parts p;
+
+        if (url_split(&p, url) != 0 || !p.user) {
+                *out = sw_xstrdup(url);
+                return 0;
+        }
+        if (p.password)
+                return sw_err_set(err, SW_EINVAL,
+                                  "the repository URL must not contain a password "
+                                  "(user:password@); configure credentials with "
+                                  "SLIPWAY_GIT_CREDENTIALS");
+        *out = sw_xasprintf("%.*s://%s", (int)p.scheme_len, p.scheme, p.host);
+        return 0;
+}
+
+static int hexval(char c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+/* Percent-decode `n` bytes of `s` into a new string (a bad escape is kept as is). */
+static char *pct_decode(const char *s, size_t n)
+{
+        char *out = sw_xmalloc(n + 1);
+        size_t j = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+                        out[j++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+                        i += 2;
+                } else {
+                        out[j++] = s[i];
+                }
+        }
+        out[j] = '\0';
+        return out;
+}
+
+int step_clone_credentials_lookup(char **user_out, char **password_out, const char *file,
+                                  const char *url, struct sw_err *err)
+{
+        char *text = NULL, *want = NULL, *line, *next;
+        struct url_parts u;
+        size_t len;
+        int rc;
+
+        if (url_split(&u, url) != 0)
+                return sw_err_set(err, SW_ENOTFOUND, "no credentials for a local repository");
+        rc = sw_read_file(&text, &len, file, CLONE_CREDENTIALS_MAX_BYTES, err);
+        if (rc) {
+                sw_err_wrap(err, "SLIPWAY_GIT_CREDENTIALS");
+                return rc;
+        }
+        want = url_origin(&u);
+        rc = sw_err_set(err, SW_ENOTFOUND, "no credentials for %s in SLIPWAY_GIT_CREDENTIALS",
+                        want);
+        for (line = text; line && *line; line = next) {
+                struct url_parts c;
+                char *origin;
+                size_t plen;
+                bool match;
+
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = '\0';
+                line[strcspn(line, "\r")] = '\0';
+                if (url_split(&c, line) != 0 || !c.user || !c.password)
+                        continue;
+                origin = url_origin(&c);
+                plen = strlen(c.path);
+                while (plen > 0 && c.path[plen - 1] == '/')
+                        plen--;
+                match = strcmp(origin, want) == 0 &&
+                        (plen == 0 || (strncmp(c.path, u.path, plen) == 0 &&
+                                       (u.path[plen] == '\0' || u.path[plen] == '/')));
+                free(origin);
+                if (!match)
+                        continue;
+                sw_err_clear(err);
+                *user_out = pct_decode(c.user, c.user_len);
+                *password_out = pct_decode(c.password, c.password_len);
+                rc = 0;
+                break;
+        }
+        free(want);
+        sw_wipe(text, len);
+        free(text);
+        return rc;
+}
+
+/* Translate the last libgit2 error (once, here) into an SW_E* code and message. */
+static int clone_git_err(struct clone *c, int gerr, struct sw_err *err, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+
+static int clone_git_err(struct clone *c, int gerr, struct sw_err *err, const char *fmt, ...)
+{
+        const git_error *e = git_error_last();
+        const char *msg = e && e->message ? e->message : "unknown libgit2 error";
+        int klass = e ? e->klass : GIT_ERROR_NONE;
+        char what[512];
+        va_list ap;
+        int code;
+
+        if (c->cb_err.code) {
+                /* A callback decided: a limit, a cancel, refused credentials. */
+                return sw_err_set(err, c->cb_err.code, "%s", c->cb_err.msg);
+        }
+        va_start(ap, fmt);
+        vsnprintf(what, sizeof(what), fmt, ap);
+        va_end(ap);
+
+        switch (gerr) {
+        case GIT_EAUTH:
+                return sw_err_set(err, SW_EAUTH, "%s: authentication failed: %s", what, msg);
+        case GIT_ECERTIFICATE:
+                return sw_err_set(err, SW_EPERM, "%s: the server's certificate is not trusted: %s",
+                                  what, msg);
+        case GIT_ENOTFOUND:
+                return sw_err_set(err, SW_ENOTFOUND, "%s: %s", what, msg);
+        case GIT_EAMBIGUOUS:
+                return sw_err_set(err, SW_EINVAL, "%s: %s", what, msg);
+        default:
+                break;
+        }
+        switch (klass) {
+        case GIT_ERROR_NET:
+        case GIT_ERROR_HTTP:
+        case GIT_ERROR_SSL:
+        case GIT_ERROR_SSH:
+                if (strstr(msg, "401") || strstr(msg, "403"))
+                        code = SW_EAUTH;
+                else if (strstr(msg, "404") || strstr(msg, "not exported") ||
+                         strstr(msg, "no such repository") || strstr(msg, "not found") ||
+                         strstr(msg, "does not appear"))
+                        code = SW_ENOTFOUND;
+                else
+                        code = SW_EUNAVAIL;
+                break;
+        case GIT_ERROR_OS:
+        case GIT_ERROR_FILESYSTEM:
+                if (strstr(msg, "failed to resolve path") || strstr(msg, "could not find"))
+                        code = SW_ENOTFOUND;
+                else if (c->in_transfer) /* connect(2), recv(2): the server */
+                        code = SW_EUNAVAIL;
+                else
+                        code = SW_EIO;
+                break;
+        case GIT_ERROR_REPOSITORY:
+                code = strstr(msg, "could not find") ? SW_ENOTFOUND : SW_EIO;
+                break;
+        case GIT_ERROR_ODB:
+        case GIT_ERROR_INDEXER:
+        case GIT_ERROR_ZLIB:
+                code = SW_ECORRUPT;
+                break;
+        default:
+                code = SW_EFAILED;
+                break;
+        }
+        return sw_err_set(err, code, "%s: %s", what, msg);
+}
+
+/* Limits and cancellation, checked from every progress callback. 0 or a libgit2 error. */
+static int clone_check(struct clone *c)
+{
+        int64_t elapsed = sw_mono_ms() - c->t0_ms;
+
+        if (c->cb_err.code)
+                return GIT_EUSER;
+        if (c->o->cancelled && c->o->cancelled(c->o->arg)) {
+                sw_err_set(&c->cb_err, SW_ECANCELED, "clone of %s cancelled", c->url);
+                return GIT_EUSER;
+        }
+        if (c->o->timeout_ms > 0 && elapsed > c->o->timeout_ms) {
+                sw_err_set(&c->cb_err, SW_ETIMEDOUT,
+                           "clone of %s took longer than %lld ms (SLIPWAY_CLONE_TIMEOUT_MS)",
+                           c->url, (long long)c->o->timeout_ms);
+                return GIT_EUSER;
+        }
+        if (c->o->max_bytes > 0 && c->bytes_before + c->bytes_now > (uint64_t)c->o->max_bytes) {
+                sw_err_set(&c->cb_err, SW_ETOOBIG,
+                           "%s is larger than the limit of %lld bytes (SLIPWAY_CLONE_MAX_BYTES)",
+                           c->url, (long long)c->o->max_bytes);
+                return GIT_EUSER;
+        }
+        return 0;
+}
+
+static void clone_progress_log(struct clone *c, const char *verb)
+{
+        char b[32];
+
+        bytes_fmt(b, sizeof(b), c->bytes_before + c->bytes_now);
+        clone_log(c, "%s %u/%u objects, %s", verb, c->objects_received, c->objects_total, b);
+        c->last_log_ms = sw_mono_ms();
+}
+
+static int cb_transfer(const git_indexer_progress *stats, void *payload)
+{
+        struct clone *c = payload;
+
+        /* A new transfer (a submodule) starts counting from zero again. */
+        if (stats->received_bytes < c->bytes_now) {
+                c->bytes_before += c->bytes_now;
+                c->bytes_now = 0;
+        }
+        c->bytes_now = stats->received_bytes;
+        c->objects_total = stats->total_objects;
+        c->objects_received = stats->received_objects;
+        if (sw_mono_ms() - c->last_log_ms >= CLONE_PROGRESS_EVERY_MS)
+                clone_progress_log(c, "received");
+        return clone_check(c);
+}
+
+static int cb_sideband(const char *str, int len, void *payload)
+{
+        (void)str;
+        (void)len;
+        return clone_check(payload);
+}
+
+static int cb_credentials(git_credential **out, const char *url, const char *user_from_url,
+                          unsigned int allowed, void *payload)
+{
+        struct clone *c = payload;
+        struct url_parts p;
+        char *origin = NULL;
+        bool same;
+        int rc;
+
+        (void)user_from_url;
+        rc = clone_check(c);
+        if (rc)
+                return rc;
+        if (url_split(&p, url) != 0)
+                return GIT_PASSTHROUGH;
+        origin = url_origin(&p);
+        same = strcmp(origin, c->origin) == 0;
+        if (!c->o->password || !same || !(allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT)) {
+                sw_err_set(&c->cb_err, SW_EAUTH,
+                           "%s asks for credentials and none are configured for %s "
+                           "(SLIPWAY_GIT_CREDENTIALS)",
+                           c->url, origin);
+                free(origin);
+                return GIT_EAUTH;
+        }
+        free(origin);
+        if (++c->cred_attempts > 1) {
+                /* libgit2 asks again when the server refused what we sent. */
+                sw_err_set(&c->cb_err, SW_EAUTH,
+                           "authentication failed for %s as user '%s': the server refused the "
+                           "user name or password",
+                           c->url, c->o->user ? c->o->user : "");
+                return GIT_EAUTH;
+        }
+        return git_credential_userpass_plaintext_new(out, c->o->user ? c->o->user : "",
+                                                     c->o->password);
+}
+
+static void clone_fetch_opts(git_fetch_options *fo, struct clone *c)
+{
+        git_fetch_options_init(fo, GIT_FETCH_OPTIONS_VERSION);
+        fo->callbacks.transfer_progress = cb_transfer;
+        fo->callbacks.sideband_progress = cb_sideband;
+        fo->callbacks.credentials = cb_credentials;
+        fo->callbacks.payload = c;
+        fo->prune = GIT_FETCH_PRUNE;
+        fo->download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE; /* the refspecs take every tag */
+        fo->update_fetchhead = 0;
+}
+
+/* A transfer finished: log its total once and start counting the next one afresh. */
+static void clone_transfer_end(struct clone *c)
+{
+        if (c->objects_total > 0)
+                clone_progress_log(c, "fetched");
+        c->bytes_before += c->bytes_now;
+        c->bytes_now = 0;
+        c->objects_total = c->objects_received = 0;
+}
+
+static int lock_acquire(struct clone *c, const char *path, struct sw_err *err)
+{
+        bool said = false;
+
+        c->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (c->lock_fd < 0)
+                return sw_err_errno(err, SW_EIO, errno, "open lock file '%s'", path);
+        for (;;) {
+                if (flock(c->lock_fd, LOCK_EX | LOCK_NB) == 0)
+                        return 0;
+                if (errno != EWOULDBLOCK && errno != EINTR)
+                        return sw_err_errno(err, SW_EIO, errno, "lock '%s'", path);
+                if (!said) {
+                        clone_log(c, "waiting for another clone of %s to finish", c->url);
+                        said = true;
+                }
+                if (clone_check(c) != 0)
+                        return sw_err_set(err, c->cb_err.code, "%s", c->cb_err.msg);
+                sw_sleep_ms(CLONE_LOCK_POLL_MS);
+        }
+}
+
+static void lock_release(struct clone *c)
+{
+        if (c->lock_fd >= 0) {
+                flock(c->lock_fd, LOCK_UN);
+                close(c->lock_fd);
+                c->lock_fd = -1;
+        }
+}
+
+static bool is_dir(const char *path)
+{
+        struct stat st;
+        return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Fetch every branch and tag of the repository into `repo`, pruning deleted ones. */
+static int mirror_fetch(struct clone *c, git_repository *repo, struct sw_err *err)
+{
+        git_remote *remote = NULL;
+        git_fetch_options fo;
+        git_buf head = GIT_BUF_INIT_CONST(NULL, 0);
+        int64_t t0 = sw_mono_ms();
+        char took[16];
+        int rc;
+
+        rc = git_remote_set_url(repo, "origin", c->o->url);
+        if (rc == 0)
+                rc = git_remote_lookup(&remote, repo, "origin");
+        if (rc) {
+                rc = clone_git_err(c, rc, err, "mirror of %s", c->url);
+                goto out;
+        }
+        clone_fetch_opts(&fo, c);
+        c->last_log_ms = sw_mono_ms();
+        c->in_transfer = true;
+        rc = git_remote_fetch(remote, NULL, &fo, "slipway fetch");
+        if (rc)
+                rc = clone_git_err(c, rc, err, "fetch %s", c->url);
+        c->in_transfer = false;
+        if (rc)
+                goto out;
+        clone_transfer_end(c);
+        /* Keep the mirror's HEAD on the server's default branch, as `git clone --mirror` does. */
+        if (git_remote_default_branch(&head, remote) == 0)
+                git_repository_set_head(repo, head.ptr);
+        sw_duration_fmt(took, sizeof(took), sw_mono_ms() - t0);
+        clone_log(c, "fetched %s in %s", c->url, took);
+        rc = 0;
+out:
+        git_buf_dispose(&head);
+        git_remote_free(remote);
+        return rc;
+}
+
+/* A new bare repository at `path` whose origin fetches every branch and tag as is. */
+static int mirror_init(git_repository **out, struct clone *c, const char *path, struct sw_err *err)
+{
+        git_repository *repo = NULL;
+        git_remote *remote = NULL;
+        int rc;
+
+        rc = git_repository_init(&repo, path, 1);
+        if (rc == 0)
+                rc = git_remote_create_with_fetchspec(&remote, repo, "origin", c->o->url,
+                                                      "+refs/heads/*:refs/heads/*");
+        if (rc == 0)
+                rc = git_remote_add_fetch(repo, "origin", "+refs/tags/*:refs/tags/*");
+        git_remote_free(remote);
+        if (rc) {
+                rc = clone_git_err(c, rc, err, "create mirror '%s'", path);
+                git_repository_free(repo);
+                return rc;
+        }
+        *out = repo;
+        return 0;
+}
+
+/*
+ * Bring the mirror of the URL up to date (lock held on return, even on
+ * error; the caller releases it). *path_out gets the mirror's path.
+ */
+static int mirror_update(git_repository **out, char **path_out, bool *reused_out, struct clone *c,
+                         struct sw_err *err)
+{
+        char digest[SW_DIGEST_STR_LEN];
+        char *base = NULL, *lock = NULL, *path = NULL, *tmp = NULL;
+        git_repository *repo = NULL;
+        bool reused = false;
+        int rc;
+
+        sw_sha256_digest(digest, c->url, strlen(c->url));
+        base = sw_xasprintf("%s/%s", c->o->cache_dir, digest + 7);
+        lock = sw_xasprintf("%s.lock", base);
+        path = sw_xstrdup(base);
+        tmp = sw_xasprintf("%s.tmp", base);
+        rc = sw_mkdir_p(c->o->cache_dir, 0700, err);
+        if (rc)
+                goto out;
+        rc = lock_acquire(c, lock, err);
+        if (rc)
+                goto out;
+
+        if (is_dir(path)) {
+                if (git_repository_open_bare(&repo, path) == 0) {
+                        reused = true;
+                        clone_log(c, "fetching %s into its mirror", c->url);
+                } else {
+                        clone_log(c, "the mirror of %s is unreadable; cloning it again", c->url);
+                        rc = sw_rm_rf(path, err);
+                        if (rc)
+                                goto out;
+                }
+        }
+        if (reused) {
+                rc = mirror_fetch(c, repo, err);
+                goto out;
+        }
+        clone_log(c, "cloning %s", c->url);
+        /* A leftover of a crashed or cancelled first clone. */
+        rc = sw_rm_rf(tmp, err);
+        if (rc == 0)
+                rc = mirror_init(&repo, c, tmp, err);
+        if (rc == 0)
+                rc = mirror_fetch(c, repo, err);
+        git_repository_free(repo);
+        repo = NULL;
+        if (rc == 0 && rename(tmp, path) != 0)
+                rc = sw_err_errno(err, SW_EIO, errno, "rename mirror '%s'", tmp);
+        if (rc) {
+                struct sw_err ignored = SW_ERR_INIT;
+                sw_rm_rf(tmp, &ignored);
+                goto out;
+        }
+        rc = git_repository_open_bare(&repo, path);
+        if (rc)
+                rc = clone_git_err(c, rc, err, "open mirror '%s'", path);
+out:
+        if (rc == 0) {
+                *out = repo;
+                repo = NULL;
+                *path_out = path;
+                path = NULL;
+                *reused_out = reused;
+        }
+        git_repository_free(repo);
+        free(base);
+        free(lock);
+        free(path);
+        free(tmp);
+        return rc;
+}
+
+/* The commit a reference points to, through annotated tags. */
+static int ref_commit(git_oid *out, git_repository *repo, const char *name)
+{
+        git_reference *ref = NULL;
+        git_object *obj = NULL;
+        int rc = git_reference_lookup(&ref, repo, name);
+
+        if (rc == 0)
+                rc = git_reference_peel(&obj, ref, GIT_OBJECT_COMMIT);
+        if (rc == 0)
+                git_oid_cpy(out, git_object_id(obj));
+        git_object_free(obj);
+        git_reference_free(ref);
+        return rc;
+}
+
+/* Resolve the options' branch/tag and commit in the mirror. *ref_out may stay NULL. */
+static int resolve(git_oid *out, char **ref_out, struct clone *c, git_repository *repo,
+                   struct sw_err *err)
+{
+        const char *branch = c->o->branch, *commit = c->o->commit;
+        char *ref = NULL;
+        git_oid tip, want;
+        git_commit *cm = NULL;
+        int rc;
+
+        if (branch) {
+                char *heads = sw_xasprintf("refs/heads/%s", branch);
+                char *tags = sw_xasprintf("refs/tags/%s", branch);
+
+                if (ref_commit(&tip, repo, heads) == 0) {
+                        ref = heads;
+                        heads = NULL;
+                } else if (ref_commit(&tip, repo, tags) == 0) {
+                        ref = tags;
+                        tags = NULL;
+                }
+                free(heads);
+                free(tags);
+                if (!ref)
+                        return sw_err_set(err, SW_ENOTFOUND,
+                                          "branch or tag '%s' not found in repository %s", branch,
+                                          c->url);
+        }
+        if (!commit) {
+                git_oid_cpy(out, &tip);
+                *ref_out = ref;
+                return 0;
+        }
+        rc = git_oid_fromstrn(&want, commit, strlen(commit));
+        if (rc == 0)
+                rc = git_commit_lookup_prefix(&cm, repo, &want, strlen(commit));
+        if (rc == GIT_ENOTFOUND) {
+                rc = sw_err_set(err, SW_ENOTFOUND,
+                                "commit '%s' not found in repository %s (on any branch or tag)",
+                                commit, c->url);
+                goto out;
+        }
+        if (rc) {
+                rc = clone_git_err(c, rc, err, "commit '%s' in %s", commit, c->url);
+                goto out;
+        }
+        git_oid_cpy(&want, git_commit_id(cm));
+        if (ref && !git_oid_equal(&tip, &want) && git_graph_descendant_of(repo, &tip, &want) != 1) {
+                rc = sw_err_set(err, SW_ENOTFOUND,
+                                "commit '%s' is not on branch or tag '%s' of repository %s", commit,
+                                branch, c->url);
+                goto out;
+        }
+        git_oid_cpy(out, &want);
+        *ref_out = ref;
+        ref = NULL;
+        rc = 0;
+out:
+        git_commit_free(cm);
+        free(ref);
+        return rc;
+}
+
+/* Clone the working tree from the mirror and check out `oid`. */
+static int worktree_create(git_repository **out, struct clone *c, const char *mirror,
+                           const git_oid *oid, const char *ref, struct sw_err *err)
+{
+        git_clone_options co;
+        git_checkout_options ck;
+        git_repository *wt = NULL;
+        git_commit *cm = NULL;
+        git_reference *br = NULL;
+        char *parent = sw_xstrdup(c->o->dest);
+        char *slash = strrchr(parent, '/');
+        int rc;
+
+        if (slash && slash != parent)
+                *slash = '\0';
+        rc = sw_rm_rf(c->o->dest, err);
+        if (rc == 0)
+                rc = sw_mkdir_p(parent, 0700, err);
+        if (rc)
+                goto out;
+        git_clone_options_init(&co, GIT_CLONE_OPTIONS_VERSION);
+        co.checkout_opts.checkout_strategy = GIT_CHECKOUT_NONE;
+        co.local = GIT_CLONE_LOCAL;
+        rc = git_clone(&wt, mirror, c->o->dest, &co);
+        if (rc) {
+                rc = clone_git_err(c, rc, err, "clone the mirror of %s into '%s'", c->url,
+                                   c->o->dest);
+                goto out;
+        }
+        /* Relative submodule URLs resolve against origin; builds label images with it. */
+        rc = git_remote_set_url(wt, "origin", c->url);
+        if (rc == 0)
+                rc = git_commit_lookup(&cm, wt, oid);
+        if (rc == 0)
+                rc = git_repository_set_head_detached(wt, oid);
+        if (rc == 0) {
+                git_checkout_options_init(&ck, GIT_CHECKOUT_OPTIONS_VERSION);
+                ck.checkout_strategy = GIT_CHECKOUT_FORCE | GIT_CHECKOUT_REMOVE_UNTRACKED;
+                rc = git_checkout_tree(wt, (const git_object *)cm, &ck);
+        }
+        /* On a branch, a local branch of that name at the commit, like `git clone -b`. */
+        if (rc == 0 && ref && strncmp(ref, "refs/heads/", 11) == 0) {
+                rc = git_branch_create(&br, wt, ref + 11, cm, 1);
+                if (rc == 0)
+                        rc = git_repository_set_head(wt, ref);
+        }
+        if (rc) {
+                rc = clone_git_err(c, rc, err, "check out %s", c->o->dest);
+                goto out;
+        }
+        *out = wt;
+        wt = NULL;
+out:
+        git_reference_free(br);
+        git_commit_free(cm);
+        git_repository_free(wt);
+        free(parent);
+        return rc;
+}
+
+struct name_list {
+        char **names;
+        size_t n;
+};
+
+static int collect_submodule(git_submodule *sm, const char *name, void *payload)
+{
+        struct name_list *l = payload;
+
+        (void)sm;
+        l->names = sw_xrealloc(l->names, (l->n + 1) * sizeof(*l->names));
+        l->names[l->n++] = sw_xstrdup(name);
+        return 0;
+}
+
+static bool url_is_local(const char *url)
+{
+        return url[0] == '/' || strncmp(url, "file://", 7) == 0 || !strstr(url, "://");
+}
+
+/* Initialise and update every submodule of `repo`, then theirs. */
+static int submodules_update(struct clone *c, git_repository *repo, int depth, struct sw_err *err)
+{
+        struct name_list list = {NULL, 0};
+        int rc;
+
+        rc = git_submodule_foreach(repo, collect_submodule, &list);
+        if (rc) {
+                rc = clone_git_err(c, rc, err, "list the submodules of %s", c->url);
+                goto out;
+        }
+        if (list.n > 0 && depth >= CLONE_SUBMODULE_DEPTH_MAX) {
+                rc = sw_err_set(err, SW_ETOOBIG, "submodules of %s nest deeper than %d levels",
+                                c->url, CLONE_SUBMODULE_DEPTH_MAX);
+                goto out;
+        }
+        for (size_t i = 0; i < list.n && rc == 0; i++) {
+                git_submodule *sm = NULL;
+                git_repository *sub = NULL;
+                git_buf url = GIT_BUF_INIT_CONST(NULL, 0);
+                git_submodule_update_options uo;
+                struct url_parts p;
+                char sha[GIT_OID_HEXSZ + 1] = "";
+
+                rc = git_submodule_lookup(&sm, repo, list.names[i]);
+                if (rc == 0 && !git_submodule_url(sm))
+                        rc = sw_err_set(err, SW_EINVAL, "submodule '%s' of %s has no URL",
+                                        list.names[i], c->url);
+                else if (rc == 0)
+                        rc = git_submodule_resolve_url(&url, repo, git_submodule_url(sm));
+                if (rc > 0 || rc == SW_EINVAL) {
+                        rc = SW_EINVAL;
+                } else if (rc) {
+                        rc = clone_git_err(c, rc, err, "submodule '%s' of %s", list.names[i],
+                                           c->url);
+                } else if (url_is_local(url.ptr) && !c->local) {
+                        /* A remote repository must not read the worker's own files. */
+                        rc = sw_err_set(err, SW_EPERM,
+                                        "submodule '%s' of %s points to the local path '%s'; "
+                                        "only repositories cloned from a local path may do that",
+                                        list.names[i], c->url, url.ptr);
+                } else if (url_split(&p, url.ptr) == 0 && p.password) {
+                        rc = sw_err_set(err, SW_EINVAL,
+                                        "submodule '%s' of %s: its URL must not contain a "
+                                        "password",
+                                        list.names[i], c->url);
+                } else {
+                        git_submodule_update_options_init(&uo,
+                                                          GIT_SUBMODULE_UPDATE_OPTIONS_VERSION);
+                        clone_fetch_opts(&uo.fetch_opts, c);
+                        uo.fetch_opts.prune = GIT_FETCH_PRUNE_UNSPECIFIED;
+                        uo.fetch_opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_UNSPECIFIED;
+                        uo.checkout_opts.checkout_strategy = GIT_CHECKOUT_FORCE;
+                        uo.allow_fetch = 1;
+                        clone_log(c, "submodule %s from %s", git_submodule_path(sm), url.ptr);
+                        c->in_transfer = true;
+                        rc = git_submodule_update(sm, 1, &uo);
+                        if (rc)
+                                rc = clone_git_err(c, rc, err, "submodule '%s' from %s",
+                                                   git_submodule_path(sm), url.ptr);
+                        else
+                                clone_transfer_end(c);
+                        c->in_transfer = false;
+                }
+                if (rc == 0) {
+                        rc = git_submodule_open(&sub, sm);
+                        if (rc)
+                                rc = clone_git_err(c, rc, err, "open submodule '%s'",
+                                                   list.names[i]);
+                }
+                if (rc == 0) {
+                        c->submodules++;
+                        if (git_submodule_head_id(sm))
+                                git_oid_tostr(sha, sizeof(sha), git_submodule_head_id(sm));
+                        clone_log(c, "submodule %s at %s", git_submodule_path(sm), sha);
+                        rc = submodules_update(c, sub, depth + 1, err);
+                }
+                git_repository_free(sub);
+                git_buf_dispose(&url);
+                git_submodule_free(sm);
+        }
+out:
+        for (size_t i = 0; i < list.n; i++)
+                free(list.names[i]);
+        free(list.names);
+        return rc;
+}
+
+static int check_options(const struct step_clone_options *o, struct sw_err *err)
+{
+        if (!o->url || !o->cache_dir || !o->dest)
+                return sw_err_set(err, SW_EINVAL, "clone: url, cache_dir and dest are required");
+        if (o->cache_dir[0] != '/' || o->dest[0] != '/')
+                return sw_err_set(err, SW_EINVAL, "clone: cache_dir and dest must be absolute");
+        if (sw_valid_repo_url(o->url, "repository", err))
+                return SW_EINVAL;
+        if (strncmp(o->url, "ssh://", 6) == 0)
+                return sw_err_set(err, SW_EINVAL,
+                                  "repository: ssh:// URLs are not supported yet; use https://");
+        if (!o->branch && !o->commit)
+                return sw_err_set(err, SW_EINVAL, "clone: a branch, a tag or a commit is required");
+        if (o->branch && sw_valid_git_ref(o->branch, "branch", err))
+                return SW_EINVAL;
+        if (o->commit && sw_valid_git_commit(o->commit, "commit", err))
+                return SW_EINVAL;
+        return 0;
+}
+
+int step_clone_run(struct step_clone_result *out, const struct step_clone_options *opts,
+                   struct sw_err *err)
+{
+        struct clone c;
+        struct url_parts p;
+        git_repository *mirror = NULL, *wt = NULL;
+        char *mirror_path = NULL, *ref = NULL;
+        bool reused = false, dest_made = false;
+        git_oid oid;
+        char took[16];
+        int rc;
+
+        memset(&c, 0, sizeof(c));
+        c.o = opts;
+        c.lock_fd = -1;
+        c.t0_ms = sw_mono_ms();
+        rc = check_options(opts, err);
+        if (rc)
+                return rc;
+        rc = step_clone_url_clean(&c.url, opts->url, err);
+        if (rc)
+                return rc;
+        c.local = url_is_local(opts->url);
+        c.origin = url_split(&p, opts->url) == 0 ? url_origin(&p) : sw_xstrdup("");
+
+        rc = mirror_update(&mirror, &mirror_path, &reused, &c, err);
+        if (rc == 0)
+                rc = resolve(&oid, &ref, &c, mirror, err);
+        if (rc == 0) {
+                dest_made = true;
+                rc = worktree_create(&wt, &c, mirror_path, &oid, ref, err);
+        }
+        lock_release(&c);
+        if (rc == 0 && !opts->no_submodules)
+                rc = submodules_update(&c, wt, 0, err);
+        if (rc)
+                goto out;
+
+        memset(out, 0, sizeof(*out));
+        git_oid_tostr(out->commit, sizeof(out->commit), &oid);
+        out->ref = ref;
+        ref = NULL;
+        out->url = c.url;
+        c.url = NULL;
+        out->path = sw_xstrdup(opts->dest);
+        out->mirror_reused = reused;
+        out->submodules = c.submodules;
+        sw_duration_fmt(took, sizeof(took), sw_mono_ms() - c.t0_ms);
+        clone_log(&c, "checked out %s%s%s in %s (%s)", out->commit, out->ref ? " of " : "",
+                  out->ref ? out->ref : "", out->path, took);
+out:
+        if (rc && dest_made) {
+                struct sw_err ignored = SW_ERR_INIT;
+                git_repository_free(wt);
+                wt = NULL;
+                sw_rm_rf(opts->dest, &ignored);
+        }
+        lock_release(&c);
+        git_repository_free(wt);
+        git_repository_free(mirror);
+        free(mirror_path);
+        free(ref);
+        free(c.url);
+        free(c.origin);
+        return rc;
+}
+
+void step_clone_result_release(struct step_clone_result *r)
+{
+        if (!r)
+                return;
+        free(r->ref);
+        free(r->url);
+        free(r->path);
+        memset(r, 0, sizeof(*r));
+}
+
+/* --- the pipeline step --- */
+
+static void step_log_line(void *arg, const char *line)
+{
+        eng_step_log(arg, "%s", line);
+}
+
+static bool step_is_cancelled(void *arg)
+{
+        return eng_step_cancelled(arg);
+}
+
+/*
+ * The clone step: the request's repository at its branch, tag or commit,
+ * checked out in $SLIPWAY_DATA/work/<job id>/src for the build step, which
+ * finds the path in this step's output.
+ */
+static int step_clone_step_run(struct eng_step_ctx *ctx, json_t **output, struct sw_err *err)
+{
+        const struct sw_config *cfg = eng_step_config(ctx);
+        const json_t *req = eng_step_output(ctx, "validate");
+        struct step_clone_options o = STEP_CLONE_OPTIONS_INIT;
+        struct step_clone_result res;
+        char *user = NULL, *password = NULL, *cache = NULL, *dest = NULL;
+        int rc;
+
+        if (!json_is_object(req))
+                req = eng_step_payload(ctx);
+        o.url = sw_json_str(req, "repo", NULL);
+        o.branch = sw_json_str(req, "branch", NULL);
+        o.commit = sw_json_str(req, "commit", NULL);
+        if (!o.url)
+                return sw_err_set(err, SW_EINVAL, "the request names no repository ('repo')");
+        if (!cfg || !cfg->data)
+                return sw_err_set(err, SW_EINVAL, "SLIPWAY_DATA is not set");
+        if (cfg->git_credentials &&
+            (strncmp(o.url, "https://", 8) == 0 || strncmp(o.url, "http://", 7) == 0)) {
+                rc = step_clone_credentials_lookup(&user, &password, cfg->git_credentials, o.url,
+                                                   err);
+                if (rc && rc != SW_ENOTFOUND)
+                        return rc;
+                sw_err_clear(err);
+                eng_step_add_secret(ctx, password);
+        }
+        cache = sw_xasprintf("%s/git", cfg->data);
+        dest = sw_xasprintf("%s/work/%lld/src", cfg->data, (long long)eng_step_job_id(ctx));
+        o.user = user;
+        o.password = password;
+        o.cache_dir = cache;
+        o.dest = dest;
+        o.max_bytes = cfg->clone_max_bytes;
+        o.timeout_ms = cfg->clone_timeout_ms;
+        o.log = step_log_line;
+        o.cancelled = step_is_cancelled;
+        o.arg = ctx;
+
+        rc = step_clone_run(&res, &o, err);
+        if (rc == 0) {
+                *output = json_pack("{s:s,s:s?,s:s,s:s}", "commit", res.commit, "ref", res.ref,
+                                    "path", res.path, "url", res.url);
+                step_clone_result_release(&res);
+        }
+        free(user);
+        sw_free_secret(password);
+        free(cache);
+        free(dest);
+        return rc;
+}
+
+const struct eng_step_def step_clone_def = {
+        .name = "clone",
+        .summary = "fetch the repository and check out the commit",
+        .run = step_clone_step_run,
+};
