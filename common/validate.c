@@ -126,10 +126,11 @@ int sw_valid_repo_url(const char *s, const char *what, struct sw_err *err)
                         size_t auth = strcspn(s + n, "/?#");
                         const char *at = memchr(s + n, '@', auth);
                         if (at && memchr(s + n, ':', (size_t)(at - (s + n))))
-                                return sw_err_set(err, SW_EINVAL,
-                                                  "%s: must not contain a password (user:password@); "
-                                                  "configure credentials with SLIPWAY_GIT_CREDENTIALS",
-                                                  what);
+                                return sw_err_set(
+                                        err, SW_EINVAL,
+                                        "%s: must not contain a password (user:password@); "
+                                        "configure credentials with SLIPWAY_GIT_CREDENTIALS",
+                                        what);
                         return 0;
                 }
         }

@@ -162,13 +162,19 @@ int t_git_wait_port(int port, int timeout_ms)
 static int spawn(pid_t *out, const char *log, char *const argv[])
 {
         posix_spawn_file_actions_t fa;
+        posix_spawnattr_t attr;
         int rc;
 
         git_env();
         posix_spawn_file_actions_init(&fa);
         posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0600);
         posix_spawn_file_actions_adddup2(&fa, 1, 2);
-        rc = posix_spawnp(out, argv[0], &fa, NULL, argv, environ);
+        /* Its own process group, so that stopping it also stops the children it forks. */
+        posix_spawnattr_init(&attr);
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+        posix_spawnattr_setpgroup(&attr, 0);
+        rc = posix_spawnp(out, argv[0], &fa, &attr, argv, environ);
+        posix_spawnattr_destroy(&attr);
         posix_spawn_file_actions_destroy(&fa);
         if (rc != 0) {
                 fprintf(stderr, "  cannot start %s: %s\n", argv[0], strerror(rc));
@@ -177,7 +183,10 @@ static int spawn(pid_t *out, const char *log, char *const argv[])
         return 0;
 }
 
-/* SIGTERM, wait up to 5 s, then SIGKILL. */
+/*
+ * SIGTERM to the process group that spawn() made for `pid`, wait up to 5 s
+ * for `pid`, then SIGKILL whatever of the group is left.
+ */
 static void stop_pid(pid_t pid)
 {
         int64_t deadline = sw_mono_ms() + 5000;
@@ -185,15 +194,15 @@ static void stop_pid(pid_t pid)
 
         if (pid <= 0)
                 return;
-        kill(pid, SIGTERM);
+        kill(-pid, SIGTERM);
         while (sw_mono_ms() < deadline) {
                 pid_t r = waitpid(pid, &st, WNOHANG);
                 if (r == pid || (r < 0 && errno == ECHILD))
-                        return;
+                        break;
                 sw_sleep_ms(10);
         }
-        kill(pid, SIGKILL);
-        waitpid(pid, &st, 0);
+        kill(-pid, SIGKILL);
+        waitpid(pid, &st, WNOHANG);
 }
 
 int t_git_repo_create(const char *root, const char *name)
@@ -308,7 +317,7 @@ int t_git_http_start(struct t_git_http *h, const char *project_root, const char 
                      const char *user, const char *password, int limit_rate_kib)
 {
         char *conf = NULL, *path = NULL, *sock = NULL, *log = NULL, *auth = NULL, *tmp = NULL;
-        char *fcgi_argv[] = {"fcgiwrap", "-c", "4", "-s", NULL, NULL};
+        char *fcgi_argv[] = {"fcgiwrap", "-c", "1", "-s", NULL, NULL};
         char *nginx_argv[] = {"nginx", "-p", NULL, "-c", NULL, "-e", NULL, NULL};
         int64_t deadline;
         struct stat st;
