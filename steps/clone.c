@@ -502,9 +502,31 @@ static bool is_dir(const char *path)
         return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* Fetch every branch and tag of the repository into `repo`, pruning deleted ones. */
-static int mirror_fetch(struct clone *c, git_repository *repo, struct sw_err *err)
+static bool url_is_local(const char *url)
 {
+        return url[0] == '/' || strncmp(url, "file://", 7) == 0 || !strstr(url, "://");
+}
+
+/* One repository to fetch and check out: the requested one or a submodule. */
+struct target {
+        const char *fetch_url; /* as given: may carry a user name */
+        const char *url;       /* without user information: logs, mirror key */
+        const char *branch;    /* or NULL */
+        const char *commit;    /* hex, or NULL */
+        const char *dest;      /* its working tree */
+};
+
+/*
+ * Fetch every branch and tag into the mirror, pruning the deleted ones. The
+ * remote is in memory and skips url.*.insteadOf: libgit2 1.5 leaks a PCRE2
+ * match block for every configuration entry that this lookup does not match.
+ */
+static int mirror_fetch(struct clone *c, git_repository *repo, const struct target *t,
+                        struct sw_err *err)
+{
+        char *specs_v[] = {"+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"};
+        git_strarray specs = {specs_v, 2};
+        git_remote_create_options ro;
         git_remote *remote = NULL;
         git_fetch_options fo;
         git_buf head = GIT_BUF_INIT_CONST(NULL, 0);
@@ -512,19 +534,21 @@ static int mirror_fetch(struct clone *c, git_repository *repo, struct sw_err *er
         char took[16];
         int rc;
 
-        rc = git_remote_set_url(repo, "origin", c->o->url);
-        if (rc == 0)
-                rc = git_remote_lookup(&remote, repo, "origin");
+        git_remote_create_options_init(&ro, GIT_REMOTE_CREATE_OPTIONS_VERSION);
+        ro.repository = repo;
+        ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+        rc = git_remote_create_with_opts(&remote, t->fetch_url, &ro);
         if (rc) {
-                rc = clone_git_err(c, rc, err, "mirror of %s", c->url);
+                rc = clone_git_err(c, rc, err, "remote %s", t->url);
                 goto out;
         }
         clone_fetch_opts(&fo, c);
         c->last_log_ms = sw_mono_ms();
+        c->cred_attempts = 0;
         c->in_transfer = true;
-        rc = git_remote_fetch(remote, NULL, &fo, "slipway fetch");
+        rc = git_remote_fetch(remote, &specs, &fo, "slipway fetch");
         if (rc)
-                rc = clone_git_err(c, rc, err, "fetch %s", c->url);
+                rc = clone_git_err(c, rc, err, "fetch %s", t->url);
         c->in_transfer = false;
         if (rc)
                 goto out;
@@ -533,7 +557,7 @@ static int mirror_fetch(struct clone *c, git_repository *repo, struct sw_err *er
         if (git_remote_default_branch(&head, remote) == 0)
                 git_repository_set_head(repo, head.ptr);
         sw_duration_fmt(took, sizeof(took), sw_mono_ms() - t0);
-        clone_log(c, "fetched %s in %s", c->url, took);
+        clone_log(c, "fetched %s in %s", t->url, took);
         rc = 0;
 out:
         git_buf_dispose(&head);
@@ -541,20 +565,20 @@ out:
         return rc;
 }
 
-/* A new bare repository at `path` whose origin fetches every branch and tag as is. */
-static int mirror_init(git_repository **out, struct clone *c, const char *path, struct sw_err *err)
+/* A new bare repository at `path`, which notes its URL for whoever looks inside. */
+static int mirror_init(git_repository **out, struct clone *c, const struct target *t,
+                       const char *path, struct sw_err *err)
 {
         git_repository *repo = NULL;
-        git_remote *remote = NULL;
+        git_config *cfg = NULL;
         int rc;
 
         rc = git_repository_init(&repo, path, 1);
         if (rc == 0)
-                rc = git_remote_create_with_fetchspec(&remote, repo, "origin", c->o->url,
-                                                      "+refs/heads/*:refs/heads/*");
+                rc = git_repository_config(&cfg, repo);
         if (rc == 0)
-                rc = git_remote_add_fetch(repo, "origin", "+refs/tags/*:refs/tags/*");
-        git_remote_free(remote);
+                rc = git_config_set_string(cfg, "slipway.url", t->url);
+        git_config_free(cfg);
         if (rc) {
                 rc = clone_git_err(c, rc, err, "create mirror '%s'", path);
                 git_repository_free(repo);
@@ -565,23 +589,22 @@ static int mirror_init(git_repository **out, struct clone *c, const char *path, 
 }
 
 /*
- * Bring the mirror of the URL up to date (lock held on return, even on
- * error; the caller releases it). *path_out gets the mirror's path.
+ * Bring the mirror of t->url up to date. The lock is held on return, even on
+ * error; the caller releases it. *path_out gets the mirror's path.
  */
 static int mirror_update(git_repository **out, char **path_out, bool *reused_out, struct clone *c,
-                         struct sw_err *err)
+                         const struct target *t, struct sw_err *err)
 {
         char digest[SW_DIGEST_STR_LEN];
-        char *base = NULL, *lock = NULL, *path = NULL, *tmp = NULL;
+        char *lock = NULL, *path = NULL, *tmp = NULL;
         git_repository *repo = NULL;
         bool reused = false;
         int rc;
 
-        sw_sha256_digest(digest, c->url, strlen(c->url));
-        base = sw_xasprintf("%s/%s", c->o->cache_dir, digest + 7);
-        lock = sw_xasprintf("%s.lock", base);
-        path = sw_xstrdup(base);
-        tmp = sw_xasprintf("%s.tmp", base);
+        sw_sha256_digest(digest, t->url, strlen(t->url));
+        path = sw_xasprintf("%s/%s", c->o->cache_dir, digest + 7);
+        lock = sw_xasprintf("%s.lock", path);
+        tmp = sw_xasprintf("%s.tmp", path);
         rc = sw_mkdir_p(c->o->cache_dir, 0700, err);
         if (rc)
                 goto out;
@@ -592,25 +615,25 @@ static int mirror_update(git_repository **out, char **path_out, bool *reused_out
         if (is_dir(path)) {
                 if (git_repository_open_bare(&repo, path) == 0) {
                         reused = true;
-                        clone_log(c, "fetching %s into its mirror", c->url);
+                        clone_log(c, "fetching %s into its mirror", t->url);
                 } else {
-                        clone_log(c, "the mirror of %s is unreadable; cloning it again", c->url);
+                        clone_log(c, "the mirror of %s is unreadable; cloning it again", t->url);
                         rc = sw_rm_rf(path, err);
                         if (rc)
                                 goto out;
                 }
         }
         if (reused) {
-                rc = mirror_fetch(c, repo, err);
+                rc = mirror_fetch(c, repo, t, err);
                 goto out;
         }
-        clone_log(c, "cloning %s", c->url);
+        clone_log(c, "cloning %s", t->url);
         /* A leftover of a crashed or cancelled first clone. */
         rc = sw_rm_rf(tmp, err);
         if (rc == 0)
-                rc = mirror_init(&repo, c, tmp, err);
+                rc = mirror_init(&repo, c, t, tmp, err);
         if (rc == 0)
-                rc = mirror_fetch(c, repo, err);
+                rc = mirror_fetch(c, repo, t, err);
         git_repository_free(repo);
         repo = NULL;
         if (rc == 0 && rename(tmp, path) != 0)
@@ -632,7 +655,6 @@ out:
                 *reused_out = reused;
         }
         git_repository_free(repo);
-        free(base);
         free(lock);
         free(path);
         free(tmp);
@@ -655,19 +677,18 @@ static int ref_commit(git_oid *out, git_repository *repo, const char *name)
         return rc;
 }
 
-/* Resolve the options' branch/tag and commit in the mirror. *ref_out may stay NULL. */
-static int resolve(git_oid *out, char **ref_out, struct clone *c, git_repository *repo,
-                   struct sw_err *err)
+/* Resolve the target's branch/tag and commit in the mirror. *ref_out may stay NULL. */
+static int resolve(git_oid *out, char **ref_out, struct clone *c, const struct target *t,
+                   git_repository *repo, struct sw_err *err)
 {
-        const char *branch = c->o->branch, *commit = c->o->commit;
         char *ref = NULL;
         git_oid tip, want;
         git_commit *cm = NULL;
         int rc;
 
-        if (branch) {
-                char *heads = sw_xasprintf("refs/heads/%s", branch);
-                char *tags = sw_xasprintf("refs/tags/%s", branch);
+        if (t->branch) {
+                char *heads = sw_xasprintf("refs/heads/%s", t->branch);
+                char *tags = sw_xasprintf("refs/tags/%s", t->branch);
 
                 if (ref_commit(&tip, repo, heads) == 0) {
                         ref = heads;
@@ -680,32 +701,32 @@ static int resolve(git_oid *out, char **ref_out, struct clone *c, git_repository
                 free(tags);
                 if (!ref)
                         return sw_err_set(err, SW_ENOTFOUND,
-                                          "branch or tag '%s' not found in repository %s", branch,
-                                          c->url);
+                                          "branch or tag '%s' not found in repository %s",
+                                          t->branch, t->url);
         }
-        if (!commit) {
+        if (!t->commit) {
                 git_oid_cpy(out, &tip);
                 *ref_out = ref;
                 return 0;
         }
-        rc = git_oid_fromstrn(&want, commit, strlen(commit));
+        rc = git_oid_fromstrn(&want, t->commit, strlen(t->commit));
         if (rc == 0)
-                rc = git_commit_lookup_prefix(&cm, repo, &want, strlen(commit));
+                rc = git_commit_lookup_prefix(&cm, repo, &want, strlen(t->commit));
         if (rc == GIT_ENOTFOUND) {
                 rc = sw_err_set(err, SW_ENOTFOUND,
                                 "commit '%s' not found in repository %s (on any branch or tag)",
-                                commit, c->url);
+                                t->commit, t->url);
                 goto out;
         }
         if (rc) {
-                rc = clone_git_err(c, rc, err, "commit '%s' in %s", commit, c->url);
+                rc = clone_git_err(c, rc, err, "commit '%s' in %s", t->commit, t->url);
                 goto out;
         }
         git_oid_cpy(&want, git_commit_id(cm));
         if (ref && !git_oid_equal(&tip, &want) && git_graph_descendant_of(repo, &tip, &want) != 1) {
                 rc = sw_err_set(err, SW_ENOTFOUND,
-                                "commit '%s' is not on branch or tag '%s' of repository %s", commit,
-                                branch, c->url);
+                                "commit '%s' is not on branch or tag '%s' of repository %s",
+                                t->commit, t->branch, t->url);
                 goto out;
         }
         git_oid_cpy(out, &want);
@@ -718,95 +739,264 @@ out:
         return rc;
 }
 
-/* Clone the working tree from the mirror and check out `oid`. */
-static int worktree_create(git_repository **out, struct clone *c, const char *mirror,
-                           const git_oid *oid, const char *ref, struct sw_err *err)
+/*
+ * A fresh working tree at t->dest that borrows the mirror's objects
+ * (objects/info/alternates: nothing is copied, and mirrors are never pruned,
+ * so the objects stay), checked out at `oid`. On a branch, HEAD is a local
+ * branch of that name, like `git clone -b`; otherwise it is detached.
+ */
+static int worktree_create(git_repository **out, struct clone *c, const struct target *t,
+                           git_repository *mirror, const char *mirror_path, const git_oid *oid,
+                           const char *ref, struct sw_err *err)
 {
-        git_clone_options co;
-        git_checkout_options ck;
         git_repository *wt = NULL;
+        git_config *cfg = NULL;
         git_commit *cm = NULL;
-        git_reference *br = NULL;
-        char *parent = sw_xstrdup(c->o->dest);
-        char *slash = strrchr(parent, '/');
+        git_reference *r = NULL;
+        git_checkout_options ck;
+        git_oid target;
+        char *alt = NULL, *objects = NULL;
         int rc;
 
-        if (slash && slash != parent)
-                *slash = '\0';
-        rc = sw_rm_rf(c->o->dest, err);
+        rc = sw_rm_rf(t->dest, err);
         if (rc == 0)
-                rc = sw_mkdir_p(parent, 0700, err);
+                rc = sw_mkdir_p(t->dest, 0755, err);
         if (rc)
                 goto out;
-        git_clone_options_init(&co, GIT_CLONE_OPTIONS_VERSION);
-        co.checkout_opts.checkout_strategy = GIT_CHECKOUT_NONE;
-        co.local = GIT_CLONE_LOCAL;
-        rc = git_clone(&wt, mirror, c->o->dest, &co);
+        rc = git_repository_init(&wt, t->dest, 0);
         if (rc) {
-                rc = clone_git_err(c, rc, err, "clone the mirror of %s into '%s'", c->url,
-                                   c->o->dest);
+                rc = clone_git_err(c, rc, err, "create '%s'", t->dest);
                 goto out;
         }
+        alt = sw_xasprintf("%sobjects/info/alternates", git_repository_path(wt));
+        objects = sw_xasprintf("%s/objects\n", mirror_path);
+        rc = sw_write_file_atomic(alt, objects, strlen(objects), 0644, err);
+        if (rc)
+                goto out;
+        /* Reopen, so that the object database reads the alternates file. */
+        git_repository_free(wt);
+        wt = NULL;
+        rc = git_repository_open(&wt, t->dest);
         /* Relative submodule URLs resolve against origin; builds label images with it. */
-        rc = git_remote_set_url(wt, "origin", c->url);
+        if (rc == 0)
+                rc = git_repository_config(&cfg, wt);
+        if (rc == 0)
+                rc = git_config_set_string(cfg, "remote.origin.url", t->url);
+        if (rc == 0)
+                rc = git_config_set_string(cfg, "remote.origin.fetch",
+                                           "+refs/heads/*:refs/remotes/origin/*");
         if (rc == 0)
                 rc = git_commit_lookup(&cm, wt, oid);
+        if (rc == 0 && ref && git_reference_name_to_id(&target, mirror, ref) == 0)
+                rc = git_reference_create(&r, wt, ref, &target, 1, "slipway clone");
+        git_reference_free(r);
+        r = NULL;
+        if (rc == 0 && ref && strncmp(ref, "refs/heads/", 11) == 0) {
+                char *tracking = sw_xasprintf("refs/remotes/origin/%s", ref + 11);
+                rc = git_reference_create(&r, wt, tracking, oid, 1, "slipway clone");
+                free(tracking);
+        }
         if (rc == 0)
                 rc = git_repository_set_head_detached(wt, oid);
         if (rc == 0) {
                 git_checkout_options_init(&ck, GIT_CHECKOUT_OPTIONS_VERSION);
-                ck.checkout_strategy = GIT_CHECKOUT_FORCE | GIT_CHECKOUT_REMOVE_UNTRACKED;
+                ck.checkout_strategy = GIT_CHECKOUT_FORCE;
                 rc = git_checkout_tree(wt, (const git_object *)cm, &ck);
         }
-        /* On a branch, a local branch of that name at the commit, like `git clone -b`. */
-        if (rc == 0 && ref && strncmp(ref, "refs/heads/", 11) == 0) {
-                rc = git_branch_create(&br, wt, ref + 11, cm, 1);
-                if (rc == 0)
-                        rc = git_repository_set_head(wt, ref);
-        }
+        if (rc == 0 && ref && strncmp(ref, "refs/heads/", 11) == 0)
+                rc = git_repository_set_head(wt, ref);
         if (rc) {
-                rc = clone_git_err(c, rc, err, "check out %s", c->o->dest);
+                rc = clone_git_err(c, rc, err, "check out '%s'", t->dest);
                 goto out;
         }
         *out = wt;
         wt = NULL;
 out:
-        git_reference_free(br);
+        git_reference_free(r);
         git_commit_free(cm);
+        git_config_free(cfg);
         git_repository_free(wt);
-        free(parent);
+        free(alt);
+        free(objects);
         return rc;
 }
 
-struct name_list {
-        char **names;
+/* Fetch t->url into its mirror and check out the resolved commit in t->dest. */
+static int target_checkout(git_repository **wt_out, git_oid *oid_out, char **ref_out,
+                           bool *reused_out, struct clone *c, const struct target *t,
+                           struct sw_err *err)
+{
+        git_repository *mirror = NULL;
+        char *mirror_path = NULL, *ref = NULL;
+        int rc;
+
+        rc = mirror_update(&mirror, &mirror_path, reused_out, c, t, err);
+        if (rc == 0)
+                rc = resolve(oid_out, &ref, c, t, mirror, err);
+        if (rc == 0)
+                rc = worktree_create(wt_out, c, t, mirror, mirror_path, oid_out, ref, err);
+        lock_release(c);
+        if (rc == 0 && ref_out) {
+                *ref_out = ref;
+                ref = NULL;
+        }
+        git_repository_free(mirror);
+        free(mirror_path);
+        free(ref);
+        return rc;
+}
+
+/*
+ * A submodule URL relative to its superproject's ("../lib.git" against
+ * "git://h/app.git" is "git://h/lib.git"), as git resolves it; an absolute
+ * one as is. NULL when it climbs above the base's host or root.
+ */
+static char *url_resolve(const char *base, const char *rel)
+{
+        char *b = sw_xstrdup(base), *out;
+        size_t len = strlen(b), floor = 0;
+        const char *sep = strstr(b, "://");
+
+        if (strncmp(rel, "./", 2) != 0 && strncmp(rel, "../", 3) != 0) {
+                free(b);
+                return sw_xstrdup(rel);
+        }
+        if (sep)
+                floor = (size_t)(sep - b) + 3 + strcspn(sep + 3, "/");
+        while (len > floor && b[len - 1] == '/')
+                b[--len] = '\0';
+        for (;;) {
+                if (strncmp(rel, "./", 2) == 0) {
+                        rel += 2;
+                } else if (strncmp(rel, "../", 3) == 0) {
+                        char *slash = strrchr(b, '/');
+                        if (!slash || (size_t)(slash - b) < floor) {
+                                free(b);
+                                return NULL;
+                        }
+                        *slash = '\0';
+                        rel += 3;
+                } else {
+                        break;
+                }
+        }
+        out = sw_xasprintf("%s/%s", b, rel);
+        free(b);
+        return out;
+}
+
+struct submodule {
+        char *name;
+        char *path;
+        char *url;
+};
+
+struct submodule_list {
+        struct submodule *v;
         size_t n;
 };
 
-static int collect_submodule(git_submodule *sm, const char *name, void *payload)
+/* Collect submodule.<name>.path and .url from .gitmodules (no regex: see mirror_fetch). */
+static int collect_submodule(const git_config_entry *e, void *payload)
 {
-        struct name_list *l = payload;
+        struct submodule_list *l = payload;
+        const char *name = e->name, *dot;
+        size_t name_len;
+        bool is_path, is_url;
+        struct submodule *s = NULL;
 
-        (void)sm;
-        l->names = sw_xrealloc(l->names, (l->n + 1) * sizeof(*l->names));
-        l->names[l->n++] = sw_xstrdup(name);
+        if (strncmp(name, "submodule.", 10) != 0)
+                return 0;
+        name += 10;
+        dot = strrchr(name, '.');
+        if (!dot || dot == name)
+                return 0;
+        is_path = strcmp(dot, ".path") == 0;
+        is_url = strcmp(dot, ".url") == 0;
+        if (!is_path && !is_url)
+                return 0;
+        name_len = (size_t)(dot - name);
+        for (size_t i = 0; i < l->n; i++)
+                if (strlen(l->v[i].name) == name_len && strncmp(l->v[i].name, name, name_len) == 0)
+                        s = &l->v[i];
+        if (!s) {
+                l->v = sw_xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
+                s = &l->v[l->n++];
+                memset(s, 0, sizeof(*s));
+                s->name = sw_xstrndup(name, name_len);
+        }
+        if (is_path) {
+                free(s->path);
+                s->path = sw_xstrdup(e->value);
+        } else {
+                free(s->url);
+                s->url = sw_xstrdup(e->value);
+        }
         return 0;
 }
 
-static bool url_is_local(const char *url)
+static void submodule_list_release(struct submodule_list *l)
 {
-        return url[0] == '/' || strncmp(url, "file://", 7) == 0 || !strstr(url, "://");
+        for (size_t i = 0; i < l->n; i++) {
+                free(l->v[i].name);
+                free(l->v[i].path);
+                free(l->v[i].url);
+        }
+        free(l->v);
 }
 
-/* Initialise and update every submodule of `repo`, then theirs. */
-static int submodules_update(struct clone *c, git_repository *repo, int depth, struct sw_err *err)
+/* A relative path inside the working tree: no "..", ".", ".git" component, no leading '/'. */
+static bool path_is_inside(const char *path)
 {
-        struct name_list list = {NULL, 0};
-        int rc;
+        const char *p = path;
 
-        rc = git_submodule_foreach(repo, collect_submodule, &list);
+        if (!*p || *p == '/')
+                return false;
+        while (*p) {
+                size_t n = strcspn(p, "/");
+                if ((n == 1 && p[0] == '.') || (n == 2 && strncmp(p, "..", 2) == 0) ||
+                    (n == 4 && strncasecmp(p, ".git", 4) == 0) || n == 0)
+                        return false;
+                p += n;
+                if (*p == '/')
+                        p++;
+        }
+        return true;
+}
+
+/*
+ * Check out every submodule of `repo` (cloned from `base_url`) at the commit
+ * recorded in its HEAD tree, each through its own mirror, then theirs; mark
+ * each initialised in the superproject's configuration, like `git submodule
+ * update --init --recursive`. Submodules are read from .gitmodules and the
+ * tree directly: libgit2's submodule API would leak (see mirror_fetch).
+ */
+static int submodules_update(struct clone *c, git_repository *repo, const char *base_url, int depth,
+                             struct sw_err *err)
+{
+        struct submodule_list list = {NULL, 0};
+        git_config *mods = NULL, *cfg = NULL;
+        git_commit *head = NULL;
+        git_tree *tree = NULL;
+        git_oid head_id;
+        char *gitmodules = sw_xasprintf("%s.gitmodules", git_repository_workdir(repo));
+        int rc = 0;
+
+        if (access(gitmodules, F_OK) != 0)
+                goto out; /* no submodules */
+        rc = git_config_open_ondisk(&mods, gitmodules);
+        if (rc == 0)
+                rc = git_config_foreach(mods, collect_submodule, &list);
+        if (rc == 0)
+                rc = git_repository_config(&cfg, repo);
+        if (rc == 0)
+                rc = git_reference_name_to_id(&head_id, repo, "HEAD");
+        if (rc == 0)
+                rc = git_commit_lookup(&head, repo, &head_id);
+        if (rc == 0)
+                rc = git_commit_tree(&tree, head);
         if (rc) {
-                rc = clone_git_err(c, rc, err, "list the submodules of %s", c->url);
+                rc = clone_git_err(c, rc, err, "read the submodules of %s", base_url);
                 goto out;
         }
         if (list.n > 0 && depth >= CLONE_SUBMODULE_DEPTH_MAX) {
@@ -815,74 +1005,102 @@ static int submodules_update(struct clone *c, git_repository *repo, int depth, s
                 goto out;
         }
         for (size_t i = 0; i < list.n && rc == 0; i++) {
-                git_submodule *sm = NULL;
+                const struct submodule *s = &list.v[i];
+                git_tree_entry *te = NULL;
                 git_repository *sub = NULL;
-                git_buf url = GIT_BUF_INIT_CONST(NULL, 0);
-                git_submodule_update_options uo;
                 struct url_parts p;
-                char sha[GIT_OID_HEXSZ + 1] = "";
+                struct target t = {0};
+                char *url = NULL, *clean = NULL, *dest = NULL, *key = NULL;
+                char sha[GIT_OID_HEXSZ + 1];
+                bool reused;
+                git_oid got;
 
-                rc = git_submodule_lookup(&sm, repo, list.names[i]);
-                if (rc == 0 && !git_submodule_url(sm))
-                        rc = sw_err_set(err, SW_EINVAL, "submodule '%s' of %s has no URL",
-                                        list.names[i], c->url);
-                else if (rc == 0)
-                        rc = git_submodule_resolve_url(&url, repo, git_submodule_url(sm));
-                if (rc > 0 || rc == SW_EINVAL) {
-                        rc = SW_EINVAL;
-                } else if (rc) {
-                        rc = clone_git_err(c, rc, err, "submodule '%s' of %s", list.names[i],
-                                           c->url);
-                } else if (url_is_local(url.ptr) && !c->local) {
+                if (!s->path || !s->url)
+                        continue; /* git ignores an incomplete entry too */
+                if (!path_is_inside(s->path)) {
+                        rc = sw_err_set(err, SW_EINVAL,
+                                        "submodule '%s' of %s: path '%s' is outside the "
+                                        "working tree",
+                                        s->name, base_url, s->path);
+                        goto next;
+                }
+                if (git_tree_entry_bypath(&te, tree, s->path) != 0 ||
+                    git_tree_entry_filemode(te) != GIT_FILEMODE_COMMIT)
+                        goto next; /* declared but not recorded in the tree: nothing to check out */
+                url = url_resolve(base_url, s->url);
+                if (!url) {
+                        rc = sw_err_set(err, SW_EINVAL,
+                                        "submodule '%s' of %s: the relative URL '%s' leaves "
+                                        "the server",
+                                        s->name, base_url, s->url);
+                        goto next;
+                }
+                if (url_is_local(url) && !c->local) {
                         /* A remote repository must not read the worker's own files. */
                         rc = sw_err_set(err, SW_EPERM,
                                         "submodule '%s' of %s points to the local path '%s'; "
                                         "only repositories cloned from a local path may do that",
-                                        list.names[i], c->url, url.ptr);
-                } else if (url_split(&p, url.ptr) == 0 && p.password) {
+                                        s->name, base_url, url);
+                        goto next;
+                }
+                if (strncmp(url, "ssh://", 6) == 0 || (!url_is_local(url) && !strstr(url, "://")) ||
+                    sw_valid_repo_url(url, "submodule URL", err) != 0) {
+                        sw_err_clear(err);
+                        rc = sw_err_set(err, SW_EINVAL,
+                                        "submodule '%s' of %s: unsupported URL '%s' (https://, "
+                                        "http://, git://, file:// or a path)",
+                                        s->name, base_url, url);
+                        goto next;
+                }
+                if (url_split(&p, url) == 0 && p.password) {
                         rc = sw_err_set(err, SW_EINVAL,
                                         "submodule '%s' of %s: its URL must not contain a "
                                         "password",
-                                        list.names[i], c->url);
-                } else {
-                        git_submodule_update_options_init(&uo,
-                                                          GIT_SUBMODULE_UPDATE_OPTIONS_VERSION);
-                        clone_fetch_opts(&uo.fetch_opts, c);
-                        uo.fetch_opts.prune = GIT_FETCH_PRUNE_UNSPECIFIED;
-                        uo.fetch_opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_UNSPECIFIED;
-                        uo.checkout_opts.checkout_strategy = GIT_CHECKOUT_FORCE;
-                        uo.allow_fetch = 1;
-                        clone_log(c, "submodule %s from %s", git_submodule_path(sm), url.ptr);
-                        c->in_transfer = true;
-                        rc = git_submodule_update(sm, 1, &uo);
-                        if (rc)
-                                rc = clone_git_err(c, rc, err, "submodule '%s' from %s",
-                                                   git_submodule_path(sm), url.ptr);
-                        else
-                                clone_transfer_end(c);
-                        c->in_transfer = false;
+                                        s->name, base_url);
+                        goto next;
                 }
-                if (rc == 0) {
-                        rc = git_submodule_open(&sub, sm);
-                        if (rc)
-                                rc = clone_git_err(c, rc, err, "open submodule '%s'",
-                                                   list.names[i]);
+                rc = step_clone_url_clean(&clean, url, err);
+                if (rc)
+                        goto next;
+                git_oid_tostr(sha, sizeof(sha), git_tree_entry_id(te));
+                dest = sw_xasprintf("%s%s", git_repository_workdir(repo), s->path);
+                t.fetch_url = url;
+                t.url = clean;
+                t.commit = sha;
+                t.dest = dest;
+                clone_log(c, "submodule %s from %s at %s", s->path, clean, sha);
+                rc = target_checkout(&sub, &got, NULL, &reused, c, &t, err);
+                if (rc) {
+                        sw_err_wrap(err, "submodule '%s'", s->path);
+                        goto next;
                 }
-                if (rc == 0) {
-                        c->submodules++;
-                        if (git_submodule_head_id(sm))
-                                git_oid_tostr(sha, sizeof(sha), git_submodule_head_id(sm));
-                        clone_log(c, "submodule %s at %s", git_submodule_path(sm), sha);
-                        rc = submodules_update(c, sub, depth + 1, err);
+                key = sw_xasprintf("submodule.%s.url", s->name);
+                rc = git_config_set_string(cfg, key, url);
+                free(key);
+                key = sw_xasprintf("submodule.%s.active", s->name);
+                if (rc == 0)
+                        rc = git_config_set_bool(cfg, key, 1);
+                if (rc) {
+                        rc = clone_git_err(c, rc, err, "initialise submodule '%s'", s->name);
+                        goto next;
                 }
+                c->submodules++;
+                rc = submodules_update(c, sub, clean, depth + 1, err);
+        next:
+                git_tree_entry_free(te);
                 git_repository_free(sub);
-                git_buf_dispose(&url);
-                git_submodule_free(sm);
+                free(url);
+                free(clean);
+                free(dest);
+                free(key);
         }
 out:
-        for (size_t i = 0; i < list.n; i++)
-                free(list.names[i]);
-        free(list.names);
+        git_tree_free(tree);
+        git_commit_free(head);
+        git_config_free(cfg);
+        git_config_free(mods);
+        submodule_list_release(&list);
+        free(gitmodules);
         return rc;
 }
 
@@ -911,9 +1129,10 @@ int step_clone_run(struct step_clone_result *out, const struct step_clone_option
 {
         struct clone c;
         struct url_parts p;
-        git_repository *mirror = NULL, *wt = NULL;
-        char *mirror_path = NULL, *ref = NULL;
-        bool reused = false, dest_made = false;
+        struct target t = {0};
+        git_repository *wt = NULL;
+        char *ref = NULL;
+        bool reused = false;
         git_oid oid;
         char took[16];
         int rc;
@@ -931,16 +1150,14 @@ int step_clone_run(struct step_clone_result *out, const struct step_clone_option
         c.local = url_is_local(opts->url);
         c.origin = url_split(&p, opts->url) == 0 ? url_origin(&p) : sw_xstrdup("");
 
-        rc = mirror_update(&mirror, &mirror_path, &reused, &c, err);
-        if (rc == 0)
-                rc = resolve(&oid, &ref, &c, mirror, err);
-        if (rc == 0) {
-                dest_made = true;
-                rc = worktree_create(&wt, &c, mirror_path, &oid, ref, err);
-        }
-        lock_release(&c);
+        t.fetch_url = opts->url;
+        t.url = c.url;
+        t.branch = opts->branch;
+        t.commit = opts->commit;
+        t.dest = opts->dest;
+        rc = target_checkout(&wt, &oid, &ref, &reused, &c, &t, err);
         if (rc == 0 && !opts->no_submodules)
-                rc = submodules_update(&c, wt, 0, err);
+                rc = submodules_update(&c, wt, c.url, 0, err);
         if (rc)
                 goto out;
 
@@ -957,16 +1174,13 @@ int step_clone_run(struct step_clone_result *out, const struct step_clone_option
         clone_log(&c, "checked out %s%s%s in %s (%s)", out->commit, out->ref ? " of " : "",
                   out->ref ? out->ref : "", out->path, took);
 out:
-        if (rc && dest_made) {
+        git_repository_free(wt);
+        if (rc) {
+                /* Nothing half-made is left behind; the mirrors stay consistent. */
                 struct sw_err ignored = SW_ERR_INIT;
-                git_repository_free(wt);
-                wt = NULL;
                 sw_rm_rf(opts->dest, &ignored);
         }
         lock_release(&c);
-        git_repository_free(wt);
-        git_repository_free(mirror);
-        free(mirror_path);
         free(ref);
         free(c.url);
         free(c.origin);

@@ -6,10 +6,13 @@
  * fetch. The mirror is created in a temporary directory and renamed into
  * place when complete; a lock file next to it (`<sha256>.lock`, flock)
  * serialises the workers and processes that update one mirror. The working
- * tree is then cloned from the mirror (objects hard-linked where possible)
- * into `dest`, checked out at the resolved commit, with its `origin` remote
- * set to the repository URL, and its submodules cloned recursively from
- * their own URLs.
+ * tree `dest` is a new repository that borrows the mirror's objects
+ * (objects/info/alternates; mirrors are never pruned or garbage-collected,
+ * so borrowed objects stay), checked out at the resolved commit, with its
+ * `origin` remote set to the repository URL. Submodules are checked out
+ * recursively at their recorded commits, each from its own URL through its
+ * own mirror; a repository cloned from the network may not have submodules
+ * on local paths.
  *
  * Credentials: a URL may not carry a password. A user name and password in
  * the options are offered (HTTP Basic, through libgit2's credential
@@ -45,7 +48,7 @@ struct step_clone_options {
         const char *user;      /* HTTP Basic user name; NULL: anonymous */
         const char *password;  /* its password; borrowed, never logged */
         const char *cache_dir; /* where mirrors live: $SLIPWAY_DATA/git */
-        const char *dest;      /* the working tree to create; an existing one is replaced */
+        const char *dest;      /* the working tree; whatever is there is removed first */
         int64_t max_bytes;     /* 0: no limit */
         int64_t timeout_ms;    /* 0: no limit */
         bool no_submodules;    /* leave submodules uninitialised */

@@ -4,7 +4,9 @@
  * the same mirror cache ($SLIPWAY_DATA/git), credentials file and limits as
  * the step, prints progress on stderr and the step's output JSON on stdout.
  */
+#include <dirent.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +24,7 @@ static void clone_usage(FILE *f)
 {
         fprintf(f, "usage: slipway clone URL [--branch B] [--commit C] [--no-submodules] DIR\n\n"
                    "Fetch URL into its mirror under $SLIPWAY_DATA/git and check out a branch,\n"
-                   "a tag or a commit (full or abbreviated sha) in DIR, which is replaced.\n"
+                   "a tag or a commit (full or abbreviated sha) in DIR (new or empty).\n"
                    "Without --branch and --commit the branch is 'main'. With both, the commit\n"
                    "must be reachable from the branch. Credentials for http(s) come from the\n"
                    "file named by SLIPWAY_GIT_CREDENTIALS; limits from SLIPWAY_CLONE_MAX_BYTES\n"
@@ -91,6 +93,22 @@ int step_clone_cmd(int argc, char **argv, const struct sw_config *cfg)
                         return sw_cli_fail("clone", "cannot read the current directory");
                 dest = sw_xasprintf("%s/%s", cwd, argv[optind + 1]);
                 free(cwd);
+        }
+        /* The step replaces its own work directory; a user's directory is never emptied. */
+        {
+                DIR *d = opendir(dest);
+                struct dirent *e;
+                bool empty = true;
+
+                while (d && (e = readdir(d)) != NULL)
+                        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+                                empty = false;
+                if (d)
+                        closedir(d);
+                if (!empty) {
+                        rc = sw_cli_usage_error("clone", "'%s' exists and is not empty", dest);
+                        goto out;
+                }
         }
         if (cfg->git_credentials &&
             (strncmp(o.url, "https://", 8) == 0 || strncmp(o.url, "http://", 7) == 0)) {

@@ -360,7 +360,8 @@ static void test_submodules(void)
         CHECK_INT(t_git_commit_push(sha, deep_work, "main", "deep.txt", "deep down"), 0);
         CHECK_INT(t_git_commit_push(sha, lib_work, "main", "lib.txt", "the library"), 0);
         CHECK_INT(t_git_submodule_add_push(sha, lib_work, deep_url, "third_party/deep"), 0);
-        CHECK_INT(t_git_submodule_add_push(top, top_work, lib_url, "vendor/lib"), 0);
+        /* A relative URL, resolved against the superproject's own URL. */
+        CHECK_INT(t_git_submodule_add_push(top, top_work, "../lib.git", "vendor/lib"), 0);
 
         url = url_of("top");
         payload = payload_of(url, "main", NULL);
@@ -379,7 +380,10 @@ static void test_submodules(void)
                             path);
         CHECK_STR(text, "  ");
         free(text);
-        CHECK(strstr(j.log, "submodule vendor/lib") != NULL);
+        CHECK(strstr(j.log, "submodule vendor/lib from git://") != NULL);
+        text = t_git_sh_out("git -C '%s' config submodule.vendor/lib.url", path);
+        CHECK_STR(text, lib_url);
+        free(text);
         t_clone_job_release(&j);
         free(path);
         free(payload);
@@ -450,8 +454,15 @@ static void test_cli(void)
         CHECK_STR(out, "from the cli");
         free(out);
         CHECK_INT(t_git_sh("'%s' clone --help | grep -q 'usage: slipway clone'", slipway), 0);
-        CHECK_INT(t_git_sh("SLIPWAY_DATA='%s' '%s' clone '%s' --branch nope '%s' 2>/dev/null", data,
+        /* A directory with files in it is refused and left alone. */
+        CHECK_INT(t_git_sh("SLIPWAY_DATA='%s' '%s' clone '%s' --branch cli '%s' 2>/dev/null", data,
                            slipway, url, dir),
+                  2);
+        out = file_text(dir, "cli.txt");
+        CHECK_STR(out, "from the cli");
+        free(out);
+        CHECK_INT(t_git_sh("SLIPWAY_DATA='%s' '%s' clone '%s' --branch nope '%s/x' 2>/dev/null",
+                           data, slipway, url, dir),
                   1);
 out:
         free(dir);
