@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/digest.h"
 #include "common/fs.h"
 #include "common/json.h"
 #include "common/mem.h"
@@ -112,4 +113,60 @@ void t_clone_job_release(struct t_clone_job *j)
         free(j->log);
         json_decref(j->output);
         memset(j, 0, sizeof(*j));
+}
+
+int t_clone_run(struct t_clone_job *j, const char *data, const char *const *extra,
+                const char *payload, atomic_int *stop)
+{
+        char *env[16];
+        struct sw_config cfg;
+        size_t n = 0;
+        int rc;
+
+        env[n++] = sw_xasprintf("SLIPWAY_DATA=%s", data);
+        for (size_t i = 0; extra && extra[i] && n < 15; i++)
+                env[n++] = sw_xstrdup(extra[i]);
+        env[n] = NULL;
+        rc = t_clone_config(&cfg, env);
+        if (rc == 0) {
+                rc = t_clone_job_run(j, &cfg, payload, stop);
+                sw_config_release(&cfg);
+        }
+        for (size_t i = 0; i < n; i++)
+                free(env[i]);
+        return rc;
+}
+
+char *t_clone_payload(const char *url, const char *branch, const char *commit)
+{
+        json_t *p = json_pack("{s:s}", "repo", url);
+        char *text;
+
+        if (branch)
+                json_object_set_new(p, "branch", json_string(branch));
+        if (commit)
+                json_object_set_new(p, "commit", json_string(commit));
+        text = sw_json_dump(p);
+        json_decref(p);
+        return text;
+}
+
+char *t_clone_file_text(const char *dir, const char *name)
+{
+        struct sw_err err = SW_ERR_INIT;
+        char *path = sw_xasprintf("%s/%s", dir, name), *text = NULL;
+        size_t len;
+
+        if (sw_read_file(&text, &len, path, 1 << 20, &err) != 0)
+                text = NULL;
+        free(path);
+        return text;
+}
+
+char *t_clone_mirror_path(const char *data, const char *url)
+{
+        char d[SW_DIGEST_STR_LEN];
+
+        sw_sha256_digest(d, url, strlen(url));
+        return sw_xasprintf("%s/git/%s", data, d + 7);
 }

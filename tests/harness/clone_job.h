@@ -41,4 +41,17 @@ int t_clone_job_run(struct t_clone_job *out, const struct sw_config *cfg, const 
                     atomic_int *stop);
 void t_clone_job_release(struct t_clone_job *j);
 
+/*
+ * Load the configuration SLIPWAY_DATA=`data` plus `extra` ("SLIPWAY_X=v"
+ * strings, NULL-terminated; may be NULL) and run `payload` as one job.
+ */
+int t_clone_run(struct t_clone_job *j, const char *data, const char *const *extra,
+                const char *payload, atomic_int *stop);
+/* {"repo": url, "branch": branch, "commit": commit} without the NULL members; the caller frees. */
+char *t_clone_payload(const char *url, const char *branch, const char *commit);
+/* The text of dir/name (at most 1 MiB), or NULL; the caller frees. */
+char *t_clone_file_text(const char *dir, const char *name);
+/* Where the mirror of `url` lives under SLIPWAY_DATA=`data`; the caller frees. */
+char *t_clone_mirror_path(const char *data, const char *url);
+
 #endif /* SW_TEST_CLONE_JOB_H */

@@ -1,7 +1,9 @@
 /*
  * daemon.c - the clone step against a real `git daemon` on loopback: branch,
- * tag and commit checkouts, the mirror cache, submodules, limits and the
- * errors a user sees, each through the pipeline runner on a real queue.
+ * tag and commit checkouts, the errors a user sees (unknown branch, missing
+ * repository, unreachable server) and the `slipway clone` command, each
+ * through the pipeline runner on a real queue. mirror.c covers the cache,
+ * submodules and the size limit.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,58 +40,16 @@ static char *work_of(const char *name)
         return sw_xasprintf("%s/%s.work", repos, name);
 }
 
-/* Run one clone job with SLIPWAY_DATA=data and optional limits. */
+/* Run one clone job with SLIPWAY_DATA=data and an optional size limit. */
 static int run_job(struct t_clone_job *j, const char *data, const char *max_bytes,
                    const char *payload)
 {
-        char *env[4] = {NULL, NULL, NULL, NULL};
-        struct sw_config cfg;
-        int rc;
+        char *limit = max_bytes ? sw_xasprintf("SLIPWAY_CLONE_MAX_BYTES=%s", max_bytes) : NULL;
+        const char *extra[] = {limit, NULL};
+        int rc = t_clone_run(j, data, extra, payload, NULL);
 
-        env[0] = sw_xasprintf("SLIPWAY_DATA=%s", data);
-        if (max_bytes)
-                env[1] = sw_xasprintf("SLIPWAY_CLONE_MAX_BYTES=%s", max_bytes);
-        if (t_clone_config(&cfg, env) != 0)
-                return -1;
-        rc = t_clone_job_run(j, &cfg, payload, NULL);
-        sw_config_release(&cfg);
-        free(env[0]);
-        free(env[1]);
+        free(limit);
         return rc;
-}
-
-static char *payload_of(const char *url, const char *branch, const char *commit)
-{
-        json_t *p = json_pack("{s:s}", "repo", url);
-        char *text;
-
-        if (branch)
-                json_object_set_new(p, "branch", json_string(branch));
-        if (commit)
-                json_object_set_new(p, "commit", json_string(commit));
-        text = sw_json_dump(p);
-        json_decref(p);
-        return text;
-}
-
-static char *file_text(const char *dir, const char *name)
-{
-        struct sw_err err = SW_ERR_INIT;
-        char *path = sw_xasprintf("%s/%s", dir, name), *text = NULL;
-        size_t len;
-
-        if (sw_read_file(&text, &len, path, 1 << 20, &err) != 0)
-                text = NULL;
-        free(path);
-        return text;
-}
-
-static char *mirror_path(const char *data, const char *url)
-{
-        char d[SW_DIGEST_STR_LEN];
-
-        sw_sha256_digest(d, url, strlen(url));
-        return sw_xasprintf("%s/git/%s", data, d + 7);
 }
 
 static bool exists(const char *path)
@@ -106,7 +66,7 @@ static void test_branch(void)
 
         CHECK_INT(t_git_commit_push(sha, work, "feature", "src/hello.txt", "hello from feature"),
                   0);
-        payload = payload_of(url, "feature", NULL);
+        payload = t_clone_payload(url, "feature", NULL);
         CHECK_INT(run_job(&j, data, NULL, payload), 0);
         CHECK_OK(j.rc, &j.err);
         CHECK_STR(j.state, "succeeded");
@@ -118,7 +78,7 @@ static void test_branch(void)
                 CHECK_STR(sw_json_str(j.output, "path", ""), want);
                 free(want);
         }
-        text = file_text(sw_json_str(j.output, "path", "/"), "src/hello.txt");
+        text = t_clone_file_text(sw_json_str(j.output, "path", "/"), "src/hello.txt");
         CHECK_STR(text, "hello from feature");
         head = t_git_sh_out("git -C '%s' rev-parse HEAD", sw_json_str(j.output, "path", "/"));
         CHECK_STR(head, sha);
@@ -154,13 +114,13 @@ static void test_tag(void)
         CHECK_INT(t_git_commit_push(sha, work, "main", "version.txt", "1.0"), 0);
         CHECK_INT(t_git_tag_push(work, "v1.0", true), 0);
         CHECK_INT(t_git_commit_push(later, work, "main", "version.txt", "2.0-dev"), 0);
-        payload = payload_of(url, "v1.0", NULL);
+        payload = t_clone_payload(url, "v1.0", NULL);
         CHECK_INT(run_job(&j, data, NULL, payload), 0);
         CHECK_OK(j.rc, &j.err);
         /* An annotated tag resolves to its commit. */
         CHECK_STR(sw_json_str(j.output, "commit", ""), sha);
         CHECK_STR(sw_json_str(j.output, "ref", ""), "refs/tags/v1.0");
-        text = file_text(sw_json_str(j.output, "path", "/"), "version.txt");
+        text = t_clone_file_text(sw_json_str(j.output, "path", "/"), "version.txt");
         CHECK_STR(text, "1.0");
         free(text);
         t_clone_job_release(&j);
@@ -181,12 +141,12 @@ static void test_commit(void)
         CHECK_INT(t_git_commit_push(tip, work, "main", "state.txt", "new"), 0);
 
         /* A full sha alone. */
-        payload = payload_of(url, NULL, old);
+        payload = t_clone_payload(url, NULL, old);
         CHECK_INT(run_job(&j, data, NULL, payload), 0);
         CHECK_OK(j.rc, &j.err);
         CHECK_STR(sw_json_str(j.output, "commit", ""), old);
         CHECK(json_is_null(json_object_get(j.output, "ref")));
-        text = file_text(sw_json_str(j.output, "path", "/"), "state.txt");
+        text = t_clone_file_text(sw_json_str(j.output, "path", "/"), "state.txt");
         CHECK_STR(text, "old");
         free(text);
         t_clone_job_release(&j);
@@ -195,7 +155,7 @@ static void test_commit(void)
         /* An abbreviated sha with the branch it is on. */
         memcpy(abbrev, old, 8);
         abbrev[8] = '\0';
-        payload = payload_of(url, "main", abbrev);
+        payload = t_clone_payload(url, "main", abbrev);
         CHECK_INT(run_job(&j, data, NULL, payload), 0);
         CHECK_OK(j.rc, &j.err);
         CHECK_STR(sw_json_str(j.output, "commit", ""), old);
@@ -206,7 +166,7 @@ static void test_commit(void)
         /* A commit that is not on the branch given with it. */
         CHECK_INT(t_git_commit_push(feat, work, "side", "side.txt", "side"), 0);
         CHECK_INT(t_git_sh("git -C '%s' checkout -q main", work), 0);
-        payload = payload_of(url, "main", feat);
+        payload = t_clone_payload(url, "main", feat);
         CHECK_INT(run_job(&j, data, NULL, payload), 0);
         CHECK_INT(j.rc, SW_ENOTFOUND);
         CHECK_STR(j.state, "failed");
@@ -216,7 +176,7 @@ static void test_commit(void)
         free(payload);
 
         /* A commit that does not exist at all. */
-        payload = payload_of(url, NULL, "0123456789abcdef0123456789abcdef01234567");
+        payload = t_clone_payload(url, NULL, "0123456789abcdef0123456789abcdef01234567");
         CHECK_INT(run_job(&j, data, NULL, payload), 0);
         CHECK_INT(j.rc, SW_ENOTFOUND);
         CHECK(j.error && strstr(j.error, "commit '0123456789abcdef0123456789abcdef01234567' "
@@ -232,7 +192,7 @@ static void test_unknown_branch(void)
 {
         struct t_clone_job j;
         char *url = url_of("app"), *data = new_data_dir();
-        char *payload = payload_of(url, "no-such-branch", NULL);
+        char *payload = t_clone_payload(url, "no-such-branch", NULL);
         char *work;
 
         CHECK_INT(run_job(&j, data, NULL, payload), 0);
@@ -255,7 +215,8 @@ static void test_missing_repository(void)
 {
         struct t_clone_job j;
         char *url = url_of("nothere"), *data = new_data_dir();
-        char *payload = payload_of(url, "main", NULL), *mirror = mirror_path(data, url);
+        char *payload = t_clone_payload(url, "main", NULL),
+             *mirror = t_clone_mirror_path(data, url);
         char *tmp = sw_xasprintf("%s.tmp", mirror);
 
         CHECK_INT(run_job(&j, data, NULL, payload), 0);
@@ -276,7 +237,7 @@ static void test_unreachable_server(void)
         struct t_clone_job j;
         int dead = t_git_free_port();
         char *url = sw_xasprintf("git://127.0.0.1:%d/app.git", dead), *data = new_data_dir();
-        char *payload = payload_of(url, "main", NULL);
+        char *payload = t_clone_payload(url, "main", NULL);
 
         CHECK_INT(run_job(&j, data, NULL, payload), 0);
         CHECK_INT(j.rc, SW_EUNAVAIL);
@@ -285,152 +246,6 @@ static void test_unreachable_server(void)
         t_clone_job_release(&j);
         free(payload);
         free(url);
-        free(data);
-}
-
-static void test_mirror_reused(void)
-{
-        struct t_clone_job j;
-        char first[41], second[41], later[41];
-        char *url, *work, *data = new_data_dir(), *payload, *mirror, *text;
-        struct stat st1, st2;
-
-        CHECK_INT(t_git_repo_create(repos, "mirrored"), 0);
-        url = url_of("mirrored");
-        work = work_of("mirrored");
-        mirror = mirror_path(data, url);
-        CHECK_INT(t_git_commit_push(first, work, "main", "a.txt", "one"), 0);
-        payload = payload_of(url, "main", NULL);
-        CHECK_INT(run_job(&j, data, NULL, payload), 0);
-        CHECK_OK(j.rc, &j.err);
-        CHECK_STR(sw_json_str(j.output, "commit", ""), first);
-        CHECK(strstr(j.log, "cloning ") != NULL);
-        t_clone_job_release(&j);
-        CHECK_INT(stat(mirror, &st1), 0);
-        text = t_git_sh_out("git -C '%s' rev-parse --is-bare-repository", mirror);
-        CHECK_STR(text, "true");
-        free(text);
-
-        /* New commits and a new branch pushed between the jobs. */
-        CHECK_INT(t_git_commit_push(second, work, "main", "a.txt", "two"), 0);
-        CHECK_INT(t_git_commit_push(later, work, "later", "b.txt", "later"), 0);
-        CHECK_INT(run_job(&j, data, NULL, payload), 0);
-        CHECK_OK(j.rc, &j.err);
-        CHECK_STR(sw_json_str(j.output, "commit", ""), second);
-        CHECK(strstr(j.log, "into its mirror") != NULL);
-        CHECK(strstr(j.log, "cloning ") == NULL);
-        text = file_text(sw_json_str(j.output, "path", "/"), "a.txt");
-        CHECK_STR(text, "two");
-        free(text);
-        t_clone_job_release(&j);
-        CHECK_INT(stat(mirror, &st2), 0);
-        CHECK_INT(st1.st_ino, st2.st_ino);
-        free(payload);
-
-        payload = payload_of(url, "later", NULL);
-        CHECK_INT(run_job(&j, data, NULL, payload), 0);
-        CHECK_OK(j.rc, &j.err);
-        CHECK_STR(sw_json_str(j.output, "commit", ""), later);
-        t_clone_job_release(&j);
-        free(payload);
-
-        /* A branch deleted upstream is pruned from the mirror. */
-        CHECK_INT(t_git_sh("git -C '%s' push -q origin --delete later", work), 0);
-        CHECK_INT(run_job(&j, data, NULL, payload = payload_of(url, "later", NULL)), 0);
-        CHECK_INT(j.rc, SW_ENOTFOUND);
-        t_clone_job_release(&j);
-        free(payload);
-        free(url);
-        free(work);
-        free(mirror);
-        free(data);
-}
-
-static void test_submodules(void)
-{
-        struct t_clone_job j;
-        char sha[41], top[41];
-        char *data = new_data_dir(), *payload, *url, *text, *path;
-        char *deep_url = url_of("deep"), *lib_url = url_of("lib");
-        char *deep_work = work_of("deep"), *lib_work = work_of("lib"), *top_work = work_of("top");
-
-        CHECK_INT(t_git_repo_create(repos, "deep"), 0);
-        CHECK_INT(t_git_repo_create(repos, "lib"), 0);
-        CHECK_INT(t_git_repo_create(repos, "top"), 0);
-        CHECK_INT(t_git_commit_push(sha, deep_work, "main", "deep.txt", "deep down"), 0);
-        CHECK_INT(t_git_commit_push(sha, lib_work, "main", "lib.txt", "the library"), 0);
-        CHECK_INT(t_git_submodule_add_push(sha, lib_work, deep_url, "third_party/deep"), 0);
-        /* A relative URL, resolved against the superproject's own URL. */
-        CHECK_INT(t_git_submodule_add_push(top, top_work, "../lib.git", "vendor/lib"), 0);
-
-        url = url_of("top");
-        payload = payload_of(url, "main", NULL);
-        CHECK_INT(run_job(&j, data, NULL, payload), 0);
-        CHECK_OK(j.rc, &j.err);
-        CHECK_STR(sw_json_str(j.output, "commit", ""), top);
-        path = sw_xstrdup(sw_json_str(j.output, "path", "/"));
-        text = file_text(path, "vendor/lib/lib.txt");
-        CHECK_STR(text, "the library");
-        free(text);
-        text = file_text(path, "vendor/lib/third_party/deep/deep.txt");
-        CHECK_STR(text, "deep down");
-        free(text);
-        /* Both submodules initialised and at their recorded commits (a leading space). */
-        text = t_git_sh_out("git -C '%s' submodule status --recursive | cut -c1 | tr -d '\\n'",
-                            path);
-        CHECK_STR(text, "  ");
-        free(text);
-        CHECK(strstr(j.log, "submodule vendor/lib from git://") != NULL);
-        text = t_git_sh_out("git -C '%s' config submodule.vendor/lib.url", path);
-        CHECK_STR(text, lib_url);
-        free(text);
-        t_clone_job_release(&j);
-        free(path);
-        free(payload);
-        free(url);
-        free(deep_url);
-        free(lib_url);
-        free(deep_work);
-        free(lib_work);
-        free(top_work);
-        free(data);
-}
-
-static void test_size_limit(void)
-{
-        struct t_clone_job j;
-        char *data = new_data_dir(), *payload, *url, *mirror, *tmp, *dest;
-        char *work = work_of("big");
-
-        CHECK_INT(t_git_repo_create(repos, "big"), 0);
-        CHECK_INT(t_git_sh("set -e; cd '%s'; head -c 3145728 /dev/urandom > blob.bin; "
-                           "git add blob.bin; git commit -q -m blob; git push -q origin main",
-                           work),
-                  0);
-        url = url_of("big");
-        mirror = mirror_path(data, url);
-        tmp = sw_xasprintf("%s.tmp", mirror);
-        payload = payload_of(url, "main", NULL);
-        CHECK_INT(run_job(&j, data, "1048576", payload), 0);
-        CHECK_INT(j.rc, SW_ETOOBIG);
-        CHECK(j.error && strstr(j.error, "SLIPWAY_CLONE_MAX_BYTES"));
-        CHECK(j.error && strstr(j.error, url));
-        CHECK(!exists(mirror));
-        CHECK(!exists(tmp));
-        dest = sw_xasprintf("%s/work/%lld/src", data, (long long)j.id);
-        CHECK(!exists(dest));
-        free(dest);
-        t_clone_job_release(&j);
-
-        /* With room enough, the same repository clones. */
-        CHECK_INT(run_job(&j, data, "8388608", payload), 0);
-        CHECK_OK(j.rc, &j.err);
-        t_clone_job_release(&j);
-        free(payload);
-        free(url);
-        free(mirror);
-        free(tmp);
-        free(work);
         free(data);
 }
 
@@ -450,7 +265,7 @@ static void test_cli(void)
         CHECK(out && strstr(out, sha));
         CHECK(out && strstr(out, "\"ref\":\"refs/heads/cli\""));
         free(out);
-        out = file_text(dir, "cli.txt");
+        out = t_clone_file_text(dir, "cli.txt");
         CHECK_STR(out, "from the cli");
         free(out);
         CHECK_INT(t_git_sh("'%s' clone --help | grep -q 'usage: slipway clone'", slipway), 0);
@@ -458,7 +273,7 @@ static void test_cli(void)
         CHECK_INT(t_git_sh("SLIPWAY_DATA='%s' '%s' clone '%s' --branch cli '%s' 2>/dev/null", data,
                            slipway, url, dir),
                   2);
-        out = file_text(dir, "cli.txt");
+        out = t_clone_file_text(dir, "cli.txt");
         CHECK_STR(out, "from the cli");
         free(out);
         CHECK_INT(t_git_sh("SLIPWAY_DATA='%s' '%s' clone '%s' --branch nope '%s/x' 2>/dev/null",
@@ -490,9 +305,6 @@ int main(void)
         T_RUN(test_unknown_branch);
         T_RUN(test_missing_repository);
         T_RUN(test_unreachable_server);
-        T_RUN(test_mirror_reused);
-        T_RUN(test_submodules);
-        T_RUN(test_size_limit);
         T_RUN(test_cli);
         t_git_daemon_stop(&d);
         free(repos);

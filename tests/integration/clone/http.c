@@ -55,62 +55,25 @@ static char *creds_file(const char *password)
 static int run_job(struct t_clone_job *j, const char *data, const char *creds,
                    const char *timeout_ms, const char *payload, atomic_int *stop)
 {
-        char *env[4] = {NULL, NULL, NULL, NULL};
-        struct sw_config cfg;
+        char *c = creds ? sw_xasprintf("SLIPWAY_GIT_CREDENTIALS=%s", creds) : NULL;
+        char *t = timeout_ms ? sw_xasprintf("SLIPWAY_CLONE_TIMEOUT_MS=%s", timeout_ms) : NULL;
+        const char *extra[3] = {NULL, NULL, NULL};
         int n = 0, rc;
 
-        env[n++] = sw_xasprintf("SLIPWAY_DATA=%s", data);
-        if (creds)
-                env[n++] = sw_xasprintf("SLIPWAY_GIT_CREDENTIALS=%s", creds);
-        if (timeout_ms)
-                env[n++] = sw_xasprintf("SLIPWAY_CLONE_TIMEOUT_MS=%s", timeout_ms);
-        rc = t_clone_config(&cfg, env);
-        if (rc == 0)
-                rc = t_clone_job_run(j, &cfg, payload, stop);
-        sw_config_release(&cfg);
-        for (int i = 0; i < n; i++)
-                free(env[i]);
+        if (c)
+                extra[n++] = c;
+        if (t)
+                extra[n++] = t;
+        rc = t_clone_run(j, data, extra, payload, stop);
+        free(c);
+        free(t);
         return rc;
-}
-
-static char *payload_of(const char *url, const char *branch, const char *commit)
-{
-        json_t *p = json_pack("{s:s}", "repo", url);
-        char *text;
-
-        if (branch)
-                json_object_set_new(p, "branch", json_string(branch));
-        if (commit)
-                json_object_set_new(p, "commit", json_string(commit));
-        text = sw_json_dump(p);
-        json_decref(p);
-        return text;
-}
-
-static char *file_text(const char *dir, const char *name)
-{
-        struct sw_err err = SW_ERR_INIT;
-        char *path = sw_xasprintf("%s/%s", dir, name), *text = NULL;
-        size_t len;
-
-        if (sw_read_file(&text, &len, path, 1 << 20, &err) != 0)
-                text = NULL;
-        free(path);
-        return text;
 }
 
 static bool exists(const char *path)
 {
         struct stat st;
         return stat(path, &st) == 0;
-}
-
-static char *mirror_path(const char *data, const char *url)
-{
-        char d[SW_DIGEST_STR_LEN];
-
-        sw_sha256_digest(d, url, strlen(url));
-        return sw_xasprintf("%s/git/%s", data, d + 7);
 }
 
 static void test_auth_branch_tag_commit(void)
@@ -125,12 +88,12 @@ static void test_auth_branch_tag_commit(void)
         CHECK_INT(t_git_tag_push(work, "v1", false), 0);
         CHECK_INT(t_git_commit_push(sha, work, "release", "index.html", "<p>v2</p>"), 0);
 
-        payload = payload_of(url, "release", NULL);
+        payload = t_clone_payload(url, "release", NULL);
         CHECK_INT(run_job(&j, data, creds, NULL, payload, NULL), 0);
         CHECK_OK(j.rc, &j.err);
         CHECK_STR(sw_json_str(j.output, "commit", ""), sha);
         CHECK_STR(sw_json_str(j.output, "url", ""), url);
-        text = file_text(sw_json_str(j.output, "path", "/"), "index.html");
+        text = t_clone_file_text(sw_json_str(j.output, "path", "/"), "index.html");
         CHECK_STR(text, "<p>v2</p>");
         free(text);
         CHECK(strstr(j.log, PASSWORD) == NULL);
@@ -138,7 +101,7 @@ static void test_auth_branch_tag_commit(void)
         free(payload);
 
         /* A lightweight tag, through the mirror made by the first job. */
-        payload = payload_of(url, "v1", NULL);
+        payload = t_clone_payload(url, "v1", NULL);
         CHECK_INT(run_job(&j, data, creds, NULL, payload, NULL), 0);
         CHECK_OK(j.rc, &j.err);
         CHECK_STR(sw_json_str(j.output, "commit", ""), tagged);
@@ -152,7 +115,7 @@ static void test_auth_branch_tag_commit(void)
                 char abbrev[13];
                 memcpy(abbrev, tagged, 12);
                 abbrev[12] = '\0';
-                payload = payload_of(url, NULL, abbrev);
+                payload = t_clone_payload(url, NULL, abbrev);
         }
         CHECK_INT(run_job(&j, data, creds, NULL, payload, NULL), 0);
         CHECK_OK(j.rc, &j.err);
@@ -170,7 +133,8 @@ static void test_wrong_password(void)
         struct t_clone_job j;
         char *url = sw_xasprintf("http://127.0.0.1:%d/web.git", port);
         char *data = new_data_dir(), *creds = creds_file(WRONG_PASSWORD);
-        char *payload = payload_of(url, "main", NULL), *mirror = mirror_path(data, url);
+        char *payload = t_clone_payload(url, "main", NULL),
+             *mirror = t_clone_mirror_path(data, url);
 
         CHECK_INT(run_job(&j, data, creds, NULL, payload, NULL), 0);
         CHECK_INT(j.rc, SW_EAUTH);
@@ -196,7 +160,7 @@ static void test_no_credentials(void)
 {
         struct t_clone_job j;
         char *url = sw_xasprintf("http://127.0.0.1:%d/web.git", port);
-        char *data = new_data_dir(), *payload = payload_of(url, "main", NULL);
+        char *data = new_data_dir(), *payload = t_clone_payload(url, "main", NULL);
 
         CHECK_INT(run_job(&j, data, NULL, NULL, payload, NULL), 0);
         CHECK_INT(j.rc, SW_EAUTH);
@@ -211,7 +175,7 @@ static void test_password_in_url_refused(void)
 {
         struct t_clone_job j;
         char *url = sw_xasprintf("http://%s:%s@127.0.0.1:%d/web.git", USER, PASSWORD, port);
-        char *data = new_data_dir(), *payload = payload_of(url, "main", NULL);
+        char *data = new_data_dir(), *payload = t_clone_payload(url, "main", NULL);
 
         CHECK_INT(run_job(&j, data, NULL, NULL, payload, NULL), 0);
         CHECK_INT(j.rc, SW_EINVAL);
@@ -250,7 +214,8 @@ static void test_cancel_mid_clone(void)
         atomic_int stop = ENG_STOP_NONE;
         char *url = sw_xasprintf("http://127.0.0.1:%d/heavy.git", slow_port);
         char *data = new_data_dir(), *creds = creds_file(PASSWORD);
-        char *payload = payload_of(url, "main", NULL), *mirror = mirror_path(data, url);
+        char *payload = t_clone_payload(url, "main", NULL),
+             *mirror = t_clone_mirror_path(data, url);
         char *tmp = sw_xasprintf("%s.tmp", mirror);
         struct canceller c = {&stop, tmp, 0};
         pthread_t th;
@@ -282,7 +247,7 @@ static void test_timeout(void)
         struct t_clone_job j;
         char *url = sw_xasprintf("http://127.0.0.1:%d/heavy.git", slow_port);
         char *data = new_data_dir(), *creds = creds_file(PASSWORD);
-        char *payload = payload_of(url, "main", NULL);
+        char *payload = t_clone_payload(url, "main", NULL);
         int64_t t0 = sw_mono_ms();
 
         CHECK_INT(run_job(&j, data, creds, "1000", payload, NULL), 0);
@@ -302,7 +267,7 @@ static void test_progress_lines(void)
         struct t_clone_job j;
         char *url = sw_xasprintf("http://127.0.0.1:%d/heavy.git", port);
         char *data = new_data_dir(), *creds = creds_file(PASSWORD);
-        char *payload = payload_of(url, "main", NULL);
+        char *payload = t_clone_payload(url, "main", NULL);
 
         CHECK_INT(run_job(&j, data, creds, NULL, payload, NULL), 0);
         CHECK_OK(j.rc, &j.err);
