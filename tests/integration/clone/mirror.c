@@ -4,17 +4,24 @@
  * submodules checked out recursively, and the size limit; each through the
  * pipeline runner on a real queue.
  */
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <git2.h>
 
+#include "common/clock.h"
 #include "common/digest.h"
 #include "common/fs.h"
 #include "common/json.h"
 #include "common/mem.h"
+#include "steps/clone.h"
 #include "tests/harness/clone_job.h"
 #include "tests/harness/git.h"
 #include "tests/harness/t.h"
@@ -203,6 +210,148 @@ static void test_size_limit(void)
         free(data);
 }
 
+/* A clone run directly through the library API, in a thread. */
+struct direct {
+        struct step_clone_options o;
+        struct step_clone_result r;
+        struct sw_err err;
+        int rc;
+        pthread_mutex_t mu;
+        char log[8192];
+        atomic_int cancel;
+};
+
+static void direct_log(void *arg, const char *line)
+{
+        struct direct *d = arg;
+
+        pthread_mutex_lock(&d->mu);
+        if (strlen(d->log) + strlen(line) + 2 < sizeof(d->log)) {
+                memcpy(d->log + strlen(d->log), line, strlen(line) + 1);
+                memcpy(d->log + strlen(d->log), "\n", 2);
+        }
+        pthread_mutex_unlock(&d->mu);
+}
+
+static bool direct_cancelled(void *arg)
+{
+        struct direct *d = arg;
+        return atomic_load(&d->cancel) != 0;
+}
+
+static void *direct_run(void *arg)
+{
+        struct direct *d = arg;
+
+        d->rc = step_clone_run(&d->r, &d->o, &d->err);
+        return NULL;
+}
+
+static void direct_init(struct direct *d, const char *url, const char *cache, const char *dest)
+{
+        memset(d, 0, sizeof(*d));
+        pthread_mutex_init(&d->mu, NULL);
+        d->o.url = url;
+        d->o.branch = "main";
+        d->o.cache_dir = cache;
+        d->o.dest = dest;
+        d->o.log = direct_log;
+        d->o.cancelled = direct_cancelled;
+        d->o.arg = d;
+}
+
+static bool log_has(struct direct *d, const char *s)
+{
+        bool has;
+
+        pthread_mutex_lock(&d->mu);
+        has = strstr(d->log, s) != NULL;
+        pthread_mutex_unlock(&d->mu);
+        return has;
+}
+
+/* One mirror is updated by one clone at a time; the others wait, and may be cancelled. */
+static void test_mirror_lock(void)
+{
+        struct direct a, b;
+        pthread_t ta, tb;
+        char sha[41], *url, *work, *cache, *dest_a, *dest_b, *lock;
+        int64_t deadline;
+        int fd;
+
+        CHECK_INT(t_git_repo_create(repos, "locked"), 0);
+        url = url_of("locked");
+        work = work_of("locked");
+        cache = sw_xasprintf("%s/lock-cache", t_tmpdir());
+        dest_a = sw_xasprintf("%s/lock-a", t_tmpdir());
+        dest_b = sw_xasprintf("%s/lock-b", t_tmpdir());
+        CHECK_INT(t_git_commit_push(sha, work, "main", "l.txt", "locked"), 0);
+        {
+                char *m = t_clone_mirror_path(cache, url);
+                /* t_clone_mirror_path() adds "/git" for a data dir; the cache is its parent. */
+                char *hex = strrchr(m, '/') + 1;
+                lock = sw_xasprintf("%s/%s.lock", cache, hex);
+                free(m);
+        }
+        CHECK_INT(t_git_sh("mkdir -p '%s'", cache), 0);
+
+        /* Hold the lock as another process would. */
+        fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        CHECK(fd >= 0);
+        CHECK_INT(flock(fd, LOCK_EX), 0);
+        direct_init(&a, url, cache, dest_a);
+        direct_init(&b, url, cache, dest_b);
+        CHECK_INT(pthread_create(&ta, NULL, direct_run, &a), 0);
+        CHECK_INT(pthread_create(&tb, NULL, direct_run, &b), 0);
+        deadline = sw_mono_ms() + 10000;
+        while ((!log_has(&a, "waiting for another clone") ||
+                !log_has(&b, "waiting for another clone")) &&
+               sw_mono_ms() < deadline)
+                sw_sleep_ms(10);
+        CHECK(log_has(&a, "waiting for another clone"));
+        CHECK(log_has(&b, "waiting for another clone"));
+        sw_sleep_ms(200);
+        CHECK(!log_has(&a, "cloning"));
+        CHECK(!log_has(&b, "cloning"));
+
+        /* b gives up while waiting; a goes on once the lock is free. */
+        atomic_store(&b.cancel, 1);
+        pthread_join(tb, NULL);
+        CHECK_INT(b.rc, SW_ECANCELED);
+        flock(fd, LOCK_UN);
+        close(fd);
+        pthread_join(ta, NULL);
+        CHECK_OK(a.rc, &a.err);
+        CHECK_STR(a.r.commit, sha);
+        CHECK(!a.r.mirror_reused);
+        step_clone_result_release(&a.r);
+
+        /* Two clones at once of the same URL both succeed, the mirror updated in turn. */
+        pthread_mutex_destroy(&a.mu);
+        pthread_mutex_destroy(&b.mu);
+        direct_init(&a, url, cache, dest_a);
+        direct_init(&b, url, cache, dest_b);
+        CHECK_INT(pthread_create(&ta, NULL, direct_run, &a), 0);
+        CHECK_INT(pthread_create(&tb, NULL, direct_run, &b), 0);
+        pthread_join(ta, NULL);
+        pthread_join(tb, NULL);
+        CHECK_OK(a.rc, &a.err);
+        CHECK_OK(b.rc, &b.err);
+        CHECK_STR(a.r.commit, sha);
+        CHECK_STR(b.r.commit, sha);
+        CHECK(a.r.mirror_reused && b.r.mirror_reused);
+        step_clone_result_release(&a.r);
+        step_clone_result_release(&b.r);
+        pthread_mutex_destroy(&a.mu);
+        pthread_mutex_destroy(&b.mu);
+        free(url);
+        free(work);
+        free(cache);
+        free(dest_a);
+        free(dest_b);
+        free(lock);
+}
+
 int main(void)
 {
         struct t_git_daemon d;
@@ -218,6 +367,7 @@ int main(void)
         T_RUN(test_mirror_reused);
         T_RUN(test_submodules);
         T_RUN(test_size_limit);
+        T_RUN(test_mirror_lock);
         t_git_daemon_stop(&d);
         free(repos);
         git_libgit2_shutdown();
