@@ -286,6 +286,56 @@ out:
         free(data);
 }
 
+/*
+ * The real binary: `slipway submit` queues a deploy, `slipway worker --drain`
+ * runs the deploy pipeline, whose clone step checks out the commit. Only the
+ * clone step is looked at: later steps of the pipeline are not this test's.
+ */
+static void test_deploy_pipeline(void)
+{
+        const char *slipway = getenv("SW_TEST_SLIPWAY");
+        char sha[41], *url = url_of("app"), *work = work_of("app"), *data = new_data_dir();
+        struct sw_err err = SW_ERR_INIT;
+        json_t *job = NULL, *step;
+        char *out;
+        size_t i;
+
+        if (!slipway) {
+                t_fail(__FILE__, __LINE__, "SW_TEST_SLIPWAY is not set");
+                goto out;
+        }
+        CHECK_INT(t_git_commit_push(sha, work, "deploy", "deploy.txt", "deploy me"), 0);
+        out = t_git_sh_out("export SLIPWAY_DATA='%s' SLIPWAY_MAX_ATTEMPTS=1; "
+                           "'%s' submit --repo '%s' --name web --branch deploy >/dev/null && "
+                           "'%s' worker --drain >/dev/null 2>&1; '%s' job 1 --json",
+                           data, slipway, url, slipway, slipway);
+        CHECK(out != NULL);
+        if (!out)
+                goto out;
+        CHECK_OK(sw_json_parse(&job, out, strlen(out), 0, &err), &err);
+        free(out);
+        json_array_foreach(json_object_get(job, "steps"), i, step)
+        {
+                if (strcmp(sw_json_str(step, "name", ""), "clone") != 0)
+                        continue;
+                CHECK_STR(sw_json_str(step, "state", ""), "succeeded");
+                CHECK_STR(sw_json_str(json_object_get(step, "output"), "commit", ""), sha);
+                CHECK_STR(sw_json_str(json_object_get(step, "output"), "ref", ""),
+                          "refs/heads/deploy");
+                out = t_clone_file_text(sw_json_str(json_object_get(step, "output"), "path", "/"),
+                                        "deploy.txt");
+                CHECK_STR(out, "deploy me");
+                free(out);
+                break;
+        }
+        CHECK(i < json_array_size(json_object_get(job, "steps")));
+out:
+        json_decref(job);
+        free(url);
+        free(work);
+        free(data);
+}
+
 int main(void)
 {
         struct t_git_daemon d;
@@ -306,6 +356,7 @@ int main(void)
         T_RUN(test_missing_repository);
         T_RUN(test_unreachable_server);
         T_RUN(test_cli);
+        T_RUN(test_deploy_pipeline);
         t_git_daemon_stop(&d);
         free(repos);
         git_libgit2_shutdown();
