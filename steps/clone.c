@@ -9,10 +9,20 @@
  *   3. open the mirror and fetch into it, or create it in `<hex>.tmp` and
  *      rename it into place once the first fetch completed;
  *   4. resolve the branch, tag or commit in the mirror;
- *   5. clone the working tree from the mirror (local, hard links), point its
- *      origin at the real URL, check out the commit; release the lock;
- *   6. update the submodules recursively from their own URLs.
+ *   5. create the working tree as a new repository borrowing the mirror's
+ *      objects (alternates), point its origin at the real URL, check out the
+ *      commit; release the lock;
+ *   6. check out the submodules at their recorded commits, each by steps
+ *      2-5 from its own URL, recursively.
  * Every libgit2 error is translated once, in clone_git_err().
+ *
+ * libgit2 1.5 (Debian bookworm) leaks a PCRE2 match block (~20 KiB) for every
+ * configuration entry that a regex-based lookup does not match (fixed
+ * upstream by libgit2 PR #6382). Remote creation scans url.*.insteadOf that
+ * way, and the submodule API scans submodule.*, so this file avoids both:
+ * in-memory remotes with GIT_REMOTE_CREATE_SKIP_INSTEADOF, and .gitmodules
+ * read as a plain configuration file. A long-running worker would otherwise
+ * grow by hundreds of KiB per clone.
  */
 #include <errno.h>
 #include <fcntl.h>
