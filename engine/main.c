@@ -76,8 +76,12 @@ int main(int argc, char **argv)
         /* Library global state is set up here, once, before any thread starts. */
         curl_global_init(CURL_GLOBAL_DEFAULT);
         git_libgit2_init();
-
-        rc = cmd->run(argc - 1, argv + 1, &cfg);
+        if (step_clone_global_init(&err) != 0) {
+                fprintf(stderr, "slipway: %s\n", err.msg);
+                rc = 1;
+        } else {
+                rc = cmd->run(argc - 1, argv + 1, &cfg);
+        }
 
         git_libgit2_shutdown();
         curl_global_cleanup();

@@ -45,6 +45,7 @@
 #include "common/mem.h"
 #include "common/validate.h"
 #include "steps/clone.h"
+#include "steps/clone_int.h"
 #include "steps/steps.h"
 #include "common/banned.h"
 
@@ -380,6 +381,11 @@ static int clone_check(struct clone *c)
                 return GIT_EUSER;
         }
         return 0;
+}
+
+static int clone_watch_check(void *arg)
+{
+        return clone_check(arg);
 }
 
 static void clone_progress_log(struct clone *c, const char *verb)
@@ -1140,6 +1146,7 @@ int step_clone_run(struct step_clone_result *out, const struct step_clone_option
         struct clone c;
         struct url_parts p;
         struct target t = {0};
+        struct step__clone_watch watch = {clone_watch_check, &c};
         git_repository *wt = NULL;
         char *ref = NULL;
         bool reused = false;
@@ -1160,6 +1167,8 @@ int step_clone_run(struct step_clone_result *out, const struct step_clone_option
         c.local = url_is_local(opts->url);
         c.origin = url_split(&p, opts->url) == 0 ? url_origin(&p) : sw_xstrdup("");
 
+        /* The TCP streams of this thread check the limits and cancellation too. */
+        step__clone_watch_set(&watch);
         t.fetch_url = opts->url;
         t.url = c.url;
         t.branch = opts->branch;
@@ -1184,6 +1193,7 @@ int step_clone_run(struct step_clone_result *out, const struct step_clone_option
         clone_log(&c, "checked out %s%s%s in %s (%s)", out->commit, out->ref ? " of " : "",
                   out->ref ? out->ref : "", out->path, took);
 out:
+        step__clone_watch_set(NULL);
         git_repository_free(wt);
         if (rc) {
                 /* Nothing half-made is left behind; the mirrors stay consistent. */

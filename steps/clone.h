@@ -21,9 +21,9 @@
  *
  * Limits: `max_bytes` caps the bytes received over all transfers of one call
  * (SW_ETOOBIG), `timeout_ms` its duration (SW_ETIMEDOUT); both, and the
- * cancellation callback, are checked whenever libgit2 reports progress. A
- * server that stops sending altogether is only noticed by the kernel's TCP
- * timeouts: libgit2 1.5 offers no socket timeout.
+ * cancellation callback, are checked whenever libgit2 reports progress and,
+ * once step_clone_global_init() ran, every 100 ms while a TCP connection
+ * waits (a server that stops sending).
  *
  * Errors: SW_EINVAL bad options or URL; SW_ENOTFOUND unknown branch, tag,
  * commit or repository; SW_EAUTH credentials missing or refused; SW_EUNAVAIL
@@ -82,6 +82,14 @@ struct step_clone_result {
 int step_clone_run(struct step_clone_result *out, const struct step_clone_options *opts,
                    struct sw_err *err);
 void step_clone_result_release(struct step_clone_result *r);
+
+/*
+ * Install the clone's TCP stream in libgit2 (process-wide), so that a server
+ * that stops sending is noticed by the timeout and by cancellation. Call once
+ * from main() after git_libgit2_init(), before threads start. Without it,
+ * clones work but wait on a silent server as long as the kernel lets them.
+ */
+int step_clone_global_init(struct sw_err *err);
 
 /*
  * `url` without its user information ("https://u@h/r" -> "https://h/r").

@@ -5,17 +5,26 @@
  * through the pipeline runner on a real queue. mirror.c covers the cache,
  * submodules and the size limit.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <git2.h>
 
+#include "common/clock.h"
 #include "common/digest.h"
 #include "common/fs.h"
 #include "common/json.h"
 #include "common/mem.h"
+#include "engine/pipeline.h"
+#include "steps/clone.h"
 #include "tests/harness/clone_job.h"
 #include "tests/harness/git.h"
 #include "tests/harness/t.h"
@@ -336,12 +345,84 @@ out:
         free(data);
 }
 
+struct stopper {
+        atomic_int *stop;
+        int after_ms;
+};
+
+static void *stop_later(void *arg)
+{
+        struct stopper *s = arg;
+
+        sw_sleep_ms(s->after_ms);
+        atomic_store(s->stop, ENG_STOP_CANCEL);
+        return NULL;
+}
+
+/*
+ * A server that accepts connections (the kernel completes them from the
+ * backlog) and never answers: something no real git server does on purpose,
+ * hence a bare socket. The timeout and a cancel still end the clone.
+ */
+static void test_stalled_server(void)
+{
+        struct sockaddr_in a;
+        socklen_t alen = sizeof(a);
+        struct t_clone_job j;
+        atomic_int stop = ENG_STOP_NONE;
+        struct stopper s = {&stop, 500};
+        const char *extra[] = {"SLIPWAY_CLONE_TIMEOUT_MS=1000", NULL};
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        char *url_git = NULL, *url_http = NULL, *data = new_data_dir(), *payload;
+        pthread_t th;
+        int64_t t0;
+
+        memset(&a, 0, sizeof(a));
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        CHECK(fd >= 0);
+        CHECK_INT(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+        CHECK_INT(listen(fd, 16), 0);
+        CHECK_INT(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+        url_git = sw_xasprintf("git://127.0.0.1:%d/app.git", ntohs(a.sin_port));
+        url_http = sw_xasprintf("http://127.0.0.1:%d/app.git", ntohs(a.sin_port));
+
+        t0 = sw_mono_ms();
+        payload = t_clone_payload(url_git, "main", NULL);
+        CHECK_INT(t_clone_run(&j, data, extra, payload, NULL), 0);
+        CHECK_INT(j.rc, SW_ETIMEDOUT);
+        CHECK(j.error && strstr(j.error, "SLIPWAY_CLONE_TIMEOUT_MS"));
+        CHECK(sw_mono_ms() - t0 < 3000);
+        t_clone_job_release(&j);
+        free(payload);
+
+        t0 = sw_mono_ms();
+        payload = t_clone_payload(url_http, "main", NULL);
+        CHECK_INT(pthread_create(&th, NULL, stop_later, &s), 0);
+        CHECK_INT(t_clone_run(&j, data, NULL, payload, &stop), 0);
+        pthread_join(th, NULL);
+        CHECK_INT(j.rc, SW_ECANCELED);
+        CHECK_STR(j.state, "cancelled");
+        CHECK(sw_mono_ms() - t0 < 2500);
+        t_clone_job_release(&j);
+        free(payload);
+        close(fd);
+        free(url_git);
+        free(url_http);
+        free(data);
+}
+
 int main(void)
 {
+        struct sw_err gerr = SW_ERR_INIT;
         struct t_git_daemon d;
         int rc;
 
         git_libgit2_init();
+        if (step_clone_global_init(&gerr) != 0) {
+                fprintf(stderr, "%s\n", gerr.msg);
+                return 1;
+        }
         repos = sw_xasprintf("%s/repos", t_tmpdir());
         if (t_git_sh("mkdir -p '%s'", repos) != 0 || t_git_repo_create(repos, "app") != 0 ||
             t_git_daemon_start(&d, repos, t_tmpdir()) != 0) {
@@ -355,6 +436,7 @@ int main(void)
         T_RUN(test_unknown_branch);
         T_RUN(test_missing_repository);
         T_RUN(test_unreachable_server);
+        T_RUN(test_stalled_server);
         T_RUN(test_cli);
         T_RUN(test_deploy_pipeline);
         t_git_daemon_stop(&d);

@@ -19,6 +19,7 @@
 #include "common/json.h"
 #include "common/mem.h"
 #include "engine/pipeline.h"
+#include "steps/clone.h"
 #include "tests/harness/clone_job.h"
 #include "tests/harness/git.h"
 #include "tests/harness/t.h"
@@ -283,11 +284,16 @@ static void test_progress_lines(void)
 
 int main(void)
 {
+        struct sw_err gerr = SW_ERR_INIT;
         struct t_git_http h, slow;
         char *dir, *slow_dir, *work;
         int rc;
 
         git_libgit2_init();
+        if (step_clone_global_init(&gerr) != 0) {
+                fprintf(stderr, "%s\n", gerr.msg);
+                return 1;
+        }
         repos = sw_xasprintf("%s/repos", t_tmpdir());
         dir = sw_xasprintf("%s/nginx", t_tmpdir());
         slow_dir = sw_xasprintf("%s/nginx-slow", t_tmpdir());

@@ -354,9 +354,14 @@ static void test_mirror_lock(void)
 
 int main(void)
 {
+        struct sw_err gerr = SW_ERR_INIT;
         struct t_git_daemon d;
 
         git_libgit2_init();
+        if (step_clone_global_init(&gerr) != 0) {
+                fprintf(stderr, "%s\n", gerr.msg);
+                return 1;
+        }
         repos = sw_xasprintf("%s/repos", t_tmpdir());
         if (t_git_sh("mkdir -p '%s'", repos) != 0 ||
             t_git_daemon_start(&d, repos, t_tmpdir()) != 0) {
