@@ -36,6 +36,9 @@
 #include <unistd.h>
 
 #include <git2.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "common/clock.h"
 #include "common/config.h"
@@ -81,7 +84,8 @@ struct clone {
         uint64_t bytes_now;    /* received by the current transfer */
         unsigned int objects_total, objects_received;
         int cred_attempts;
-        bool in_transfer; /* talking to a server: OS errors are network errors */
+        bool in_transfer;    /* talking to a server: OS errors are network errors */
+        const char *cur_url; /* the URL being fetched, for the host key check */
         int lock_fd;
         int submodules;
         struct sw_err cb_err; /* an error decided in a callback; it wins over libgit2's */
@@ -176,6 +180,7 @@ static char *url_origin(const struct url_parts *p)
                 port = scheme_is(p, "https")  ? "443"
                        : scheme_is(p, "http") ? "80"
                        : scheme_is(p, "git")  ? "9418"
+                       : scheme_is(p, "ssh")  ? "22"
                                               : "";
                 port_len = (int)strlen(port);
         }
@@ -430,7 +435,6 @@ static int cb_credentials(git_credential **out, const char *url, const char *use
         bool same;
         int rc;
 
-        (void)user_from_url;
         rc = clone_check(c);
         if (rc)
                 return rc;
@@ -438,6 +442,27 @@ static int cb_credentials(git_credential **out, const char *url, const char *use
                 return GIT_PASSTHROUGH;
         origin = url_origin(&p);
         same = strcmp(origin, c->origin) == 0;
+        if (scheme_is(&p, "ssh") && c->o->ssh_key && same) {
+                const char *user = user_from_url && *user_from_url ? user_from_url : "git";
+                free(origin);
+                if (allowed & GIT_CREDENTIAL_SSH_KEY) {
+                        if (++c->cred_attempts > 1) {
+                                sw_err_set(&c->cb_err, SW_EAUTH,
+                                           "authentication failed for %s as user '%s': the "
+                                           "server refused the key (SLIPWAY_GIT_SSH_KEY)",
+                                           c->url, user);
+                                return GIT_EAUTH;
+                        }
+                        return git_credential_ssh_key_new(out, user, NULL, c->o->ssh_key, NULL);
+                }
+                if (allowed & GIT_CREDENTIAL_USERNAME)
+                        return git_credential_username_new(out, user);
+                sw_err_set(&c->cb_err, SW_EAUTH,
+                           "%s accepts no key authentication (only SLIPWAY_GIT_SSH_KEY is "
+                           "offered)",
+                           c->url);
+                return GIT_EAUTH;
+        }
         if (!c->o->password || !same || !(allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT)) {
                 sw_err_set(&c->cb_err, SW_EAUTH,
                            "%s asks for credentials and none are configured for %s "
@@ -459,12 +484,154 @@ static int cb_credentials(git_credential **out, const char *url, const char *use
                                                      c->o->password);
 }
 
+/* Base64 (RFC 4648) to bytes; NULL when malformed. *len_out gets the length. */
+static unsigned char *b64_decode(const char *in, size_t n, size_t *len_out)
+{
+        unsigned char *out;
+        size_t pad = 0;
+        int got;
+
+        if (n == 0 || n % 4 != 0 || n > INT32_MAX)
+                return NULL;
+        while (pad < 2 && in[n - 1 - pad] == '=')
+                pad++;
+        out = sw_xmalloc(n / 4 * 3 + 1);
+        got = EVP_DecodeBlock(out, (const unsigned char *)in, (int)n);
+        if (got < 0 || (size_t)got < pad) {
+                free(out);
+                return NULL;
+        }
+        *len_out = (size_t)got - pad;
+        return out;
+}
+
+/* Whether one known_hosts host pattern (plain or "|1|salt|hash") names `host`. */
+static bool known_host_match(const char *pat, size_t n, const char *host)
+{
+        if (n > 3 && strncmp(pat, "|1|", 3) == 0) {
+                const char *bar = memchr(pat + 3, '|', n - 3);
+                unsigned char *salt = NULL, *hash = NULL, mac[EVP_MAX_MD_SIZE];
+                unsigned int mac_len = 0;
+                size_t salt_len = 0, hash_len = 0;
+                bool ok = false;
+
+                if (!bar)
+                        return false;
+                salt = b64_decode(pat + 3, (size_t)(bar - pat - 3), &salt_len);
+                hash = b64_decode(bar + 1, n - (size_t)(bar + 1 - pat), &hash_len);
+                if (salt && hash &&
+                    HMAC(EVP_sha1(), salt, (int)salt_len, (const unsigned char *)host, strlen(host),
+                         mac, &mac_len) &&
+                    mac_len == hash_len)
+                        ok = CRYPTO_memcmp(mac, hash, mac_len) == 0;
+                free(salt);
+                free(hash);
+                return ok;
+        }
+        return strlen(host) == n && strncasecmp(pat, host, n) == 0;
+}
+
+/*
+ * 0 when the server's raw host key is listed for `host` in the known_hosts
+ * file; SW_EPERM (in c->cb_err) when it is not, or another key is.
+ */
+static int known_host_check(struct clone *c, const char *host, const unsigned char *key,
+                            size_t key_len)
+{
+        struct sw_err ferr = SW_ERR_INIT;
+        char *text = NULL, *line, *next, *name;
+        bool listed = false;
+        size_t len;
+        int port = 22;
+
+        if (c->cur_url) {
+                struct url_parts p;
+                if (url_split(&p, c->cur_url) == 0 && p.port && p.port_len > 0 && p.port_len < 6)
+                        port = (int)strtol(p.port, NULL, 10);
+        }
+        name = port == 22 ? sw_xstrdup(host) : sw_xasprintf("[%s]:%d", host, port);
+        if (sw_read_file(&text, &len, c->o->ssh_known_hosts, CLONE_CREDENTIALS_MAX_BYTES, &ferr) !=
+            0) {
+                sw_err_set(&c->cb_err, SW_EIO, "SLIPWAY_GIT_SSH_KNOWN_HOSTS: %s", ferr.msg);
+                free(name);
+                return -1;
+        }
+        for (line = text; line && *line; line = next) {
+                const char *hosts, *b64;
+                size_t hosts_len, b64_len, blob_len = 0;
+                unsigned char *blob;
+                bool match = false;
+
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = '\0';
+                line += strspn(line, " \t");
+                if (*line == '#' || *line == '@' || *line == '\0')
+                        continue; /* comments; @cert-authority and @revoked are not supported */
+                hosts = line;
+                hosts_len = strcspn(hosts, " \t");
+                b64 = hosts + hosts_len;
+                b64 += strspn(b64, " \t");
+                b64 += strcspn(b64, " \t"); /* the key type */
+                b64 += strspn(b64, " \t");
+                b64_len = strcspn(b64, " \t\r");
+                for (size_t i = 0; i < hosts_len && !match;) {
+                        size_t n = strcspn(hosts + i, ",");
+                        if (n > hosts_len - i)
+                                n = hosts_len - i;
+                        match = known_host_match(hosts + i, n, name);
+                        i += n + 1;
+                }
+                if (!match)
+                        continue;
+                listed = true;
+                blob = b64_decode(b64, b64_len, &blob_len);
+                match = blob && blob_len == key_len && memcmp(blob, key, key_len) == 0;
+                free(blob);
+                if (match) {
+                        free(text);
+                        free(name);
+                        return 0;
+                }
+        }
+        if (listed)
+                sw_err_set(&c->cb_err, SW_EPERM,
+                           "the host key of %s does not match SLIPWAY_GIT_SSH_KNOWN_HOSTS "
+                           "(a changed key, or someone in between)",
+                           name);
+        else
+                sw_err_set(&c->cb_err, SW_EPERM, "host %s is not in SLIPWAY_GIT_SSH_KNOWN_HOSTS",
+                           name);
+        free(text);
+        free(name);
+        return -1;
+}
+
+/* SSH host keys are checked against SLIPWAY_GIT_SSH_KNOWN_HOSTS; TLS is libgit2's default. */
+static int cb_certificate(git_cert *cert, int valid, const char *host, void *payload)
+{
+        struct clone *c = payload;
+        const git_cert_hostkey *hk = (const git_cert_hostkey *)cert;
+
+        (void)valid;
+        if (cert->cert_type != GIT_CERT_HOSTKEY_LIBSSH2)
+                return GIT_PASSTHROUGH;
+        if (!c->o->ssh_known_hosts || !(hk->type & GIT_CERT_SSH_RAW)) {
+                sw_err_set(&c->cb_err, SW_EPERM, "cannot verify the host key of %s", host);
+                return GIT_ECERTIFICATE;
+        }
+        if (known_host_check(c, host, (const unsigned char *)hk->hostkey, hk->hostkey_len) != 0)
+                return GIT_ECERTIFICATE;
+        return 0;
+}
+
 static void clone_fetch_opts(git_fetch_options *fo, struct clone *c)
 {
         git_fetch_options_init(fo, GIT_FETCH_OPTIONS_VERSION);
         fo->callbacks.transfer_progress = cb_transfer;
         fo->callbacks.sideband_progress = cb_sideband;
         fo->callbacks.credentials = cb_credentials;
+        fo->callbacks.certificate_check = cb_certificate;
         fo->callbacks.payload = c;
         fo->prune = GIT_FETCH_PRUNE;
         fo->download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE; /* the refspecs take every tag */
@@ -561,6 +728,7 @@ static int mirror_fetch(struct clone *c, git_repository *repo, const struct targ
         clone_fetch_opts(&fo, c);
         c->last_log_ms = sw_mono_ms();
         c->cred_attempts = 0;
+        c->cur_url = t->fetch_url;
         c->in_transfer = true;
         rc = git_remote_fetch(remote, &specs, &fo, "slipway fetch");
         if (rc)
@@ -1059,12 +1227,13 @@ static int submodules_update(struct clone *c, git_repository *repo, const char *
                                         s->name, base_url, url);
                         goto next;
                 }
-                if (strncmp(url, "ssh://", 6) == 0 || (!url_is_local(url) && !strstr(url, "://")) ||
+                if ((strncmp(url, "ssh://", 6) == 0 && !c->o->ssh_key) ||
+                    (!url_is_local(url) && !strstr(url, "://")) ||
                     sw_valid_repo_url(url, "submodule URL", err) != 0) {
                         sw_err_clear(err);
                         rc = sw_err_set(err, SW_EINVAL,
                                         "submodule '%s' of %s: unsupported URL '%s' (https://, "
-                                        "http://, git://, file:// or a path)",
+                                        "http://, git://, ssh:// with a key, file:// or a path)",
                                         s->name, base_url, url);
                         goto next;
                 }
@@ -1128,9 +1297,10 @@ static int check_options(const struct step_clone_options *o, struct sw_err *err)
                 return sw_err_set(err, SW_EINVAL, "clone: cache_dir and dest must be absolute");
         if (sw_valid_repo_url(o->url, "repository", err))
                 return SW_EINVAL;
-        if (strncmp(o->url, "ssh://", 6) == 0)
+        if (strncmp(o->url, "ssh://", 6) == 0 && (!o->ssh_key || !o->ssh_known_hosts))
                 return sw_err_set(err, SW_EINVAL,
-                                  "repository: ssh:// URLs are not supported yet; use https://");
+                                  "repository: ssh:// needs a key and the server's host key "
+                                  "(SLIPWAY_GIT_SSH_KEY and SLIPWAY_GIT_SSH_KNOWN_HOSTS)");
         if (!o->branch && !o->commit)
                 return sw_err_set(err, SW_EINVAL, "clone: a branch, a tag or a commit is required");
         if (o->branch && sw_valid_git_ref(o->branch, "branch", err))
@@ -1267,6 +1437,8 @@ static int step_clone_step_run(struct eng_step_ctx *ctx, json_t **output, struct
         o.password = password;
         o.cache_dir = cache;
         o.dest = dest;
+        o.ssh_key = cfg->git_ssh_key;
+        o.ssh_known_hosts = cfg->git_ssh_known_hosts;
         o.max_bytes = cfg->clone_max_bytes;
         o.timeout_ms = cfg->clone_timeout_ms;
         o.log = step_log_line;

@@ -17,7 +17,9 @@
  * Credentials: a URL may not carry a password. A user name and password in
  * the options are offered (HTTP Basic, through libgit2's credential
  * callback) only to the scheme, host and port of the repository URL, never
- * to a submodule on another host.
+ * to a submodule on another host; so is the ssh key for ssh:// URLs, whose
+ * servers must present a host key listed in `ssh_known_hosts` (plain or
+ * hashed entries; @cert-authority and @revoked lines are ignored).
  *
  * Limits: `max_bytes` caps the bytes received over all transfers of one call
  * (SW_ETOOBIG), `timeout_ms` its duration (SW_ETIMEDOUT); both, and the
@@ -42,16 +44,18 @@
 #include "common/err.h"
 
 struct step_clone_options {
-        const char *url;       /* https://, http://, git://, file:// or an absolute path */
-        const char *branch;    /* a branch or tag name; NULL: the commit alone decides */
-        const char *commit;    /* 4-40 hex digits; with a branch it must be reachable from it */
-        const char *user;      /* HTTP Basic user name; NULL: anonymous */
-        const char *password;  /* its password; borrowed, never logged */
-        const char *cache_dir; /* where mirrors live: $SLIPWAY_DATA/git */
-        const char *dest;      /* the working tree; whatever is there is removed first */
-        int64_t max_bytes;     /* 0: no limit */
-        int64_t timeout_ms;    /* 0: no limit */
-        bool no_submodules;    /* leave submodules uninitialised */
+        const char *url;      /* https://, http://, git://, file:// or an absolute path */
+        const char *branch;   /* a branch or tag name; NULL: the commit alone decides */
+        const char *commit;   /* 4-40 hex digits; with a branch it must be reachable from it */
+        const char *user;     /* HTTP Basic user name; NULL: anonymous */
+        const char *password; /* its password; borrowed, never logged */
+        const char *ssh_key;  /* private key file for ssh:// (OpenSSH or PEM, no passphrase) */
+        const char *ssh_known_hosts; /* known_hosts file that must list an ssh server's key */
+        const char *cache_dir;       /* where mirrors live: $SLIPWAY_DATA/git */
+        const char *dest;            /* the working tree; whatever is there is removed first */
+        int64_t max_bytes;           /* 0: no limit */
+        int64_t timeout_ms;          /* 0: no limit */
+        bool no_submodules;          /* leave submodules uninitialised */
         /* One progress or status line; may be NULL. */
         void (*log)(void *arg, const char *line);
         /* True when the caller wants the clone to stop; may be NULL. */

@@ -125,6 +125,8 @@ int step_clone_cmd(int argc, char **argv, const struct sw_config *cfg)
         o.password = password;
         o.cache_dir = cache;
         o.dest = dest;
+        o.ssh_key = cfg->git_ssh_key;
+        o.ssh_known_hosts = cfg->git_ssh_known_hosts;
         o.max_bytes = cfg->clone_max_bytes;
         o.timeout_ms = cfg->clone_timeout_ms;
         o.log = print_line;

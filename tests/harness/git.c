@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -423,4 +424,87 @@ void t_git_http_stop(struct t_git_http *h)
         h->nginx_pid = h->fcgi_pid = 0;
         free(h->dir);
         h->dir = NULL;
+}
+
+int t_git_sshd_start(struct t_git_sshd *s, const char *dir)
+{
+        struct passwd *pw = getpwuid(geteuid());
+        char *conf = NULL, *path = NULL, *text = NULL, *hostpub = NULL, *otherpub = NULL;
+        char *argv[] = {"/usr/sbin/sshd", "-D", "-e", "-f", NULL, NULL};
+        char *log = NULL;
+        int rc = -1;
+
+        memset(s, 0, sizeof(*s));
+        if (!pw)
+                return -1;
+        s->user = sw_xstrdup(pw->pw_name);
+        s->port = t_git_free_port();
+        s->key = sw_xasprintf("%s/client_key", dir);
+        s->other_key = sw_xasprintf("%s/other_key", dir);
+        s->known_hosts = sw_xasprintf("%s/known_hosts", dir);
+        s->wrong_known_hosts = sw_xasprintf("%s/wrong_known_hosts", dir);
+        /* sshd running as root wants its privilege separation directory. */
+        if (t_git_sh("set -e; cd '%s'; %s"
+                     "ssh-keygen -q -t ed25519 -N '' -C host -f host_key; "
+                     "ssh-keygen -q -t ed25519 -N '' -C client -f client_key; "
+                     "ssh-keygen -q -t ed25519 -N '' -C other -f other_key; "
+                     "cp client_key.pub authorized_keys",
+                     dir, geteuid() == 0 ? "mkdir -p /run/sshd; " : "") != 0)
+                goto out;
+        hostpub = t_git_sh_out("cut -d' ' -f1,2 '%s/host_key.pub'", dir);
+        otherpub = t_git_sh_out("cut -d' ' -f1,2 '%s/other_key.pub'", dir);
+        if (!hostpub || !otherpub)
+                goto out;
+        text = sw_xasprintf("[127.0.0.1]:%d %s\n", s->port, hostpub);
+        if (write_text(s->known_hosts, text) != 0)
+                goto out;
+        free(text);
+        /* The right name with the wrong key: what a server in between would present. */
+        text = sw_xasprintf("[127.0.0.1]:%d %s\n", s->port, otherpub);
+        if (write_text(s->wrong_known_hosts, text) != 0)
+                goto out;
+        conf = sw_xasprintf("Port %d\n"
+                            "ListenAddress 127.0.0.1\n"
+                            "HostKey %s/host_key\n"
+                            "AuthorizedKeysFile %s/authorized_keys\n"
+                            "PidFile %s/sshd.pid\n"
+                            "StrictModes no\n"
+                            "UsePAM no\n"
+                            "PasswordAuthentication no\n"
+                            "KbdInteractiveAuthentication no\n"
+                            "PubkeyAuthentication yes\n"
+                            "PermitRootLogin prohibit-password\n",
+                            s->port, dir, dir, dir);
+        path = sw_xasprintf("%s/sshd_config", dir);
+        if (write_text(path, conf) != 0)
+                goto out;
+        argv[4] = path;
+        log = sw_xasprintf("%s/sshd.log", dir);
+        if (spawn(&s->pid, log, argv) != 0)
+                goto out;
+        rc = t_git_wait_port(s->port, 10000);
+out:
+        if (rc != 0) {
+                t_git_sh("cat '%s/sshd.log' >&2 2>/dev/null; true", dir);
+                t_git_sshd_stop(s);
+        }
+        free(conf);
+        free(path);
+        free(text);
+        free(hostpub);
+        free(otherpub);
+        free(log);
+        return rc;
+}
+
+void t_git_sshd_stop(struct t_git_sshd *s)
+{
+        stop_pid(s->pid);
+        s->pid = 0;
+        free(s->user);
+        free(s->key);
+        free(s->other_key);
+        free(s->known_hosts);
+        free(s->wrong_known_hosts);
+        s->user = s->key = s->other_key = s->known_hosts = s->wrong_known_hosts = NULL;
 }

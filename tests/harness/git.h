@@ -72,4 +72,22 @@ int t_git_http_start(struct t_git_http *h, const char *project_root, const char 
                      const char *user, const char *password, int limit_rate_kib);
 void t_git_http_stop(struct t_git_http *h);
 
+struct t_git_sshd {
+        pid_t pid;
+        int port;
+        char *user;              /* who to log in as: the user running the test */
+        char *key;               /* the client's private key (ed25519, no passphrase) */
+        char *other_key;         /* a key the server does not accept */
+        char *known_hosts;       /* "[127.0.0.1]:PORT" and the server's host key */
+        char *wrong_known_hosts; /* the same name with another host key */
+};
+
+/*
+ * OpenSSH's sshd on a free port of 127.0.0.1 with fresh host and client keys
+ * in `dir` (which must exist), accepting only `key`. Repositories are then
+ * reachable as ssh://USER@127.0.0.1:PORT/ABSOLUTE/PATH.
+ */
+int t_git_sshd_start(struct t_git_sshd *s, const char *dir);
+void t_git_sshd_stop(struct t_git_sshd *s);
+
 #endif /* SW_TEST_GIT_H */
