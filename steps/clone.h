@@ -44,7 +44,7 @@
 #include "common/err.h"
 
 struct step_clone_options {
-        const char *url;      /* https://, http://, git://, file:// or an absolute path */
+        const char *url;      /* https://, http://, git://, ssh://, file:// or an absolute path */
         const char *branch;   /* a branch or tag name; NULL: the commit alone decides */
         const char *commit;   /* 4-40 hex digits; with a branch it must be reachable from it */
         const char *user;     /* HTTP Basic user name; NULL: anonymous */
