@@ -1270,7 +1270,7 @@ static int submodules_update(struct clone *c, git_repository *repo, const char *
                         goto next;
                 }
                 c->submodules++;
-                rc = submodules_update(c, sub, clean, depth + 1, err);
+                rc = submodules_update(c, sub, url, depth + 1, err);
         next:
                 git_tree_entry_free(te);
                 git_repository_free(sub);
@@ -1346,7 +1346,7 @@ int step_clone_run(struct step_clone_result *out, const struct step_clone_option
         t.dest = opts->dest;
         rc = target_checkout(&wt, &oid, &ref, &reused, &c, &t, err);
         if (rc == 0 && !opts->no_submodules)
-                rc = submodules_update(&c, wt, c.url, 0, err);
+                rc = submodules_update(&c, wt, opts->url, 0, err);
         if (rc)
                 goto out;
 

@@ -179,7 +179,7 @@ static void test_size_limit(void)
         char *work = work_of("big");
 
         CHECK_INT(t_git_repo_create(repos, "big"), 0);
-        CHECK_INT(t_git_sh("set -e; cd '%s'; head -c 3145728 /dev/urandom > blob.bin; "
+        CHECK_INT(t_git_sh("set -e; cd '%s'; head -c 1048576 /dev/urandom > blob.bin; "
                            "git add blob.bin; git commit -q -m blob; git push -q origin main",
                            work),
                   0);
@@ -187,7 +187,7 @@ static void test_size_limit(void)
         mirror = t_clone_mirror_path(data, url);
         tmp = sw_xasprintf("%s.tmp", mirror);
         payload = t_clone_payload(url, "main", NULL);
-        CHECK_INT(run_job(&j, data, "1048576", payload), 0);
+        CHECK_INT(run_job(&j, data, "262144", payload), 0);
         CHECK_INT(j.rc, SW_ETOOBIG);
         CHECK(j.error && strstr(j.error, "SLIPWAY_CLONE_MAX_BYTES"));
         CHECK(j.error && strstr(j.error, url));
@@ -199,7 +199,7 @@ static void test_size_limit(void)
         t_clone_job_release(&j);
 
         /* With room enough, the same repository clones. */
-        CHECK_INT(run_job(&j, data, "8388608", payload), 0);
+        CHECK_INT(run_job(&j, data, "4194304", payload), 0);
         CHECK_OK(j.rc, &j.err);
         t_clone_job_release(&j);
         free(payload);
