@@ -24,13 +24,15 @@
  * Limits: `max_bytes` caps the bytes received over all transfers of one call
  * (SW_ETOOBIG), `timeout_ms` its duration (SW_ETIMEDOUT); both, and the
  * cancellation callback, are checked whenever libgit2 reports progress and,
- * once step_clone_global_init() ran, every 100 ms while a TCP connection
- * waits (a server that stops sending).
+ * once step_clone_global_init() ran, every 100 ms while a git:// or
+ * http(s):// connection waits (a server that stops sending). ssh:// runs on
+ * libssh2's own socket, which that does not reach.
  *
  * Errors: SW_EINVAL bad options or URL; SW_ENOTFOUND unknown branch, tag,
- * commit or repository; SW_EAUTH credentials missing or refused; SW_EUNAVAIL
- * the server cannot be reached (transient); SW_ETOOBIG, SW_ETIMEDOUT,
- * SW_ECANCELED; SW_EIO local file system trouble.
+ * commit or repository; SW_EAUTH credentials missing or refused; SW_EPERM an
+ * ssh host key or TLS certificate not trusted, or a local submodule of a
+ * remote repository; SW_EUNAVAIL the server cannot be reached (transient);
+ * SW_ETOOBIG, SW_ETIMEDOUT, SW_ECANCELED; SW_EIO local file system trouble.
  *
  * Threads: any number of threads may clone at once (each call owns its
  * libgit2 objects); git_libgit2_init() must have run (main() does it).
