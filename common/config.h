@@ -54,6 +54,18 @@ enum sw_config_type {
           "loss")                                                                                  \
         X(job_log_max_bytes, "SLIPWAY_JOB_LOG_MAX_BYTES", SW_CFG_INT, "8388608", 4096, 1073741824, \
           NULL, false, "cap on the stored log of one job; later lines are dropped with a marker")  \
+        X(clone_max_bytes, "SLIPWAY_CLONE_MAX_BYTES", SW_CFG_INT, "2147483648", 65536,             \
+          1099511627776, NULL, false,                                                              \
+          "cap on the bytes one clone or fetch may receive (submodules included)")                 \
+        X(clone_timeout_ms, "SLIPWAY_CLONE_TIMEOUT_MS", SW_CFG_INT, "600000", 1000, 86400000,      \
+          NULL, false, "how long the clone step may take before it fails")                         \
+        X(git_credentials, "SLIPWAY_GIT_CREDENTIALS", SW_CFG_STR, NULL, 0, 0, NULL, false,         \
+          "file of https://USER:PASSWORD@HOST[:PORT] lines (git-credential-store format) "         \
+          "used for http(s) clones of that host; passwords are never logged")                      \
+        X(git_ssh_key, "SLIPWAY_GIT_SSH_KEY", SW_CFG_STR, NULL, 0, 0, NULL, false,                 \
+          "private key file (no passphrase) offered to the host of an ssh:// repository")          \
+        X(git_ssh_known_hosts, "SLIPWAY_GIT_SSH_KNOWN_HOSTS", SW_CFG_STR, NULL, 0, 0, NULL, false, \
+          "known_hosts file that must list the host key of every ssh:// server cloned from")       \
         X(log_level, "SLIPWAY_LOG_LEVEL", SW_CFG_STR, "info", 0, 0, "debug|info|warn|error",       \
           false, "least severe event written to the JSON log on stdout")                           \
         X(registry, "SLIPWAY_REGISTRY", SW_CFG_STR, "127.0.0.1:5000", 0, 0, NULL, false,           \

@@ -121,8 +121,18 @@ int sw_valid_repo_url(const char *s, const char *what, struct sw_err *err)
                 return 0;
         for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
                 size_t n = strlen(schemes[i]);
-                if (strncmp(s, schemes[i], n) == 0 && s[n] != '\0')
+                if (strncmp(s, schemes[i], n) == 0 && s[n] != '\0') {
+                        /* A password in the URL would be stored with the job and logged. */
+                        size_t auth = strcspn(s + n, "/?#");
+                        const char *at = memchr(s + n, '@', auth);
+                        if (at && memchr(s + n, ':', (size_t)(at - (s + n))))
+                                return sw_err_set(
+                                        err, SW_EINVAL,
+                                        "%s: must not contain a password (user:password@); "
+                                        "configure credentials with SLIPWAY_GIT_CREDENTIALS",
+                                        what);
                         return 0;
+                }
         }
         return sw_err_set(err, SW_EINVAL,
                           "%s: '%s' is not a repository URL (https://, http://, git://, ssh://, "

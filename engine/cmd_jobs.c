@@ -13,7 +13,7 @@
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/json.h"
-#include "common/libs.h"
+#include "steps/steps.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "engine/cli.h"
@@ -608,7 +608,7 @@ int eng_cmd_worker(int argc, char **argv, const struct sw_config *cfg)
         po.workers = (int)workers;
         po.pipelines = sw_pipelines(&npipelines);
         po.npipelines = npipelines;
-        po.before_job = sw_libs_init;
+        po.before_job = step_libs_init;
         if (eng_pool_start(&pool, &po, &err) != 0)
                 return sw_cli_fail("worker", "%s", err.msg);
         sw_log(SW_LOG_INFO, "worker", "started", "{s:i,s:s}", "workers",

@@ -7,6 +7,7 @@
 
 #include "common/config.h"
 #include "common/libs.h"
+#include "steps/steps.h"
 #include "common/log.h"
 #include "engine/cli.h"
 #include "steps/build.h"
@@ -14,6 +15,7 @@
 #include "steps/layer.h"
 #include "steps/dockerfile.h"
 #include "steps/registry.h"
+#include "steps/clone.h"
 #include "common/banned.h"
 
 extern char **environ;
@@ -34,6 +36,7 @@ static const struct sw_cmd commands[] = {
         {"dockerfile", step_dockerfile_cmd, "parse a Dockerfile and print its parse tree"},
         {"push", step_registry_cmd_push, "push an image from an OCI layout to a registry"},
         {"pull", step_registry_cmd_pull, "pull an image from a registry into an OCI layout"},
+        {"clone", step_clone_cmd, "clone a repository at a branch, tag or commit into DIR"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -86,7 +89,7 @@ int main(int argc, char **argv)
          * except for the worker, which defers it to its first job (common/libs.h).
          */
         if (strcmp(cmd->name, "worker") != 0)
-                sw_libs_init();
+                step_libs_init();
 
         rc = cmd->run(argc - 1, argv + 1, &cfg);
 

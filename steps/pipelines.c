@@ -10,6 +10,7 @@
 
 static const struct eng_step_def *const deploy_steps[] = {
         &step_validate_def,
+        &step_clone_def,
 };
 
 static const struct eng_pipeline_def pipelines[] = {

@@ -23,5 +23,19 @@ extern const struct eng_step_def step_render_def;
 
 /* validate: re-check the deploy request and record it, normalised, as the step output. */
 extern const struct eng_step_def step_validate_def;
+/*
+ * clone: fetch the repository into its mirror and check out the commit in
+ * $SLIPWAY_DATA/work/<job id>/src (steps/clone.h). Output:
+ * {"commit": "<40 hex>", "ref": "refs/heads/..." or null, "path": "...", "url": "..."}.
+ */
+extern const struct eng_step_def step_clone_def;
+
+/*
+ * The libraries' process-wide set-up that the steps need: libcurl and
+ * libgit2 (common/libs.h), then the clone's own TCP stream for libgit2.
+ * Once per process, safe from any thread; the worker calls it before its
+ * first job, every other command in main().
+ */
+void step_libs_init(void);
 
 #endif /* SW_STEPS_H */
