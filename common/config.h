@@ -66,7 +66,15 @@ enum sw_config_type {
           "path of a Docker config.json whose `auths` give registry credentials")                  \
         X(insecure_registries, "SLIPWAY_INSECURE_REGISTRIES", SW_CFG_STR,                          \
           "127.0.0.1:*,localhost:*", 0, 0, NULL, false,                                            \
-          "comma-separated registries (host:port, '*' for any port) reached over plain HTTP")
+          "comma-separated registries (host:port, '*' for any port) reached over plain HTTP")      \
+        X(ingress_listen, "SLIPWAY_INGRESS_LISTEN", SW_CFG_STR, "127.0.0.1:8088", 0, 0, NULL,      \
+          false, "address:port where the supervised nginx serves the routed apps over HTTP")       \
+        X(ingress_tls_listen, "SLIPWAY_INGRESS_TLS_LISTEN", SW_CFG_STR, "127.0.0.1:8443", 0, 0,    \
+          NULL, false, "address:port where nginx serves the hosts that have a TLS certificate")    \
+        X(ingress_class, "SLIPWAY_INGRESS_CLASS", SW_CFG_STR, "slipway", 0, 0, NULL, false,        \
+          "the IngressClass whose Ingress objects slipway routes (spec.ingressClassName)")         \
+        X(nginx, "SLIPWAY_NGINX", SW_CFG_STR, "/usr/sbin/nginx", 0, 0, NULL, false,                \
+          "the nginx binary slipway runs and tests configurations with")
 
 #define SW__CFG_CTYPE_SW_CFG_STR char *
 #define SW__CFG_CTYPE_SW_CFG_INT int64_t

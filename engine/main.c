@@ -9,6 +9,7 @@
 #include "common/libs.h"
 #include "common/log.h"
 #include "engine/cli.h"
+#include "ingress/ingress.h"
 #include "common/banned.h"
 
 extern char **environ;
@@ -23,6 +24,7 @@ static const struct sw_cmd commands[] = {
          "queue a failed or cancelled job again, resuming after its last good step"},
         {"worker", eng_cmd_worker, "run queue workers until SIGTERM"},
         {"config", eng_cmd_config, "print every SLIPWAY_* setting and its value"},
+        {"ingress", ingress_cmd, "render the nginx configuration for Ingress documents"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
