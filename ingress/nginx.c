@@ -257,8 +257,11 @@ static int write_staged(struct ingress_nginx *n, const char *conf, size_t len, s
                 }
                 off += (size_t)w;
         }
-        if (fsync(fd) != 0)
-                rc = sw_err_errno(err, SW_EIO, errno, "fsync '%s'", n->staged);
+        /*
+         * No fsync: the file is derived state. After a crash the controller
+         * renders the table again and ingress_nginx_start() installs that, so
+         * durability would only add its latency to every route change.
+         */
 out:
         close(fd);
         if (rc)

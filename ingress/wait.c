@@ -2,9 +2,10 @@
  * wait.c - "does the host answer through nginx yet?", over HTTP with libcurl.
  *
  * The route step and the benchmark ask nginx's listen address directly with
- * the app's Host header, so no DNS is involved. One curl handle is reused
- * across attempts: its connection stays open, and when a reload makes the old
- * worker close it, curl reconnects to a new worker.
+ * the app's Host header, so no DNS is involved. Every attempt opens a new
+ * connection: after a reload the old workers keep serving the connections
+ * they have (for about 100 ms, until the master tells them to stop), and a
+ * kept-alive probe would keep asking the old configuration.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,7 @@ int ingress_wait_host(long *status_out, const struct ingress_probe *p, struct sw
         curl_easy_setopt(c, CURLOPT_PROXY, "");
         curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_msg);
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
+        curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
 
         for (;;) {
                 int64_t left = deadline - sw_mono_ms();
