@@ -316,7 +316,7 @@ struct hammer {
         const char *addr;
         atomic_bool stop;
         atomic_long ok, failed;
-        char first_failure[256];
+        char first_failure[512];
         pthread_mutex_t mu;
 };
 
