@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -316,6 +317,7 @@ struct hammer {
         const char *addr;
         atomic_bool stop;
         atomic_long ok, failed;
+        atomic_int next_id;
         char first_failure[512];
         pthread_mutex_t mu;
 };
@@ -342,6 +344,9 @@ static void *hammer_run(void *arg)
         curl_easy_setopt(c, CURLOPT_PROXY, "");
         curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
         curl_easy_setopt(c, CURLOPT_ERRORBUFFER, msg);
+        /* Half the clients keep their connection alive across reloads, half connect anew. */
+        if (atomic_fetch_add(&h->next_id, 1) % 2)
+                curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
         for (long i = 0; !atomic_load(&h->stop); i++) {
                 long status = 0;
                 CURLcode cc;
@@ -521,6 +526,103 @@ static void test_wait_host(void)
         ingress_table_free(t);
 }
 
+/* GET https://host:port/ through nginx's TLS listener; returns the status, 0 on a TLS/transport error. */
+static long tls_get(const char *tls_listen, const char *host, const char *ca, char **body)
+{
+        const char *port = strrchr(tls_listen, ':') + 1;
+        char *url = sw_xasprintf("https://%s:%s/", host, port);
+        char *resolve = sw_xasprintf("%s:%s:127.0.0.1", host, port);
+        struct curl_slist *res = curl_slist_append(NULL, resolve);
+        CURL *c = curl_easy_init();
+        FILE *f = NULL;
+        char *text = NULL;
+        size_t len = 0;
+        long status = 0;
+
+        f = open_memstream(&text, &len);
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_RESOLVE, res);
+        curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c, CURLOPT_PROXY, "");
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+        if (curl_easy_perform(c) == CURLE_OK)
+                curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        fclose(f);
+        if (body)
+                *body = text;
+        else
+                free(text);
+        curl_easy_cleanup(c);
+        curl_slist_free_all(res);
+        free(url);
+        free(resolve);
+        return status;
+}
+
+static void test_tls_host(void)
+{
+        struct sw_err err = SW_ERR_INIT;
+        struct ingress_table *t = NULL;
+        struct th_edge e;
+        char *cert = sw_xasprintf("%s/secure.crt", t_tmpdir());
+        char *key = sw_xasprintf("%s/secure.key", t_tmpdir());
+        char *out = NULL, *body = NULL;
+        struct ingress_route r = {"secure.test", "/", INGRESS_PATH_PREFIX, NULL, false};
+        struct ingress_route plain = {"plain.test", "/", INGRESS_PATH_PREFIX, NULL, false};
+        struct ingress_tls tls = {"secure.test", cert, key};
+        int rc;
+
+        {
+                char *argv[] = {"/usr/bin/openssl",
+                                "req",
+                                "-x509",
+                                "-newkey",
+                                "ec",
+                                "-pkeyopt",
+                                "ec_paramgen_curve:prime256v1",
+                                "-nodes",
+                                "-days",
+                                "2",
+                                "-subj",
+                                "/CN=secure.test",
+                                "-addext",
+                                "subjectAltName=DNS:secure.test",
+                                "-keyout",
+                                key,
+                                "-out",
+                                cert,
+                                NULL};
+                rc = tp_run(&out, argv, NULL, 30000);
+        }
+        CHECK_INT(rc, 0);
+        if (rc)
+                fprintf(stderr, "%s\n", out);
+        free(out);
+        r.backend = th_httpd_addr(app_a);
+        plain.backend = th_httpd_addr(app_b);
+        ingress_table_new(&t);
+        CHECK_OK(ingress_table_set(t, "default/secure", NULL, &r, 1, &tls, 1, &err), &err);
+        CHECK_OK(ingress_table_set(t, "default/plain", NULL, &plain, 1, NULL, 0, &err), &err);
+        th_edge_start(&e, t);
+
+        /* HTTPS with the Secret's certificate, verified against it; the app sees https. */
+        CHECK_INT(tls_get(e.tls_listen, "secure.test", cert, &body), 200);
+        CHECK(body && strncmp(body, "a / ", 4) == 0);
+        CHECK(body && strstr(body, " proto=https ") != NULL);
+        free(body);
+        /* The same host over plain HTTP. */
+        body_is(e.listen, "secure.test", "/", 200, "a /");
+        /* A host without a certificate gets no TLS handshake at all. */
+        CHECK_INT(tls_get(e.tls_listen, "plain.test", cert, NULL), 0);
+        body_is(e.listen, "plain.test", "/", 200, "b /");
+        th_edge_stop(&e);
+        ingress_table_free(t);
+        free(cert);
+        free(key);
+}
+
 static void test_cli_render(void)
 {
         char *out = NULL, *conf_path, *prefix;
@@ -600,6 +702,7 @@ int main(void)
         T_RUN(test_zero_downtime_reloads);
         T_RUN(test_restart_after_kill);
         T_RUN(test_wait_host);
+        T_RUN(test_tls_host);
         T_RUN(test_cli_render);
         th_httpd_stop(app_a);
         th_httpd_stop(app_b);
