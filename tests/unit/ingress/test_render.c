@@ -281,6 +281,16 @@ static void test_translate_fixture(void)
         CHECK(strstr(conf, "log_format sw_json escape=json") != NULL);
         CHECK(strstr(conf, "access_log /dev/stdout sw_json;") != NULL);
 
+        /* The whole text, byte for byte (also what `slipway ingress render` prints for it). */
+        {
+                char *golden = NULL;
+                CHECK_OK(sw_read_file(&golden, NULL,
+                                      SW_TEST_SOURCE_DIR "/tests/fixtures/ingress/shop.nginx.conf",
+                                      1 << 20, &err),
+                         &err);
+                CHECK(golden && strcmp(golden, conf) == 0);
+                free(golden);
+        }
         /* Re-applying the same Ingress changes nothing. */
         {
                 char *again;
