@@ -175,7 +175,8 @@ void ingress_nginx_free(struct ingress_nginx *n);
  * and start the master in the foreground (its own process group), then wait
  * until `listen` ("127.0.0.1:8088") accepts connections. The configuration
  * is checked with `nginx -t` first; SW_EINVAL with nginx's message when it
- * fails, SW_EUNAVAIL when nginx exits or does not listen in time.
+ * fails, SW_EBUSY when something already listens on `listen`, SW_EUNAVAIL
+ * when nginx exits or does not listen in time.
  */
 int ingress_nginx_start(struct ingress_nginx *n, const char *conf, size_t len, const char *listen,
                         struct sw_err *err);

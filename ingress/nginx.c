@@ -339,6 +339,10 @@ static int spawn(struct ingress_nginx *n, struct sw_err *err)
         int out_fd = -1, status;
         pid_t pid;
 
+        /* Otherwise the check below would take someone else's socket for nginx's. */
+        if (port_open(n->listen))
+                return sw_err_set(err, SW_EBUSY, "nginx: something already listens on %s",
+                                  n->listen);
         if (n->output) {
                 out_fd = open(n->output, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
                 if (out_fd < 0)

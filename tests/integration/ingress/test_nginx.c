@@ -475,6 +475,19 @@ static void test_restart_after_kill(void)
         CHECK(!alive(workers[0])); /* the orphaned worker is gone */
         body_is(e.listen, "r.test", "/", 200, "a /");
 
+        /* A second nginx on the same address is refused before it starts. */
+        {
+                struct ingress_nginx_options no = INGRESS_NGINX_OPTIONS_INIT;
+                struct ingress_nginx *other = NULL;
+                char *prefix = sw_xasprintf("%s/other", e.prefix);
+                no.prefix = prefix;
+                CHECK_OK(ingress_nginx_new(&other, &no, &err), &err);
+                CHECK_INT(ingress_nginx_start(other, "events {}\n", 10, e.listen, &err), SW_EBUSY);
+                CHECK(strstr(err.msg, "already listens") != NULL);
+                sw_err_clear(&err);
+                ingress_nginx_free(other);
+                free(prefix);
+        }
         /* After a deliberate stop, nothing restarts it. */
         ingress_nginx_stop(e.nginx, 5000);
         CHECK_INT(ingress_nginx_pid(e.nginx), -1);
