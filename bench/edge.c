@@ -126,7 +126,7 @@ static void run(const char *dir, int hosts, const char *backend)
 
                 /* One source for the new host: the table keeps `hosts` hosts each round. */
                 snprintf(host, sizeof(host), "new-%d.bench.test", round);
-                sw_sleep_ms(300); /* let the previous reload's old workers go */
+                sw_sleep_ms(1000); /* let the previous reload's old workers go */
                 c0 = children_cpu_us();
                 m0 = proc_cpu_us(ingress_nginx_pid(n));
                 t0 = sw_mono_us();
