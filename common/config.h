@@ -84,7 +84,7 @@ enum sw_config_type {
         X(templates, "SLIPWAY_TEMPLATES", SW_CFG_STR, NULL, 0, 0, NULL, false,                     \
           "directory of Kubernetes templates that replace the built-in ones by file name")         \
         X(ingress_class, "SLIPWAY_INGRESS_CLASS", SW_CFG_STR, "slipway", 0, 0, NULL, false,        \
-          "ingressClassName of the Ingress objects slipway renders")                               \
+          "the IngressClass of the Ingress objects slipway renders and routes")                    \
         X(quota_cpu, "SLIPWAY_QUOTA_CPU", SW_CFG_STR, "8", 0, 0, NULL, false,                      \
           "ResourceQuota of an app namespace: cpu requests and limits in all")                     \
         X(quota_memory, "SLIPWAY_QUOTA_MEMORY", SW_CFG_STR, "16Gi", 0, 0, NULL, false,             \
@@ -105,7 +105,13 @@ enum sw_config_type {
         X(rollout_timeout_ms, "SLIPWAY_ROLLOUT_TIMEOUT_MS", SW_CFG_INT, "300000", 1000, 86400000,  \
           NULL, false, "how long the deploy step waits for a rollout before it fails")             \
         X(runtime, "SLIPWAY_RUNTIME", SW_CFG_STR, "runc", 0, 0, NULL, false,                       \
-          "the OCI runtime that runs RUN steps and containers")
+          "the OCI runtime that runs RUN steps and containers")                                    \
+        X(ingress_listen, "SLIPWAY_INGRESS_LISTEN", SW_CFG_STR, "127.0.0.1:8088", 0, 0, NULL,      \
+          false, "address:port where the supervised nginx serves the routed apps over HTTP")       \
+        X(ingress_tls_listen, "SLIPWAY_INGRESS_TLS_LISTEN", SW_CFG_STR, "127.0.0.1:8443", 0, 0,    \
+          NULL, false, "address:port where nginx serves the hosts that have a TLS certificate")    \
+        X(nginx, "SLIPWAY_NGINX", SW_CFG_STR, "/usr/sbin/nginx", 0, 0, NULL, false,                \
+          "the nginx binary slipway runs and tests configurations with")
 
 #define SW__CFG_CTYPE_SW_CFG_STR char *
 #define SW__CFG_CTYPE_SW_CFG_INT int64_t

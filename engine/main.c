@@ -16,6 +16,7 @@
 #include "steps/dockerfile.h"
 #include "steps/registry.h"
 #include "steps/clone.h"
+#include "ingress/ingress.h"
 #include "common/banned.h"
 
 extern char **environ;
@@ -37,6 +38,7 @@ static const struct sw_cmd commands[] = {
         {"push", step_registry_cmd_push, "push an image from an OCI layout to a registry"},
         {"pull", step_registry_cmd_pull, "pull an image from a registry into an OCI layout"},
         {"clone", step_clone_cmd, "clone a repository at a branch, tag or commit into DIR"},
+        {"ingress", ingress_cmd, "render the nginx configuration for Ingress documents"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

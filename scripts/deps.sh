@@ -10,7 +10,8 @@ libgit2-dev libcurl4-openssl-dev libarchive-dev libsqlite3-dev libyaml-dev
 libpcre2-dev libmicrohttpd-dev libjansson-dev libssl-dev zlib1g-dev libcrypt-dev
 git sqlite3 curl ca-certificates procps iproute2 busybox-static zstd
 docker-registry skopeo runc nginx-light fcgiwrap pdns-server pdns-backend-sqlite3
-openssh-server
+
+openssh-server openssl
 "
 
 missing=""
