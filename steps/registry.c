@@ -649,9 +649,9 @@ static int creds_error(const struct step_registry *r, struct sw_err *err)
         if (!r->user)
                 return sw_err_set(err, SW_EAUTH,
                                   "registry %s requires authentication: set "
-                                  "SLIPWAY_REGISTRY_USER and SLIPWAY_REGISTRY_PASSWORD, or "
-                                  "SLIPWAY_DOCKER_CONFIG to a config.json with an auths entry "
-                                  "for %s",
+                                  "SLIPWAY_REGISTRY_USER and SLIPWAY_REGISTRY_PASSWORD (for the "
+                                  "registry in SLIPWAY_REGISTRY), or SLIPWAY_DOCKER_CONFIG to a "
+                                  "config.json with an auths entry for %s",
                                   r->host, r->host);
         return sw_err_set(err, SW_EAUTH,
                           "registry %s rejected the credentials of user '%s': check "
@@ -989,8 +989,14 @@ void step_registry_options_from_config(struct step_registry_options *o, const st
                                        const char *host)
 {
         o->host = host;
-        o->user = cfg->registry_user;
-        o->password = cfg->registry_password;
+        /*
+         * SLIPWAY_REGISTRY_USER/PASSWORD belong to SLIPWAY_REGISTRY: another
+         * registry that asks for credentials must not be handed them.
+         */
+        if (cfg->registry && strcmp(host, cfg->registry) == 0) {
+                o->user = cfg->registry_user;
+                o->password = cfg->registry_password;
+        }
         o->docker_config = cfg->docker_config;
         o->insecure = cfg->insecure_registries;
 }

@@ -95,7 +95,11 @@ struct step_registry_options {
                 0                                                                                  \
         }
 
-/* Fill options from the configuration: credentials, docker config, insecure list. */
+/*
+ * Fill options from the configuration: the docker config and insecure list,
+ * and SLIPWAY_REGISTRY_USER/PASSWORD only when `host` is SLIPWAY_REGISTRY.
+ * The strings stay owned by `cfg`.
+ */
 void step_registry_options_from_config(struct step_registry_options *o, const struct sw_config *cfg,
                                        const char *host);
 
