@@ -8,12 +8,14 @@
  */
 /* sync_file_range(2) is Linux's; the rest of this file is POSIX. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/fs.h"
@@ -25,6 +27,7 @@
 #define OCI_LAYOUT_FILE "{\"imageLayoutVersion\":\"1.0.0\"}"
 #define OCI_INDEX_MAX_BYTES ((size_t)16 << 20)
 #define OCI_WRITEBACK_BYTES ((int64_t)8 << 20)
+#define OCI_TMP_STALE_S 3600
 
 struct step_oci_layout {
         char *dir;
@@ -89,6 +92,28 @@ out:
         return rc;
 }
 
+/*
+ * Temporary blobs left by a writer that was killed. A live writer touches its
+ * file with every write, so one untouched for an hour is abandoned.
+ */
+static void remove_stale_tmp(const char *blob_dir)
+{
+        DIR *d = opendir(blob_dir);
+        struct dirent *e;
+        time_t now = time(NULL);
+
+        while (d && (e = readdir(d)) != NULL) {
+                struct stat st;
+                if (strncmp(e->d_name, ".tmp-", 5) != 0)
+                        continue;
+                if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                    S_ISREG(st.st_mode) && now - st.st_mtime > OCI_TMP_STALE_S)
+                        unlinkat(dirfd(d), e->d_name, 0);
+        }
+        if (d)
+                closedir(d);
+}
+
 int step_oci_layout_open(struct step_oci_layout **out, const char *dir, bool create,
                          struct sw_err *err)
 {
@@ -130,6 +155,7 @@ int step_oci_layout_open(struct step_oci_layout **out, const char *dir, bool cre
         rc = sw_mkdir_p(l->blob_dir, 0755, err);
         if (rc)
                 goto out;
+        remove_stale_tmp(l->blob_dir);
         *out = l;
         l = NULL; /* ownership moved to caller */
 out:

@@ -69,8 +69,9 @@ struct step_oci_blob_writer;
 /*
  * Open the layout at `dir`. With `create`, a missing folder is created with
  * its oci-layout file and an empty index.json; an existing layout is opened
- * as is. Returns SW_ENOTFOUND when `dir` is no layout and `create` is false,
- * SW_EINVAL when its oci-layout file is not version 1.x.
+ * as is. Temporary blobs untouched for an hour (left by a killed writer) are
+ * removed. Returns SW_ENOTFOUND when `dir` is no layout and `create` is
+ * false, SW_EINVAL when its oci-layout file is not version 1.x.
  */
 int step_oci_layout_open(struct step_oci_layout **out, const char *dir, bool create,
                          struct sw_err *err);

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include "common/fs.h"
 #include "common/json.h"
@@ -153,6 +155,33 @@ static void test_blobs(void)
         free(dir);
 }
 
+static void test_stale_tmp_removed(void)
+{
+        char *dir = fresh_dir("stale");
+        char *old_tmp = sw_xasprintf("%s/blobs/sha256/.tmp-old", dir);
+        char *new_tmp = sw_xasprintf("%s/blobs/sha256/.tmp-new", dir);
+        struct step_oci_layout *l = NULL;
+        struct sw_err err = SW_ERR_INIT;
+        struct timeval tv[2];
+
+        OK(step_oci_layout_open(&l, dir, true, &err));
+        step_oci_layout_free(l);
+        l = NULL;
+        OK(sw_write_file_atomic(old_tmp, "x", 1, 0644, &err));
+        OK(sw_write_file_atomic(new_tmp, "y", 1, 0644, &err));
+        gettimeofday(&tv[0], NULL);
+        tv[0].tv_sec -= 7200;
+        tv[1] = tv[0];
+        CHECK_INT(utimes(old_tmp, tv), 0);
+        OK(step_oci_layout_open(&l, dir, false, &err));
+        CHECK(access(old_tmp, F_OK) != 0);
+        CHECK(access(new_tmp, F_OK) == 0);
+        step_oci_layout_free(l);
+        free(old_tmp);
+        free(new_tmp);
+        free(dir);
+}
+
 static void test_refs(void)
 {
         char *dir = fresh_dir("refs");
@@ -263,6 +292,7 @@ int main(void)
 {
         T_RUN(test_create_and_open);
         T_RUN(test_blobs);
+        T_RUN(test_stale_tmp_removed);
         T_RUN(test_refs);
         T_RUN(test_manifest_parse);
         return t_done();
