@@ -1354,6 +1354,9 @@ static int blob_start(struct blob_task *t, struct sw_err *err)
 {
         int rc;
 
+        /* A blob's time runs from its first request, not from when it was queued. */
+        if (!t->t0_ms)
+                t->t0_ms = sw_mono_ms();
         blob_make_xfer(t);
         if (t->st == BS_GET) {
                 rc = step_oci_blob_begin(&t->x->sink, t->l, t->desc.digest, t->desc.size, err);
@@ -1375,8 +1378,6 @@ static int run_tasks(struct step_registry *r, struct blob_task *tasks, size_t n,
         size_t done = 0;
         int rc = 0;
 
-        for (size_t i = 0; i < n; i++)
-                tasks[i].t0_ms = sw_mono_ms();
         while (done < n && rc == 0) {
                 int active = 0, heavy = 0;
                 int64_t now = sw_mono_ms(), wait_ms = 100;
