@@ -29,6 +29,7 @@
 #include "common/mem.h"
 #include "steps/oci.h"
 #include "steps/registry.h"
+#include "steps/registry_int.h"
 #include "common/banned.h"
 
 #define REG_ERROR_BODY_MAX ((size_t)64 << 10)
@@ -1294,7 +1295,7 @@ static void blob_step(struct blob_task *t, struct sw_err *err)
                 }
                 break;
         case BS_PATCH:
-                if (x->status == 202) {
+                if (x->status == 202 || x->status == 200 || x->status == 204) {
                         if (x->location) {
                                 free(t->upload_url);
                                 t->upload_url = url_resolve(r, x->location);
@@ -1467,6 +1468,12 @@ int step_registry_push(char *digest_out, struct step_registry *r, struct step_oc
         int64_t t0 = sw_mono_ms();
         int rc;
 
+        if (!step__registry_repo_valid(repo) || !step__registry_tag_valid(tag) ||
+            (mount_from && !step__registry_repo_valid(mount_from))) {
+                rc = sw_err_set(err, SW_EINVAL, "push: bad repository or tag '%.256s:%.130s'", repo,
+                                tag);
+                goto out;
+        }
         rc = step_oci_ref_resolve(&mdesc, l, layout_ref, err);
         if (rc)
                 goto out;
@@ -1693,6 +1700,12 @@ int step_registry_pull(struct step_oci_desc *out, struct step_registry *r, const
         int64_t t0 = sw_mono_ms();
         int rc;
 
+        if (!step__registry_repo_valid(repo) ||
+            !(sw_digest_valid(reference) || step__registry_tag_valid(reference))) {
+                rc = sw_err_set(err, SW_EINVAL, "pull: bad repository or reference '%.256s:%.130s'",
+                                repo, reference);
+                goto out;
+        }
         if (r->auth == REG_AUTH_UNKNOWN) {
                 rc = step_registry_ping(r, err);
                 if (rc)

@@ -15,11 +15,12 @@
 #include "common/fs.h"
 #include "common/mem.h"
 #include "steps/registry.h"
+#include "steps/registry_int.h"
 #include "common/banned.h"
 
 #define DOCKER_CONFIG_MAX_BYTES ((size_t)1 << 20)
 
-static bool repo_valid(const char *s)
+bool step__registry_repo_valid(const char *s)
 {
         bool comp_start = true;
 
@@ -41,7 +42,7 @@ static bool repo_valid(const char *s)
         return !comp_start;
 }
 
-static bool tag_valid(const char *s)
+bool step__registry_tag_valid(const char *s)
 {
         size_t n = strlen(s);
 
@@ -98,14 +99,14 @@ int step_registry_ref_parse(struct step_registry_ref *out, const char *ref,
         colon = strrchr(rest, ':');
         if (colon && !strchr(colon, '/')) {
                 *colon = '\0';
-                if (!tag_valid(colon + 1)) {
+                if (!step__registry_tag_valid(colon + 1)) {
                         rc = sw_err_set(err, SW_EINVAL, "image reference '%s': bad tag '%s'", ref,
                                         colon + 1);
                         goto out;
                 }
                 snprintf(r.tag, sizeof(r.tag), "%s", colon + 1);
         }
-        if (strlen(rest) >= sizeof(r.repo) || !repo_valid(rest)) {
+        if (strlen(rest) >= sizeof(r.repo) || !step__registry_repo_valid(rest)) {
                 rc = sw_err_set(err, SW_EINVAL,
                                 "image reference '%s': bad repository name '%s' (lowercase "
                                 "letters, digits and . _ - / separators)",
