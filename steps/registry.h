@@ -5,14 +5,16 @@
  * Protocol: GET /v2/ to learn the auth scheme; Basic, or Bearer tokens from
  * the challenge's realm/service with pull, push and cross-repository mount
  * scopes (cached until they expire, 60 s when the token server does not say).
- * Push skips blobs the registry has (HEAD), mounts from another repository
- * when asked (201; a 202 falls back to an upload), uploads small blobs in one
- * PUT and large ones in PATCH chunks that resume after a failure, then PUTs
- * the manifest by tag. Pull fetches a manifest by tag or digest (choosing
- * linux/amd64 from an index) and streams blobs into the layout, verifying
- * digests. Independent blobs move in parallel on one curl multi handle.
- * 502/503/504 and connection failures are retried with exponential backoff;
- * other 4xx answers fail at once with the registry's own message.
+ * Push does nothing when the tag already names the manifest (HEAD), skips
+ * blobs the registry has (HEAD), mounts from another repository when asked
+ * (201; a 202 falls back to an upload), uploads small blobs in one PUT and
+ * large ones in PATCH requests (the whole blob, or chunks) that resume from
+ * the registry's Range after a failure, config last, then PUTs the manifest
+ * by tag. Pull fetches a manifest by tag or digest (choosing linux/amd64 from
+ * an index) and streams blobs into the layout, verifying digests.
+ * Independent blobs move in parallel on one curl multi handle. 502/503/504/
+ * 429 and connection failures are retried with exponential backoff; other
+ * 4xx answers fail at once with the registry's own message.
  *
  * Ownership: step_registry_new() returns a client owned by the caller, freed
  * with step_registry_free() (accepts NULL); the password and tokens are wiped
