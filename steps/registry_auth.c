@@ -20,26 +20,39 @@
 
 #define DOCKER_CONFIG_MAX_BYTES ((size_t)1 << 20)
 
+static bool lower_alnum(char c)
+{
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+/*
+ * The distribution grammar: components of [a-z0-9]+ joined by one
+ * separator ("." "_" "__" or a run of "-"), components joined by "/".
+ */
 bool step__registry_repo_valid(const char *s)
 {
-        bool comp_start = true;
+        const char *p = s;
 
-        if (!*s)
-                return false;
-        for (const char *p = s; *p; p++) {
-                char c = *p;
-                if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
-                        comp_start = false;
-                        continue;
-                }
-                if (comp_start || !strchr("._-/", c))
+        for (;;) {
+                if (!lower_alnum(*p))
+                        return false; /* a component or a separator's tail must start alnum */
+                while (lower_alnum(*p))
+                        p++;
+                if (*p == '\0')
+                        return true;
+                if (*p == '/') {
+                        p++;
+                } else if (*p == '.') {
+                        p++;
+                } else if (*p == '_') {
+                        p += p[1] == '_' ? 2 : 1;
+                } else if (*p == '-') {
+                        while (*p == '-')
+                                p++;
+                } else {
                         return false;
-                if (c == '/')
-                        comp_start = true;
-                else if (!p[1] || p[1] == '/')
-                        return false; /* a separator must be followed by alnum */
+                }
         }
-        return !comp_start;
 }
 
 bool step__registry_tag_valid(const char *s)

@@ -126,6 +126,12 @@ static void test_ref_parse(void)
         CHECK(strstr(err.msg, "no registry host") != NULL);
         sw_err_clear(&err);
         CHECK_INT(step_registry_ref_parse(&r, "h:1/app-/x", NULL, &err), SW_EINVAL);
+        sw_err_clear(&err);
+        CHECK_INT(step_registry_ref_parse(&r, "h:1/a..b", NULL, &err), SW_EINVAL);
+        sw_err_clear(&err);
+        CHECK_INT(step_registry_ref_parse(&r, "h:1/a___b", NULL, &err), SW_EINVAL);
+        CHECK_OK(step_registry_ref_parse(&r, "h:1/a__b/c--d/e.f_g", NULL, &err), &err);
+        CHECK_STR(r.repo, "a__b/c--d/e.f_g");
         free(with_digest);
 }
 
