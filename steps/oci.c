@@ -8,6 +8,7 @@
  */
 /* sync_file_range(2) is Linux's; the rest of this file is POSIX. */
 #define _GNU_SOURCE
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -275,25 +276,31 @@ void step_oci_blob_abort(struct step_oci_blob_writer *w)
         free(w);
 }
 
+/* Finish the hash and compare with what was expected; digest gets the content's digest. */
+static int writer_verify(char digest[SW_DIGEST_STR_LEN], struct step_oci_blob_writer *w,
+                         struct sw_err *err)
+{
+        sw_sha256_final(w->hash, digest);
+        if (w->expect_size >= 0 && w->written != w->expect_size)
+                return sw_err_set(err, SW_ECORRUPT, "blob %s: got %lld bytes, expected %lld",
+                                  w->expect_digest[0] ? w->expect_digest : digest,
+                                  (long long)w->written, (long long)w->expect_size);
+        if (w->expect_digest[0] && strcmp(digest, w->expect_digest) != 0)
+                return sw_err_set(err, SW_ECORRUPT, "digest mismatch: expected %s, content is %s",
+                                  w->expect_digest, digest);
+        return 0;
+}
+
 int step_oci_blob_commit(char *digest_out, int64_t *size_out, struct step_oci_blob_writer *w,
                          struct sw_err *err)
 {
         char digest[SW_DIGEST_STR_LEN];
         char *final = NULL;
-        int rc = 0;
+        int rc;
 
-        sw_sha256_final(w->hash, digest);
-        if (w->expect_size >= 0 && w->written != w->expect_size) {
-                rc = sw_err_set(err, SW_ECORRUPT, "blob %s: got %lld bytes, expected %lld",
-                                w->expect_digest[0] ? w->expect_digest : digest,
-                                (long long)w->written, (long long)w->expect_size);
+        rc = writer_verify(digest, w, err);
+        if (rc)
                 goto out;
-        }
-        if (w->expect_digest[0] && strcmp(digest, w->expect_digest) != 0) {
-                rc = sw_err_set(err, SW_ECORRUPT, "digest mismatch: expected %s, content is %s",
-                                w->expect_digest, digest);
-                goto out;
-        }
         /*
          * The data is flushed before the rename: after a crash a blob's name
          * must never point at a torn file, since readers trust present blobs.
@@ -323,6 +330,97 @@ out:
         free(final);
         step_oci_blob_abort(w);
         return rc;
+}
+
+/* ---- staged blobs: verified now, flushed and published together ---- */
+
+struct staged_item {
+        char *tmp_path;
+        char digest[SW_DIGEST_STR_LEN];
+};
+
+struct step_oci_staged {
+        struct step_oci_layout *l;
+        struct staged_item *items;
+        size_t n, cap;
+};
+
+int step_oci_blob_stage(struct step_oci_staged **staged, struct step_oci_blob_writer *w,
+                        struct sw_err *err)
+{
+        struct step_oci_staged *st = *staged;
+        char digest[SW_DIGEST_STR_LEN];
+        int rc;
+
+        rc = writer_verify(digest, w, err);
+        if (rc)
+                goto out;
+        /* Start writeback of the tail now; publish waits for it. */
+        sync_file_range(w->fd, w->synced, 0, SYNC_FILE_RANGE_WRITE);
+        if (close(w->fd) != 0) {
+                w->fd = -1;
+                rc = sw_err_errno(err, SW_EIO, errno, "close '%s'", w->tmp_path);
+                goto out;
+        }
+        w->fd = -1;
+        if (!st) {
+                st = sw_xcalloc(1, sizeof(*st));
+                st->l = w->l;
+                *staged = st;
+        }
+        assert(st->l == w->l);
+        if (st->n == st->cap) {
+                st->cap = st->cap ? st->cap * 2 : 8;
+                st->items = sw_xrealloc(st->items, st->cap * sizeof(*st->items));
+        }
+        st->items[st->n].tmp_path = w->tmp_path;
+        memcpy(st->items[st->n].digest, digest, SW_DIGEST_STR_LEN);
+        st->n++;
+        w->tmp_path = NULL; /* now owned by the staging */
+out:
+        step_oci_blob_abort(w);
+        return rc;
+}
+
+int step_oci_staged_publish(struct step_oci_staged *st, struct sw_err *err)
+{
+        int rc = 0;
+
+        if (!st)
+                return 0;
+        /* Every file reaches the disk before any of them gets its name. */
+        for (size_t i = 0; i < st->n && rc == 0; i++) {
+                int fd = open(st->items[i].tmp_path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0 || fdatasync(fd) != 0)
+                        rc = sw_err_errno(err, SW_EIO, errno, "fsync '%s'", st->items[i].tmp_path);
+                if (fd >= 0)
+                        close(fd);
+        }
+        for (size_t i = 0; i < st->n && rc == 0; i++) {
+                char *final = step_oci_blob_path(st->l, st->items[i].digest);
+                if (rename(st->items[i].tmp_path, final) != 0)
+                        rc = sw_err_errno(err, SW_EIO, errno, "rename blob to '%s'", final);
+                else {
+                        free(st->items[i].tmp_path);
+                        st->items[i].tmp_path = NULL;
+                }
+                free(final);
+        }
+        step_oci_staged_free(st);
+        return rc;
+}
+
+void step_oci_staged_free(struct step_oci_staged *st)
+{
+        if (!st)
+                return;
+        for (size_t i = 0; i < st->n; i++) {
+                if (st->items[i].tmp_path)
+                        unlink(st->items[i].tmp_path);
+                free(st->items[i].tmp_path);
+        }
+        free(st->items);
+        free(st);
 }
 
 int step_oci_blob_add_mem(char digest_out[SW_DIGEST_STR_LEN], struct step_oci_layout *l,

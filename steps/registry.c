@@ -1084,6 +1084,7 @@ enum blob_state {
 struct blob_task {
         struct step_registry *r;
         struct step_oci_layout *l;
+        struct step_oci_staged **staged; /* pull: verified blobs wait here */
         const char *repo;
         const char *mount_from;
         const char *what;
@@ -1339,7 +1340,7 @@ static void blob_step(struct blob_task *t, struct sw_err *err)
                 if (x->status == 200) {
                         struct step_oci_blob_writer *w = x->sink;
                         x->sink = NULL;
-                        rc = step_oci_blob_commit(NULL, NULL, w, err);
+                        rc = step_oci_blob_stage(t->staged, w, err);
                         if (rc)
                                 sw_err_wrap(err, "download %s from %s/%s", t->desc.digest, r->host,
                                             t->repo);
@@ -1693,6 +1694,7 @@ int step_registry_pull(struct step_oci_desc *out, struct step_registry *r, const
 {
         struct step_oci_desc mdesc;
         struct step_oci_manifest m = {0};
+        struct step_oci_staged *staged = NULL;
         struct blob_task *tasks = NULL;
         char *mtext = NULL;
         char stored[SW_DIGEST_STR_LEN];
@@ -1759,6 +1761,7 @@ int step_registry_pull(struct step_oci_desc *out, struct step_registry *r, const
                 }
                 tasks[n] = (struct blob_task){.r = r,
                                               .l = l,
+                                              .staged = &staged,
                                               .repo = repo,
                                               .what = what,
                                               .desc = *d,
@@ -1771,6 +1774,11 @@ int step_registry_pull(struct step_oci_desc *out, struct step_registry *r, const
                 sw_err_wrap(err, "pull %s/%s:%s", r->host, repo, reference);
                 goto out;
         }
+        /* All verified: flushed together, then named. */
+        rc = step_oci_staged_publish(staged, err);
+        staged = NULL;
+        if (rc)
+                goto out;
         /* The manifest goes in last: index.json never names an incomplete image. */
         rc = step_oci_blob_add_mem(stored, l, mtext, mlen, err);
         if (rc)
@@ -1784,6 +1792,7 @@ int step_registry_pull(struct step_oci_desc *out, struct step_registry *r, const
 out:
         if (tasks)
                 tasks_release(tasks, n);
+        step_oci_staged_free(staged);
         free(mtext);
         step_oci_manifest_release(&m);
         return rc;

@@ -130,9 +130,10 @@ int step_registry_push(char *digest_out, struct step_registry *r, struct step_oc
 /*
  * Pull `repo` at `reference` (a tag or "sha256:...") into layout `l` and name
  * it `layout_ref` in its index.json (NULL: an unnamed entry). From an index,
- * the linux/amd64 manifest is taken. Blobs are verified while streamed; on
- * any failure the layout keeps only complete, verified blobs and its
- * index.json is unchanged. *out (may be NULL) gets the manifest descriptor.
+ * the linux/amd64 manifest is taken. Blobs are verified while streamed and
+ * published together once all are verified; on any failure no blob of this
+ * pull is added and index.json is unchanged. *out (may be NULL) gets the
+ * manifest descriptor.
  * SW_ETOOBIG for manifests over 4 MiB, SW_EPROTO for unknown media types,
  * SW_ECORRUPT for digest mismatches.
  */
