@@ -8,12 +8,15 @@
  */
 /* sync_file_range(2) is Linux's; the rest of this file is POSIX. */
 #define _GNU_SOURCE
+#include <assert.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/fs.h"
@@ -25,6 +28,7 @@
 #define OCI_LAYOUT_FILE "{\"imageLayoutVersion\":\"1.0.0\"}"
 #define OCI_INDEX_MAX_BYTES ((size_t)16 << 20)
 #define OCI_WRITEBACK_BYTES ((int64_t)8 << 20)
+#define OCI_TMP_STALE_S 3600
 
 struct step_oci_layout {
         char *dir;
@@ -89,6 +93,28 @@ out:
         return rc;
 }
 
+/*
+ * Temporary blobs left by a writer that was killed. A live writer touches its
+ * file with every write, so one untouched for an hour is abandoned.
+ */
+static void remove_stale_tmp(const char *blob_dir)
+{
+        DIR *d = opendir(blob_dir);
+        struct dirent *e;
+        time_t now = time(NULL);
+
+        while (d && (e = readdir(d)) != NULL) {
+                struct stat st;
+                if (strncmp(e->d_name, ".tmp-", 5) != 0)
+                        continue;
+                if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                    S_ISREG(st.st_mode) && now - st.st_mtime > OCI_TMP_STALE_S)
+                        unlinkat(dirfd(d), e->d_name, 0);
+        }
+        if (d)
+                closedir(d);
+}
+
 int step_oci_layout_open(struct step_oci_layout **out, const char *dir, bool create,
                          struct sw_err *err)
 {
@@ -130,6 +156,7 @@ int step_oci_layout_open(struct step_oci_layout **out, const char *dir, bool cre
         rc = sw_mkdir_p(l->blob_dir, 0755, err);
         if (rc)
                 goto out;
+        remove_stale_tmp(l->blob_dir);
         *out = l;
         l = NULL; /* ownership moved to caller */
 out:
@@ -249,25 +276,31 @@ void step_oci_blob_abort(struct step_oci_blob_writer *w)
         free(w);
 }
 
+/* Finish the hash and compare with what was expected; digest gets the content's digest. */
+static int writer_verify(char digest[SW_DIGEST_STR_LEN], struct step_oci_blob_writer *w,
+                         struct sw_err *err)
+{
+        sw_sha256_final(w->hash, digest);
+        if (w->expect_size >= 0 && w->written != w->expect_size)
+                return sw_err_set(err, SW_ECORRUPT, "blob %s: got %lld bytes, expected %lld",
+                                  w->expect_digest[0] ? w->expect_digest : digest,
+                                  (long long)w->written, (long long)w->expect_size);
+        if (w->expect_digest[0] && strcmp(digest, w->expect_digest) != 0)
+                return sw_err_set(err, SW_ECORRUPT, "digest mismatch: expected %s, content is %s",
+                                  w->expect_digest, digest);
+        return 0;
+}
+
 int step_oci_blob_commit(char *digest_out, int64_t *size_out, struct step_oci_blob_writer *w,
                          struct sw_err *err)
 {
         char digest[SW_DIGEST_STR_LEN];
         char *final = NULL;
-        int rc = 0;
+        int rc;
 
-        sw_sha256_final(w->hash, digest);
-        if (w->expect_size >= 0 && w->written != w->expect_size) {
-                rc = sw_err_set(err, SW_ECORRUPT, "blob %s: got %lld bytes, expected %lld",
-                                w->expect_digest[0] ? w->expect_digest : digest,
-                                (long long)w->written, (long long)w->expect_size);
+        rc = writer_verify(digest, w, err);
+        if (rc)
                 goto out;
-        }
-        if (w->expect_digest[0] && strcmp(digest, w->expect_digest) != 0) {
-                rc = sw_err_set(err, SW_ECORRUPT, "digest mismatch: expected %s, content is %s",
-                                w->expect_digest, digest);
-                goto out;
-        }
         /*
          * The data is flushed before the rename: after a crash a blob's name
          * must never point at a torn file, since readers trust present blobs.
@@ -297,6 +330,97 @@ out:
         free(final);
         step_oci_blob_abort(w);
         return rc;
+}
+
+/* ---- staged blobs: verified now, flushed and published together ---- */
+
+struct staged_item {
+        char *tmp_path;
+        char digest[SW_DIGEST_STR_LEN];
+};
+
+struct step_oci_staged {
+        struct step_oci_layout *l;
+        struct staged_item *items;
+        size_t n, cap;
+};
+
+int step_oci_blob_stage(struct step_oci_staged **staged, struct step_oci_blob_writer *w,
+                        struct sw_err *err)
+{
+        struct step_oci_staged *st = *staged;
+        char digest[SW_DIGEST_STR_LEN];
+        int rc;
+
+        rc = writer_verify(digest, w, err);
+        if (rc)
+                goto out;
+        /* Start writeback of the tail now; publish waits for it. */
+        sync_file_range(w->fd, w->synced, 0, SYNC_FILE_RANGE_WRITE);
+        if (close(w->fd) != 0) {
+                w->fd = -1;
+                rc = sw_err_errno(err, SW_EIO, errno, "close '%s'", w->tmp_path);
+                goto out;
+        }
+        w->fd = -1;
+        if (!st) {
+                st = sw_xcalloc(1, sizeof(*st));
+                st->l = w->l;
+                *staged = st;
+        }
+        assert(st->l == w->l);
+        if (st->n == st->cap) {
+                st->cap = st->cap ? st->cap * 2 : 8;
+                st->items = sw_xrealloc(st->items, st->cap * sizeof(*st->items));
+        }
+        st->items[st->n].tmp_path = w->tmp_path;
+        memcpy(st->items[st->n].digest, digest, SW_DIGEST_STR_LEN);
+        st->n++;
+        w->tmp_path = NULL; /* now owned by the staging */
+out:
+        step_oci_blob_abort(w);
+        return rc;
+}
+
+int step_oci_staged_publish(struct step_oci_staged *st, struct sw_err *err)
+{
+        int rc = 0;
+
+        if (!st)
+                return 0;
+        /* Every file reaches the disk before any of them gets its name. */
+        for (size_t i = 0; i < st->n && rc == 0; i++) {
+                int fd = open(st->items[i].tmp_path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0 || fdatasync(fd) != 0)
+                        rc = sw_err_errno(err, SW_EIO, errno, "fsync '%s'", st->items[i].tmp_path);
+                if (fd >= 0)
+                        close(fd);
+        }
+        for (size_t i = 0; i < st->n && rc == 0; i++) {
+                char *final = step_oci_blob_path(st->l, st->items[i].digest);
+                if (rename(st->items[i].tmp_path, final) != 0)
+                        rc = sw_err_errno(err, SW_EIO, errno, "rename blob to '%s'", final);
+                else {
+                        free(st->items[i].tmp_path);
+                        st->items[i].tmp_path = NULL;
+                }
+                free(final);
+        }
+        step_oci_staged_free(st);
+        return rc;
+}
+
+void step_oci_staged_free(struct step_oci_staged *st)
+{
+        if (!st)
+                return;
+        for (size_t i = 0; i < st->n; i++) {
+                if (st->items[i].tmp_path)
+                        unlink(st->items[i].tmp_path);
+                free(st->items[i].tmp_path);
+        }
+        free(st->items);
+        free(st);
 }
 
 int step_oci_blob_add_mem(char digest_out[SW_DIGEST_STR_LEN], struct step_oci_layout *l,

@@ -65,12 +65,14 @@ struct step_oci_manifest {
 
 struct step_oci_layout;
 struct step_oci_blob_writer;
+struct step_oci_staged;
 
 /*
  * Open the layout at `dir`. With `create`, a missing folder is created with
  * its oci-layout file and an empty index.json; an existing layout is opened
- * as is. Returns SW_ENOTFOUND when `dir` is no layout and `create` is false,
- * SW_EINVAL when its oci-layout file is not version 1.x.
+ * as is. Temporary blobs untouched for an hour (left by a killed writer) are
+ * removed. Returns SW_ENOTFOUND when `dir` is no layout and `create` is
+ * false, SW_EINVAL when its oci-layout file is not version 1.x.
  */
 int step_oci_layout_open(struct step_oci_layout **out, const char *dir, bool create,
                          struct sw_err *err);
@@ -103,6 +105,23 @@ int step_oci_blob_commit(char *digest_out, int64_t *size_out, struct step_oci_bl
                          struct sw_err *err);
 /* Drop the temporary file and free `w`; accepts NULL. */
 void step_oci_blob_abort(struct step_oci_blob_writer *w);
+
+/*
+ * Verify like step_oci_blob_commit(), but set the file aside instead of
+ * naming it: the blob appears only when the staging is published, together
+ * with the others staged with it (one flush for all, instead of a flush per
+ * blob while other transfers wait). *staged starts NULL and is created on
+ * first use; all blobs of one staging belong to the same layout. Frees `w`.
+ */
+int step_oci_blob_stage(struct step_oci_staged **staged, struct step_oci_blob_writer *w,
+                        struct sw_err *err);
+/*
+ * Flush every staged blob to disk, then rename each into place; frees
+ * `staged` (NULL is a no-op). On failure the blobs not yet renamed are removed.
+ */
+int step_oci_staged_publish(struct step_oci_staged *staged, struct sw_err *err);
+/* Remove the staged blobs' temporary files and free; accepts NULL. */
+void step_oci_staged_free(struct step_oci_staged *staged);
 
 /* Add `len` bytes of memory as a blob; digest_out gets "sha256:<hex>". */
 int step_oci_blob_add_mem(char digest_out[SW_DIGEST_STR_LEN], struct step_oci_layout *l,

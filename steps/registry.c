@@ -29,6 +29,7 @@
 #include "common/mem.h"
 #include "steps/oci.h"
 #include "steps/registry.h"
+#include "steps/registry_int.h"
 #include "common/banned.h"
 
 #define REG_ERROR_BODY_MAX ((size_t)64 << 10)
@@ -649,9 +650,9 @@ static int creds_error(const struct step_registry *r, struct sw_err *err)
         if (!r->user)
                 return sw_err_set(err, SW_EAUTH,
                                   "registry %s requires authentication: set "
-                                  "SLIPWAY_REGISTRY_USER and SLIPWAY_REGISTRY_PASSWORD, or "
-                                  "SLIPWAY_DOCKER_CONFIG to a config.json with an auths entry "
-                                  "for %s",
+                                  "SLIPWAY_REGISTRY_USER and SLIPWAY_REGISTRY_PASSWORD (for the "
+                                  "registry in SLIPWAY_REGISTRY), or SLIPWAY_DOCKER_CONFIG to a "
+                                  "config.json with an auths entry for %s",
                                   r->host, r->host);
         return sw_err_set(err, SW_EAUTH,
                           "registry %s rejected the credentials of user '%s': check "
@@ -989,8 +990,14 @@ void step_registry_options_from_config(struct step_registry_options *o, const st
                                        const char *host)
 {
         o->host = host;
-        o->user = cfg->registry_user;
-        o->password = cfg->registry_password;
+        /*
+         * SLIPWAY_REGISTRY_USER/PASSWORD belong to SLIPWAY_REGISTRY: another
+         * registry that asks for credentials must not be handed them.
+         */
+        if (cfg->registry && strcmp(host, cfg->registry) == 0) {
+                o->user = cfg->registry_user;
+                o->password = cfg->registry_password;
+        }
         o->docker_config = cfg->docker_config;
         o->insecure = cfg->insecure_registries;
 }
@@ -1077,6 +1084,7 @@ enum blob_state {
 struct blob_task {
         struct step_registry *r;
         struct step_oci_layout *l;
+        struct step_oci_staged **staged; /* pull: verified blobs wait here */
         const char *repo;
         const char *mount_from;
         const char *what;
@@ -1288,7 +1296,7 @@ static void blob_step(struct blob_task *t, struct sw_err *err)
                 }
                 break;
         case BS_PATCH:
-                if (x->status == 202) {
+                if (x->status == 202 || x->status == 200 || x->status == 204) {
                         if (x->location) {
                                 free(t->upload_url);
                                 t->upload_url = url_resolve(r, x->location);
@@ -1332,7 +1340,7 @@ static void blob_step(struct blob_task *t, struct sw_err *err)
                 if (x->status == 200) {
                         struct step_oci_blob_writer *w = x->sink;
                         x->sink = NULL;
-                        rc = step_oci_blob_commit(NULL, NULL, w, err);
+                        rc = step_oci_blob_stage(t->staged, w, err);
                         if (rc)
                                 sw_err_wrap(err, "download %s from %s/%s", t->desc.digest, r->host,
                                             t->repo);
@@ -1348,6 +1356,9 @@ static int blob_start(struct blob_task *t, struct sw_err *err)
 {
         int rc;
 
+        /* A blob's time runs from its first request, not from when it was queued. */
+        if (!t->t0_ms)
+                t->t0_ms = sw_mono_ms();
         blob_make_xfer(t);
         if (t->st == BS_GET) {
                 rc = step_oci_blob_begin(&t->x->sink, t->l, t->desc.digest, t->desc.size, err);
@@ -1369,8 +1380,6 @@ static int run_tasks(struct step_registry *r, struct blob_task *tasks, size_t n,
         size_t done = 0;
         int rc = 0;
 
-        for (size_t i = 0; i < n; i++)
-                tasks[i].t0_ms = sw_mono_ms();
         while (done < n && rc == 0) {
                 int active = 0, heavy = 0;
                 int64_t now = sw_mono_ms(), wait_ms = 100;
@@ -1460,6 +1469,12 @@ int step_registry_push(char *digest_out, struct step_registry *r, struct step_oc
         int64_t t0 = sw_mono_ms();
         int rc;
 
+        if (!step__registry_repo_valid(repo) || !step__registry_tag_valid(tag) ||
+            (mount_from && !step__registry_repo_valid(mount_from))) {
+                rc = sw_err_set(err, SW_EINVAL, "push: bad repository or tag '%.256s:%.130s'", repo,
+                                tag);
+                goto out;
+        }
         rc = step_oci_ref_resolve(&mdesc, l, layout_ref, err);
         if (rc)
                 goto out;
@@ -1679,6 +1694,7 @@ int step_registry_pull(struct step_oci_desc *out, struct step_registry *r, const
 {
         struct step_oci_desc mdesc;
         struct step_oci_manifest m = {0};
+        struct step_oci_staged *staged = NULL;
         struct blob_task *tasks = NULL;
         char *mtext = NULL;
         char stored[SW_DIGEST_STR_LEN];
@@ -1686,6 +1702,12 @@ int step_registry_pull(struct step_oci_desc *out, struct step_registry *r, const
         int64_t t0 = sw_mono_ms();
         int rc;
 
+        if (!step__registry_repo_valid(repo) ||
+            !(sw_digest_valid(reference) || step__registry_tag_valid(reference))) {
+                rc = sw_err_set(err, SW_EINVAL, "pull: bad repository or reference '%.256s:%.130s'",
+                                repo, reference);
+                goto out;
+        }
         if (r->auth == REG_AUTH_UNKNOWN) {
                 rc = step_registry_ping(r, err);
                 if (rc)
@@ -1739,6 +1761,7 @@ int step_registry_pull(struct step_oci_desc *out, struct step_registry *r, const
                 }
                 tasks[n] = (struct blob_task){.r = r,
                                               .l = l,
+                                              .staged = &staged,
                                               .repo = repo,
                                               .what = what,
                                               .desc = *d,
@@ -1751,6 +1774,11 @@ int step_registry_pull(struct step_oci_desc *out, struct step_registry *r, const
                 sw_err_wrap(err, "pull %s/%s:%s", r->host, repo, reference);
                 goto out;
         }
+        /* All verified: flushed together, then named. */
+        rc = step_oci_staged_publish(staged, err);
+        staged = NULL;
+        if (rc)
+                goto out;
         /* The manifest goes in last: index.json never names an incomplete image. */
         rc = step_oci_blob_add_mem(stored, l, mtext, mlen, err);
         if (rc)
@@ -1764,6 +1792,7 @@ int step_registry_pull(struct step_oci_desc *out, struct step_registry *r, const
 out:
         if (tasks)
                 tasks_release(tasks, n);
+        step_oci_staged_free(staged);
         free(mtext);
         step_oci_manifest_release(&m);
         return rc;

@@ -5,14 +5,16 @@
  * Protocol: GET /v2/ to learn the auth scheme; Basic, or Bearer tokens from
  * the challenge's realm/service with pull, push and cross-repository mount
  * scopes (cached until they expire, 60 s when the token server does not say).
- * Push skips blobs the registry has (HEAD), mounts from another repository
- * when asked (201; a 202 falls back to an upload), uploads small blobs in one
- * PUT and large ones in PATCH chunks that resume after a failure, then PUTs
- * the manifest by tag. Pull fetches a manifest by tag or digest (choosing
- * linux/amd64 from an index) and streams blobs into the layout, verifying
- * digests. Independent blobs move in parallel on one curl multi handle.
- * 502/503/504 and connection failures are retried with exponential backoff;
- * other 4xx answers fail at once with the registry's own message.
+ * Push does nothing when the tag already names the manifest (HEAD), skips
+ * blobs the registry has (HEAD), mounts from another repository when asked
+ * (201; a 202 falls back to an upload), uploads small blobs in one PUT and
+ * large ones in PATCH requests (the whole blob, or chunks) that resume from
+ * the registry's Range after a failure, config last, then PUTs the manifest
+ * by tag. Pull fetches a manifest by tag or digest (choosing linux/amd64 from
+ * an index) and streams blobs into the layout, verifying digests.
+ * Independent blobs move in parallel on one curl multi handle. 502/503/504/
+ * 429 and connection failures are retried with exponential backoff; other
+ * 4xx answers fail at once with the registry's own message.
  *
  * Ownership: step_registry_new() returns a client owned by the caller, freed
  * with step_registry_free() (accepts NULL); the password and tokens are wiped
@@ -95,7 +97,11 @@ struct step_registry_options {
                 0                                                                                  \
         }
 
-/* Fill options from the configuration: credentials, docker config, insecure list. */
+/*
+ * Fill options from the configuration: the docker config and insecure list,
+ * and SLIPWAY_REGISTRY_USER/PASSWORD only when `host` is SLIPWAY_REGISTRY.
+ * The strings stay owned by `cfg`.
+ */
 void step_registry_options_from_config(struct step_registry_options *o, const struct sw_config *cfg,
                                        const char *host);
 
@@ -124,9 +130,10 @@ int step_registry_push(char *digest_out, struct step_registry *r, struct step_oc
 /*
  * Pull `repo` at `reference` (a tag or "sha256:...") into layout `l` and name
  * it `layout_ref` in its index.json (NULL: an unnamed entry). From an index,
- * the linux/amd64 manifest is taken. Blobs are verified while streamed; on
- * any failure the layout keeps only complete, verified blobs and its
- * index.json is unchanged. *out (may be NULL) gets the manifest descriptor.
+ * the linux/amd64 manifest is taken. Blobs are verified while streamed and
+ * published together once all are verified; on any failure no blob of this
+ * pull is added and index.json is unchanged. *out (may be NULL) gets the
+ * manifest descriptor.
  * SW_ETOOBIG for manifests over 4 MiB, SW_EPROTO for unknown media types,
  * SW_ECORRUPT for digest mismatches.
  */

@@ -15,33 +15,47 @@
 #include "common/fs.h"
 #include "common/mem.h"
 #include "steps/registry.h"
+#include "steps/registry_int.h"
 #include "common/banned.h"
 
 #define DOCKER_CONFIG_MAX_BYTES ((size_t)1 << 20)
 
-static bool repo_valid(const char *s)
+static bool lower_alnum(char c)
 {
-        bool comp_start = true;
-
-        if (!*s)
-                return false;
-        for (const char *p = s; *p; p++) {
-                char c = *p;
-                if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
-                        comp_start = false;
-                        continue;
-                }
-                if (comp_start || !strchr("._-/", c))
-                        return false;
-                if (c == '/')
-                        comp_start = true;
-                else if (!p[1] || p[1] == '/')
-                        return false; /* a separator must be followed by alnum */
-        }
-        return !comp_start;
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
 }
 
-static bool tag_valid(const char *s)
+/*
+ * The distribution grammar: components of [a-z0-9]+ joined by one
+ * separator ("." "_" "__" or a run of "-"), components joined by "/".
+ */
+bool step__registry_repo_valid(const char *s)
+{
+        const char *p = s;
+
+        for (;;) {
+                if (!lower_alnum(*p))
+                        return false; /* a component or a separator's tail must start alnum */
+                while (lower_alnum(*p))
+                        p++;
+                if (*p == '\0')
+                        return true;
+                if (*p == '/') {
+                        p++;
+                } else if (*p == '.') {
+                        p++;
+                } else if (*p == '_') {
+                        p += p[1] == '_' ? 2 : 1;
+                } else if (*p == '-') {
+                        while (*p == '-')
+                                p++;
+                } else {
+                        return false;
+                }
+        }
+}
+
+bool step__registry_tag_valid(const char *s)
 {
         size_t n = strlen(s);
 
@@ -98,14 +112,14 @@ int step_registry_ref_parse(struct step_registry_ref *out, const char *ref,
         colon = strrchr(rest, ':');
         if (colon && !strchr(colon, '/')) {
                 *colon = '\0';
-                if (!tag_valid(colon + 1)) {
+                if (!step__registry_tag_valid(colon + 1)) {
                         rc = sw_err_set(err, SW_EINVAL, "image reference '%s': bad tag '%s'", ref,
                                         colon + 1);
                         goto out;
                 }
                 snprintf(r.tag, sizeof(r.tag), "%s", colon + 1);
         }
-        if (strlen(rest) >= sizeof(r.repo) || !repo_valid(rest)) {
+        if (strlen(rest) >= sizeof(r.repo) || !step__registry_repo_valid(rest)) {
                 rc = sw_err_set(err, SW_EINVAL,
                                 "image reference '%s': bad repository name '%s' (lowercase "
                                 "letters, digits and . _ - / separators)",

@@ -23,14 +23,14 @@ static const char *slipway_bin(void)
         return SW_TEST_BINARY_DIR "/slipway";
 }
 
-static int run(char **out, const char *password, char *const args[])
+static int run_at(char **out, const char *registry, const char *password, char *const args[])
 {
         char *argv[12];
         char *envp[8];
         char *e_data = sw_xasprintf("SLIPWAY_DATA=%s/data", t_tmpdir());
         char *e_user = sw_xasprintf("SLIPWAY_REGISTRY_USER=%s", T_REG_USER);
         char *e_pass = sw_xasprintf("SLIPWAY_REGISTRY_PASSWORD=%s", password);
-        char *e_reg = sw_xasprintf("SLIPWAY_REGISTRY=%s", reg->host);
+        char *e_reg = sw_xasprintf("SLIPWAY_REGISTRY=%s", registry);
         int i = 0, rc;
 
         argv[i++] = (char *)slipway_bin();
@@ -49,6 +49,11 @@ static int run(char **out, const char *password, char *const args[])
         free(e_pass);
         free(e_reg);
         return rc;
+}
+
+static int run(char **out, const char *password, char *const args[])
+{
+        return run_at(out, reg->host, password, args);
 }
 
 static void test_help(void)
@@ -130,6 +135,13 @@ static void test_push_pull(void)
                 CHECK(strstr(out, "no image named 'nosuch'") != NULL);
                 free(out);
                 free(other);
+        }
+        {
+                /* SLIPWAY_REGISTRY_USER/PASSWORD are for SLIPWAY_REGISTRY only. */
+                char *args[] = {"push", src, ref, NULL};
+                CHECK_INT(run_at(&out, "registry.example:5000", T_REG_PASSWORD, args), 1);
+                CHECK(strstr(out, "requires authentication") != NULL);
+                free(out);
         }
         {
                 char *args[] = {"push", src, ref, NULL};

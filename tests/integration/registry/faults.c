@@ -575,10 +575,11 @@ static void test_digest_mismatch_leaves_nothing(void)
         CHECK_INT(rc, SW_ECORRUPT);
         CHECK(strstr(err.msg, "digest mismatch") != NULL);
         CHECK(strstr(err.msg, f->layer_digest) != NULL);
-        /* index.json unchanged, no temporary file, no blob but the verified config. */
+        /* index.json unchanged, no temporary file, no blob at all (not even the good config). */
         OK(sw_read_file(&after, NULL, idx_path, 0, &err));
         CHECK_STR(after, before);
-        CHECK_INT(stray_blobs(dir, f->cfg_digest), 0);
+        CHECK_INT(stray_blobs(dir, NULL), 0);
+        CHECK(!step_oci_blob_exists(l, f->cfg_digest, NULL));
         CHECK(!step_oci_blob_exists(l, f->layer_digest, NULL));
 
         /* An oversized manifest is refused without reading it all. */

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include "common/fs.h"
 #include "common/json.h"
@@ -153,6 +155,82 @@ static void test_blobs(void)
         free(dir);
 }
 
+static void test_staged(void)
+{
+        char *dir = fresh_dir("staged");
+        char *blob_dir = sw_xasprintf("%s/blobs/sha256", dir);
+        struct step_oci_layout *l = NULL;
+        struct step_oci_blob_writer *w = NULL;
+        struct step_oci_staged *st = NULL;
+        struct sw_err err = SW_ERR_INIT;
+        char da[SW_DIGEST_STR_LEN], db[SW_DIGEST_STR_LEN], dc[SW_DIGEST_STR_LEN];
+
+        OK(step_oci_layout_open(&l, dir, true, &err));
+        sw_sha256_digest(da, "alpha", 5);
+        sw_sha256_digest(db, "beta", 4);
+        sw_sha256_digest(dc, "gamma", 5);
+        OK(step_oci_blob_begin(&w, l, da, 5, &err));
+        OK(step_oci_blob_write(w, "alpha", 5, &err));
+        OK(step_oci_blob_stage(&st, w, &err));
+        OK(step_oci_blob_begin(&w, l, db, 4, &err));
+        OK(step_oci_blob_write(w, "beta", 4, &err));
+        OK(step_oci_blob_stage(&st, w, &err));
+        /* A mismatch is refused at once and leaves the staging as it was. */
+        OK(step_oci_blob_begin(&w, l, dc, 5, &err));
+        OK(step_oci_blob_write(w, "gamme", 5, &err));
+        sw_err_clear(&err);
+        CHECK_INT(step_oci_blob_stage(&st, w, &err), SW_ECORRUPT);
+        /* Staged blobs are not visible until published. */
+        CHECK(!step_oci_blob_exists(l, da, NULL));
+        CHECK(!step_oci_blob_exists(l, db, NULL));
+        CHECK_INT(count_entries(blob_dir), 2); /* the two temporaries */
+        OK(step_oci_staged_publish(st, &err));
+        CHECK(step_oci_blob_exists(l, da, NULL));
+        CHECK(step_oci_blob_exists(l, db, NULL));
+        CHECK(!step_oci_blob_exists(l, dc, NULL));
+        CHECK_INT(count_entries(blob_dir), 2);
+
+        /* Dropped instead of published: nothing stays behind. */
+        st = NULL;
+        OK(step_oci_blob_begin(&w, l, dc, 5, &err));
+        OK(step_oci_blob_write(w, "gamma", 5, &err));
+        OK(step_oci_blob_stage(&st, w, &err));
+        step_oci_staged_free(st);
+        CHECK(!step_oci_blob_exists(l, dc, NULL));
+        CHECK_INT(count_entries(blob_dir), 2);
+        OK(step_oci_staged_publish(NULL, &err));
+        step_oci_layout_free(l);
+        free(blob_dir);
+        free(dir);
+}
+
+static void test_stale_tmp_removed(void)
+{
+        char *dir = fresh_dir("stale");
+        char *old_tmp = sw_xasprintf("%s/blobs/sha256/.tmp-old", dir);
+        char *new_tmp = sw_xasprintf("%s/blobs/sha256/.tmp-new", dir);
+        struct step_oci_layout *l = NULL;
+        struct sw_err err = SW_ERR_INIT;
+        struct timeval tv[2];
+
+        OK(step_oci_layout_open(&l, dir, true, &err));
+        step_oci_layout_free(l);
+        l = NULL;
+        OK(sw_write_file_atomic(old_tmp, "x", 1, 0644, &err));
+        OK(sw_write_file_atomic(new_tmp, "y", 1, 0644, &err));
+        gettimeofday(&tv[0], NULL);
+        tv[0].tv_sec -= 7200;
+        tv[1] = tv[0];
+        CHECK_INT(utimes(old_tmp, tv), 0);
+        OK(step_oci_layout_open(&l, dir, false, &err));
+        CHECK(access(old_tmp, F_OK) != 0);
+        CHECK(access(new_tmp, F_OK) == 0);
+        step_oci_layout_free(l);
+        free(old_tmp);
+        free(new_tmp);
+        free(dir);
+}
+
 static void test_refs(void)
 {
         char *dir = fresh_dir("refs");
@@ -263,6 +341,8 @@ int main(void)
 {
         T_RUN(test_create_and_open);
         T_RUN(test_blobs);
+        T_RUN(test_staged);
+        T_RUN(test_stale_tmp_removed);
         T_RUN(test_refs);
         T_RUN(test_manifest_parse);
         return t_done();

@@ -126,7 +126,36 @@ static void test_ref_parse(void)
         CHECK(strstr(err.msg, "no registry host") != NULL);
         sw_err_clear(&err);
         CHECK_INT(step_registry_ref_parse(&r, "h:1/app-/x", NULL, &err), SW_EINVAL);
+        sw_err_clear(&err);
+        CHECK_INT(step_registry_ref_parse(&r, "h:1/a..b", NULL, &err), SW_EINVAL);
+        sw_err_clear(&err);
+        CHECK_INT(step_registry_ref_parse(&r, "h:1/a___b", NULL, &err), SW_EINVAL);
+        CHECK_OK(step_registry_ref_parse(&r, "h:1/a__b/c--d/e.f_g", NULL, &err), &err);
+        CHECK_STR(r.repo, "a__b/c--d/e.f_g");
         free(with_digest);
+}
+
+static void test_push_pull_validate_names(void)
+{
+        struct step_registry_options o = STEP_REGISTRY_OPTIONS_INIT;
+        struct step_registry *r = NULL;
+        struct sw_err err = SW_ERR_INIT;
+
+        /* Names go into URLs: they are checked before anything is sent. */
+        o.host = "127.0.0.1:1";
+        o.insecure = "127.0.0.1:*";
+        CHECK_OK(step_registry_new(&r, &o, &err), &err);
+        CHECK_INT(step_registry_push(NULL, r, NULL, NULL, "../x", "v1", NULL, &err), SW_EINVAL);
+        sw_err_clear(&err);
+        CHECK_INT(step_registry_push(NULL, r, NULL, NULL, "app", "v1/../x", NULL, &err), SW_EINVAL);
+        sw_err_clear(&err);
+        CHECK_INT(step_registry_push(NULL, r, NULL, NULL, "app", "v1", "a?b", &err), SW_EINVAL);
+        sw_err_clear(&err);
+        CHECK_INT(step_registry_pull(NULL, r, "app", "v1?x=1", NULL, NULL, &err), SW_EINVAL);
+        sw_err_clear(&err);
+        CHECK_INT(step_registry_new(&r, &(struct step_registry_options){.host = "a/b"}, &err),
+                  SW_EINVAL);
+        step_registry_free(r);
 }
 
 static void test_docker_config(void)
@@ -185,6 +214,7 @@ int main(void)
         T_RUN(test_challenge_basic_and_escapes);
         T_RUN(test_challenge_malformed);
         T_RUN(test_ref_parse);
+        T_RUN(test_push_pull_validate_names);
         T_RUN(test_docker_config);
         T_RUN(test_insecure_list);
         return t_done();
