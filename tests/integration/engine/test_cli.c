@@ -87,17 +87,18 @@ static void test_submit_list_cancel_retry(void)
 {
         char *out = NULL;
 
-        CHECK_INT(SW(&out, "submit", "--repo", "file:///nonexistent/slipway-test/app.git", "--name", "web",
-                     "--idempotency-key", "delivery-1"),
+        CHECK_INT(SW(&out, "submit", "--repo", "file:///nonexistent/slipway-test/app.git", "--name",
+                     "web", "--idempotency-key", "delivery-1"),
                   0);
         CHECK(strstr(out, "job 1 queued") != NULL);
         free(out);
-        CHECK_INT(SW(&out, "submit", "--repo", "file:///nonexistent/slipway-test/app.git", "--name", "web",
-                     "--idempotency-key", "delivery-1"),
+        CHECK_INT(SW(&out, "submit", "--repo", "file:///nonexistent/slipway-test/app.git", "--name",
+                     "web", "--idempotency-key", "delivery-1"),
                   0);
         CHECK(strstr(out, "job 1 already exists") != NULL);
         free(out);
-        CHECK_INT(SW(&out, "submit", "--repo", "file:///nonexistent/slipway-test/other.git", "--name", "api"),
+        CHECK_INT(SW(&out, "submit", "--repo", "file:///nonexistent/slipway-test/other.git",
+                     "--name", "api"),
                   0);
         free(out);
         CHECK_INT(SW(&out, "jobs"), 0);
@@ -122,7 +123,8 @@ static void test_submit_list_cancel_retry(void)
         CHECK(strstr(out, "/nonexistent/slipway-test/app.git") != NULL);
         free(out);
         CHECK_INT(SW(&out, "logs", "2"), 0);
-        CHECK(strstr(out, "deploy default/api from file:///nonexistent/slipway-test/other.git") != NULL);
+        CHECK(strstr(out, "deploy default/api from file:///nonexistent/slipway-test/other.git") !=
+              NULL);
         free(out);
         CHECK_INT(SW(&out, "jobs", "--state", "failed"), 0);
         CHECK(strstr(out, "default/web") && strstr(out, "default/api"));
@@ -139,7 +141,9 @@ static void test_many_workers_run_each_job_once(void)
         for (int i = 0; i < 20; i++) {
                 char name[16];
                 snprintf(name, sizeof(name), "app-%d", i);
-                CHECK_INT(SW(&out, "submit", "--repo", "/nonexistent/slipway-test/app", "--name", name), 0);
+                CHECK_INT(SW(&out, "submit", "--repo", "/nonexistent/slipway-test/app", "--name",
+                             name),
+                          0);
                 free(out);
         }
         for (int i = 0; i < 3; i++) {
