@@ -10,6 +10,7 @@ libgit2-dev libcurl4-openssl-dev libarchive-dev libsqlite3-dev libyaml-dev
 libpcre2-dev libmicrohttpd-dev libjansson-dev libssl-dev
 git sqlite3 curl ca-certificates procps iproute2 busybox-static
 docker-registry skopeo runc nginx-light fcgiwrap pdns-server pdns-backend-sqlite3
+dnsutils
 "
 
 missing=""

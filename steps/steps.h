@@ -12,5 +12,11 @@
 
 /* validate: re-check the deploy request and record it, normalised, as the step output. */
 extern const struct eng_step_def step_validate_def;
+/*
+ * dns: upsert the app host's A record (SLIPWAY_EDGE_IP) with its ownership
+ * record in PowerDNS and wait until the server answers it over UDP
+ * (steps/dns.c). Output: {"host": "...", "ip": "...", "zone": "..."}.
+ */
+extern const struct eng_step_def step_dns_def;
 
 #endif /* SW_STEPS_H */

@@ -1,0 +1,102 @@
+/*
+ * dns.c - the `dns` step: publish the app's host in PowerDNS and check that
+ * the server answers it.
+ *
+ * The host is the request's own `host`, else <name>.<namespace>.<domain>
+ * (SLIPWAY_DOMAIN), the same rule the render step uses for the Ingress. It
+ * must lie inside SLIPWAY_DNS_ZONE. The A record points at SLIPWAY_EDGE_IP
+ * and carries an ownership record for SLIPWAY_DNS_OWNER and the resource
+ * "ingress/<namespace>/<name>": a host that belongs to another owner or to
+ * nobody is refused (a permanent failure that says who holds it), never
+ * overwritten. After the upsert the step asks the server itself over UDP
+ * (SLIPWAY_DNS_LISTEN) until it answers the edge IP.
+ *
+ * PowerDNS being down is transient (SW_EUNAVAIL, SW_ETIMEDOUT): the engine
+ * retries the job with backoff and resumes at this step. The step is
+ * idempotent: a re-run writes nothing when the record is already right.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/config.h"
+#include "common/json.h"
+#include "common/mem.h"
+#include "dns/dns.h"
+#include "steps/steps.h"
+#include "common/banned.h"
+
+#define VERIFY_TIMEOUT_MS 10000
+
+/* The request: the validate step's normalised output when there is one, else the payload. */
+static const json_t *step_dns_request(struct eng_step_ctx *ctx)
+{
+        const json_t *req = eng_step_output(ctx, "validate");
+
+        return req ? req : eng_step_payload(ctx);
+}
+
+static int step_dns_run(struct eng_step_ctx *ctx, json_t **output, struct sw_err *err)
+{
+        const struct sw_config *cfg = eng_step_config(ctx);
+        const json_t *req = step_dns_request(ctx);
+        const char *name = sw_json_str(req, "name", NULL);
+        const char *ns = sw_json_str(req, "namespace", "default");
+        const char *host_in = sw_json_str(req, "host", NULL);
+        struct dns_client *client = NULL;
+        char *host = NULL, *zone = NULL, *resource = NULL, *bare = NULL;
+        int64_t took = 0;
+        int rc;
+
+        if (!name)
+                return sw_err_set(err, SW_EINVAL, "dns: the deploy request has no name");
+        if (cfg->pdns_api_key)
+                eng_step_add_secret(ctx, cfg->pdns_api_key);
+
+        /* Every name is checked before PowerDNS is asked anything. */
+        if (host_in)
+                rc = dns_name_canonical(&host, host_in, "host", err);
+        else {
+                bare = sw_xasprintf("%s.%s.%s", name, ns, cfg->domain);
+                rc = dns_name_canonical(&host, bare, "host", err);
+        }
+        if (rc == 0)
+                rc = dns_name_canonical(&zone, cfg->dns_zone, "SLIPWAY_DNS_ZONE", err);
+        if (rc == 0)
+                rc = dns_name_in_zone(host, zone, err);
+        if (rc)
+                goto out;
+        resource = sw_xasprintf("ingress/%s/%s", ns, name);
+
+        rc = dns_client_from_config(&client, cfg, err);
+        if (rc)
+                goto out;
+        eng_step_log(ctx, "dns: %s A %s in zone %s (owner %s)", host, cfg->edge_ip, zone,
+                     cfg->dns_owner);
+        rc = dns_record_upsert(client, zone, host, cfg->edge_ip, (uint32_t)cfg->dns_ttl,
+                               cfg->dns_owner, resource, err);
+        if (rc)
+                goto out;
+        rc = dns_wait_a(&took, cfg->dns_listen, host, cfg->edge_ip, VERIFY_TIMEOUT_MS, err);
+        if (rc) {
+                sw_err_wrap(err, "dns: record written but not answered");
+                goto out;
+        }
+        eng_step_log(ctx, "dns: %s answers %s at %s (%lld ms)", cfg->dns_listen, cfg->edge_ip, host,
+                     (long long)took);
+        /* The output names the host without the trailing dot, as users write it. */
+        host[strlen(host) - 1] = '\0';
+        *output = json_pack("{s:s,s:s,s:s}", "host", host, "ip", cfg->edge_ip, "zone", zone);
+out:
+        dns_client_free(client);
+        free(bare);
+        free(host);
+        free(zone);
+        free(resource);
+        return rc;
+}
+
+const struct eng_step_def step_dns_def = {
+        .name = "dns",
+        .summary = "publish the app host in PowerDNS and check the answer",
+        .run = step_dns_run,
+};
