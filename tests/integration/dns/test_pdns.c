@@ -42,7 +42,7 @@ static char *dig(const char *name, const char *type)
 {
         char port[16], at[] = "@127.0.0.1";
         char *out = NULL;
-        char *argv[] = {"/usr/bin/dig", at,      "-p",     port,       (char *)name,
+        char *argv[] = {"/usr/bin/dig", at,       "-p",      port,       (char *)name,
                         (char *)type,   "+short", "+time=2", "+tries=1", NULL};
         size_t n;
 
@@ -99,8 +99,7 @@ static void test_zone_create_find(void)
                 const char *recs[] = {"not-an-ip"};
                 struct dns_change ch = {"bad.apps.test.", "A", false, 60, recs, 1};
                 CHECK_INT(dns_rrsets_patch(c, z, &ch, 1, &err), SW_EINVAL);
-                CHECK(strstr(err.msg, "powerdns refused it (422)") &&
-                      strstr(err.msg, "not-an-ip"));
+                CHECK(strstr(err.msg, "powerdns refused it (422)") && strstr(err.msg, "not-an-ip"));
                 sw_err_clear(&err);
         }
         dns_zone_free(z);
@@ -115,7 +114,14 @@ static void test_zone_create_find(void)
 static void test_zone_id_escaped(void)
 {
         char url[128], hdr[64], *out = NULL;
-        char *argv[] = {"/usr/bin/curl", "-s", "-X", "POST", "-H", hdr, url, "-d",
+        char *argv[] = {"/usr/bin/curl",
+                        "-s",
+                        "-X",
+                        "POST",
+                        "-H",
+                        hdr,
+                        url,
+                        "-d",
                         "{\"name\":\"0/26.2.0.192.in-addr.arpa.\",\"kind\":\"Native\","
                         "\"nameservers\":[]}",
                         NULL};
@@ -285,8 +291,7 @@ static void test_foreign_records_left_alone(void)
               strstr(err.msg, "left alone"));
         printf("# other owner: %s\n", err.msg);
         sw_err_clear(&err);
-        CHECK_INT(dns_record_delete(c, ZONE, "api.apps.test", "slipway", NULL, &err),
-                  SW_ECONFLICT);
+        CHECK_INT(dns_record_delete(c, ZONE, "api.apps.test", "slipway", NULL, &err), SW_ECONFLICT);
         CHECK(strstr(err.msg, "cluster-b") != NULL);
         sw_err_clear(&err);
         out = dig("api.apps.test", "A");
@@ -313,9 +318,9 @@ static void test_foreign_records_left_alone(void)
         foreign_write("old.apps.test.", "A", "192.0.2.40");
         foreign_write("old.apps.test.", "TXT",
                       "\"heritage=external-dns,external-dns/owner=legacy-team\"");
-        CHECK_INT(dns_record_upsert(c, ZONE, "old.apps.test", "127.0.0.1", 60, "slipway", NULL,
-                                    &err),
-                  SW_ECONFLICT);
+        CHECK_INT(
+                dns_record_upsert(c, ZONE, "old.apps.test", "127.0.0.1", 60, "slipway", NULL, &err),
+                SW_ECONFLICT);
         CHECK(strstr(err.msg, "owned by 'legacy-team'") != NULL);
         sw_err_clear(&err);
         dns_client_free(c);
@@ -355,8 +360,7 @@ static void test_delete_only_ours(void)
         sw_err_clear(&err);
         /* idempotent: nothing there any more, and no zone at all */
         CHECK_OK(dns_record_delete(c, ZONE, "gone.apps.test", "slipway", NULL, &err), &err);
-        CHECK_OK(dns_record_delete(c, "nozone.test", "x.nozone.test", "slipway", NULL, &err),
-                 &err);
+        CHECK_OK(dns_record_delete(c, "nozone.test", "x.nozone.test", "slipway", NULL, &err), &err);
         /* the hand-made records next door are still there */
         out = dig("mail.apps.test", "A");
         CHECK_STR(out, "192.0.2.25");
@@ -398,8 +402,8 @@ static void test_invalid_refused_before_request(void)
                                             NULL, &err),
                           SW_EINVAL);
                 if (!strstr(err.msg, cases[i].needle))
-                        t_fail(__FILE__, __LINE__, "case %zu: '%s' not in: %s", i,
-                               cases[i].needle, err.msg);
+                        t_fail(__FILE__, __LINE__, "case %zu: '%s' not in: %s", i, cases[i].needle,
+                               err.msg);
                 CHECK(strchr(err.msg, '\n') == NULL);
                 CHECK(strstr(err.msg, "unreachable") == NULL);
                 sw_err_clear(&err);
@@ -407,8 +411,7 @@ static void test_invalid_refused_before_request(void)
                           i >= 5 && i <= 6 ? SW_EUNAVAIL : SW_EINVAL);
         }
         sw_err_clear(&err);
-        CHECK_INT(dns_record_upsert(c, ZONE, "ok.apps.test", "127.0.0.1", 0, "slipway", NULL,
-                                    &err),
+        CHECK_INT(dns_record_upsert(c, ZONE, "ok.apps.test", "127.0.0.1", 0, "slipway", NULL, &err),
                   SW_EINVAL);
         sw_err_clear(&err);
         CHECK_INT(dns_record_upsert(c, ZONE, "ok.apps.test", "127.0.0.1", 60, "bad owner", NULL,
@@ -435,8 +438,7 @@ static void test_wrong_api_key(void)
         struct dns_client *c = client_with("wrong-key-secret-9f", true);
         struct sw_err err = SW_ERR_INIT;
 
-        CHECK_INT(dns_record_upsert(c, ZONE, "k.apps.test", "127.0.0.1", 60, "slipway", NULL,
-                                    &err),
+        CHECK_INT(dns_record_upsert(c, ZONE, "k.apps.test", "127.0.0.1", 60, "slipway", NULL, &err),
                   SW_EAUTH);
         CHECK(strstr(err.msg, "rejected the API key") && strstr(err.msg, "401"));
         CHECK(strstr(err.msg, "wrong-key-secret-9f") == NULL);
