@@ -3,14 +3,16 @@
  * pdns_server (gsqlite3) on loopback: zones found and created, upserts seen
  * by `dig` and by our own resolver, idempotence, IP changes, records of
  * other owners and unowned records left alone with a reason, deletes that
- * remove only ours, names refused before any request, a wrong API key, and
- * a stopped server (transient) that works again once restarted.
+ * remove only ours, names refused before any request, a wrong API key, a
+ * failing backend (500, transient), and a stopped server (transient) that
+ * works again once restarted.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <curl/curl.h>
+#include <sqlite3.h>
 
 #include "common/mem.h"
 #include "dns/dns.h"
@@ -323,6 +325,15 @@ static void test_foreign_records_left_alone(void)
                 SW_ECONFLICT);
         CHECK(strstr(err.msg, "owned by 'legacy-team'") != NULL);
         sw_err_clear(&err);
+        /* ... even when it names our own owner id: ownership lives at a-<host> only */
+        foreign_write("old2.apps.test.", "A", "192.0.2.41");
+        foreign_write("old2.apps.test.", "TXT",
+                      "\"heritage=external-dns,external-dns/owner=slipway\"");
+        CHECK_INT(dns_record_upsert(c, ZONE, "old2.apps.test", "127.0.0.1", 60, "slipway", NULL,
+                                    &err),
+                  SW_ECONFLICT);
+        CHECK(strstr(err.msg, "legacy TXT record") != NULL);
+        sw_err_clear(&err);
         dns_client_free(c);
 }
 
@@ -447,6 +458,42 @@ static void test_wrong_api_key(void)
         dns_client_free(c);
 }
 
+/* Rename pdns's records table under it: the real server then answers 500. */
+static void break_backend(bool broken)
+{
+        char path[320];
+        sqlite3 *db = NULL;
+
+        snprintf(path, sizeof(path), "%s/pdns.db", pd.dir);
+        CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+        CHECK_INT(sqlite3_exec(db,
+                               broken ? "ALTER TABLE records RENAME TO records_hidden"
+                                      : "ALTER TABLE records_hidden RENAME TO records",
+                               NULL, NULL, NULL),
+                  SQLITE_OK);
+        sqlite3_close(db);
+}
+
+static void test_server_error_transient(void)
+{
+        struct dns_client *c = client_with(KEY, true);
+        struct sw_err err = SW_ERR_INIT;
+        int rc;
+
+        break_backend(true);
+        rc = dns_record_upsert(c, ZONE, "five.apps.test", "127.0.0.8", 60, "slipway", NULL, &err);
+        break_backend(false);
+        CHECK_INT(rc, SW_EUNAVAIL);
+        CHECK(sw_err_transient(rc));
+        CHECK(strstr(err.msg, "failed (500)") && strstr(err.msg, "Internal Server Error"));
+        printf("# 500: %s\n", err.msg);
+        sw_err_clear(&err);
+        CHECK_OK(dns_record_upsert(c, ZONE, "five.apps.test", "127.0.0.8", 60, "slipway", NULL,
+                                   &err),
+                 &err);
+        dns_client_free(c);
+}
+
 static void test_server_down_then_back(void)
 {
         struct dns_client *c = client_with(KEY, true);
@@ -488,6 +535,7 @@ int main(void)
         T_RUN(test_delete_only_ours);
         T_RUN(test_invalid_refused_before_request);
         T_RUN(test_wrong_api_key);
+        T_RUN(test_server_error_transient);
         T_RUN(test_server_down_then_back);
         tp_pdns_stop(&pd);
         curl_global_cleanup();
