@@ -162,6 +162,12 @@ static int record_decide(const struct observed *o, const struct names *n, const 
                                           n->fqdn, o->other, verb);
                 return 0;
         }
+        if (o->has_owner && o->legacy && strcmp(o->own.owner, me) == 0)
+                return sw_err_set(err, SW_ECONFLICT,
+                                  "host '%s' carries owner '%s' only in a legacy TXT record at the "
+                                  "host itself, not at '%s' where slipway keeps ownership: left "
+                                  "alone, refusing to %s it (move or remove that record first)",
+                                  n->fqdn, me, n->txt, verb);
         if (o->has_owner)
                 return sw_err_set(
                         err, SW_ECONFLICT,

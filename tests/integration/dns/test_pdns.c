@@ -333,6 +333,7 @@ static void test_foreign_records_left_alone(void)
                                     &err),
                   SW_ECONFLICT);
         CHECK(strstr(err.msg, "legacy TXT record") != NULL);
+        printf("# legacy: %s\n", err.msg);
         sw_err_clear(&err);
         dns_client_free(c);
 }
