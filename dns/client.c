@@ -47,12 +47,10 @@ static int client_curl_err(struct dns_client *c, CURLcode cc, const struct sw_bu
 
         switch (cc) {
         case CURLE_WRITE_ERROR:
-                if (body->len + CURL_MAX_WRITE_SIZE >= DNS_RESPONSE_MAX_BYTES)
-                        return sw_err_set(err, SW_ETOOBIG,
-                                          "%s: powerdns api at %s sent more than %zu bytes", what,
-                                          c->shown_url, DNS_RESPONSE_MAX_BYTES);
-                return sw_err_set(err, SW_EIO, "%s: powerdns api at %s: %s", what, c->shown_url,
-                                  why);
+                /* Only on_body() refuses data, and only past the cap (allocation aborts). */
+                return sw_err_set(err, SW_ETOOBIG,
+                                  "%s: powerdns api at %s sent more than %zu bytes (%zu kept)",
+                                  what, c->shown_url, DNS_RESPONSE_MAX_BYTES, body->len);
         case CURLE_OPERATION_TIMEDOUT:
                 return sw_err_set(err, SW_ETIMEDOUT,
                                   "%s: powerdns api at %s did not answer within %u ms", what,

@@ -2,13 +2,14 @@
  * dns.c - the `dns` step: publish the app's host in PowerDNS and check that
  * the server answers it.
  *
- * The host is the request's own `host`, else <name>.<namespace>.<domain>
- * (SLIPWAY_DOMAIN), the same rule the render step uses for the Ingress. It
- * must lie inside SLIPWAY_DNS_ZONE. The A record points at SLIPWAY_EDGE_IP
- * and carries an ownership record for SLIPWAY_DNS_OWNER and the resource
- * "ingress/<namespace>/<name>": a host that belongs to another owner or to
- * nobody is refused (a permanent failure that says who holds it), never
- * overwritten. After the upsert the step asks the server itself over UDP
+ * The host is the one an earlier `route` or `render` step recorded in its
+ * output ("host"), else the request's own `host`, else
+ * <name>.<namespace>.<domain> (SLIPWAY_DOMAIN), the rule the render step
+ * uses for the Ingress. It must lie inside SLIPWAY_DNS_ZONE. The A record
+ * points at SLIPWAY_EDGE_IP and carries an ownership record for
+ * SLIPWAY_DNS_OWNER and the resource "ingress/<namespace>/<name>": a host
+ * that belongs to another owner or to nobody is refused (a permanent failure
+ * that says who holds it), never overwritten. After the upsert the step asks the server itself over UDP
  * (SLIPWAY_DNS_LISTEN) until it answers the edge IP.
  *
  * PowerDNS being down is transient (SW_EUNAVAIL, SW_ETIMEDOUT): the engine
@@ -38,6 +39,22 @@ static const json_t *step_dns_request(struct eng_step_ctx *ctx)
 }
 
 /* Ask the server over UDP until it answers the edge IP, in slices so a cancel is seen. */
+/*
+ * The host an earlier step settled on (route, then render, when they record
+ * a "host" in their output), else the request's own; NULL for the default.
+ */
+static const char *step_dns_host(struct eng_step_ctx *ctx, const json_t *req)
+{
+        static const char *const earlier[] = {"route", "render"};
+
+        for (size_t i = 0; i < sizeof(earlier) / sizeof(earlier[0]); i++) {
+                const char *h = sw_json_str(eng_step_output(ctx, earlier[i]), "host", NULL);
+                if (h)
+                        return h;
+        }
+        return sw_json_str(req, "host", NULL);
+}
+
 static int step_dns_verify(struct eng_step_ctx *ctx, int64_t *took_out, const struct sw_config *cfg,
                            const char *host, struct sw_err *err)
 {
@@ -69,7 +86,7 @@ static int step_dns_run(struct eng_step_ctx *ctx, json_t **output, struct sw_err
         const json_t *req = step_dns_request(ctx);
         const char *name = sw_json_str(req, "name", NULL);
         const char *ns = sw_json_str(req, "namespace", "default");
-        const char *host_in = sw_json_str(req, "host", NULL);
+        const char *host_in = step_dns_host(ctx, req);
         struct dns_client *client = NULL;
         char *host = NULL, *zone = NULL, *resource = NULL, *bare = NULL;
         int64_t took = 0;

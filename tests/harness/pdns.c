@@ -136,6 +136,7 @@ int tp_pdns_start(struct tp_pdns *p, const char *api_key)
                             "webserver-allow-from=127.0.0.0/8\n"
                             "socket-dir=%s\n"
                             "security-poll-suffix=\n"
+                            "gsqlite3-pragma-synchronous=1\n"
                             "receiver-threads=1\n"
                             "distributor-threads=1\n"
                             "loglevel=4\n",

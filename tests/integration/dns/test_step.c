@@ -32,6 +32,20 @@ static struct eng_queue *q;
 static const struct eng_step_def *const steps_vd[] = {&step_validate_def, &step_dns_def};
 static const struct eng_pipeline_def pipe_vd = {"deploy", steps_vd, 2};
 
+/* Stands in for the render step: records the host it put in the Ingress. */
+static int fake_render(struct eng_step_ctx *ctx, json_t **output, struct sw_err *err)
+{
+        (void)ctx;
+        (void)err;
+        *output = json_pack("{s:s}", "host", "rendered.slipway.test");
+        return 0;
+}
+static const struct eng_step_def fake_render_def = {"render", "fake render", fake_render};
+static const struct eng_step_def *const steps_vrd[] = {&step_validate_def, &fake_render_def,
+                                                       &step_dns_def};
+static const struct eng_pipeline_def pipe_vrd = {"deploy", steps_vrd, 3};
+static const struct eng_pipeline_def *pipe = &pipe_vd;
+
 static void collect(void *arg, int64_t seq, int64_t ts, const char *step, const char *line)
 {
         struct sw_err err = SW_ERR_INIT;
@@ -62,7 +76,7 @@ static int run_job(int64_t *id_out, const char *payload, struct sw_err *err)
         CHECK_OK(eng_queue_claim(&j, q, "w", 60000, &qerr), &qerr);
         if (!j)
                 return SW_EINTERNAL;
-        rc = eng_pipeline_run(q, j, &pipe_vd, &env, err);
+        rc = eng_pipeline_run(q, j, pipe, &env, err);
         if (rc == 0)
                 CHECK_OK(eng_queue_complete(q, j->id, "w", &qerr), &qerr);
         else
@@ -138,6 +152,23 @@ static void test_requested_host(void)
         CHECK(out && strstr(out, "\"host\":\"www.slipway.test\""));
         free(out);
         CHECK_OK(dns_wait_a(NULL, pd.server, "www.slipway.test", "127.0.0.1", 1000, &err), &err);
+}
+
+static void test_host_from_render(void)
+{
+        struct sw_err err = SW_ERR_INIT;
+        int64_t id = 0;
+        char *out;
+
+        pipe = &pipe_vrd;
+        CHECK_OK(run_job(&id, "{\"repo\":\"https://git.example/r.git\",\"name\":\"r\"}", &err),
+                 &err);
+        pipe = &pipe_vd;
+        out = step_output(id, "dns", NULL);
+        CHECK(out && strstr(out, "\"host\":\"rendered.slipway.test\""));
+        free(out);
+        CHECK_OK(dns_wait_a(NULL, pd.server, "rendered.slipway.test", "127.0.0.1", 1000, &err),
+                 &err);
 }
 
 static void test_refused_hosts(void)
@@ -234,6 +265,7 @@ int main(void)
         q = tf_queue(&cfg);
         T_RUN(test_default_host);
         T_RUN(test_requested_host);
+        T_RUN(test_host_from_render);
         T_RUN(test_refused_hosts);
         T_RUN(test_down_then_resume);
         eng_queue_close(q);
