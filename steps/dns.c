@@ -16,6 +16,7 @@
  * retries the job with backoff and resumes at this step. The step is
  * idempotent: a re-run writes nothing when the record is already right.
  */
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,6 +90,7 @@ static int step_dns_run(struct eng_step_ctx *ctx, json_t **output, struct sw_err
         const char *host_in = step_dns_host(ctx, req);
         struct dns_client *client = NULL;
         char *host = NULL, *zone = NULL, *resource = NULL, *bare = NULL;
+        struct in_addr edge;
         int64_t took = 0;
         int rc;
 
@@ -108,6 +110,11 @@ static int step_dns_run(struct eng_step_ctx *ctx, json_t **output, struct sw_err
                 rc = dns_name_canonical(&zone, cfg->dns_zone, "SLIPWAY_DNS_ZONE", err);
         if (rc == 0)
                 rc = dns_name_in_zone(host, zone, err);
+        if (rc == 0 && inet_pton(AF_INET, cfg->edge_ip, &edge) != 1)
+                rc = sw_err_set(err, SW_EINVAL, "SLIPWAY_EDGE_IP: '%s' is not an IPv4 address",
+                                cfg->edge_ip);
+        if (rc == 0 && dns_owner_id_check(cfg->dns_owner, err) != 0)
+                rc = sw_err_wrap(err, "SLIPWAY_DNS_OWNER");
         if (rc)
                 goto out;
         resource = sw_xasprintf("ingress/%s/%s", ns, name);
