@@ -520,9 +520,12 @@ int dns_rrsets_get(struct dns_rrset **out, size_t *n_out, struct dns_client *c,
 
         if (type && (rc = type_check(type, err)) != 0)
                 goto out;
-        snprintf(what, sizeof(what), "read %s records of '%s'", type ? type : "the", name);
+        snprintf(what, sizeof(what), "read %s records of '%s'", type ? type : "the",
+                 name ? name : z->name);
         /* Names reaching here are canonical RFC 1123 names: nothing to escape. */
-        if (type)
+        if (!name)
+                url = sw_xstrdup(zurl);
+        else if (type)
                 url = sw_xasprintf("%s?rrset_name=%s&rrset_type=%s", zurl, name, type);
         else
                 url = sw_xasprintf("%s?rrset_name=%s", zurl, name);
@@ -540,7 +543,7 @@ int dns_rrsets_get(struct dns_rrset **out, size_t *n_out, struct dns_client *c,
         /* A server that ignores the filters sends the whole zone: filter here too. */
         json_array_foreach(rrsets, i, v)
         {
-                if (strcmp(sw_json_str(v, "name", ""), name) != 0)
+                if (name && strcmp(sw_json_str(v, "name", ""), name) != 0)
                         continue;
                 if (type && strcmp(sw_json_str(v, "type", ""), type) != 0)
                         continue;

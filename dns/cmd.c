@@ -26,7 +26,8 @@ static void usage(void)
         printf("usage: slipway dns upsert HOST [IP] [--ttl SECONDS] [--resource KIND/NS/NAME]\n"
                "                          [--no-verify]\n"
                "       slipway dns delete HOST [--resource KIND/NS/NAME]\n"
-               "       slipway dns get HOST [--json]\n\n"
+               "       slipway dns get HOST [--json]\n"
+               "       slipway dns list [--all] [--json]\n\n"
                "Publish, show or remove the A record of HOST in the PowerDNS zone\n"
                "SLIPWAY_DNS_ZONE, through the API at SLIPWAY_PDNS_URL.\n\n"
                "upsert  point HOST at IP (default SLIPWAY_EDGE_IP) with an ownership TXT record\n"
@@ -34,7 +35,9 @@ static void usage(void)
                "        UDP until it answers IP (unless --no-verify). A host whose record\n"
                "        belongs to another owner, or to nobody, is refused and left alone.\n"
                "delete  remove HOST's A record and ownership record, only when they are ours.\n"
-               "get     show HOST's A records and who owns them.\n\n"
+               "get     show HOST's A records and who owns them.\n"
+               "list    every host with an ownership record of SLIPWAY_DNS_OWNER (--all: of any\n"
+               "        owner), to find records left behind.\n\n"
                "The ownership record is a TXT record at a-HOST in external-dns's format:\n"
                "\"heritage=external-dns,external-dns/owner=OWNER,external-dns/resource=...\".\n");
 }
@@ -94,13 +97,48 @@ static int cmd_get(struct dns_client *c, const struct sw_config *cfg, const char
         return 0;
 }
 
+static int cmd_list(struct dns_client *c, const struct sw_config *cfg, bool all, bool json,
+                    struct sw_err *err)
+{
+        struct dns_record **list = NULL;
+        size_t n = 0;
+        json_t *arr = json_array();
+        int rc = dns_record_list(&list, &n, c, cfg->dns_zone, all ? NULL : cfg->dns_owner, err);
+
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+                const struct dns_record *r = list[i];
+                json_t *ips = json_array();
+
+                for (size_t k = 0; k < r->nips; k++)
+                        json_array_append_new(ips, json_string(r->ips[k]));
+                if (json) {
+                        json_array_append_new(
+                                arr, json_pack("{s:s,s:o,s:s,s:s?}", "host", r->fqdn, "ips", ips,
+                                               "owner", r->own.owner, "resource",
+                                               r->own.resource[0] ? r->own.resource : NULL));
+                        continue;
+                }
+                json_decref(ips);
+                printf("%s\t%s\t%s\t%s\n", r->fqdn, r->nips ? r->ips[0] : "(no A record)",
+                       r->own.owner, r->own.resource[0] ? r->own.resource : "-");
+        }
+        if (rc == 0 && json) {
+                char *text = sw_json_dump(arr);
+                printf("%s\n", text);
+                free(text);
+        }
+        json_decref(arr);
+        dns_record_list_free(list, n);
+        return rc;
+}
+
 int dns_cmd(int argc, char **argv, const struct sw_config *cfg)
 {
         struct sw_err err = SW_ERR_INIT;
         struct dns_client *c = NULL;
         const char *verb, *host = NULL, *ip = NULL, *resource = NULL;
         uint32_t ttl;
-        bool verify = true, json = false;
+        bool verify = true, json = false, all = false;
         int rc;
 
         if (!cfg) {
@@ -108,11 +146,12 @@ int dns_cmd(int argc, char **argv, const struct sw_config *cfg)
                 return 0;
         }
         if (argc < 2)
-                return sw_cli_usage_error("dns", "expected upsert, delete or get");
+                return sw_cli_usage_error("dns", "expected upsert, delete, get or list");
         verb = argv[1];
-        if (strcmp(verb, "upsert") != 0 && strcmp(verb, "delete") != 0 && strcmp(verb, "get") != 0)
-                return sw_cli_usage_error("dns", "unknown action '%s' (upsert, delete or get)",
-                                          verb);
+        if (strcmp(verb, "upsert") != 0 && strcmp(verb, "delete") != 0 &&
+            strcmp(verb, "get") != 0 && strcmp(verb, "list") != 0)
+                return sw_cli_usage_error(
+                        "dns", "unknown action '%s' (upsert, delete, get or list)", verb);
         ttl = (uint32_t)cfg->dns_ttl;
         for (int i = 2; i < argc; i++) {
                 const char *a = argv[i];
@@ -126,11 +165,14 @@ int dns_cmd(int argc, char **argv, const struct sw_config *cfg)
                         resource = argv[++i];
                 } else if (strcmp(a, "--no-verify") == 0 && strcmp(verb, "upsert") == 0) {
                         verify = false;
-                } else if (strcmp(a, "--json") == 0 && strcmp(verb, "get") == 0) {
+                } else if (strcmp(a, "--json") == 0 &&
+                           (strcmp(verb, "get") == 0 || strcmp(verb, "list") == 0)) {
                         json = true;
+                } else if (strcmp(a, "--all") == 0 && strcmp(verb, "list") == 0) {
+                        all = true;
                 } else if (a[0] == '-' && a[1]) {
                         return sw_cli_usage_error("dns", "unknown option '%s' for %s", a, verb);
-                } else if (!host) {
+                } else if (!host && strcmp(verb, "list") != 0) {
                         host = a;
                 } else if (!ip && strcmp(verb, "upsert") == 0) {
                         ip = a;
@@ -138,7 +180,7 @@ int dns_cmd(int argc, char **argv, const struct sw_config *cfg)
                         return sw_cli_usage_error("dns", "unexpected argument '%s'", a);
                 }
         }
-        if (!host)
+        if (!host && strcmp(verb, "list") != 0)
                 return sw_cli_usage_error("dns", "%s: expected a HOST", verb);
         if (!ip)
                 ip = cfg->edge_ip;
@@ -146,7 +188,9 @@ int dns_cmd(int argc, char **argv, const struct sw_config *cfg)
         rc = dns_client_from_config(&c, cfg, &err);
         if (rc)
                 goto out;
-        if (strcmp(verb, "get") == 0) {
+        if (strcmp(verb, "list") == 0) {
+                rc = cmd_list(c, cfg, all, json, &err);
+        } else if (strcmp(verb, "get") == 0) {
                 rc = cmd_get(c, cfg, host, json, &err);
         } else if (strcmp(verb, "delete") == 0) {
                 rc = dns_record_delete(c, cfg->dns_zone, host, cfg->dns_owner, resource, &err);

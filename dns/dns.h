@@ -128,8 +128,9 @@ struct dns_change {
 };
 
 /*
- * The rrsets of `z` at `name` (canonical), all types or only `type` when not
- * NULL. *n_out is 0 when there are none (not an error). Read-only.
+ * The rrsets of `z` at `name` (canonical; NULL for the whole zone), all
+ * types or only `type` when not NULL. *n_out is 0 when there are none (not
+ * an error). Read-only.
  */
 int dns_rrsets_get(struct dns_rrset **out, size_t *n_out, struct dns_client *c,
                    const struct dns_zone *z, const char *name, const char *type,
@@ -206,6 +207,17 @@ struct dns_record {
 int dns_record_get(struct dns_record **out, struct dns_client *c, const char *zone,
                    const char *fqdn, struct sw_err *err);
 void dns_record_free(struct dns_record *r);
+
+/*
+ * Every host in `zone` whose ownership record (at "a-<host>") names `owner`
+ * (any owner when NULL), with its A records: what slipway published, found
+ * again, so that records of apps that moved or went away can be removed
+ * instead of left stale. Reads the whole zone. An absent zone gives an empty
+ * list. The caller frees with dns_record_list_free().
+ */
+int dns_record_list(struct dns_record ***out, size_t *n_out, struct dns_client *c, const char *zone,
+                    const char *owner, struct sw_err *err);
+void dns_record_list_free(struct dns_record **list, size_t n);
 
 /*
  * Make `fqdn` (in `zone`) answer `ip` (an IPv4 dotted quad) with `ttl`

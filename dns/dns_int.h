@@ -20,6 +20,9 @@ struct dns_zone;
  */
 void dns__quote(char *out, size_t size, const char *s);
 
+/* The host an ownership TXT name belongs to ("a-x.y." -> "x.y."), or NULL. */
+char *dns__txt_owner_of(const char *txt_name);
+
 /*
  * The zone named `zone` (canonical), from the client's cache or the API;
  * created when missing and `create` is set. The result is borrowed from the

@@ -110,6 +110,15 @@ char *dns_owner_txt_name(const char *fqdn)
         return sw_xasprintf("%s%s", TXT_PREFIX, fqdn);
 }
 
+char *dns__txt_owner_of(const char *txt_name)
+{
+        size_t pl = strlen(TXT_PREFIX);
+
+        if (strncmp(txt_name, TXT_PREFIX, pl) != 0 || !txt_name[pl] || txt_name[pl] == '.')
+                return NULL;
+        return sw_xstrdup(txt_name + pl);
+}
+
 static int charset_check(const char *s, size_t max, const char *extra, const char *what,
                          struct sw_err *err)
 {

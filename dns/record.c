@@ -355,3 +355,85 @@ void dns_record_free(struct dns_record *r)
         free(r->other_type);
         free(r);
 }
+
+static const struct dns_rrset *rrset_find(const struct dns_rrset *rs, size_t n, const char *name,
+                                          const char *type)
+{
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(rs[i].name, name) == 0 && strcmp(rs[i].type, type) == 0)
+                        return &rs[i];
+        return NULL;
+}
+
+int dns_record_list(struct dns_record ***out, size_t *n_out, struct dns_client *c, const char *zone,
+                    const char *owner, struct sw_err *err)
+{
+        const struct dns_zone *z = NULL;
+        struct dns_rrset *all = NULL;
+        struct dns_record **list = NULL;
+        char *zname = NULL;
+        size_t nall = 0, n = 0;
+        int rc = dns_name_canonical(&zname, zone, "zone", err);
+
+        if (rc)
+                return rc;
+        rc = dns__zone_get(&z, c, zname, false, err);
+        if (rc == SW_ENOTFOUND) {
+                sw_err_clear(err);
+                *out = sw_xcalloc(1, sizeof(*list));
+                *n_out = 0;
+                rc = 0;
+                goto out;
+        }
+        if (rc == 0)
+                rc = dns_rrsets_get(&all, &nall, c, z, NULL, NULL, err);
+        if (rc)
+                goto out;
+        list = sw_xcalloc(nall + 1, sizeof(*list));
+        for (size_t i = 0; i < nall; i++) {
+                const struct dns_rrset *txt = &all[i], *a;
+                struct observed o;
+                struct dns_record *r;
+                char *fqdn;
+
+                if (strcmp(txt->type, "TXT") != 0 || strncmp(txt->name, "a-", 2) != 0)
+                        continue;
+                memset(&o, 0, sizeof(o));
+                scan_owner(&o, txt, owner, false);
+                if (!o.has_owner || (owner && strcmp(o.own.owner, owner) != 0))
+                        continue;
+                fqdn = dns__txt_owner_of(txt->name);
+                if (!fqdn)
+                        continue;
+                a = rrset_find(all, nall, fqdn, "A");
+                r = sw_xcalloc(1, sizeof(*r));
+                r->fqdn = fqdn;
+                r->has_owner = true;
+                r->own = o.own;
+                if (a) {
+                        r->ttl = a->ttl;
+                        r->nips = a->nrecords;
+                        r->ips = sw_xcalloc(a->nrecords + 1, sizeof(char *));
+                        for (size_t k = 0; k < a->nrecords; k++)
+                                r->ips[k] = sw_xstrdup(a->records[k]);
+                }
+                list[n++] = r;
+        }
+        *out = list;
+        *n_out = n;
+        list = NULL; /* ownership moved to caller */
+out:
+        dns_record_list_free(list, n);
+        dns_rrsets_free(all, nall);
+        free(zname);
+        return rc;
+}
+
+void dns_record_list_free(struct dns_record **list, size_t n)
+{
+        if (!list)
+                return;
+        for (size_t i = 0; i < n; i++)
+                dns_record_free(list[i]);
+        free(list);
+}

@@ -24,7 +24,7 @@ static const struct sw_cmd commands[] = {
          "queue a failed or cancelled job again, resuming after its last good step"},
         {"worker", eng_cmd_worker, "run queue workers until SIGTERM"},
         {"config", eng_cmd_config, "print every SLIPWAY_* setting and its value"},
-        {"dns", dns_cmd, "publish, show or remove an app host's record in PowerDNS"},
+        {"dns", dns_cmd, "publish, show, list or remove app host records in PowerDNS"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

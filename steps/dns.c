@@ -12,6 +12,9 @@
  * that says who holds it), never overwritten. After the upsert the step asks the server itself over UDP
  * (SLIPWAY_DNS_LISTEN) until it answers the edge IP.
  *
+ * When the app was published at another host before (its host changed), the
+ * old record - ours and the same resource's - is removed, not left stale.
+ *
  * PowerDNS being down is transient (SW_EUNAVAIL, SW_ETIMEDOUT): the engine
  * retries the job with backoff and resumes at this step. The step is
  * idempotent: a re-run writes nothing when the record is already right.
@@ -37,6 +40,34 @@ static const json_t *step_dns_request(struct eng_step_ctx *ctx)
         const json_t *req = eng_step_output(ctx, "validate");
 
         return req ? req : eng_step_payload(ctx);
+}
+
+/*
+ * Remove the records this app published at other hosts before (its host
+ * changed): they are ours and the resource's, and would otherwise be left
+ * behind, stale, as external-dns leaves them. Records of other apps and
+ * other owners are not touched.
+ */
+static int step_dns_prune(struct eng_step_ctx *ctx, struct dns_client *client,
+                          const struct sw_config *cfg, const char *zone, const char *host,
+                          const char *resource, struct sw_err *err)
+{
+        struct dns_record **list = NULL;
+        size_t n = 0;
+        int rc = dns_record_list(&list, &n, client, zone, cfg->dns_owner, err);
+
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+                const struct dns_record *r = list[i];
+
+                if (strcmp(r->own.resource, resource) != 0 || strcmp(r->fqdn, host) == 0)
+                        continue;
+                rc = dns_record_delete(client, zone, r->fqdn, cfg->dns_owner, resource, err);
+                if (rc == 0)
+                        eng_step_log(ctx, "dns: removed the stale record %s of %s (now at %s)",
+                                     r->fqdn, resource, host);
+        }
+        dns_record_list_free(list, n);
+        return rc;
 }
 
 /* Ask the server over UDP until it answers the edge IP, in slices so a cancel is seen. */
@@ -133,6 +164,9 @@ static int step_dns_run(struct eng_step_ctx *ctx, json_t **output, struct sw_err
                 goto out;
         eng_step_log(ctx, "dns: %s answers %s at %s (%lld ms)", cfg->dns_listen, cfg->edge_ip, host,
                      (long long)took);
+        rc = step_dns_prune(ctx, client, cfg, zone, host, resource, err);
+        if (rc)
+                goto out;
         /* The output names the host without the trailing dot, as users write it. */
         host[strlen(host) - 1] = '\0';
         *output = json_pack("{s:s,s:s,s:s}", "host", host, "ip", cfg->edge_ip, "zone", zone);

@@ -84,6 +84,8 @@ static void test_upsert_get_delete(void)
         expect(DNS(&out, "upsert", "edge.cli.test", "--ttl", "30"), 0, &out,
                "edge.cli.test A 127.0.0.1: published");
         expect(DNS(&out, "get", "edge.cli.test"), 0, &out, "A 127.0.0.1 ttl 30");
+        expect(DNS(&out, "list"), 0, &out, "app.cli.test.\t127.0.0.9\tslipway\t-");
+        expect(DNS(&out, "list", "--json"), 0, &out, "\"host\":\"edge.cli.test.\"");
         expect(DNS(&out, "delete", "app.cli.test"), 0, &out, "no record of owner 'slipway' left");
         expect(DNS(&out, "get", "app.cli.test"), 1, &out, "has no A record");
         expect(DNS(&out, "delete", "app.cli.test"), 0, &out, "no record");

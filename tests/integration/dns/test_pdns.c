@@ -380,6 +380,47 @@ static void test_delete_only_ours(void)
         dns_client_free(c);
 }
 
+static bool listed(struct dns_record **l, size_t n, const char *fqdn, const char *owner)
+{
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(l[i]->fqdn, fqdn) == 0 && strcmp(l[i]->own.owner, owner) == 0)
+                        return true;
+        return false;
+}
+
+static void test_list_owned(void)
+{
+        struct dns_client *c = client_with(KEY, true);
+        struct sw_err err = SW_ERR_INIT;
+        struct dns_record **l = NULL;
+        size_t n = 0;
+
+        CHECK_OK(dns_record_list(&l, &n, c, ZONE, "slipway", &err), &err);
+        CHECK(listed(l, n, "shop.default.apps.test.", "slipway"));
+        CHECK(listed(l, n, "web.apps.test.", "slipway"));
+        CHECK(!listed(l, n, "api.apps.test.", "cluster-b"));
+        CHECK(!listed(l, n, "mail.apps.test.", "slipway"));
+        for (size_t i = 0; i < n; i++) {
+                if (strcmp(l[i]->fqdn, "web.apps.test.") == 0) {
+                        CHECK_INT(l[i]->nips, 1);
+                        CHECK_STR(l[i]->ips[0], "127.0.0.3");
+                        CHECK_STR(l[i]->own.resource, "ingress/default/web");
+                }
+        }
+        dns_record_list_free(l, n);
+        l = NULL;
+        CHECK_OK(dns_record_list(&l, &n, c, ZONE, NULL, &err), &err);
+        CHECK(listed(l, n, "api.apps.test.", "cluster-b"));
+        CHECK(listed(l, n, "soon.apps.test.", "cluster-b"));
+        CHECK(listed(l, n, "web.apps.test.", "slipway"));
+        dns_record_list_free(l, n);
+        l = NULL;
+        CHECK_OK(dns_record_list(&l, &n, c, "nozone.test", "slipway", &err), &err);
+        CHECK_INT(n, 0);
+        dns_record_list_free(l, n);
+        dns_client_free(c);
+}
+
 /* Refused before any request: the client points at a port where nothing listens. */
 static void test_invalid_refused_before_request(void)
 {
@@ -534,6 +575,7 @@ int main(void)
         T_RUN(test_idempotent_and_ip_change);
         T_RUN(test_foreign_records_left_alone);
         T_RUN(test_delete_only_ours);
+        T_RUN(test_list_owned);
         T_RUN(test_invalid_refused_before_request);
         T_RUN(test_wrong_api_key);
         T_RUN(test_server_error_transient);

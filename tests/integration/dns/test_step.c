@@ -1,7 +1,8 @@
 /*
  * test_step.c - the `dns` pipeline step run by the real pipeline runner
  * against a real pdns_server: the default host <name>.<namespace>.<domain>
- * and a requested host are published and answered; a host outside the zone
+ * and a requested host are published and answered; when the app's host
+ * changes the old record is removed; a host outside the zone
  * and a host owned by someone else fail for good with the reason; with
  * PowerDNS stopped the step fails transiently, and the retried job resumes
  * at the dns step once PowerDNS is back. The API key never reaches the log.
@@ -171,6 +172,43 @@ static void test_host_from_render(void)
                  &err);
 }
 
+/* The app's host changed: the new record is published and the old one removed, not left stale. */
+static void test_host_moved(void)
+{
+        struct sw_err err = SW_ERR_INIT;
+        struct sw_buf log = SW_BUF_INIT;
+        struct dns_answer a;
+        int64_t id = 0, seq = 0;
+
+        CHECK_OK(run_job(&id,
+                         "{\"repo\":\"https://git.example/m.git\",\"name\":\"mover\","
+                         "\"host\":\"old-home.slipway.test\"}",
+                         &err),
+                 &err);
+        CHECK_OK(dns_wait_a(NULL, pd.server, "old-home.slipway.test", "127.0.0.1", 1000, &err),
+                 &err);
+        id = 0;
+        CHECK_OK(run_job(&id,
+                         "{\"repo\":\"https://git.example/m.git\",\"name\":\"mover\","
+                         "\"host\":\"new-home.slipway.test\"}",
+                         &err),
+                 &err);
+        CHECK_OK(dns_query_a(&a, pd.server, "new-home.slipway.test", 2000, &err), &err);
+        CHECK_INT(a.naddrs, 1);
+        CHECK_OK(dns_query_a(&a, pd.server, "old-home.slipway.test", 2000, &err), &err);
+        CHECK_INT(a.rcode, DNS_RCODE_NXDOMAIN);
+        CHECK_OK(dns_query_a(&a, pd.server, "a-old-home.slipway.test", 2000, &err), &err);
+        CHECK_INT(a.rcode, DNS_RCODE_NXDOMAIN);
+        CHECK_OK(eng_logs_read(&seq, q, id, 0, 1000, collect, &log, &err), &err);
+        CHECK(strstr(sw_buf_str(&log), "removed the stale record old-home.slipway.test.") != NULL);
+        sw_buf_release(&log);
+        /* other apps' records stay */
+        CHECK_OK(dns_query_a(&a, pd.server, "shop.default.slipway.test", 2000, &err), &err);
+        CHECK_INT(a.naddrs, 1);
+        CHECK_OK(dns_query_a(&a, pd.server, "www.slipway.test", 2000, &err), &err);
+        CHECK_INT(a.naddrs, 1);
+}
+
 static void test_refused_hosts(void)
 {
         struct sw_err err = SW_ERR_INIT;
@@ -266,6 +304,7 @@ int main(void)
         T_RUN(test_default_host);
         T_RUN(test_requested_host);
         T_RUN(test_host_from_render);
+        T_RUN(test_host_moved);
         T_RUN(test_refused_hosts);
         T_RUN(test_down_then_resume);
         eng_queue_close(q);
