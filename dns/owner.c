@@ -6,6 +6,7 @@
  * name may be written at all, and it reads and writes external-dns's TXT
  * registry format, so that the reconcile code in record.c can compare owners.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,22 +29,30 @@ void dns__quote(char *out, size_t size, const char *s)
 {
         size_t o = 0;
 
-        for (size_t i = 0; s[i] && o + 5 < size; i++) {
+        /* Each step keeps room for "..." and the NUL after what it writes. */
+        assert(size >= 8);
+        for (size_t i = 0; s[i]; i++) {
                 unsigned char ch = (unsigned char)s[i];
+                char esc[8];
+                size_t n;
+
                 if (ch == '\n') {
-                        out[o++] = '\\';
-                        out[o++] = 'n';
+                        memcpy(esc, "\\n", 2);
+                        n = 2;
                 } else if (ch < 0x20 || ch >= 0x7f) {
-                        o += (size_t)snprintf(out + o, size - o, "\\x%02x", ch);
+                        snprintf(esc, sizeof(esc), "\\x%02x", ch);
+                        n = 4;
                 } else {
-                        out[o++] = (char)ch;
+                        esc[0] = (char)ch;
+                        n = 1;
                 }
-                if (s[i + 1] && o + 5 >= size) {
-                        out[o++] = '.';
-                        out[o++] = '.';
-                        out[o++] = '.';
+                if (o + n + 4 > size) {
+                        memcpy(out + o, "...", 3);
+                        o += 3;
                         break;
                 }
+                memcpy(out + o, esc, n);
+                o += n;
         }
         out[o] = '\0';
 }

@@ -141,6 +141,23 @@ static void test_names(void)
         expect_bad_name(long_name, "longer than 253");
 }
 
+/* Found by tests/fuzz/fuzz_dns.c: escapes near the end of the message buffer overflowed it. */
+static void test_quote_long_escapes(void)
+{
+        struct sw_err err = SW_ERR_INIT;
+        char name[300];
+        char *out = NULL;
+
+        for (size_t fill = 1; fill < 8; fill++) {
+                memset(name, 'a', fill);
+                memset(name + fill, 0xff, sizeof(name) - fill - 1);
+                name[sizeof(name) - 1] = '\0';
+                sw_err_clear(&err);
+                CHECK_INT(dns_name_canonical(&out, name, "host", &err), SW_EINVAL);
+                CHECK(strstr(err.msg, "\\xff...") != NULL);
+        }
+}
+
 static void test_in_zone(void)
 {
         struct sw_err err = SW_ERR_INIT;
@@ -176,6 +193,7 @@ int main(void)
         T_RUN(test_txt_format);
         T_RUN(test_txt_parse);
         T_RUN(test_names);
+        T_RUN(test_quote_long_escapes);
         T_RUN(test_in_zone);
         return t_done();
 }
