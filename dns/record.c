@@ -175,6 +175,11 @@ static int record_decide(const struct observed *o, const struct names *n, const 
                         "'%s': left alone, refusing to %s it",
                         n->fqdn, o->own.owner, o->own.resource[0] ? " for '" : "", o->own.resource,
                         o->own.resource[0] ? "'" : "", o->legacy ? n->fqdn : n->txt, me, verb);
+        if (o->ntxt > 0)
+                return sw_err_set(err, SW_ECONFLICT,
+                                  "host '%s': its ownership name '%s' holds a TXT record that is "
+                                  "not an ownership record of '%s': left alone, refusing to %s it",
+                                  n->fqdn, n->txt, me, verb);
         ips_text(ips, sizeof(ips), o->a);
         if (o->a)
                 return sw_err_set(err, SW_ECONFLICT,

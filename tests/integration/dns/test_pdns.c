@@ -308,6 +308,19 @@ static void test_foreign_records_left_alone(void)
                   SW_ECONFLICT);
         sw_err_clear(&err);
 
+        /* any other TXT at our ownership name (here an owner id too long to be one) */
+        foreign_write("a-odd.apps.test.", "TXT",
+                      "\"heritage=external-dns,external-dns/owner="
+                      "0123456789012345678901234567890123456789012345678901234567890123456789\"");
+        CHECK_INT(
+                dns_record_upsert(c, ZONE, "odd.apps.test", "127.0.0.1", 60, "slipway", NULL, &err),
+                SW_ECONFLICT);
+        CHECK(strstr(err.msg, "holds a TXT record that is not an ownership record") != NULL);
+        sw_err_clear(&err);
+        out = dig("a-odd.apps.test", "TXT");
+        CHECK(strstr(out, "0123456789") != NULL);
+        free(out);
+
         /* a CNAME someone created */
         foreign_write("docs.apps.test.", "CNAME", "web.apps.test.");
         CHECK_INT(dns_record_upsert(c, ZONE, "docs.apps.test", "127.0.0.1", 60, "slipway", NULL,
