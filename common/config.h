@@ -68,7 +68,30 @@ enum sw_config_type {
           "127.0.0.1:*,localhost:*", 0, 0, NULL, false,                                            \
           "comma-separated registries (host:port, '*' for any port) reached over plain HTTP")      \
         X(domain, "SLIPWAY_DOMAIN", SW_CFG_STR, "slipway.local", 0, 0, NULL, false,                \
-          "apps without a host of their own get `<name>.<namespace>.<domain>`")                    \
+          "apps without --host get <name>.<namespace>.<domain>")                                   \
+        X(templates, "SLIPWAY_TEMPLATES", SW_CFG_STR, NULL, 0, 0, NULL, false,                     \
+          "directory of Kubernetes templates that replace the built-in ones by file name")         \
+        X(ingress_class, "SLIPWAY_INGRESS_CLASS", SW_CFG_STR, "slipway", 0, 0, NULL, false,        \
+          "ingressClassName of the Ingress objects slipway renders")                               \
+        X(quota_cpu, "SLIPWAY_QUOTA_CPU", SW_CFG_STR, "8", 0, 0, NULL, false,                      \
+          "ResourceQuota of an app namespace: cpu requests and limits in all")                     \
+        X(quota_memory, "SLIPWAY_QUOTA_MEMORY", SW_CFG_STR, "16Gi", 0, 0, NULL, false,             \
+          "ResourceQuota of an app namespace: memory requests and limits in all")                  \
+        X(quota_pods, "SLIPWAY_QUOTA_PODS", SW_CFG_STR, "100", 0, 0, NULL, false,                  \
+          "ResourceQuota of an app namespace: pods")                                               \
+        X(default_cpu, "SLIPWAY_DEFAULT_CPU", SW_CFG_STR, "100m", 0, 0, NULL, false,               \
+          "LimitRange: cpu request of a container that states none")                               \
+        X(default_memory, "SLIPWAY_DEFAULT_MEMORY", SW_CFG_STR, "128Mi", 0, 0, NULL, false,        \
+          "LimitRange: memory request of a container that states none")                            \
+        X(default_cpu_limit, "SLIPWAY_DEFAULT_CPU_LIMIT", SW_CFG_STR, "1", 0, 0, NULL, false,      \
+          "LimitRange: cpu limit of a container that states none")                                 \
+        X(default_memory_limit, "SLIPWAY_DEFAULT_MEMORY_LIMIT", SW_CFG_STR, "512Mi", 0, 0, NULL,   \
+          false, "LimitRange: memory limit of a container that states none")                       \
+        X(kubeconfig, "SLIPWAY_KUBECONFIG", SW_CFG_STR, NULL, 0, 0, NULL, false,                   \
+          "kubeconfig of the cluster apps are deployed to (default: the included "                 \
+          "orchestrator's, $SLIPWAY_DATA/kubeconfig)")                                             \
+        X(rollout_timeout_ms, "SLIPWAY_ROLLOUT_TIMEOUT_MS", SW_CFG_INT, "300000", 1000, 86400000,  \
+          NULL, false, "how long the deploy step waits for a rollout before it fails")             \
         X(pdns_url, "SLIPWAY_PDNS_URL", SW_CFG_STR, NULL, 0, 0, NULL, false,                       \
           "PowerDNS HTTP API (`http://127.0.0.1:8081/api/v1`); unset means the supervised local "  \
           "one")                                                                                   \

@@ -124,42 +124,17 @@ static void submit_usage(FILE *f)
         fprintf(f,
                 "usage: slipway submit --repo URL --name NAME [options]\n\n"
                 "Queue a deploy job: clone the repository at the branch or commit, build its\n"
-                "Dockerfile, push the image, and run it as NAME at a URL.\n\n"
-                "  --repo URL             git repository (https://, http://, git://, ssh://, file://, /path)\n"
-                "  --branch BRANCH        branch or tag to build (default: main)\n"
-                "  --commit SHA           exact commit to build (instead of, or within, --branch)\n"
-                "  --name NAME            service name (RFC 1035 label: a-z, 0-9, '-', starts with a letter)\n"
-                "  --namespace NS         Kubernetes namespace (default: default)\n"
-                "  --type TYPE            ClusterIP, NodePort or LoadBalancer (default: ClusterIP)\n"
-                "  --replicas N           pod replicas, 0 to 1000 (default: 1)\n"
-                "  --cpu Q                cpu request per pod, e.g. 250m (default: 100m)\n"
-                "  --memory Q             memory request per pod, e.g. 256Mi (default: 128Mi)\n"
-                "  --cpu-limit Q          cpu limit per pod (default: none)\n"
-                "  --memory-limit Q       memory limit per pod (default: none)\n"
-                "  --port N               container port (default: the image's EXPOSE)\n"
-                "  --host HOST            public host name (default: NAME.NS.<SLIPWAY_DOMAIN>)\n"
+                "Dockerfile, push the image, and run it as NAME at a URL.\n\n%s"
                 "  --idempotency-key KEY  submitting again with the same key returns the same job\n"
                 "  --priority N           higher runs first (default: 0)\n"
                 "  --wait                 follow the job's log until it ends; exit 1 unless it succeeded\n"
-                "  --json                 print the queued job as JSON\n");
+                "  --json                 print the queued job as JSON\n",
+                eng_request_flags_help());
 }
 
 int eng_cmd_submit(int argc, char **argv, const struct sw_config *cfg)
 {
-        static const struct option opts[] = {
-                {"repo", required_argument, NULL, 'r'},
-                {"branch", required_argument, NULL, 'b'},
-                {"commit", required_argument, NULL, 'c'},
-                {"name", required_argument, NULL, 'n'},
-                {"namespace", required_argument, NULL, 'N'},
-                {"type", required_argument, NULL, 't'},
-                {"replicas", required_argument, NULL, 'R'},
-                {"cpu", required_argument, NULL, 'C'},
-                {"memory", required_argument, NULL, 'M'},
-                {"cpu-limit", required_argument, NULL, 'x'},
-                {"memory-limit", required_argument, NULL, 'y'},
-                {"port", required_argument, NULL, 'p'},
-                {"host", required_argument, NULL, 'H'},
+        static const struct option own[] = {
                 {"idempotency-key", required_argument, NULL, 'i'},
                 {"priority", required_argument, NULL, 'P'},
                 {"wait", no_argument, NULL, 'w'},
@@ -167,6 +142,7 @@ int eng_cmd_submit(int argc, char **argv, const struct sw_config *cfg)
                 {"help", no_argument, NULL, 'h'},
                 {NULL, 0, NULL, 0},
         };
+        struct option *opts = eng_request_options(own);
         json_t *in = json_object(), *req = NULL;
         struct eng_queue *q = NULL;
         struct sw_err err = SW_ERR_INIT;
@@ -174,68 +150,23 @@ int eng_cmd_submit(int argc, char **argv, const struct sw_config *cfg)
         const char *idem = NULL;
         char *payload = NULL, *ckey = NULL;
         bool wait = false, as_json = false, existed = false;
-        int64_t id = 0, priority = 0, n;
+        int64_t id = 0, priority = 0;
         int c, rc = 1;
 
         optind = 1;
         while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-                const char *key = NULL;
+                int r = eng_request_flag(in, c, optarg, &err);
+                if (r < 0) {
+                        rc = sw_cli_usage_error("submit", "%s", err.msg);
+                        goto out;
+                }
+                if (r == 1)
+                        continue;
                 switch (c) {
                 case 'h':
                         submit_usage(stdout);
                         rc = 0;
                         goto out;
-                case 'r':
-                        key = "repo";
-                        break;
-                case 'b':
-                        key = "branch";
-                        break;
-                case 'c':
-                        key = "commit";
-                        break;
-                case 'n':
-                        key = "name";
-                        break;
-                case 'N':
-                        key = "namespace";
-                        break;
-                case 't':
-                        key = "type";
-                        break;
-                case 'C':
-                        key = "cpu";
-                        break;
-                case 'M':
-                        key = "memory";
-                        break;
-                case 'x':
-                        key = "cpu_limit";
-                        break;
-                case 'y':
-                        key = "memory_limit";
-                        break;
-                case 'H':
-                        key = "host";
-                        break;
-                case 'R':
-                        if (parse_i64(&n, optarg, 0, 1000) != 0) {
-                                rc = sw_cli_usage_error("submit",
-                                                        "--replicas: '%s' is not a whole number "
-                                                        "from 0 to 1000",
-                                                        optarg);
-                                goto out;
-                        }
-                        json_object_set_new(in, "replicas", json_integer(n));
-                        break;
-                case 'p':
-                        if (parse_i64(&n, optarg, 1, 65535) != 0) {
-                                rc = sw_cli_usage_error(
-                                        "submit", "--port: '%s' is not a port (1-65535)", optarg);
-                                goto out;
-                        }
-                        json_object_set_new(in, "port", json_integer(n));
-                        break;
                 case 'i':
                         idem = optarg;
                         break;
@@ -258,8 +189,6 @@ int eng_cmd_submit(int argc, char **argv, const struct sw_config *cfg)
                         rc = sw_cli_usage_error("submit", "unknown option");
                         goto out;
                 }
-                if (key)
-                        json_object_set_new(in, key, json_string(optarg));
         }
         if (optind != argc) {
                 rc = sw_cli_usage_error("submit", "unexpected argument '%s'", argv[optind]);
@@ -314,6 +243,7 @@ out:
         json_decref(req);
         free(payload);
         free(ckey);
+        free(opts);
         return rc;
 }
 

@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "dns/dns.h"
 #include "engine/cli.h"
+#include "steps/render.h"
 #include "common/banned.h"
 
 extern char **environ;
@@ -23,6 +24,7 @@ static const struct sw_cmd commands[] = {
         {"retry", eng_cmd_retry,
          "queue a failed or cancelled job again, resuming after its last good step"},
         {"worker", eng_cmd_worker, "run queue workers until SIGTERM"},
+        {"render", step_render_cmd, "print the Kubernetes documents a deploy would apply"},
         {"config", eng_cmd_config, "print every SLIPWAY_* setting and its value"},
         {"dns", dns_cmd, "publish, show, list or remove app host records in PowerDNS"},
 };

@@ -1,7 +1,10 @@
 /*
  * request.c - validation and defaults of the deploy request.
  */
+#include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/json.h"
@@ -13,16 +16,25 @@
 #define REPLICAS_MAX 1000
 
 struct field {
-        const char *name;
-        json_type type; /* JSON_STRING or JSON_INTEGER */
+        const char *name; /* in JSON */
+        const char *flag; /* on the command line, without "--" */
+        json_type type;   /* JSON_STRING or JSON_INTEGER */
 };
 
 static const struct field fields[] = {
-        {"repo", JSON_STRING},      {"branch", JSON_STRING},       {"commit", JSON_STRING},
-        {"name", JSON_STRING},      {"namespace", JSON_STRING},    {"type", JSON_STRING},
-        {"replicas", JSON_INTEGER}, {"cpu", JSON_STRING},          {"memory", JSON_STRING},
-        {"cpu_limit", JSON_STRING}, {"memory_limit", JSON_STRING}, {"port", JSON_INTEGER},
-        {"host", JSON_STRING},
+        {"repo", "repo", JSON_STRING},
+        {"branch", "branch", JSON_STRING},
+        {"commit", "commit", JSON_STRING},
+        {"name", "name", JSON_STRING},
+        {"namespace", "namespace", JSON_STRING},
+        {"type", "type", JSON_STRING},
+        {"replicas", "replicas", JSON_INTEGER},
+        {"cpu", "cpu", JSON_STRING},
+        {"memory", "memory", JSON_STRING},
+        {"cpu_limit", "cpu-limit", JSON_STRING},
+        {"memory_limit", "memory-limit", JSON_STRING},
+        {"port", "port", JSON_INTEGER},
+        {"host", "host", JSON_STRING},
 };
 
 /* How a field is named in messages: "--cpu-limit" or "field 'cpu_limit'". */
@@ -178,4 +190,67 @@ char *eng_request_concurrency_key(const json_t *req)
 {
         return sw_xasprintf("deploy/%s/%s", sw_json_str(req, "namespace", "default"),
                             sw_json_str(req, "name", ""));
+}
+
+#define NFIELDS (sizeof(fields) / sizeof(fields[0]))
+
+struct option *eng_request_options(const struct option *extra)
+{
+        size_t n_extra = 0, k = 0;
+        struct option *opts;
+
+        while (extra && extra[n_extra].name)
+                n_extra++;
+        opts = sw_xcalloc(NFIELDS + n_extra + 1, sizeof(*opts));
+        for (size_t i = 0; i < NFIELDS; i++) {
+                opts[k].name = fields[i].flag;
+                opts[k].has_arg = required_argument;
+                opts[k].flag = NULL;
+                opts[k].val = ENG_REQUEST_OPT_BASE + (int)i;
+                k++;
+        }
+        for (size_t i = 0; i < n_extra; i++)
+                opts[k++] = extra[i];
+        return opts;
+}
+
+int eng_request_flag(json_t *in, int c, const char *arg, struct sw_err *err)
+{
+        size_t i = (size_t)(c - ENG_REQUEST_OPT_BASE);
+        char label[48];
+
+        if (c < ENG_REQUEST_OPT_BASE || i >= NFIELDS)
+                return 0;
+        if (fields[i].type == JSON_INTEGER) {
+                char *end = NULL;
+                long long v;
+                errno = 0;
+                v = strtoll(arg, &end, 10);
+                if (errno || end == arg || *end) {
+                        field_label(label, sizeof(label), fields[i].name, ENG_REQUEST_FLAGS);
+                        return sw_err_set(err, SW_EINVAL, "%s: '%s' is not a whole number", label,
+                                          arg);
+                }
+                json_object_set_new(in, fields[i].name, json_integer(v));
+        } else {
+                json_object_set_new(in, fields[i].name, json_string(arg));
+        }
+        return 1;
+}
+
+const char *eng_request_flags_help(void)
+{
+        return "  --repo URL             git repository (https://, http://, git://, ssh://, file://, /path)\n"
+               "  --branch BRANCH        branch or tag to build (default: main)\n"
+               "  --commit SHA           exact commit to build (instead of, or within, --branch)\n"
+               "  --name NAME            service name (RFC 1035 label: a-z, 0-9, '-', starts with a letter)\n"
+               "  --namespace NS         Kubernetes namespace (default: default)\n"
+               "  --type TYPE            ClusterIP, NodePort or LoadBalancer (default: ClusterIP)\n"
+               "  --replicas N           pod replicas, 0 to 1000 (default: 1)\n"
+               "  --cpu Q                cpu request per pod, e.g. 250m (default: 100m)\n"
+               "  --memory Q             memory request per pod, e.g. 256Mi (default: 128Mi)\n"
+               "  --cpu-limit Q          cpu limit per pod (default: none)\n"
+               "  --memory-limit Q       memory limit per pod (default: none)\n"
+               "  --port N               container port (default: the image's EXPOSE)\n"
+               "  --host HOST            public host name (default: NAME.NS.<SLIPWAY_DOMAIN>)\n";
 }

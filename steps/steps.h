@@ -10,6 +10,12 @@
 
 #include "engine/pipeline.h"
 
+/* deploy: server-side apply and rollout wait (steps/deploy.h). */
+extern const struct eng_step_def step_deploy_def;
+
+/* render: the Kubernetes documents of the app (steps/render.h). */
+extern const struct eng_step_def step_render_def;
+
 /* validate: re-check the deploy request and record it, normalised, as the step output. */
 extern const struct eng_step_def step_validate_def;
 /*
