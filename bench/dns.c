@@ -100,7 +100,7 @@ int main(void)
         printf("dns_udp_query_p50: %.3f ms\n", pct_ms(query, N_UPSERTS, 0.50));
         printf("dns_udp_query_p99: %.3f ms\n", pct_ms(query, N_UPSERTS, 0.99));
         dns_client_free(c);
-        tp_pdns_stop(&pd);
+        tp_pdns_release(&pd);
         curl_global_cleanup();
         t_done();
         return 0;

@@ -298,6 +298,39 @@ int dns_query_a(struct dns_answer *out, const char *server, const char *name, in
 int dns_wait_a(int64_t *elapsed_ms_out, const char *server, const char *name, const char *ip,
                int64_t timeout_ms, struct sw_err *err);
 
+/* --- a local pdns_server (the tests' and `slipway serve`'s) --- */
+
+#define DNS_PDNS_SERVER "/usr/sbin/pdns_server"
+#define DNS_PDNS_SCHEMA "/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql"
+
+struct dns_pdns_options {
+        const char *dir;         /* pdns.conf, pdns.db and the control socket; made 0700 */
+        const char *dns_listen;  /* "127.0.0.1:5353" (UDP and TCP) */
+        const char *api_listen;  /* "127.0.0.1:8081" (HTTP API) */
+        const char *api_key;     /* written into pdns.conf, which is made 0600 */
+        const char *schema_path; /* NULL means DNS_PDNS_SCHEMA */
+};
+
+struct dns_pdns_setup {
+        char *db_path;
+        char *api_url; /* "http://127.0.0.1:8081/api/v1" */
+        char *config_dir_arg;
+        const char *argv[6]; /* pdns_server in the foreground, NULL-terminated */
+};
+
+/*
+ * Prepare opts->dir for a pdns_server with the gsqlite3 backend on the given
+ * loopback addresses: the database from PowerDNS's schema (kept when it
+ * exists: records survive restarts) and pdns.conf (rewritten each time),
+ * without outbound security polling. *out gets the API URL and the argv to
+ * start it with (--daemon=no --guardian=no --disable-syslog); release it
+ * with dns_pdns_setup_release(). Idempotent. SW_EINVAL for a bad address or
+ * key, SW_ENOTFOUND when the schema file (pdns-backend-sqlite3) is missing.
+ */
+int dns_pdns_setup(struct dns_pdns_setup *out, const struct dns_pdns_options *opts,
+                   struct sw_err *err);
+void dns_pdns_setup_release(struct dns_pdns_setup *s);
+
 /* --- command line --- */
 
 /* `slipway dns upsert|delete|get ...` (engine/cli.h conventions). */

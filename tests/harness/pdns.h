@@ -8,6 +8,8 @@
 
 #include <sys/types.h>
 
+#include "dns/dns.h"
+
 struct tp_pdns {
         pid_t pid;
         int dns_port;
@@ -16,10 +18,12 @@ struct tp_pdns {
         char api_url[64]; /* "http://127.0.0.1:PORT/api/v1" */
         char server[32];  /* "127.0.0.1:PORT" (DNS) */
         char api_key[64];
+        struct dns_pdns_setup setup; /* the files and argv, from dns_pdns_setup() */
 };
 
 /*
- * Start pdns_server under t_tmpdir() with `api_key` and wait until its API
+ * Start pdns_server under t_tmpdir() with `api_key`, prepared by
+ * dns_pdns_setup() as `slipway serve` prepares its own, and wait until its API
  * and its DNS port answer. Returns 0, or -1 with the reason on stderr.
  */
 int tp_pdns_start(struct tp_pdns *p, const char *api_key);
@@ -27,5 +31,7 @@ int tp_pdns_start(struct tp_pdns *p, const char *api_key);
 void tp_pdns_stop(struct tp_pdns *p);
 /* Start it again on the same ports and database (after tp_pdns_stop). */
 int tp_pdns_restart(struct tp_pdns *p);
+/* Stop it and free what tp_pdns_start() allocated. */
+void tp_pdns_release(struct tp_pdns *p);
 
 #endif

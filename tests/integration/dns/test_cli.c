@@ -141,6 +141,6 @@ int main(void)
         T_RUN(test_help);
         T_RUN(test_upsert_get_delete);
         T_RUN(test_refusals);
-        tp_pdns_stop(&pd);
+        tp_pdns_release(&pd);
         return t_done();
 }

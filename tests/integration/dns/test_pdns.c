@@ -11,9 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
+
 #include <curl/curl.h>
 #include <sqlite3.h>
 
+#include "common/fs.h"
 #include "common/mem.h"
 #include "dns/dns.h"
 #include "tests/harness/pdns.h"
@@ -575,6 +578,55 @@ static void test_server_down_then_back(void)
         dns_client_free(c);
 }
 
+/* The setup the harness (and slipway serve) uses: idempotent, key file private, bad input refused. */
+static void test_pdns_setup(void)
+{
+        struct dns_pdns_options o;
+        struct dns_pdns_setup st;
+        struct sw_err err = SW_ERR_INIT;
+        struct stat sb;
+        char path[400];
+        char *conf = NULL, api_listen[32];
+
+        snprintf(api_listen, sizeof(api_listen), "127.0.0.1:%d", pd.api_port);
+        memset(&o, 0, sizeof(o));
+        o.dir = pd.dir;
+        o.dns_listen = pd.server;
+        o.api_listen = api_listen;
+        o.api_key = KEY;
+        /* again on the running server's directory: the database (and its records) stay */
+        CHECK_OK(dns_pdns_setup(&st, &o, &err), &err);
+        CHECK_STR(st.api_url, pd.api_url);
+        CHECK_STR(st.argv[0], DNS_PDNS_SERVER);
+        CHECK(st.argv[5] == NULL);
+        dns_pdns_setup_release(&st);
+        snprintf(path, sizeof(path), "%s/pdns.conf", pd.dir);
+        CHECK_INT(stat(path, &sb), 0);
+        CHECK_INT(sb.st_mode & 0777, 0600);
+        CHECK_OK(sw_read_file(&conf, NULL, path, 1 << 16, &err), &err);
+        CHECK(conf && strstr(conf, "security-poll-suffix=\n") && strstr(conf, "launch=gsqlite3"));
+        free(conf);
+        {
+                char *out = dig("web.apps.test", "A");
+                CHECK_STR(out, "127.0.0.3");
+                free(out);
+        }
+
+        o.dns_listen = "localhost:53";
+        CHECK_INT(dns_pdns_setup(&st, &o, &err), SW_EINVAL);
+        sw_err_clear(&err);
+        o.dns_listen = pd.server;
+        o.api_key = "two\nlines";
+        CHECK_INT(dns_pdns_setup(&st, &o, &err), SW_EINVAL);
+        sw_err_clear(&err);
+        snprintf(path, sizeof(path), "%s/other", t_tmpdir());
+        o.dir = path;
+        o.api_key = KEY;
+        o.schema_path = "/nonexistent/schema.sql";
+        CHECK_INT(dns_pdns_setup(&st, &o, &err), SW_ENOTFOUND);
+        CHECK(strstr(err.msg, "pdns-backend-sqlite3") != NULL);
+}
+
 int main(void)
 {
         curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -589,11 +641,12 @@ int main(void)
         T_RUN(test_foreign_records_left_alone);
         T_RUN(test_delete_only_ours);
         T_RUN(test_list_owned);
+        T_RUN(test_pdns_setup);
         T_RUN(test_invalid_refused_before_request);
         T_RUN(test_wrong_api_key);
         T_RUN(test_server_error_transient);
         T_RUN(test_server_down_then_back);
-        tp_pdns_stop(&pd);
+        tp_pdns_release(&pd);
         curl_global_cleanup();
         return t_done();
 }

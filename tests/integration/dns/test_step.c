@@ -309,7 +309,7 @@ int main(void)
         T_RUN(test_down_then_resume);
         eng_queue_close(q);
         sw_config_release(&cfg);
-        tp_pdns_stop(&pd);
+        tp_pdns_release(&pd);
         curl_global_cleanup();
         return t_done();
 }
