@@ -14,7 +14,6 @@
 
 #include "common/config.h"
 #include "common/json.h"
-#include "common/validate.h"
 #include "dns/dns.h"
 #include "engine/cli.h"
 #include "common/banned.h"

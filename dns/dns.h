@@ -18,9 +18,12 @@
  *    external-dns with the same owner id recognises slipway's records (and
  *    slipway recognises, and leaves alone, those of other owners). A record
  *    is changed or deleted only when that TXT carries our owner id.
+ *    dns_record_list() finds what an owner published, so records an app left
+ *    behind (it moved to another host) are removed rather than left stale.
  *  - the DNS protocol (dns/wire.c, dns/resolve.c): a minimal query encoder,
  *    answer decoder and UDP client for A records, used to see what the server
  *    really answers after an upsert.
+ *  - a local pdns_server's files (dns/pdns.c), for tests and `slipway serve`.
  *
  * Ownership: dns_client_new() returns a client owned by the caller; free it
  * with dns_client_free() (accepts NULL). Strings passed in are copied; the

@@ -20,8 +20,9 @@ extern const struct eng_step_def step_render_def;
 extern const struct eng_step_def step_validate_def;
 /*
  * dns: upsert the app host's A record (SLIPWAY_EDGE_IP) with its ownership
- * record in PowerDNS and wait until the server answers it over UDP
- * (steps/dns.c). Output: {"host": "...", "ip": "...", "zone": "..."}.
+ * record in PowerDNS, wait until the server answers it over UDP, and remove
+ * the app's records at hosts it left (steps/dns.c). Output:
+ * {"host": "...", "ip": "...", "zone": "..."}.
  */
 extern const struct eng_step_def step_dns_def;
 
