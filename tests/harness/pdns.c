@@ -1,11 +1,14 @@
 /*
  * pdns.c - start and stop a real pdns_server for tests (see pdns.h).
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -59,12 +62,39 @@ static int wait_ready(struct tp_pdns *p)
         return -1;
 }
 
+/*
+ * Like tp_spawn(), but the server gets SIGTERM when the test process dies,
+ * so a crashed test leaves no pdns_server behind.
+ */
+static pid_t spawn_tied(const char *const *argv, const char *log_path)
+{
+        pid_t parent = getpid(), pid = fork();
+        int fd, in;
+
+        if (pid != 0)
+                return pid;
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent)
+                _exit(127);
+        fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        in = open("/dev/null", O_RDONLY);
+        if (fd >= 0) {
+                dup2(fd, 1);
+                dup2(fd, 2);
+        }
+        if (in >= 0)
+                dup2(in, 0);
+        setpgid(0, 0);
+        execv(argv[0], (char *const *)argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+}
+
 int tp_pdns_restart(struct tp_pdns *p)
 {
         char log_path[300];
 
         snprintf(log_path, sizeof(log_path), "%s/pdns.log", p->dir);
-        p->pid = tp_spawn((char *const *)p->setup.argv, NULL, log_path);
+        p->pid = spawn_tied(p->setup.argv, log_path);
         if (p->pid < 0)
                 return -1;
         return wait_ready(p);
