@@ -111,7 +111,26 @@ enum sw_config_type {
         X(ingress_tls_listen, "SLIPWAY_INGRESS_TLS_LISTEN", SW_CFG_STR, "127.0.0.1:8443", 0, 0,    \
           NULL, false, "address:port where nginx serves the hosts that have a TLS certificate")    \
         X(nginx, "SLIPWAY_NGINX", SW_CFG_STR, "/usr/sbin/nginx", 0, 0, NULL, false,                \
-          "the nginx binary slipway runs and tests configurations with")
+          "the nginx binary slipway runs and tests configurations with")                           \
+        X(pdns_url, "SLIPWAY_PDNS_URL", SW_CFG_STR, NULL, 0, 0, NULL, false,                       \
+          "PowerDNS HTTP API (`http://127.0.0.1:8081/api/v1`); unset means the supervised local "  \
+          "one")                                                                                   \
+        X(pdns_api_key, "SLIPWAY_PDNS_API_KEY", SW_CFG_STR, NULL, 0, 0, NULL, true,                \
+          "PowerDNS api-key, sent as X-API-Key; never logged")                                     \
+        X(dns_zone, "SLIPWAY_DNS_ZONE", SW_CFG_STR, "slipway.local.", 0, 0, NULL, false,           \
+          "PowerDNS zone that app hosts are published in; a host outside it is refused")           \
+        X(dns_create_zone, "SLIPWAY_DNS_CREATE_ZONE", SW_CFG_BOOL, "true", 0, 0, NULL, false,      \
+          "create SLIPWAY_DNS_ZONE in PowerDNS when it is missing")                                \
+        X(dns_owner, "SLIPWAY_DNS_OWNER", SW_CFG_STR, "slipway", 0, 0, NULL, false,                \
+          "owner id written in the external-dns style ownership TXT record next to each A "        \
+          "record; records of other owners are never changed")                                     \
+        X(dns_ttl, "SLIPWAY_DNS_TTL", SW_CFG_INT, "60", 1, 86400, NULL, false,                     \
+          "TTL in seconds of the app records")                                                     \
+        X(dns_listen, "SLIPWAY_DNS_LISTEN", SW_CFG_STR, "127.0.0.1:5353", 0, 0, NULL, false,       \
+          "PowerDNS's DNS address (UDP ip:port), where the dns step checks the answer after an "   \
+          "upsert")                                                                                \
+        X(edge_ip, "SLIPWAY_EDGE_IP", SW_CFG_STR, "127.0.0.1", 0, 0, NULL, false,                  \
+          "IPv4 address of the edge (nginx) that app hosts resolve to")
 
 #define SW__CFG_CTYPE_SW_CFG_STR char *
 #define SW__CFG_CTYPE_SW_CFG_INT int64_t

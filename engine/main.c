@@ -9,6 +9,7 @@
 #include "common/libs.h"
 #include "steps/steps.h"
 #include "common/log.h"
+#include "dns/dns.h"
 #include "engine/cli.h"
 #include "steps/build.h"
 #include "steps/render.h"
@@ -39,6 +40,7 @@ static const struct sw_cmd commands[] = {
         {"pull", step_registry_cmd_pull, "pull an image from a registry into an OCI layout"},
         {"clone", step_clone_cmd, "clone a repository at a branch, tag or commit into DIR"},
         {"ingress", ingress_cmd, "render the nginx configuration for Ingress documents"},
+        {"dns", dns_cmd, "publish, show, list or remove app host records in PowerDNS"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

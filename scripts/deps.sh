@@ -11,7 +11,7 @@ libpcre2-dev libmicrohttpd-dev libjansson-dev libssl-dev zlib1g-dev libcrypt-dev
 git sqlite3 curl ca-certificates procps iproute2 busybox-static zstd
 docker-registry skopeo runc nginx-light fcgiwrap pdns-server pdns-backend-sqlite3
 
-openssh-server openssl
+openssh-server openssl dnsutils
 "
 
 missing=""

@@ -38,4 +38,12 @@ extern const struct eng_step_def step_clone_def;
  */
 void step_libs_init(void);
 
+/*
+ * dns: upsert the app host's A record (SLIPWAY_EDGE_IP) with its ownership
+ * record in PowerDNS, wait until the server answers it over UDP, and remove
+ * the app's records at hosts it left (steps/dns.c). Output:
+ * {"host": "...", "ip": "...", "zone": "..."}.
+ */
+extern const struct eng_step_def step_dns_def;
+
 #endif /* SW_STEPS_H */
