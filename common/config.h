@@ -130,7 +130,13 @@ enum sw_config_type {
           "PowerDNS's DNS address (UDP ip:port), where the dns step checks the answer after an "   \
           "upsert")                                                                                \
         X(edge_ip, "SLIPWAY_EDGE_IP", SW_CFG_STR, "127.0.0.1", 0, 0, NULL, false,                  \
-          "IPv4 address of the edge (nginx) that app hosts resolve to")
+          "IPv4 address of the edge (nginx) that app hosts resolve to")                            \
+        X(registry_listen, "SLIPWAY_REGISTRY_LISTEN", SW_CFG_STR, "127.0.0.1:5000", 0, 0, NULL,    \
+          false,                                                                                   \
+          "where `slipway serve` runs its own docker-registry, when SLIPWAY_REGISTRY is "          \
+          "that address")                                                                          \
+        X(pdns_api_listen, "SLIPWAY_PDNS_API_LISTEN", SW_CFG_STR, "127.0.0.1:8081", 0, 0, NULL,    \
+          false, "where `slipway serve` runs PowerDNS's HTTP API, when SLIPWAY_PDNS_URL is unset")
 
 #define SW__CFG_CTYPE_SW_CFG_STR char *
 #define SW__CFG_CTYPE_SW_CFG_INT int64_t

@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "dns/dns.h"
 #include "engine/cli.h"
+#include "serve/serve.h"
 #include "steps/build.h"
 #include "steps/render.h"
 #include "steps/layer.h"
@@ -30,6 +31,8 @@ static const struct sw_cmd commands[] = {
         {"cancel", eng_cmd_cancel, "cancel a queued or running job"},
         {"retry", eng_cmd_retry,
          "queue a failed or cancelled job again, resuming after its last good step"},
+        {"serve", serve_cmd, "run everything on this machine (workers, registry, DNS, ingress)"},
+        {"status", serve_status_cmd, "show the parts `slipway serve` runs and their health"},
         {"worker", eng_cmd_worker, "run queue workers until SIGTERM"},
         {"build", step_build_cmd, "build a Dockerfile into an OCI image, without a Docker daemon"},
         {"render", step_render_cmd, "print the Kubernetes documents a deploy would apply"},
@@ -92,7 +95,7 @@ int main(int argc, char **argv)
          * Library global state is set up here, once, before any thread starts,
          * except for the worker, which defers it to its first job (common/libs.h).
          */
-        if (strcmp(cmd->name, "worker") != 0)
+        if (strcmp(cmd->name, "worker") != 0 && strcmp(cmd->name, "serve") != 0)
                 step_libs_init();
 
         rc = cmd->run(argc - 1, argv + 1, &cfg);

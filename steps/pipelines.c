@@ -11,6 +11,9 @@
 static const struct eng_step_def *const deploy_steps[] = {
         &step_validate_def,
         &step_clone_def,
+        &step_build_def,
+        &step_push_def,
+        &step_render_def,
 };
 
 static const struct eng_pipeline_def pipelines[] = {
