@@ -161,6 +161,8 @@ static bool is_print(int32_t r)
         if (r == 0x110BD || r == 0x110CD || (r >= 0x13430 && r <= 0x1343F) ||
             (r >= 0x1BCA0 && r <= 0x1BCA3) || (r >= 0x1D173 && r <= 0x1D17A))
                 return false;
+        if (r == 0x590 || (r >= 0x323B0 && r < 0xE0000)) /* unassigned, planes 4-13 too */
+                return false;
         if (r >= 0xE0000 && r <= 0xE0FFF)
                 return r >= 0xE0100 && r <= 0xE01EF;
         if (r >= 0xF0000)
