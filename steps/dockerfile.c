@@ -938,8 +938,6 @@ static bool ieq(const char *s, size_t len, const char *lit)
         return true;
 }
 
-static int node_from_line(struct parser *p, df_node **out, const char *line, size_t len, int depth);
-
 /* Split one logical line and dispatch its arguments to the instruction's parser. */
 static int node_from_line(struct parser *p, df_node **out, const char *line, size_t len, int depth)
 {
