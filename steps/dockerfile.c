@@ -32,8 +32,6 @@
 #include "steps/dockerfile_int.h"
 #include "common/banned.h"
 
-typedef struct step_dockerfile_node df_node;
-
 /* A growable list of strings (malloc'ed; copied into the arena when kept). */
 struct strv {
         char **s;
@@ -78,9 +76,9 @@ struct parser {
 
 /* ---- nodes ---- */
 
-static df_node *node_new(struct parser *p, const char *value, size_t len)
+static struct step_dockerfile_node *node_new(struct parser *p, const char *value, size_t len)
 {
-        df_node *n = sw_arena_alloc(p->a, sizeof(*n));
+        struct step_dockerfile_node *n = sw_arena_alloc(p->a, sizeof(*n));
 
         n->value = sw_arena_strndup(p->a, value ? value : "", value ? len : 0);
         n->value_len = value ? len : 0;
@@ -561,10 +559,11 @@ enum { JSON_NOT, JSON_OK, JSON_NOT_STRINGS };
  * Returns JSON_OK with the node chain in *out (NULL for []), JSON_NOT when it
  * is not JSON at all, JSON_NOT_STRINGS when it is JSON but not all strings.
  */
-static int parse_json(struct parser *p, df_node **out, const char *rest, size_t len, int *rc)
+static int parse_json(struct parser *p, struct step_dockerfile_node **out, const char *rest,
+                      size_t len, int *rc)
 {
         struct sw_buf b;
-        df_node *top = NULL, *prev = NULL;
+        struct step_dockerfile_node *top = NULL, *prev = NULL;
         size_t i = skip_unicode_space(rest, 0, len), end;
         int res = JSON_OK;
 
@@ -585,7 +584,7 @@ static int parse_json(struct parser *p, df_node **out, const char *rest, size_t 
                 *rc = json_decode_string(&b, rest, i, len, &end, p->err);
                 if (*rc)
                         break;
-                df_node *n = node_new(p, sw_buf_str(&b), b.len);
+                struct step_dockerfile_node *n = node_new(p, sw_buf_str(&b), b.len);
                 if (prev)
                         prev->next = n;
                 else
@@ -611,9 +610,9 @@ static int not_strings_err(struct parser *p)
 /* ---- argument parsers (buildkit's line_parsers.go) ---- */
 
 /* Split on [\t\v\f\r ]+ into a chain of nodes. */
-static df_node *split_ws(struct parser *p, const char *s, size_t len)
+static struct step_dockerfile_node *split_ws(struct parser *p, const char *s, size_t len)
 {
-        df_node *top = NULL, *prev = NULL;
+        struct step_dockerfile_node *top = NULL, *prev = NULL;
         size_t i = 0;
 
         if (len == 0)
@@ -622,7 +621,7 @@ static df_node *split_ws(struct parser *p, const char *s, size_t len)
                 size_t j = i;
                 while (j < len && !is_re_ws(s[j]))
                         j++;
-                df_node *n = node_new(p, s + i, j - i);
+                struct step_dockerfile_node *n = node_new(p, s + i, j - i);
                 if (prev)
                         prev->next = n;
                 else
@@ -715,21 +714,21 @@ static int parse_words(struct strv *out, const char *rest, size_t len, char esc,
         return rc;
 }
 
-static df_node *key_value(struct parser *p, const char *k, size_t kl, const char *v, size_t vl,
-                          const char *sep)
+static struct step_dockerfile_node *key_value(struct parser *p, const char *k, size_t kl,
+                                              const char *v, size_t vl, const char *sep)
 {
-        df_node *n = node_new(p, k, kl);
+        struct step_dockerfile_node *n = node_new(p, k, kl);
         n->next = node_new(p, v, vl);
         n->next->next = node_new(p, sep, strlen(sep));
         return n;
 }
 
 /* ENV and LABEL: `KEY name value` (legacy) or `KEY a=b c=d ...`. */
-static int parse_name_val(struct parser *p, df_node **out, const char *rest, size_t len,
-                          const char *key)
+static int parse_name_val(struct parser *p, struct step_dockerfile_node **out, const char *rest,
+                          size_t len, const char *key)
 {
         struct strv words = {0};
-        df_node *top = NULL, *last = NULL;
+        struct step_dockerfile_node *top = NULL, *last = NULL;
         int rc = parse_words(&words, rest, len, p->escape, p->err);
 
         *out = NULL;
@@ -763,7 +762,8 @@ static int parse_name_val(struct parser *p, df_node **out, const char *rest, siz
                         goto out;
                 }
                 size_t kl = (size_t)(eq - words.s[i]);
-                df_node *n = key_value(p, words.s[i], kl, eq + 1, words.len[i] - kl - 1, "=");
+                struct step_dockerfile_node *n =
+                        key_value(p, words.s[i], kl, eq + 1, words.len[i] - kl - 1, "=");
                 if (last)
                         last->next = n;
                 else
@@ -776,8 +776,8 @@ out:
         return rc;
 }
 
-static int parse_maybe_json(struct parser *p, df_node **out, bool *json, const char *rest,
-                            size_t len)
+static int parse_maybe_json(struct parser *p, struct step_dockerfile_node **out, bool *json,
+                            const char *rest, size_t len)
 {
         int rc, res;
 
@@ -797,8 +797,8 @@ static int parse_maybe_json(struct parser *p, df_node **out, bool *json, const c
         return 0;
 }
 
-static int parse_maybe_json_to_list(struct parser *p, df_node **out, bool *json, const char *rest,
-                                    size_t len)
+static int parse_maybe_json_to_list(struct parser *p, struct step_dockerfile_node **out, bool *json,
+                                    const char *rest, size_t len)
 {
         int rc, res = parse_json(p, out, rest, len, &rc);
 
@@ -815,10 +815,11 @@ static int parse_maybe_json_to_list(struct parser *p, df_node **out, bool *json,
 }
 
 /* HEALTHCHECK: a type word, then a command in shell or JSON form (bytes as runes, like Go). */
-static int parse_health(struct parser *p, df_node **out, bool *json, const char *rest, size_t len)
+static int parse_health(struct parser *p, struct step_dockerfile_node **out, bool *json,
+                        const char *rest, size_t len)
 {
         size_t sep = 0, next;
-        df_node *cmd = NULL;
+        struct step_dockerfile_node *cmd = NULL;
         int rc;
 
         *out = NULL;
@@ -938,16 +939,15 @@ static bool ieq(const char *s, size_t len, const char *lit)
         return true;
 }
 
-static int node_from_line(struct parser *p, df_node **out, const char *line, size_t len, int depth);
-
 /* Split one logical line and dispatch its arguments to the instruction's parser. */
-static int node_from_line(struct parser *p, df_node **out, const char *line, size_t len, int depth)
+static int node_from_line(struct parser *p, struct step_dockerfile_node **out, const char *line,
+                          size_t len, int depth)
 {
         struct strv flags = {0};
         size_t s = 0, e = len, ce, as = 0, ae = 0;
         const char *cmd, *args;
         size_t cmd_len, args_len;
-        df_node *n = NULL, *next = NULL;
+        struct step_dockerfile_node *n = NULL, *next = NULL;
         bool json = false;
         int rc = 0;
 
@@ -982,10 +982,10 @@ static int node_from_line(struct parser *p, df_node **out, const char *line, siz
                 rc = parse_maybe_json(p, &next, &json, args, args_len);
         } else if (ieq(cmd, cmd_len, "arg")) {
                 struct strv words = {0};
-                df_node *prev = NULL;
+                struct step_dockerfile_node *prev = NULL;
                 rc = parse_words(&words, args, args_len, p->escape, p->err);
                 for (size_t i = 0; !rc && i < words.n; i++) {
-                        df_node *w = node_new(p, words.s[i], words.len[i]);
+                        struct step_dockerfile_node *w = node_new(p, words.s[i], words.len[i]);
                         if (prev)
                                 prev->next = w;
                         else
@@ -1006,11 +1006,12 @@ static int node_from_line(struct parser *p, df_node **out, const char *line, siz
                 next = args_len ? node_new(p, args, args_len) : NULL;
         } else if (ieq(cmd, cmd_len, "onbuild")) {
                 if (args_len) {
-                        df_node *child = NULL;
+                        struct step_dockerfile_node *child = NULL;
                         rc = node_from_line(p, &child, args, args_len, depth + 1);
                         if (!rc) {
                                 next = node_new(p, NULL, 0);
-                                next->children = sw_arena_alloc(p->a, sizeof(df_node *));
+                                next->children =
+                                        sw_arena_alloc(p->a, sizeof(struct step_dockerfile_node *));
                                 next->children[0] = child;
                                 next->n_children = 1;
                         }
@@ -1041,7 +1042,7 @@ out:
 
 /* ---- heredocs ---- */
 
-static bool can_contain_heredoc(const df_node *n)
+static bool can_contain_heredoc(const struct step_dockerfile_node *n)
 {
         if (ieq(n->value, n->value_len, "onbuild") && n->next && n->next->n_children > 0)
                 n = n->next->children[0];
@@ -1124,7 +1125,8 @@ out:
 }
 
 /* Find the heredocs a line opens and read their bodies from the next lines. */
-static int read_heredocs(struct parser *p, df_node *n, const char *line, size_t len, int start_line)
+static int read_heredocs(struct parser *p, struct step_dockerfile_node *n, const char *line,
+                         size_t len, int start_line)
 {
         struct step_shlex_options o = STEP_SHLEX_OPTIONS_INIT;
         struct sw_err ignored = SW_ERR_INIT;
@@ -1229,10 +1231,10 @@ static void comment_push(struct strv *c, const char *s, size_t len)
 static int parse_all(struct parser *p)
 {
         struct strv comments = {0};
-        df_node **kids = NULL;
+        struct step_dockerfile_node **kids = NULL;
         size_t nkids = 0, capkids = 0;
         struct sw_buf buf;
-        df_node *root = p->df->ast;
+        struct step_dockerfile_node *root = p->df->ast;
         const char *s, *t;
         size_t sl, tl;
         bool ok, directive;
@@ -1292,7 +1294,7 @@ static int parse_all(struct parser *p)
                 if (empty_continuation)
                         p->df->n_warnings++;
 
-                df_node *child = NULL;
+                struct step_dockerfile_node *child = NULL;
                 rc = node_from_line(p, &child, sw_buf_str(&buf), buf.len, 0);
                 if (rc) {
                         sw_err_wrap(p->err, "dockerfile parse error on line %d", start_line);
@@ -1392,7 +1394,7 @@ void step_dockerfile_free(struct step_dockerfile *df)
 
 /* ---- Dump ---- */
 
-static int dump_node(struct sw_buf *out, const df_node *n, struct sw_err *err)
+static int dump_node(struct sw_buf *out, const struct step_dockerfile_node *n, struct sw_err *err)
 {
         struct sw_buf b;
         size_t s, e;
@@ -1418,7 +1420,7 @@ static int dump_node(struct sw_buf *out, const df_node *n, struct sw_err *err)
                 if (!rc)
                         rc = sw_buf_puts(&b, ")\n", err);
         }
-        for (const df_node *x = n->next; !rc && x; x = x->next) {
+        for (const struct step_dockerfile_node *x = n->next; !rc && x; x = x->next) {
                 rc = sw_buf_putc(&b, ' ', err);
                 if (rc)
                         break;

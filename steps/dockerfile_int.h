@@ -28,7 +28,7 @@ int step_df_rune_put(struct sw_buf *b, int32_t r, struct sw_err *err);
 
 /* Go's unicode.IsSpace. */
 bool step_df_is_space(int32_t r);
-/* Go's unicode.IsLetter / IsDigit: exact for ASCII, approximate beyond (see .c). */
+/* Go's unicode.IsLetter (approximate beyond ASCII, see .c) and IsDigit (Nd). */
 bool step_df_is_letter(int32_t r);
 bool step_df_is_digit(int32_t r);
 

@@ -102,16 +102,35 @@ bool step_df_is_space(int32_t r)
         }
 }
 
+/* The first code point of each run of ten Unicode decimal digits (category Nd). */
+static const int32_t digit_runs[] = {
+        0x0660,  0x06F0,  0x07C0,  0x0966,  0x09E6,  0x0A66,  0x0AE6,  0x0B66,  0x0BE6,
+        0x0C66,  0x0CE6,  0x0D66,  0x0DE6,  0x0E50,  0x0ED0,  0x0F20,  0x1040,  0x1090,
+        0x17E0,  0x1810,  0x1946,  0x19D0,  0x1A80,  0x1A90,  0x1B50,  0x1BB0,  0x1C40,
+        0x1C50,  0xA620,  0xA8D0,  0xA900,  0xA9D0,  0xA9F0,  0xAA50,  0xABF0,  0xFF10,
+        0x104A0, 0x10D30, 0x11066, 0x110F0, 0x11136, 0x111D0, 0x112F0, 0x11450, 0x114D0,
+        0x11650, 0x116C0, 0x11730, 0x118E0, 0x11950, 0x11C50, 0x11D50, 0x11DA0, 0x11F50,
+        0x16A60, 0x16AC0, 0x16B50, 0x1E140, 0x1E2F0, 0x1E4F0, 0x1E950, 0x1FBF0,
+};
+
 bool step_df_is_digit(int32_t r)
 {
-        return r >= '0' && r <= '9';
+        if (r < 0x80)
+                return r >= '0' && r <= '9';
+        if (r >= 0x1D7CE && r <= 0x1D7FF) /* mathematical digits: five runs */
+                return true;
+        for (size_t i = 0; i < sizeof(digit_runs) / sizeof(digit_runs[0]); i++)
+                if (r >= digit_runs[i] && r < digit_runs[i] + 10)
+                        return true;
+        return false;
 }
 
 /*
  * Letters: ASCII exactly; beyond ASCII every rune that is not white space,
- * not a Latin-1 symbol or punctuation, not in the general punctuation and
- * symbol blocks and not in CJK punctuation counts as a letter (Hangul, kana,
- * ideographs, Latin, Greek, Cyrillic ... all are).
+ * not a digit, not a Latin-1 symbol or punctuation, not a combining mark, not
+ * in the general punctuation and symbol blocks and not in CJK punctuation
+ * counts as a letter (Hangul, kana, ideographs, Latin, Greek, Cyrillic ...
+ * all are; Go also excludes other marks and symbols, which this does not).
  */
 bool step_df_is_letter(int32_t r)
 {
@@ -124,6 +143,11 @@ bool step_df_is_letter(int32_t r)
         if (step_df_is_space(r))
                 return false;
         if (r >= 0x2000 && r <= 0x2BFF) /* punctuation, symbols, arrows, boxes */
+                return false;
+        if ((r >= 0x300 && r <= 0x36F) || (r >= 0x1AB0 && r <= 0x1AFF) ||
+            (r >= 0x1DC0 && r <= 0x1DFF) || (r >= 0xFE20 && r <= 0xFE2F)) /* combining marks */
+                return false;
+        if (step_df_is_digit(r))
                 return false;
         if (r >= 0x3000 && r <= 0x303F) /* CJK punctuation */
                 return false;
@@ -160,6 +184,8 @@ static bool is_print(int32_t r)
                 return false;
         if (r == 0x110BD || r == 0x110CD || (r >= 0x13430 && r <= 0x1343F) ||
             (r >= 0x1BCA0 && r <= 0x1BCA3) || (r >= 0x1D173 && r <= 0x1D17A))
+                return false;
+        if (r == 0x590 || (r >= 0x323B0 && r < 0xE0000)) /* unassigned, planes 4-13 too */
                 return false;
         if (r >= 0xE0000 && r <= 0xE0FFF)
                 return r >= 0xE0100 && r <= 0xE01EF;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "common/buf.h"
 #include "common/fs.h"
@@ -191,6 +192,83 @@ static void test_corpus_negative(void)
                 closedir(d);
         CHECK(total >= 4);
         CHECK_INT(failed_ok, total);
+        free(dir);
+        free(root);
+}
+
+/* Run `slipway dockerfile parse PATH`; returns its exit status and stdout+stderr in *out. */
+static int run_cli(const char *path, char **out)
+{
+        const char *bin = getenv("SW_TEST_SLIPWAY");
+        struct sw_buf b;
+        char chunk[4096], *cmd;
+        size_t n;
+        FILE *f;
+        int st;
+
+        *out = NULL;
+        if (!bin || strchr(bin, '\'') || strchr(path, '\''))
+                return -1;
+        cmd = sw_xasprintf("'%s' dockerfile parse '%s' 2>&1", bin, path);
+        f = popen(cmd, "r");
+        free(cmd);
+        if (!f)
+                return -1;
+        sw_buf_init(&b, 0);
+        while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+                sw_buf_append(&b, chunk, n, NULL);
+        st = pclose(f);
+        *out = sw_buf_detach(&b, NULL);
+        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/*
+ * The command prints exactly `result` (a sample of the cases: the parser
+ * itself is checked on all of them above), and fails naming the line.
+ */
+static void test_cli(void)
+{
+        char *root = corpus_dir(), *dir, *out = NULL;
+        DIR *d;
+        struct dirent *de;
+        int n = 0;
+
+        CHECK(getenv("SW_TEST_SLIPWAY") != NULL);
+        if (!root || !getenv("SW_TEST_SLIPWAY")) {
+                free(root);
+                return;
+        }
+        dir = sw_xasprintf("%s/frontend/dockerfile/parser/testfiles", root);
+        d = opendir(dir);
+        while (d && n < 6 && (de = readdir(d)) != NULL) {
+                struct sw_err err = SW_ERR_INIT;
+                char *df_path, *res_path, *want = NULL;
+                size_t wlen;
+
+                if (de->d_name[0] == '.')
+                        continue;
+                df_path = sw_xasprintf("%s/%s/Dockerfile", dir, de->d_name);
+                res_path = sw_xasprintf("%s/%s/result", dir, de->d_name);
+                CHECK_OK(sw_read_file(&want, &wlen, res_path, 0, &err), &err);
+                CHECK_INT(run_cli(df_path, &out), 0);
+                if (want && out && strcmp(out, want) != 0)
+                        t_fail(__FILE__, __LINE__, "%s: cli printed:\n%s", de->d_name, out);
+                else
+                        n++;
+                free(out);
+                free(want);
+                free(df_path);
+                free(res_path);
+        }
+        if (d)
+                closedir(d);
+        CHECK_INT(n, 6);
+        free(dir);
+        dir = sw_xasprintf(
+                "%s/frontend/dockerfile/parser/testfiles-negative/env_no_value/Dockerfile", root);
+        CHECK_INT(run_cli(dir, &out), 1);
+        CHECK(out && strstr(out, "line 3: ENV must have two arguments") != NULL);
+        free(out);
         free(dir);
         free(root);
 }
@@ -566,5 +644,6 @@ int main(void)
         T_RUN(test_instructions);
         T_RUN(test_continuations);
         T_RUN(test_limits);
+        T_RUN(test_cli);
         return t_done();
 }

@@ -267,6 +267,14 @@ static void test_substitutions(void)
                 {"${VAR?message here$ARG}", {"VAR=plain", "ARG=x"}, "plain"},
                 {"${VAR?message here$ARG}", {"VAR=", "ARG=x"}, ""},
                 {"${VAR?message here$ARG}", {"ARG=x"}, NULL},
+                /*
+                 * Names follow Go's unicode tables: a non-ASCII decimal digit
+                 * starts a positional parameter, a combining mark ends a name.
+                 */
+                {"$\xD9\xA3x", {"A=1"}, "x"},
+                {"$e\xCC\x81x", {"e=1"}, "1\xCC\x81x"},
+                {"${e\xCC\x81}", {NULL}, NULL},
+                {"$\xC3\xA9t\xC3\xA9.", {"\xC3\xA9t\xC3\xA9=summer"}, "summer."},
                 /* The last assignment of a key wins; a key alone is set and empty. */
                 {"$car", {"car=hat", "car=bike"}, "bike"},
                 {"${foo-unset}", {"foo"}, ""},
