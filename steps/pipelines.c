@@ -9,11 +9,7 @@
 #include "common/banned.h"
 
 static const struct eng_step_def *const deploy_steps[] = {
-        &step_validate_def,
-        &step_clone_def,
-        &step_build_def,
-        &step_push_def,
-        &step_render_def,
+        &step_validate_def, &step_clone_def, &step_build_def, &step_push_def, &step_render_def,
 };
 
 static const struct eng_pipeline_def pipelines[] = {
