@@ -1,41 +1,47 @@
 #!/bin/sh
 # `make demo`: run the main job end to end on the embedded default.
 #
-# It makes a git repository from examples/hello, submits a deploy job for it
-# and runs a worker until the job has ended, printing the job's log and its
-# steps. The pipeline grows as slipway does; today's steps are listed by
-# `slipway job`.
+# It starts `slipway serve` (queue workers, and on loopback a docker-registry,
+# PowerDNS and nginx), makes a git repository from examples/hello (a page
+# served by busybox httpd; the static busybox comes from Debian's
+# busybox-static), submits it and follows the job to its end. The pipeline
+# grows as slipway does; `slipway job` lists the steps it ran.
 set -eu
 
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SLIPWAY="$ROOT/$BUILD/slipway"
-DEMO=${SLIPWAY_DEMO_DIR:-$ROOT/$BUILD/demo}
+DEMO=${DEMO_DIR:-$ROOT/$BUILD/demo}
 
 rm -rf "$DEMO"
 mkdir -p "$DEMO"
 export SLIPWAY_DATA="$DEMO/data"
 
+echo "==> slipway serve (logs in $DEMO/serve.log)"
+"$SLIPWAY" serve --ready-file "$DEMO/ready" > "$DEMO/serve.log" 2>&1 &
+SERVE=$!
+trap 'kill -TERM $SERVE 2>/dev/null; wait $SERVE 2>/dev/null || true' EXIT INT TERM
+i=0
+while [ ! -f "$DEMO/ready" ]; do
+        if ! kill -0 $SERVE 2>/dev/null; then
+                echo "slipway serve did not start:"; tail -n 20 "$DEMO/serve.log"; exit 1
+        fi
+        i=$((i + 1)); [ $i -lt 120 ] || { echo "slipway serve is not ready after 60 s"; exit 1; }
+        sleep 0.5
+done
+"$SLIPWAY" status
+
 # The example app as a git repository, the way a user would push it.
 cp -r "$ROOT/examples/hello" "$DEMO/hello"
-if [ -x /bin/busybox ]; then cp /bin/busybox "$DEMO/hello/busybox"; fi
+cp /bin/busybox "$DEMO/hello/busybox"
 git -C "$DEMO/hello" init -q -b main
 git -C "$DEMO/hello" add -A
 git -C "$DEMO/hello" -c user.name=demo -c user.email=demo@localhost commit -q -m "hello"
 
-echo "==> slipway submit"
+echo
+echo "==> slipway submit --wait"
 "$SLIPWAY" submit --repo "file://$DEMO/hello" --branch main --name hello \
-        --replicas 1 --cpu 100m --memory 64Mi
-
-echo "==> slipway worker (until the queue is empty)"
-"$SLIPWAY" worker --drain > "$DEMO/worker.log"
-
-echo "==> slipway logs 1"
-"$SLIPWAY" logs 1
+        --replicas 1 --cpu 100m --memory 64Mi --wait
 echo
 echo "==> slipway job 1"
 "$SLIPWAY" job 1
-state=$("$SLIPWAY" jobs --json | sed -n 's/.*"state":"\([a-z]*\)".*/\1/p' | head -n 1)
-echo
-echo "demo data is in $DEMO (worker events in $DEMO/worker.log)"
-[ "$state" = succeeded ]

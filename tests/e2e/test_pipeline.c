@@ -1,0 +1,155 @@
+/*
+ * test_pipeline.c - from a commit to an image in the registry, through the
+ * real `slipway serve` (with its own docker-registry, PowerDNS and nginx on
+ * free loopback ports) and the real CLI; the image is checked with skopeo.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/fs.h"
+#include "common/json.h"
+#include "common/mem.h"
+#include "tests/harness/proc.h"
+#include "tests/harness/t.h"
+
+static char *env_data, *env_reg, *env_reg_listen, *env_dns, *env_api, *env_ingress;
+
+static int sw(char **out, const char *a1, const char *a2, const char *a3, const char *a4,
+              const char *a5, const char *a6, const char *a7)
+{
+        char *argv[] = {(char *)t_slipway(), (char *)a1, (char *)a2, (char *)a3, (char *)a4,
+                        (char *)a5,          (char *)a6, (char *)a7, NULL};
+        const char *env[] = {env_data,    env_reg, env_reg_listen, env_dns, env_api,
+                             env_ingress, NULL};
+
+        return t_run_capture(out, argv, env, 300000);
+}
+
+static void git(const char *dir, const char *a, const char *b, const char *c)
+{
+        char *argv[] = {
+                "/usr/bin/git",           "-C",      (char *)dir, "-c",      "user.name=t", "-c",
+                "user.email=t@localhost", (char *)a, (char *)b,   (char *)c, NULL};
+        char *out = NULL;
+
+        if (t_run_capture(&out, argv, NULL, 30000) != 0)
+                t_fail(__FILE__, __LINE__, "git %s: %s", a, out);
+        free(out);
+}
+
+static void test_commit_to_image(void)
+{
+        const char *tmp = t_tmpdir();
+        int reg_port = t_free_port();
+        char *ready = sw_xasprintf("%s/ready", tmp), *log = sw_xasprintf("%s/serve.log", tmp);
+        char *repo = sw_xasprintf("%s/hello", tmp), *url = NULL, *out = NULL;
+        struct sw_err err = SW_ERR_INIT;
+        pid_t serve;
+
+        env_data = sw_xasprintf("SLIPWAY_DATA=%s/data", tmp);
+        env_reg = sw_xasprintf("SLIPWAY_REGISTRY=127.0.0.1:%d", reg_port);
+        env_reg_listen = sw_xasprintf("SLIPWAY_REGISTRY_LISTEN=127.0.0.1:%d", reg_port);
+        env_dns = sw_xasprintf("SLIPWAY_DNS_LISTEN=127.0.0.1:%d", t_free_port());
+        env_api = sw_xasprintf("SLIPWAY_PDNS_API_LISTEN=127.0.0.1:%d", t_free_port());
+        env_ingress = sw_xasprintf("SLIPWAY_INGRESS_LISTEN=127.0.0.1:%d", t_free_port());
+        {
+                char *argv[] = {(char *)t_slipway(), "serve", "--ready-file", ready, NULL};
+                const char *env[] = {env_data,    env_reg, env_reg_listen, env_dns, env_api,
+                                     env_ingress, NULL};
+                serve = t_spawn_extra(argv, env, log);
+        }
+        for (int i = 0; i < 240 && access(ready, F_OK) != 0; i++)
+                sw_sleep_ms(250);
+        CHECK(access(ready, F_OK) == 0);
+        CHECK_INT(sw(&out, "status", NULL, NULL, NULL, NULL, NULL, NULL), 0);
+        CHECK(strstr(out, "registry") && strstr(out, "pdns") && strstr(out, "nginx"));
+        free(out);
+
+        /* the example app, committed */
+        char *cp[] = {"/bin/cp", "-r", SW_TEST_SOURCE_DIR "/examples/hello", repo, NULL};
+        CHECK_INT(t_run_capture(&out, cp, NULL, 10000), 0);
+        free(out);
+        char *bb = sw_xasprintf("%s/busybox", repo);
+        char *cp2[] = {"/bin/cp", "/bin/busybox", bb, NULL};
+        CHECK_INT(t_run_capture(&out, cp2, NULL, 10000), 0);
+        free(out);
+        free(bb);
+        git(repo, "init", "-q", "--initial-branch=main");
+        git(repo, "add", "-A", NULL);
+        git(repo, "commit", "-qm", "hello");
+
+        url = sw_xasprintf("file://%s", repo);
+        CHECK_INT(sw(&out, "submit", "--repo", url, "--name", "hello", "--wait", NULL), 0);
+        CHECK(strstr(out, "job 1 succeeded") != NULL);
+        free(out);
+        CHECK_INT(sw(&out, "job", "1", "--json", NULL, NULL, NULL, NULL), 0);
+        json_t *job = NULL;
+        CHECK_OK(sw_json_parse(&job, out, strlen(out), 0, &err), &err);
+        free(out);
+        const json_t *steps = json_object_get(job, "steps"), *st;
+        size_t i;
+        const char *want[] = {"validate", "clone", "build", "push", "render"};
+        CHECK_INT(json_array_size(steps), 5);
+        json_array_foreach(steps, i, st)
+        {
+                if (i < 5)
+                        CHECK_STR(sw_json_str(st, "name", ""), want[i]);
+                CHECK_STR(sw_json_str(st, "state", ""), "succeeded");
+        }
+        const char *image =
+                sw_json_str(json_object_get(json_array_get(steps, 3), "output"), "image", "");
+        /* the registry has it: skopeo, another client, reads it back by digest */
+        char *ref = sw_xasprintf("docker://%s", image);
+        char *argv[] = {"/usr/bin/skopeo",
+                        "inspect",
+                        "--tls-verify=false",
+                        "--format",
+                        "{{.Digest}}",
+                        ref,
+                        NULL};
+        CHECK_INT(t_run_capture(&out, argv, NULL, 60000), 0);
+        CHECK(strstr(image, "@") && strstr(out, strchr(image, '@') + 1) != NULL);
+        free(out);
+        free(ref);
+        /* the rendered Deployment runs exactly that image */
+        const json_t *docs =
+                json_object_get(json_object_get(json_array_get(steps, 4), "output"), "documents");
+        const json_t *d;
+        bool found = false;
+        json_array_foreach(docs, i, d)
+        {
+                if (!strcmp(sw_json_str(d, "kind", ""), "Deployment")) {
+                        const json_t *c = json_array_get(
+                                json_object_get(
+                                        json_object_get(json_object_get(json_object_get(d, "spec"),
+                                                                        "template"),
+                                                        "spec"),
+                                        "containers"),
+                                0);
+                        CHECK_STR(sw_json_str(c, "image", ""), image);
+                        found = true;
+                }
+        }
+        CHECK(found);
+        json_decref(job);
+
+        kill(serve, SIGTERM);
+        CHECK_INT(t_wait(serve, 60000), 0);
+        free(ready);
+        free(log);
+        free(repo);
+        free(url);
+}
+
+int main(void)
+{
+        if (geteuid() != 0) {
+                printf("needs root (runc, overlayfs); skipped\n");
+                return 0;
+        }
+        T_RUN(test_commit_to_image);
+        return t_done();
+}
