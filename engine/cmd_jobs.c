@@ -441,11 +441,14 @@ int eng_cmd_job(int argc, char **argv, const struct sw_config *cfg)
                 for (size_t i = 0; i < n; i++) {
                         int64_t end = steps[i].finished_at ? steps[i].finished_at : sw_now_ms();
                         sw_duration_fmt(dur, sizeof(dur), end - steps[i].started_at);
-                        printf("%-4d %-12s %-10s %-8d %-9s %s\n", steps[i].idx + 1, steps[i].name,
-                               steps[i].state, steps[i].attempt, dur,
-                               steps[i].error    ? steps[i].error
-                               : steps[i].output ? steps[i].output
-                                                 : "");
+                        const char *what = steps[i].error    ? steps[i].error
+                                           : steps[i].output ? steps[i].output
+                                                             : "";
+                        /* errors in full; outputs cut to a line (`slipway job --json` has them all) */
+                        int width = steps[i].error || strlen(what) <= 100 ? (int)strlen(what) : 97;
+                        printf("%-4d %-12s %-10s %-8d %-9s %.*s%s\n", steps[i].idx + 1,
+                               steps[i].name, steps[i].state, steps[i].attempt, dur, width, what,
+                               width < (int)strlen(what) ? "..." : "");
                 }
         }
         rc = 0;
