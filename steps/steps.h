@@ -15,6 +15,9 @@ extern const struct eng_step_def step_build_def;
 /* push: the built image to SLIPWAY_REGISTRY. */
 extern const struct eng_step_def step_push_def;
 
+/* route: wait until the app answers through nginx; output {"url", "host", "status"}. */
+extern const struct eng_step_def step_route_def;
+
 /* deploy: server-side apply and rollout wait (steps/deploy.h). */
 extern const struct eng_step_def step_deploy_def;
 
