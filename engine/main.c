@@ -10,6 +10,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "engine/cli.h"
+#include "orchestrator/orchestrator.h"
 #include "common/banned.h"
 
 extern char **environ;
@@ -24,6 +25,9 @@ static const struct sw_cmd commands[] = {
          "queue a failed or cancelled job again, resuming after its last good step"},
         {"worker", eng_cmd_worker, "run queue workers until SIGTERM"},
         {"config", eng_cmd_config, "print every SLIPWAY_* setting and its value"},
+        {"kube-apiserver", orch_cmd_apiserver,
+         "serve the orchestrator's Kubernetes API in the foreground"},
+        {"kubeconfig", orch_cmd_kubeconfig, "print a kubeconfig for the orchestrator's API"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
