@@ -281,6 +281,8 @@ static int parse_body(json_t **out, struct req *q, struct sw_err *err)
 
         if (q->body_len == 0)
                 return sw_err_set(err, SW_EINVAL, "the request body is empty");
+        if (header(q, "Content-Type") && strstr(header(q, "Content-Type"), "protobuf"))
+                return orch_proto_decode(out, q->body, q->body_len, q->kind->kind, err);
         v = json_loadb(q->body, q->body_len,
                        fv && strcmp(fv, "Strict") == 0 ? JSON_REJECT_DUPLICATES : 0, &jerr);
         if (!v) {
@@ -948,7 +950,8 @@ static enum MHD_Result handle_create(struct req *q)
         int rc;
 
         if ((rc = parse_body(&obj, q, &err)) != 0)
-                return send_status(q, 400, "BadRequest", err.msg);
+                return rc == SW_EPROTO ? send_status(q, 415, "UnsupportedMediaType", err.msg)
+                                       : send_status(q, 400, "BadRequest", err.msg);
         if (!json_is_object(obj)) {
                 json_decref(obj);
                 return send_status(q, 400, "BadRequest", "the request body must be an object");
@@ -1018,14 +1021,15 @@ static enum MHD_Result handle_create(struct req *q)
         rc = orch_store_create(&out, q->api->store, q->kind->store, obj, store_flags(q->kind),
                                &err);
         pthread_mutex_unlock(&q->api->alloc_mu);
-        json_decref(obj);
         if (rc == SW_EEXIST) {
                 char msg[SW_ERR_MSG_MAX];
                 snprintf(msg, sizeof(msg), "%s \"%s\" already exists", qualified(q->kind),
                          sw_json_str(meta, "name", ""));
                 q->name = NULL;
+                json_decref(obj);
                 return send_status(q, 409, "AlreadyExists", msg);
         }
+        json_decref(obj);
         if (rc)
                 return send_error(q, rc, &err);
         return send_json(q, 201, out);

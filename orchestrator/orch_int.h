@@ -268,6 +268,16 @@ int orch_object_admit(json_t *obj, const json_t *old, const struct orch_kind *k,
  */
 int orch_object_strict(const json_t *obj, const struct orch_kind *k, struct sw_err *err);
 
+/* ---- proto.c ------------------------------------------------------------ */
+
+/*
+ * Decode a Kubernetes protobuf request body ("k8s\0" + runtime.Unknown) of
+ * `kind` into its JSON form. SW_EPROTO for kinds whose messages are not
+ * described (the caller answers 415), SW_EINVAL for malformed input.
+ */
+int orch_proto_decode(json_t **out, const void *body, size_t len, const char *kind,
+                      struct sw_err *err);
+
 /* ---- table.c ------------------------------------------------------------ */
 
 /* The columnDefinitions of the kind's Table (a new reference). */

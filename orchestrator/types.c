@@ -565,7 +565,8 @@ static int secret_admit(json_t *obj, struct sw_err *err)
         json_t *sd = json_object_get(obj, "stringData"), *data, *v;
         const char *key;
 
-        set_default(obj, "type", json_string("Opaque"));
+        if (!*sw_json_str(obj, "type", ""))
+                json_object_set_new(obj, "type", json_string("Opaque"));
         if (sd) {
                 if (data_keys_valid(sd, "stringData", err) != 0)
                         return SW_EINVAL;
