@@ -720,9 +720,12 @@ int orch_store_list(json_t **items_out, int64_t *rev_out, bool *more_out, struct
                 json_t *obj = NULL;
                 const char *body = (const char *)sqlite3_column_text(st, 0);
 
-                rc = sw_json_parse(&obj, body, (size_t)sqlite3_column_bytes(st, 0), 0, err);
-                if (rc)
+                int prc = sw_json_parse(&obj, body, (size_t)sqlite3_column_bytes(st, 0), 0, err);
+
+                if (prc) {
+                        rc = prc;
                         goto out;
+                }
                 if (q->match && !q->match(obj, q->arg)) {
                         json_decref(obj);
                         continue;
