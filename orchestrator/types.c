@@ -139,13 +139,14 @@ json_t *orch_discovery_resources(const char *group, const char *version)
 
         for (size_t i = 0; i < NKINDS; i++) {
                 const struct orch_kind *k = &kinds[i];
-                json_t *r, *sn = json_array();
+                json_t *r, *sn;
                 char name[128];
                 const char *p;
 
                 if (strcmp(k->group, group) != 0 || strcmp(k->version, version) != 0)
                         continue;
                 any = true;
+                sn = json_array();
                 for (p = k->short_names; *p;) {
                         const char *comma = strchr(p, ',');
                         size_t n = comma ? (size_t)(comma - p) : strlen(p);
