@@ -509,6 +509,9 @@ static int admit(struct req *q, json_t *obj, const json_t *old, bool *invalid, s
                 *invalid = true;
                 return rc;
         }
+        if (q->kind->namespaced &&
+            (rc = orch_admission_check(q->api->store, q->kind->store, obj, old, err)) != 0)
+                return rc;
         if (strcmp(q->kind->kind, "Service") == 0) {
                 /* Keep allocated node ports the new spec does not name. */
                 json_t *p, *op;
@@ -532,6 +535,21 @@ static int admit(struct req *q, json_t *obj, const json_t *old, bool *invalid, s
                         *invalid = rc == SW_EINVAL;
         }
         return rc;
+}
+
+/*
+ * After a write in a namespace, its quotas' status.used follows. A failure
+ * here does not undo the write; it is logged and the next write retries.
+ */
+static void after_write(struct req *q, const char *ns)
+{
+        struct sw_err err = SW_ERR_INIT;
+
+        if (!q->kind->namespaced || !ns || strcmp(q->kind->resource, "events") == 0)
+                return;
+        if (orch_quota_refresh(q->api->store, ns, &err) != 0)
+                sw_log(SW_LOG_WARN, "orch_api", "quota status not refreshed", "{s:s,s:s}", "ns", ns,
+                       "error", err.msg);
 }
 
 /* ---- garbage collection of dependents ------------------------------------ */
@@ -1032,6 +1050,7 @@ static enum MHD_Result handle_create(struct req *q)
         json_decref(obj);
         if (rc)
                 return send_error(q, rc, &err);
+        after_write(q, q->ns);
         return send_json(q, 201, out);
 }
 
@@ -1100,6 +1119,8 @@ static int write_object(json_t **out, bool *invalid, struct req *q, json_t *obj,
                                err);
 out:
         pthread_mutex_unlock(&q->api->alloc_mu);
+        if (rc == 0 && !dry_run(q))
+                after_write(q, q->ns);
         return rc;
 }
 
@@ -1232,6 +1253,8 @@ static enum MHD_Result handle_patch(struct req *q)
                         if (rc == SW_EEXIST)
                                 continue; /* raced with a create: apply to it */
                         created = rc == 0;
+                        if (created && !dry_run(q))
+                                after_write(q, q->ns);
                         break;
                 }
                 if (rc)
@@ -1389,6 +1412,8 @@ static int delete_one(json_t **out, bool *gone, struct req *q, const char *name,
         if (*gone && strcmp(policy, "Foreground") != 0)
                 rc = gc_dependents(q->api, uid, policy, 0, err);
         free(uid);
+        if (rc == 0)
+                after_write(q, ns_key(q));
         if (rc) {
                 json_decref(obj);
                 return rc;

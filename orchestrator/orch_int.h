@@ -268,6 +268,18 @@ int orch_object_admit(json_t *obj, const json_t *old, const struct orch_kind *k,
  */
 int orch_object_strict(const json_t *obj, const struct orch_kind *k, struct sw_err *err);
 
+/* ---- admission.c -------------------------------------------------------- */
+
+/*
+ * Admission of a create (`old` NULL) of `obj` in the store's `resource`:
+ * LimitRange defaults (written into `obj`) and bounds for pods, then
+ * ResourceQuota limits. SW_EPERM with the Forbidden message when refused.
+ */
+int orch_admission_check(struct orch_store *s, const char *resource, json_t *obj, const json_t *old,
+                         struct sw_err *err);
+/* Recompute status.hard/used of every ResourceQuota in `ns` (no-op without quotas). */
+int orch_quota_refresh(struct orch_store *s, const char *ns, struct sw_err *err);
+
 /* ---- proto.c ------------------------------------------------------------ */
 
 /*

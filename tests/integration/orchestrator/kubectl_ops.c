@@ -175,6 +175,75 @@ static void test_scale(void)
         free(out);
 }
 
+static const char *const LIMITS = "apiVersion: v1\n"
+                                  "kind: ResourceQuota\n"
+                                  "metadata: {name: compute, namespace: ops}\n"
+                                  "spec:\n"
+                                  "  hard: {pods: \"2\", requests.cpu: \"1\"}\n"
+                                  "---\n"
+                                  "apiVersion: v1\n"
+                                  "kind: LimitRange\n"
+                                  "metadata: {name: defaults, namespace: ops}\n"
+                                  "spec:\n"
+                                  "  limits:\n"
+                                  "  - type: Container\n"
+                                  "    default: {cpu: 500m}\n"
+                                  "    defaultRequest: {cpu: 400m}\n"
+                                  "    max: {cpu: \"2\"}\n";
+
+static char *pod_named(const char *name, const char *cpu_limit)
+{
+        return sw_xasprintf("apiVersion: v1\nkind: Pod\nmetadata: {name: %s, namespace: ops}\n"
+                            "spec:\n  containers:\n  - name: c\n    image: busybox\n%s%s%s",
+                            name, cpu_limit ? "    resources: {limits: {cpu: \"" : "",
+                            cpu_limit ? cpu_limit : "", cpu_limit ? "\"}}\n" : "");
+}
+
+static void test_quota_and_limit_range(void)
+{
+        char *out = NULL, *pod;
+
+        /* p1 from the earlier test exists without requests; start clean. */
+        CHECK_INT(KUBECTL(&out, NULL, "-n", "ops", "delete", "pods", "--all"), 0);
+        free(out);
+        CHECK_INT(KUBECTL(&out, LIMITS, "apply", "-f", "-"), 0);
+        free(out);
+        pod = pod_named("q1", NULL);
+        CHECK_INT(KUBECTL(&out, pod, "apply", "-f", "-"), 0);
+        free(out);
+        free(pod);
+        /* The LimitRange filled in the container's resources. */
+        CHECK_INT(KUBECTL(&out, NULL, "-n", "ops", "get", "pod", "q1", "-o",
+                          "jsonpath={.spec.containers[0].resources.requests.cpu} "
+                          "{.spec.containers[0].resources.limits.cpu}"),
+                  0);
+        CHECK_STR(out, "400m 500m");
+        free(out);
+        pod = pod_named("q2", NULL);
+        CHECK_INT(KUBECTL(&out, pod, "apply", "-f", "-"), 0);
+        free(out);
+        free(pod);
+        /* 3 x 400m would pass requests.cpu=1: kubectl shows the Forbidden message. */
+        pod = pod_named("q3", NULL);
+        CHECK(KUBECTL(&out, pod, "apply", "-f", "-") != 0);
+        CHECK(strstr(out, "Error from server (Forbidden)"));
+        CHECK(strstr(out, "pods \"q3\" is forbidden: exceeded quota: compute, requested: "
+                          "pods=1,requests.cpu=400m, used: pods=2,requests.cpu=800m, limited: "
+                          "pods=2,requests.cpu=1"));
+        free(out);
+        free(pod);
+        pod = pod_named("big", "3");
+        CHECK(KUBECTL(&out, pod, "apply", "-f", "-") != 0);
+        CHECK(strstr(out, "maximum cpu usage per Container is 2, but limit is 3"));
+        free(out);
+        free(pod);
+        CHECK_INT(KUBECTL(&out, NULL, "-n", "ops", "get", "quota", "compute", "-o",
+                          "jsonpath={.status.used.pods} {.status.used.requests\\.cpu}"),
+                  0);
+        CHECK_STR(out, "2 800m");
+        free(out);
+}
+
 static void test_delete(void)
 {
         char *out = NULL;
@@ -208,6 +277,7 @@ int main(void)
                 T_RUN(test_watch_streams_events);
                 T_RUN(test_pod_table_columns);
                 T_RUN(test_scale);
+                T_RUN(test_quota_and_limit_range);
                 T_RUN(test_delete);
         } else {
                 t_fail(__FILE__, __LINE__, "kube-apiserver did not start");
