@@ -1534,6 +1534,7 @@ struct watch {
         int64_t deadline_ms;
         int64_t last_sent_ms;
         bool table, columns_sent, bookmarks, done;
+        bool selective; /* label or field selector given */
         struct sw_buf pending;
         json_t *initial; /* synthetic ADDED events still to send */
 };
@@ -1593,11 +1594,12 @@ static void watch_bookmark(struct watch *w)
 static void watch_poll(struct watch *w)
 {
         struct sw_err err = SW_ERR_INIT;
-        json_t *events = NULL, *e;
-        size_t i;
+        struct orch_event *evs = NULL;
+        bool plain = !w->table && !w->selective;
+        size_t n = 0;
         int rc;
 
-        rc = orch_store_events(&events, w->api->store, w->kind->store, w->rev, 200, &err);
+        rc = orch_store_events_raw(&evs, &n, w->api->store, w->kind->store, w->rev, 256, &err);
         if (rc) {
                 json_t *st = status_obj(410, "Expired", err.msg, NULL);
                 watch_emit(w, "ERROR", st);
@@ -1605,14 +1607,25 @@ static void watch_poll(struct watch *w)
                 w->done = true;
                 return;
         }
-        json_array_foreach(events, i, e)
-        {
-                json_t *obj = json_object_get(e, "object");
-                w->rev = sw_json_int(e, "rev", w->rev);
-                if (filter_match(obj, &w->f))
-                        watch_emit(w, sw_json_str(e, "type", "MODIFIED"), obj);
+        for (size_t i = 0; i < n; i++) {
+                w->rev = evs[i].rev;
+                if (w->f.ns && strcmp(evs[i].ns, w->f.ns) != 0)
+                        continue;
+                if (plain) {
+                        /* No selector and no Table: the stored text goes out as it is. */
+                        sw_buf_printf(&w->pending, NULL,
+                                      "{\"type\":\"%s\",\"object\":", evs[i].type);
+                        sw_buf_puts(&w->pending, evs[i].body, NULL);
+                        sw_buf_puts(&w->pending, "}\n", NULL);
+                        w->last_sent_ms = sw_mono_ms();
+                } else {
+                        json_t *obj = json_loads(evs[i].body, 0, NULL);
+                        if (obj && filter_match(obj, &w->f))
+                                watch_emit(w, evs[i].type, obj);
+                        json_decref(obj);
+                }
         }
-        json_decref(events);
+        orch_events_free(evs, n);
 }
 
 static ssize_t watch_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -1681,6 +1694,8 @@ static enum MHD_Result handle_watch(struct req *q, struct filter *f)
         w->q.name = NULL;
         w->table = wants_table(q);
         w->bookmarks = arg_true(q, "allowWatchBookmarks");
+        w->selective = (arg(q, "labelSelector") && *arg(q, "labelSelector")) ||
+                       (arg(q, "fieldSelector") && *arg(q, "fieldSelector"));
         sw_buf_init(&w->pending, 0);
         if (to) {
                 char *end = NULL;

@@ -107,6 +107,23 @@ int orch_store_list(json_t **items_out, int64_t *rev_out, bool *more_out, struct
 int orch_store_events(json_t **out, struct orch_store *s, const char *resource, int64_t after,
                       int max, struct sw_err *err);
 
+/* One event as text, for watches that only copy it out. */
+struct orch_event {
+        int64_t rev;
+        char type[12]; /* ADDED, MODIFIED, DELETED */
+        char *ns;      /* the object's namespace ("" for cluster-scoped) */
+        char *body;    /* the object's JSON */
+};
+
+/*
+ * Like orch_store_events(), as text: served from memory for the latest
+ * revisions (no query), from the log on disk for older ones. Free the
+ * array with orch_events_free().
+ */
+int orch_store_events_raw(struct orch_event **out, size_t *n_out, struct orch_store *s,
+                          const char *resource, int64_t after, int max, struct sw_err *err);
+void orch_events_free(struct orch_event *evs, size_t n);
+
 /*
  * Block until the revision passes `after` or `timeout_ms` passes; returns the
  * current revision. orch_store_wake() releases every waiter (shutdown).

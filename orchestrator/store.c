@@ -32,6 +32,14 @@
 #define STORE_BODY_MAX ((size_t)16 << 20)
 #define STORE_MIGRATIONS "schema/orchestrator/"
 
+#define STORE_RING 2048 /* recent events kept in memory for watches */
+
+struct ring_event {
+        int64_t rev;
+        char type[12];
+        char *resource, *ns, *body;
+};
+
 struct orch_store {
         pthread_mutex_t mu; /* guards everything below */
         pthread_cond_t changed;
@@ -40,6 +48,13 @@ struct orch_store {
         int64_t compacted; /* events at or below this revision are gone */
         int64_t window;
         bool woken;
+        /*
+         * The latest events in memory, so that many watches are served without
+         * a query each: slots hold revisions ring_count back from rev (every
+         * revision is one event, and this process is the store's only writer).
+         */
+        struct ring_event ring[STORE_RING];
+        size_t ring_count;
 };
 
 static int store_sqlite_err(sqlite3 *db, int rc, struct sw_err *err, const char *what)
@@ -231,6 +246,11 @@ void orch_store_free(struct orch_store *s)
         if (!s)
                 return;
         sqlite3_close_v2(s->db);
+        for (size_t i = 0; i < STORE_RING; i++) {
+                free(s->ring[i].resource);
+                free(s->ring[i].ns);
+                free(s->ring[i].body);
+        }
         pthread_cond_destroy(&s->changed);
         pthread_mutex_destroy(&s->mu);
         free(s);
@@ -437,7 +457,19 @@ static int commit_write(struct orch_store *s, const char *type, const char *reso
                 goto rollback;
         if ((rc = store_exec(s, "COMMIT", err)) != 0)
                 goto rollback;
-        free(body);
+        {
+                struct ring_event *e = &s->ring[rev % STORE_RING];
+                free(e->resource);
+                free(e->ns);
+                free(e->body);
+                e->rev = rev;
+                snprintf(e->type, sizeof(e->type), "%s", type);
+                e->resource = sw_xstrdup(resource);
+                e->ns = sw_xstrdup(ns);
+                e->body = body; /* ownership moved to the ring */
+                if (s->ring_count < STORE_RING)
+                        s->ring_count++;
+        }
         s->rev = rev;
         s->compacted = compacted;
         pthread_cond_broadcast(&s->changed);
@@ -809,6 +841,69 @@ out:
         }
         *out = events;
         return 0;
+}
+
+int orch_store_events_raw(struct orch_event **out, size_t *n_out, struct orch_store *s,
+                          const char *resource, int64_t after, int max, struct sw_err *err)
+{
+        struct orch_event *evs = NULL;
+        size_t n = 0;
+        json_t *parsed = NULL, *e;
+        size_t i;
+        int rc;
+
+        pthread_mutex_lock(&s->mu);
+        if (after < s->compacted) {
+                pthread_mutex_unlock(&s->mu);
+                return sw_err_set(err, SW_ENOTFOUND, "too old resource version: %lld (%lld)",
+                                  (long long)after, (long long)s->compacted + 1);
+        }
+        if (after >= s->rev - (int64_t)s->ring_count) {
+                evs = sw_xcalloc((size_t)max, sizeof(*evs));
+                for (int64_t r = after + 1; r <= s->rev && (int)n < max; r++) {
+                        const struct ring_event *re = &s->ring[r % STORE_RING];
+                        if (resource && strcmp(re->resource, resource) != 0)
+                                continue;
+                        evs[n].rev = re->rev;
+                        memcpy(evs[n].type, re->type, sizeof(evs[n].type));
+                        evs[n].ns = sw_xstrdup(re->ns);
+                        evs[n].body = sw_xstrdup(re->body);
+                        n++;
+                }
+                pthread_mutex_unlock(&s->mu);
+                *out = evs;
+                *n_out = n;
+                return 0;
+        }
+        pthread_mutex_unlock(&s->mu);
+        /* Older than the ring: from the log on disk. */
+        rc = orch_store_events(&parsed, s, resource, after, max, err);
+        if (rc)
+                return rc;
+        evs = sw_xcalloc(json_array_size(parsed) + 1, sizeof(*evs));
+        json_array_foreach(parsed, i, e)
+        {
+                json_t *obj = json_object_get(e, "object");
+                evs[n].rev = sw_json_int(e, "rev", 0);
+                snprintf(evs[n].type, sizeof(evs[n].type), "%s", sw_json_str(e, "type", ""));
+                evs[n].ns =
+                        sw_xstrdup(sw_json_str(json_object_get(obj, "metadata"), "namespace", ""));
+                evs[n].body = sw_json_dump(obj);
+                n++;
+        }
+        json_decref(parsed);
+        *out = evs;
+        *n_out = n;
+        return 0;
+}
+
+void orch_events_free(struct orch_event *evs, size_t n)
+{
+        for (size_t i = 0; evs && i < n; i++) {
+                free(evs[i].ns);
+                free(evs[i].body);
+        }
+        free(evs);
 }
 
 int64_t orch_store_wait(struct orch_store *s, int64_t after, int64_t timeout_ms)
