@@ -410,7 +410,12 @@ int orch_ssa_apply(json_t **out, const json_t *live, const json_t *applied, cons
                 json_array_foreach(my_leaves, j, p)
                 {
                         json_t *want, *have;
+                        const char *last =
+                                json_string_value(json_array_get(p, json_array_size(p) - 1));
                         if (!set_has(fs, p))
+                                continue;
+                        /* Owning an element's presence ("." or a set value) never conflicts. */
+                        if (strcmp(last, ".") == 0 || strncmp(last, "v:", 2) == 0)
                                 continue;
                         want = resolve((json_t *)applied, p, NULL, NULL, NULL);
                         have = resolve(live_copy, p, NULL, NULL, NULL);

@@ -579,10 +579,16 @@ static bool same_content(const json_t *a, const json_t *b)
         json_t *x = json_deep_copy(a), *y = json_deep_copy(b);
         bool eq;
 
+        json_t *e;
+        size_t i;
+
         json_object_del(meta_of(x), "resourceVersion");
         json_object_del(meta_of(y), "resourceVersion");
-        json_object_del(meta_of(x), "managedFields");
-        json_object_del(meta_of(y), "managedFields");
+        /* A managedFields entry whose only change is its time is no change. */
+        json_array_foreach(json_object_get(meta_of(x), "managedFields"), i, e)
+                json_object_del(e, "time");
+        json_array_foreach(json_object_get(meta_of(y), "managedFields"), i, e)
+                json_object_del(e, "time");
         eq = json_equal(x, y);
         json_decref(x);
         json_decref(y);

@@ -248,6 +248,28 @@ static void test_server_side_apply(void)
         free(m4);
 }
 
+static void test_client_side_to_server_side(void)
+{
+        /* The objects in "shop" were applied client-side; kubectl migrates their managers. */
+        char *m = manifest("nginx:1.25", "nginx:1.26"), *out = NULL;
+        json_t *d;
+        int rc = KUBECTL(&out, m, "apply", "--server-side", "-f", "-");
+
+        CHECK_INT(rc, 0);
+        CHECK(strstr(out, "deployment.apps/web serverside-applied"));
+        CHECK(strstr(out, "service/web serverside-applied"));
+        if (rc)
+                fprintf(stderr, "%s\n", out);
+        free(out);
+        d = get_json("shop", "deployment/web");
+        out = json_dumps(jpath(d, "metadata.managedFields"), JSON_COMPACT);
+        CHECK(strstr(out, "\"manager\":\"kubectl\",\"operation\":\"Apply\""));
+        CHECK(!strstr(out, "kubectl-client-side-apply"));
+        free(out);
+        json_decref(d);
+        free(m);
+}
+
 static void test_strict_validation(void)
 {
         const char *bad = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bad\n  "
@@ -276,6 +298,7 @@ int main(void)
                 T_RUN(test_get_json_yaml);
                 T_RUN(test_label_selectors);
                 T_RUN(test_server_side_apply);
+                T_RUN(test_client_side_to_server_side);
                 T_RUN(test_strict_validation);
         }
         t_orch_stop(&srv);
