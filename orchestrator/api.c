@@ -283,6 +283,11 @@ static int parse_body(json_t **out, struct req *q, struct sw_err *err)
                 return sw_err_set(err, SW_EINVAL, "the request body is empty");
         if (header(q, "Content-Type") && strstr(header(q, "Content-Type"), "protobuf"))
                 return orch_proto_decode(out, q->body, q->body_len, q->kind->kind, err);
+        if (header(q, "Content-Type") && strstr(header(q, "Content-Type"), "yaml")) {
+                size_t i = strspn(q->body, " \t\r\n");
+                if (q->body[i] != '{' && q->body[i] != '[')
+                        return orch_yaml_to_json(out, q->body, q->body_len, err);
+        }
         v = json_loadb(q->body, q->body_len,
                        fv && strcmp(fv, "Strict") == 0 ? JSON_REJECT_DUPLICATES : 0, &jerr);
         if (!v) {
@@ -1202,11 +1207,6 @@ static enum MHD_Result handle_patch(struct req *q)
                          "application/apply-patch+yaml");
                 return send_status(q, 415, "UnsupportedMediaType", msg);
         }
-        if (q->body_len && q->body[0] != '{' && q->body[0] != '[' && q->body[0] != ' ' &&
-            q->body[0] != '\n')
-                return send_status(q, 415, "UnsupportedMediaType",
-                                   "only JSON bodies are supported (YAML apply configurations "
-                                   "must be sent as JSON)");
         if ((rc = parse_body(&patch, q, &err)) != 0)
                 return send_status(q, 400, "BadRequest", err.msg);
         field_manager(q, mgr, sizeof(mgr));

@@ -297,6 +297,15 @@ int orch_admission_check(struct orch_store *s, const char *resource, json_t *obj
 /* Recompute status.hard/used of every ResourceQuota in `ns` (no-op without quotas). */
 int orch_quota_refresh(struct orch_store *s, const char *ns, struct sw_err *err);
 
+/* ---- yaml.c ------------------------------------------------------------- */
+
+/*
+ * One YAML document as JSON (YAML 1.2 core schema for plain scalars).
+ * SW_EINVAL naming the line for malformed input, duplicate keys, aliases or
+ * several documents; SW_ETOOBIG past 64 levels of nesting.
+ */
+int orch_yaml_to_json(json_t **out, const char *text, size_t len, struct sw_err *err);
+
 /* ---- proto.c ------------------------------------------------------------ */
 
 /*

@@ -467,6 +467,23 @@ static void test_server_side_apply_create(void)
                  "application/apply-patch+yaml", "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\"}");
         CHECK_INT(code, 400);
         json_decref(v);
+        /* Apply configurations may be YAML. */
+        v = reqj(&code, "PATCH", "/api/v1/namespaces/default/configmaps/yml?fieldManager=tester",
+                 "application/apply-patch+yaml",
+                 "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: yml\ndata:\n  n: \"1\"\n"
+                 "  s: text\n");
+        CHECK_INT(code, 201);
+        CHECK_STR(S(v, "data", "n"), "1");
+        CHECK_STR(S(v, "data", "s"), "text");
+        json_decref(v);
+        v = reqj(&code, "POST", "/api/v1/namespaces/default/configmaps", "application/yaml",
+                 "metadata: {name: yml2}\ndata: {a: b}\n");
+        CHECK_INT(code, 201);
+        json_decref(v);
+        v = reqj(&code, "POST", "/api/v1/namespaces/default/configmaps", "application/yaml",
+                 "metadata: [unclosed\n");
+        CHECK_INT(code, 400);
+        json_decref(v);
 }
 
 int main(void)
