@@ -317,6 +317,31 @@ static int container_admit(json_t *c, const char *field, struct sw_err *err)
                                         : latest           ? "Always"
                                                            : "IfNotPresent"));
         }
+        {
+                static const char *const kinds_[] = {"limits", "requests"};
+                for (size_t k = 0; k < 2; k++) {
+                        const char *rname;
+                        json_t *q;
+                        json_object_foreach(
+                                json_object_get(json_object_get(c, "resources"), kinds_[k]), rname,
+                                q)
+                        {
+                                int64_t milli;
+                                snprintf(f, sizeof(f), "%s.resources.%s.%s", field, kinds_[k],
+                                         rname);
+                                if (!json_is_string(q) && !json_is_integer(q))
+                                        return invalid(err, f, "Invalid value: must be a quantity");
+                                if (json_is_string(q) &&
+                                    sw_quantity_milli(&milli, json_string_value(q), f, NULL) != 0)
+                                        return sw_err_set(
+                                                err, SW_EINVAL,
+                                                "%s: Invalid value: \"%s\": quantities "
+                                                "must match the regular expression "
+                                                "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+                                                f, json_string_value(q));
+                        }
+                }
+        }
         set_default(c, "terminationMessagePath", json_string("/dev/termination-log"));
         set_default(c, "terminationMessagePolicy", json_string("File"));
         set_default(c, "resources", json_object());
