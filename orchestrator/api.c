@@ -1374,6 +1374,37 @@ static const char *propagation(struct req *q, const json_t *opts)
         return p;
 }
 
+/*
+ * A pod bound to a node that is still running is deleted gracefully: its
+ * node agent stops it and confirms with gracePeriodSeconds=0. The grace is
+ * the request's gracePeriodSeconds, else the pod's
+ * terminationGracePeriodSeconds. Everything else goes at once.
+ */
+static int64_t grace_period(struct req *q, const json_t *opts, const char *name)
+{
+        struct sw_err err = SW_ERR_INIT;
+        json_t *pod = NULL;
+        const json_t *spec;
+        const char *phase, *qs = arg(q, "gracePeriodSeconds");
+        int64_t grace;
+
+        if (strcmp(q->kind->kind, "Pod") != 0 ||
+            orch_store_get(&pod, q->api->store, "pods", ns_key(q), name, &err) != 0)
+                return 0;
+        spec = json_object_get(pod, "spec");
+        phase = sw_json_str(json_object_get(pod, "status"), "phase", "");
+        grace = sw_json_int(spec, "terminationGracePeriodSeconds", 30);
+        if (json_is_integer(json_object_get(opts, "gracePeriodSeconds")))
+                grace = sw_json_int(opts, "gracePeriodSeconds", 0);
+        else if (qs)
+                grace = strtoll(qs, NULL, 10);
+        if (!*sw_json_str(spec, "nodeName", "") || strcmp(phase, "Succeeded") == 0 ||
+            strcmp(phase, "Failed") == 0)
+                grace = 0;
+        json_decref(pod);
+        return grace < 0 ? 0 : grace;
+}
+
 static int delete_one(json_t **out, bool *gone, struct req *q, const char *name, const json_t *opts,
                       const char *policy, struct sw_err *err)
 {
@@ -1403,9 +1434,10 @@ static int delete_one(json_t **out, bool *gone, struct req *q, const char *name,
                 if (rc)
                         return rc;
         }
-        rc = orch_store_delete(&obj, gone, q->api->store, q->kind->store, ns_key(q), name,
-                               sw_json_str(pre, "uid", NULL),
-                               sw_json_str(pre, "resourceVersion", NULL), err);
+        rc = orch_store_delete_graceful(&obj, gone, q->api->store, q->kind->store, ns_key(q), name,
+                                        sw_json_str(pre, "uid", NULL),
+                                        sw_json_str(pre, "resourceVersion", NULL),
+                                        grace_period(q, opts, name), err);
         if (rc)
                 return rc;
         uid = sw_xstrdup(sw_json_str(json_object_get(obj, "metadata"), "uid", ""));

@@ -82,6 +82,18 @@ int orch_store_delete(json_t **out, bool *gone_out, struct orch_store *s, const 
                       const char *ns, const char *name, const char *uid, const char *rv,
                       struct sw_err *err);
 
+/*
+ * Graceful deletion (pods on a node): with `grace_s` > 0 the object gets
+ * deletionTimestamp = now + grace and deletionGracePeriodSeconds and stays
+ * (its node agent confirms with grace 0); a shorter grace shortens a
+ * pending one. Updates of such an object do not remove it until a delete
+ * with grace 0.
+ */
+int orch_store_delete_graceful(json_t **out, bool *gone_out, struct orch_store *s,
+                               const char *resource, const char *ns, const char *name,
+                               const char *uid, const char *rv, int64_t grace_s,
+                               struct sw_err *err);
+
 struct orch_list_query {
         const char *ns;         /* NULL: every namespace */
         const char *after_ns;   /* resume after this key (continue); NULL: from the start */

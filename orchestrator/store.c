@@ -643,7 +643,8 @@ int orch_store_update(json_t **out, bool *gone_out, struct orch_store *s, const 
                 old = NULL;
                 goto out;
         }
-        if (json_object_get(meta, "deletionTimestamp") && !has_finalizers(obj)) {
+        if (json_object_get(meta, "deletionTimestamp") && !has_finalizers(obj) &&
+            sw_json_int(meta, "deletionGracePeriodSeconds", 0) == 0) {
                 gone = true;
                 rc = commit_write(s, "DELETED", resource, ns, name, obj, err);
         } else {
@@ -668,6 +669,13 @@ out:
 int orch_store_delete(json_t **out, bool *gone_out, struct orch_store *s, const char *resource,
                       const char *ns, const char *name, const char *uid, const char *rv,
                       struct sw_err *err)
+{
+        return orch_store_delete_graceful(out, gone_out, s, resource, ns, name, uid, rv, 0, err);
+}
+
+int orch_store_delete_graceful(json_t **out, bool *gone_out, struct orch_store *s,
+                               const char *resource, const char *ns, const char *name,
+                               const char *uid, const char *rv, int64_t grace_s, struct sw_err *err)
 {
         json_t *obj = NULL, *meta;
         bool gone = false;
@@ -697,15 +705,20 @@ int orch_store_delete(json_t **out, bool *gone_out, struct orch_store *s, const 
                                 rv, sw_json_str(meta, "resourceVersion", ""));
                 goto rollback;
         }
-        if (has_finalizers(obj)) {
+        if (grace_s < 0)
+                grace_s = 0;
+        if (json_object_get(meta, "deletionTimestamp") &&
+            (grace_s >= sw_json_int(meta, "deletionGracePeriodSeconds", 0) ||
+             has_finalizers(obj)) &&
+            !(grace_s == 0 && !has_finalizers(obj))) {
+                store_exec(s, "ROLLBACK", NULL);
+                goto out; /* already being deleted at least as soon: nothing to write */
+        }
+        if (grace_s > 0 || has_finalizers(obj)) {
                 char ts[32];
-                if (json_object_get(meta, "deletionTimestamp")) {
-                        store_exec(s, "ROLLBACK", NULL);
-                        goto out; /* already being deleted: nothing to write */
-                }
-                orch_time_fmt(ts, sizeof(ts), sw_now_ms());
+                orch_time_fmt(ts, sizeof(ts), sw_now_ms() + grace_s * 1000);
                 json_object_set_new(meta, "deletionTimestamp", json_string(ts));
-                json_object_set_new(meta, "deletionGracePeriodSeconds", json_integer(0));
+                json_object_set_new(meta, "deletionGracePeriodSeconds", json_integer(grace_s));
                 rc = commit_write(s, "MODIFIED", resource, ns, name, obj, err);
         } else {
                 gone = true;

@@ -360,6 +360,28 @@ static void test_binding(void)
         v = reqj(&code, "GET", "/api/v1/pods?fieldSelector=spec.nodeName%3Dn1", NULL, NULL);
         CHECK_INT(json_array_size(json_object_get(v, "items")), 1);
         json_decref(v);
+        /* A pod on a node is deleted gracefully: it stays until its node confirms. */
+        v = reqj(&code, "DELETE", "/api/v1/namespaces/default/pods/bp", NULL, NULL);
+        CHECK_INT(code, 202);
+        CHECK(*S(v, "metadata", "deletionTimestamp"));
+        CHECK_INT(json_integer_value(json_object_get(json_object_get(v, "metadata"),
+                                                     "deletionGracePeriodSeconds")),
+                  30);
+        json_decref(v);
+        v = reqj(&code, "PATCH", "/api/v1/namespaces/default/pods/bp/status",
+                 "application/merge-patch+json", "{\"status\":{\"phase\":\"Running\"}}");
+        CHECK_INT(code, 200);
+        json_decref(v);
+        v = reqj(&code, "GET", "/api/v1/namespaces/default/pods/bp", NULL, NULL);
+        CHECK_INT(code, 200);
+        json_decref(v);
+        v = reqj(&code, "DELETE", "/api/v1/namespaces/default/pods/bp", "application/json",
+                 "{\"gracePeriodSeconds\":0}");
+        CHECK_INT(code, 200);
+        json_decref(v);
+        v = reqj(&code, "GET", "/api/v1/namespaces/default/pods/bp", NULL, NULL);
+        CHECK_INT(code, 404);
+        json_decref(v);
 }
 
 static void test_services(void)
