@@ -303,29 +303,37 @@ static int parse_body(json_t **out, struct req *q, struct sw_err *err)
 }
 
 /*
- * fieldValidation: Strict refuses unknown fields (400), Warn reports them in
- * a Warning header, Ignore (and absent) accepts them.
+ * fieldValidation: Strict refuses unknown fields (400); Warn drops them and
+ * names the first in a Warning header; Ignore (the default) drops them.
  */
-static int check_fields(struct req *q, const json_t *obj, struct sw_err *err)
+static int check_fields(struct req *q, json_t *obj, struct sw_err *err)
 {
         const char *fv = arg(q, "fieldValidation");
         struct sw_err ferr = SW_ERR_INIT;
+        bool strict = fv && strcmp(fv, "Strict") == 0;
+        char av[128];
 
-        if (!fv || strcmp(fv, "Ignore") == 0)
+        if (orch_object_strict(obj, q->kind, !strict, &ferr) == 0) {
+                if (ferr.code && fv && strcmp(fv, "Warn") == 0) {
+                        /* A Warning header's text is a quoted-string: escape its quotes. */
+                        struct sw_buf b = SW_BUF_INIT;
+                        sw_buf_puts(&b, "299 - \"", NULL);
+                        for (const char *p = ferr.msg; *p; p++) {
+                                if (*p == '"' || *p == '\\')
+                                        sw_buf_putc(&b, '\\', NULL);
+                                sw_buf_putc(&b, *p, NULL);
+                        }
+                        sw_buf_putc(&b, '"', NULL);
+                        free(q->warning);
+                        q->warning = sw_buf_detach(&b, NULL);
+                }
                 return 0;
-        if (orch_object_strict(obj, q->kind, &ferr) == 0)
-                return 0;
-        if (strcmp(fv, "Strict") == 0) {
-                char av[128];
-                orch_kind_api_version(q->kind, av, sizeof(av));
-                return sw_err_set(err, SW_EINVAL,
-                                  "%s in version \"%s\" cannot be handled as a %s: strict "
-                                  "decoding error: %s",
-                                  q->kind->kind, q->kind->version, q->kind->kind, ferr.msg);
         }
-        free(q->warning);
-        q->warning = sw_xasprintf("299 - \"%s\"", ferr.msg);
-        return 0;
+        orch_kind_api_version(q->kind, av, sizeof(av));
+        return sw_err_set(err, SW_EINVAL,
+                          "%s in version \"%s\" cannot be handled as a %s: strict decoding "
+                          "error: %s",
+                          q->kind->kind, q->kind->version, q->kind->kind, ferr.msg);
 }
 
 static int ns_check(struct req *q, struct sw_err *err)

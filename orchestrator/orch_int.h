@@ -292,10 +292,15 @@ int orch_object_admit(json_t *obj, const json_t *old, const struct orch_kind *k,
                       struct sw_err *err);
 
 /*
- * Unknown top-level and metadata fields of `obj` (fieldValidation=Strict):
- * SW_EINVAL "unknown field \"spec.foo\"" naming the first one.
+ * Fields of `obj` that its kind does not have, in the structures described
+ * (top level, metadata, and the specs of Deployment, ReplicaSet, Pod and
+ * Service with their pod templates, containers and ports). Without `prune`
+ * the first is refused: SW_EINVAL "unknown field \"spec.foo\""
+ * (fieldValidation=Strict). With `prune` they are removed, as the real
+ * server drops them when decoding, and 0 is returned with the first one
+ * named in `err` when there was one (for fieldValidation=Warn).
  */
-int orch_object_strict(const json_t *obj, const struct orch_kind *k, struct sw_err *err);
+int orch_object_strict(json_t *obj, const struct orch_kind *k, bool prune, struct sw_err *err);
 
 /* ---- admission.c -------------------------------------------------------- */
 

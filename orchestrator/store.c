@@ -225,7 +225,10 @@ int orch_store_open(struct orch_store **out, const struct orch_store_options *op
                 goto fail;
         }
         sqlite3_busy_timeout(s->db, 5000);
-        if ((rc = store_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err)) != 0)
+        if ((rc = store_exec(s,
+                             "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; "
+                             "PRAGMA synchronous=NORMAL;",
+                             err)) != 0)
                 goto fail;
         if ((rc = store_migrate(s, opts->path, err)) != 0)
                 goto fail;

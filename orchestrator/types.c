@@ -931,15 +931,21 @@ static const struct strict_node sa_top = {top_sa, meta_only};
 static const struct strict_node event_top = {top_event, meta_only};
 static const struct strict_node ic_top = {top_ic, meta_only};
 
-static int strict_walk(const json_t *v, const struct strict_node *n, const char *path,
+/*
+ * Check (or, with `prune`, remove) the fields of `v` that node `n` does not
+ * describe. When pruning, the first removed field is still reported in
+ * `err` (for a Warning header) but the walk goes on and returns 0.
+ */
+static int strict_walk(json_t *v, const struct strict_node *n, const char *path, bool prune,
                        struct sw_err *err)
 {
         const char *key;
         json_t *x;
+        void *tmp;
 
         if (!json_is_object(v))
                 return 0;
-        json_object_foreach((json_t *)v, key, x)
+        json_object_foreach_safe(v, tmp, key, x)
         {
                 bool known = false;
                 char sub[512];
@@ -947,8 +953,13 @@ static int strict_walk(const json_t *v, const struct strict_node *n, const char 
                 for (const char *const *f = n->fields; *f && !known; f++)
                         known = strcmp(*f, key) == 0;
                 snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", key);
-                if (!known)
-                        return sw_err_set(err, SW_EINVAL, "unknown field \"%s\"", sub);
+                if (!known) {
+                        sw_err_set(err, SW_EINVAL, "unknown field \"%s\"", sub);
+                        if (!prune)
+                                return SW_EINVAL;
+                        json_object_del(v, key);
+                        continue;
+                }
                 for (const struct strict_child *c = n->children; c && c->field; c++) {
                         if (strcmp(c->field, key) != 0)
                                 continue;
@@ -959,10 +970,10 @@ static int strict_walk(const json_t *v, const struct strict_node *n, const char 
                                 {
                                         char el[560];
                                         snprintf(el, sizeof(el), "%s[%zu]", sub, i);
-                                        if (strict_walk(e, c->node, el, err) != 0)
+                                        if (strict_walk(e, c->node, el, prune, err) != 0)
                                                 return SW_EINVAL;
                                 }
-                        } else if (strict_walk(x, c->node, sub, err) != 0) {
+                        } else if (strict_walk(x, c->node, sub, prune, err) != 0) {
                                 return SW_EINVAL;
                         }
                 }
@@ -970,7 +981,7 @@ static int strict_walk(const json_t *v, const struct strict_node *n, const char 
         return 0;
 }
 
-int orch_object_strict(const json_t *obj, const struct orch_kind *k, struct sw_err *err)
+int orch_object_strict(json_t *obj, const struct orch_kind *k, bool prune, struct sw_err *err)
 {
         const struct strict_node *n = &spec_top;
 
@@ -994,5 +1005,5 @@ int orch_object_strict(const json_t *obj, const struct orch_kind *k, struct sw_e
                 n = &event_top;
         else if (strcmp(k->kind, "IngressClass") == 0)
                 n = &ic_top;
-        return strict_walk(obj, n, "", err);
+        return strict_walk(obj, n, "", prune, err);
 }

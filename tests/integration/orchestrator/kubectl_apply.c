@@ -284,6 +284,22 @@ static void test_strict_validation(void)
         CHECK_INT(rc, 0);
         CHECK(strstr(out, "configmap/bad created"));
         free(out);
+        /* Without strict validation the unknown field is dropped, as the real server does. */
+        {
+                json_t *cm = get_json("shop", "cm/bad");
+                CHECK_STR(json_string_value(jpath(cm, "data.a")), "b");
+                CHECK(cm && !json_object_get(cm, "datta"));
+                json_decref(cm);
+        }
+        {
+                char *bad2 = subst(sw_xstrdup(bad), "name: bad", "name: bad2");
+                rc = KUBECTL(&out, bad2, "apply", "--validate=warn", "-f", "-");
+                CHECK_INT(rc, 0);
+                CHECK(strstr(out, "unknown field \"datta\""));
+                CHECK(strstr(out, "configmap/bad2 created"));
+                free(out);
+                free(bad2);
+        }
 }
 
 int main(void)
