@@ -244,6 +244,55 @@ static void test_quota_and_limit_range(void)
         free(out);
 }
 
+static void test_tables_of_every_kind(void)
+{
+        static const struct {
+                const char *what, *header, *row;
+        } cases[] = {
+                {"nodes", "NAME   STATUS   ROLES    AGE   VERSION", "n1     Ready    worker"},
+                {"endpoints", "NAME   ENDPOINTS                       AGE",
+                 "web    127.0.0.5:8080,127.0.0.6:8080"},
+                {"events", "LAST SEEN   TYPE     REASON      OBJECT   MESSAGE",
+                 "Normal   Scheduled   pod/p1   Successfully assigned kinds/p1 to n1"},
+                {"serviceaccounts", "NAME   SECRETS   AGE", "bot    0"},
+                {"leases", "NAME   HOLDER   AGE", "n1     n1"},
+                {"replicasets", "NAME   DESIRED   CURRENT   READY   AGE", "rs1    3         0"},
+                {"jobs", "NAME   STATUS    COMPLETIONS   DURATION   AGE", "j1     Running   0/1"},
+                {"cronjobs", "NAME   SCHEDULE      TIMEZONE   SUSPEND   ACTIVE   LAST SCHEDULE",
+                 "cj1    */5 * * * *   <none>     false     0        <none>"},
+                {"ingressclasses", "NAME    CONTROLLER             PARAMETERS   AGE",
+                 "nginx   k8s.io/ingress-nginx   <none>"},
+                {"secrets", "NAME   TYPE     DATA   AGE", "pw     Opaque   1"},
+        };
+        char *out = NULL;
+
+        CHECK_INT(KUBECTL(&out, NULL, "create", "namespace", "kinds"), 0);
+        free(out);
+        CHECK_INT(KUBECTL(&out, NULL, "apply", "-f",
+                          SW_TEST_SOURCE_DIR "/tests/fixtures/orchestrator/kinds.yaml"),
+                  0);
+        free(out);
+        CHECK_INT(KUBECTL(&out, NULL, "-n", "kinds", "create", "secret", "generic", "pw",
+                          "--from-literal=k=v"),
+                  0);
+        free(out);
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                int rc = KUBECTL(&out, NULL, "-n", "kinds", "get", cases[i].what);
+                CHECK_INT(rc, 0);
+                if (!strstr(out, cases[i].header) || !strstr(out, cases[i].row))
+                        t_fail(__FILE__, __LINE__, "get %s:\n%s", cases[i].what, out);
+                free(out);
+        }
+        CHECK_INT(KUBECTL(&out, NULL, "get", "nodes", "-o", "wide"), 0);
+        CHECK(strstr(out, "INTERNAL-IP   EXTERNAL-IP   OS-IMAGE              KERNEL-VERSION   "
+                          "CONTAINER-RUNTIME"));
+        CHECK(strstr(out, "127.0.0.1     <none>        Debian GNU/Linux 12   6.1              "
+                          "runc://1.1.15"));
+        if (t_failures_in_test)
+                fprintf(stderr, "%s\n", out);
+        free(out);
+}
+
 static void test_delete(void)
 {
         char *out = NULL;
@@ -278,6 +327,7 @@ int main(void)
                 T_RUN(test_pod_table_columns);
                 T_RUN(test_scale);
                 T_RUN(test_quota_and_limit_range);
+                T_RUN(test_tables_of_every_kind);
                 T_RUN(test_delete);
         } else {
                 t_fail(__FILE__, __LINE__, "kube-apiserver did not start");
