@@ -1017,15 +1017,16 @@ static enum MHD_Result handle_create(struct req *q)
                 return send_status(q, 400, "BadRequest", err.msg);
         }
         if ((rc = ns_check(q, &err)) != 0) {
-                json_decref(obj);
                 if (rc == SW_EPERM) {
                         char msg[SW_ERR_MSG_MAX];
                         snprintf(msg, sizeof(msg),
                                  "%s \"%s\" is forbidden: unable to create new content in "
                                  "namespace %s because it is being terminated",
                                  qualified(q->kind), sw_json_str(meta, "name", ""), q->ns);
+                        json_decref(obj);
                         return send_status(q, 403, "Forbidden", msg);
                 }
+                json_decref(obj);
                 return send_error(q, rc, &err);
         }
         if (clears_status_on_create(q->kind))
