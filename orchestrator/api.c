@@ -1449,6 +1449,19 @@ static int delete_one(json_t **out, bool *gone, struct req *q, const char *name,
                                         grace_period(q, opts, name), err);
         if (rc)
                 return rc;
+        if (!*gone && strcmp(q->kind->resource, "namespaces") == 0 &&
+            strcmp(sw_json_str(json_object_get(obj, "status"), "phase", ""), "Terminating") != 0) {
+                /* A namespace held by finalizers shows as Terminating until they are gone. */
+                json_t *term = json_deep_copy(obj), *st = NULL;
+                json_object_set_new(term, "status", json_pack("{s:s}", "phase", "Terminating"));
+                if (orch_store_update(&st, NULL, q->api->store, "namespaces", term, 0, err) == 0) {
+                        json_decref(obj);
+                        obj = st;
+                } else {
+                        sw_err_clear(err);
+                }
+                json_decref(term);
+        }
         uid = sw_xstrdup(sw_json_str(json_object_get(obj, "metadata"), "uid", ""));
         if (*gone && strcmp(policy, "Foreground") != 0)
                 rc = gc_dependents(q->api, uid, policy, 0, err);

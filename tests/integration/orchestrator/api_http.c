@@ -450,6 +450,44 @@ static void test_cascade_and_deletecollection(void)
         json_decref(v);
 }
 
+static void test_terminating_namespace(void)
+{
+        long code;
+        json_t *v =
+                reqj(&code, "POST", "/api/v1/namespaces", "application/json",
+                     "{\"metadata\":{\"name\":\"held\",\"finalizers\":[\"example.com/hold\"]}}");
+
+        CHECK_INT(code, 201);
+        json_decref(v);
+        v = reqj(&code, "POST", "/api/v1/namespaces/held/configmaps", "application/json",
+                 "{\"metadata\":{\"name\":\"inside\"}}");
+        CHECK_INT(code, 201);
+        json_decref(v);
+        v = reqj(&code, "DELETE", "/api/v1/namespaces/held", NULL, NULL);
+        CHECK_INT(code, 202);
+        CHECK_STR(S(v, "status", "phase"), "Terminating");
+        json_decref(v);
+        /* Its contents are gone and nothing new may be created in it. */
+        v = reqj(&code, "GET", "/api/v1/namespaces/held/configmaps/inside", NULL, NULL);
+        CHECK_INT(code, 404);
+        json_decref(v);
+        v = reqj(&code, "POST", "/api/v1/namespaces/held/pods", "application/json",
+                 "{\"metadata\":{\"name\":\"late\"},\"spec\":{\"containers\":[{\"name\":"
+                 "\"c\",\"image\":\"busybox\"}]}}");
+        CHECK_INT(code, 403);
+        CHECK_STR(S(v, "reason", NULL), "Forbidden");
+        CHECK(strstr(S(v, "message", NULL), "because it is being terminated"));
+        json_decref(v);
+        /* Removing the finalizer completes the deletion. */
+        v = reqj(&code, "PATCH", "/api/v1/namespaces/held", "application/merge-patch+json",
+                 "{\"metadata\":{\"finalizers\":null}}");
+        CHECK_INT(code, 200);
+        json_decref(v);
+        v = reqj(&code, "GET", "/api/v1/namespaces/held", NULL, NULL);
+        CHECK_INT(code, 404);
+        json_decref(v);
+}
+
 static void test_server_side_apply_create(void)
 {
         long code;
@@ -532,6 +570,7 @@ int main(void)
                 T_RUN(test_binding);
                 T_RUN(test_services);
                 T_RUN(test_cascade_and_deletecollection);
+                T_RUN(test_terminating_namespace);
                 T_RUN(test_server_side_apply_create);
         }
         orch_api_stop(api);
