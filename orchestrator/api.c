@@ -1673,10 +1673,22 @@ static void watch_poll(struct watch *w)
                         sw_buf_puts(&w->pending, "}\n", NULL);
                         w->last_sent_ms = sw_mono_ms();
                 } else {
+                        /*
+                         * With a selector, an object that starts or stops matching is
+                         * ADDED or DELETED for this watch, as with the real server.
+                         */
                         json_t *obj = json_loads(evs[i].body, 0, NULL);
-                        if (obj && filter_match(obj, &w->f))
-                                watch_emit(w, evs[i].type, obj);
+                        json_t *prev = evs[i].prev ? json_loads(evs[i].prev, 0, NULL) : NULL;
+                        bool now = obj && filter_match(obj, &w->f);
+                        bool before = prev ? filter_match(prev, &w->f) : now;
+                        const char *type = evs[i].type;
+
+                        if (strcmp(type, "MODIFIED") == 0 && now != before)
+                                type = now ? "ADDED" : "DELETED";
+                        if (now || before)
+                                watch_emit(w, type, obj);
                         json_decref(obj);
+                        json_decref(prev);
                 }
         }
         orch_events_free(evs, n);

@@ -125,6 +125,7 @@ struct orch_event {
         char type[12]; /* ADDED, MODIFIED, DELETED */
         char *ns;      /* the object's namespace ("" for cluster-scoped) */
         char *body;    /* the object's JSON */
+        char *prev;    /* before a MODIFIED, when still in memory; else NULL */
 };
 
 /*

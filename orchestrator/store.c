@@ -38,6 +38,7 @@ struct ring_event {
         int64_t rev;
         char type[12];
         char *resource, *ns, *body;
+        char *prev; /* the object before a MODIFIED, or NULL */
 };
 
 struct orch_store {
@@ -253,6 +254,7 @@ void orch_store_free(struct orch_store *s)
                 free(s->ring[i].resource);
                 free(s->ring[i].ns);
                 free(s->ring[i].body);
+                free(s->ring[i].prev);
         }
         pthread_cond_destroy(&s->changed);
         pthread_mutex_destroy(&s->mu);
@@ -431,7 +433,8 @@ static int maybe_compact(struct orch_store *s, int64_t rev, int64_t *compacted_o
  * transaction open; commits or rolls back.
  */
 static int commit_write(struct orch_store *s, const char *type, const char *resource,
-                        const char *ns, const char *name, json_t *obj, struct sw_err *err)
+                        const char *ns, const char *name, json_t *obj, const json_t *prev,
+                        struct sw_err *err)
 {
         int64_t rev = 0, compacted = 0;
         char *body = NULL;
@@ -465,6 +468,8 @@ static int commit_write(struct orch_store *s, const char *type, const char *reso
                 free(e->resource);
                 free(e->ns);
                 free(e->body);
+                free(e->prev);
+                e->prev = prev ? sw_json_dump(prev) : NULL;
                 e->rev = rev;
                 snprintf(e->type, sizeof(e->type), "%s", type);
                 e->resource = sw_xstrdup(resource);
@@ -549,7 +554,7 @@ int orch_store_create(json_t **out, struct orch_store *s, const char *resource, 
                 rc = sw_err_set(err, SW_EEXIST, "%s \"%s\" already exists", resource, name);
                 goto out;
         }
-        rc = commit_write(s, "ADDED", resource, ns, name, obj, err);
+        rc = commit_write(s, "ADDED", resource, ns, name, obj, NULL, err);
 out:
         pthread_mutex_unlock(&s->mu);
         json_decref(old);
@@ -649,9 +654,9 @@ int orch_store_update(json_t **out, bool *gone_out, struct orch_store *s, const 
         if (json_object_get(meta, "deletionTimestamp") && !has_finalizers(obj) &&
             sw_json_int(meta, "deletionGracePeriodSeconds", 0) == 0) {
                 gone = true;
-                rc = commit_write(s, "DELETED", resource, ns, name, obj, err);
+                rc = commit_write(s, "DELETED", resource, ns, name, obj, NULL, err);
         } else {
-                rc = commit_write(s, "MODIFIED", resource, ns, name, obj, err);
+                rc = commit_write(s, "MODIFIED", resource, ns, name, obj, old, err);
         }
         goto out;
 rollback:
@@ -722,10 +727,10 @@ int orch_store_delete_graceful(json_t **out, bool *gone_out, struct orch_store *
                 orch_time_fmt(ts, sizeof(ts), sw_now_ms() + grace_s * 1000);
                 json_object_set_new(meta, "deletionTimestamp", json_string(ts));
                 json_object_set_new(meta, "deletionGracePeriodSeconds", json_integer(grace_s));
-                rc = commit_write(s, "MODIFIED", resource, ns, name, obj, err);
+                rc = commit_write(s, "MODIFIED", resource, ns, name, obj, NULL, err);
         } else {
                 gone = true;
-                rc = commit_write(s, "DELETED", resource, ns, name, obj, err);
+                rc = commit_write(s, "DELETED", resource, ns, name, obj, NULL, err);
         }
         goto out;
 rollback:
@@ -890,6 +895,7 @@ int orch_store_events_raw(struct orch_event **out, size_t *n_out, struct orch_st
                         memcpy(evs[n].type, re->type, sizeof(evs[n].type));
                         evs[n].ns = sw_xstrdup(re->ns);
                         evs[n].body = sw_xstrdup(re->body);
+                        evs[n].prev = re->prev ? sw_xstrdup(re->prev) : NULL;
                         n++;
                 }
                 pthread_mutex_unlock(&s->mu);
@@ -924,6 +930,7 @@ void orch_events_free(struct orch_event *evs, size_t n)
         for (size_t i = 0; evs && i < n; i++) {
                 free(evs[i].ns);
                 free(evs[i].body);
+                free(evs[i].prev);
         }
         free(evs);
 }

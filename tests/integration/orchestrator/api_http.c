@@ -222,6 +222,24 @@ static void test_watch_replay_and_expiry(void)
         CHECK(strstr(out, "{\"type\":\"DELETED\",\"object\":{"));
         CHECK(!strstr(out, "\"w2\""));
         free(out);
+        /* A label change moves an object into or out of a selector's view. */
+        v = reqj(&code, "GET", "/api/v1/namespaces/default/configmaps?limit=1", NULL, NULL);
+        snprintf(path, sizeof(path),
+                 "/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=%s"
+                 "&labelSelector=sel%%3Din&timeoutSeconds=1",
+                 S(v, "metadata", "resourceVersion"));
+        json_decref(v);
+        x = reqj(&code, "PATCH", "/api/v1/namespaces/default/configmaps/w2",
+                 "application/merge-patch+json", "{\"metadata\":{\"labels\":{\"sel\":\"in\"}}}");
+        json_decref(x);
+        x = reqj(&code, "PATCH", "/api/v1/namespaces/default/configmaps/w2",
+                 "application/merge-patch+json", "{\"metadata\":{\"labels\":{\"sel\":\"out\"}}}");
+        json_decref(x);
+        CHECK_INT(req(&out, "GET", path, NULL, NULL, true, 5000), 200);
+        CHECK(strstr(out, "{\"type\":\"ADDED\",\"object\":{"));
+        CHECK(strstr(out, "{\"type\":\"DELETED\",\"object\":{"));
+        CHECK(!strstr(out, "MODIFIED"));
+        free(out);
         /* Push the log past its window of 64 revisions: the old version is gone. */
         x = reqj(&code, "POST", "/api/v1/namespaces/default/configmaps", "application/json",
                  "{\"metadata\":{\"name\":\"churn\"}}");
