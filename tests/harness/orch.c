@@ -173,9 +173,20 @@ bool t_orch_start(struct t_orch *o, const char *name)
 void t_orch_stop(struct t_orch *o)
 {
         if (o->pid > 0) {
+                char *log = sw_xasprintf("%s/server.log", o->dir), *text = NULL;
+                size_t len = 0;
+                struct sw_err err = SW_ERR_INIT;
+
                 kill(o->pid, SIGTERM);
                 if (t_wait_pid(o->pid, 10000) != 0)
-                        fprintf(stderr, "kube-apiserver did not exit cleanly on SIGTERM\n");
+                        t_fail(__FILE__, __LINE__,
+                               "kube-apiserver did not exit cleanly on SIGTERM");
+                /* Under ASan the server reports memory errors and leaks in its log at exit. */
+                if (sw_read_file(&text, &len, log, 16 << 20, &err) == 0 &&
+                    (strstr(text, "Sanitizer") || strstr(text, "runtime error")))
+                        t_fail(__FILE__, __LINE__, "kube-apiserver reported:\n%s", text);
+                free(text);
+                free(log);
         }
         free(o->dir);
         free(o->kubeconfig);

@@ -16,6 +16,7 @@
 #include "tests/harness/t.h"
 
 static struct t_orch srv;
+static bool up;
 
 #define KUBECTL(outp, input, ...)                                                                  \
         t_kubectl(&srv, (outp), (input), (const char *const[]){__VA_ARGS__, NULL})
@@ -318,9 +319,22 @@ static void test_delete(void)
         free(out);
 }
 
+static void test_server_starts(void)
+{
+        up = t_orch_start(&srv, "ops");
+        CHECK(up);
+}
+
+/* Stops it by SIGTERM; under ASan this also checks its log for errors and leaks. */
+static void test_server_stops_cleanly(void)
+{
+        t_orch_stop(&srv);
+}
+
 int main(void)
 {
-        if (t_orch_start(&srv, "ops")) {
+        T_RUN(test_server_starts);
+        if (up) {
                 T_RUN(test_create_imperative);
                 T_RUN(test_label_and_select);
                 T_RUN(test_watch_streams_events);
@@ -329,9 +343,7 @@ int main(void)
                 T_RUN(test_quota_and_limit_range);
                 T_RUN(test_tables_of_every_kind);
                 T_RUN(test_delete);
-        } else {
-                t_fail(__FILE__, __LINE__, "kube-apiserver did not start");
         }
-        t_orch_stop(&srv);
+        T_RUN(test_server_stops_cleanly);
         return t_done();
 }
