@@ -86,6 +86,70 @@ static char *default_db(const struct sw_config *cfg)
         return sw_xasprintf("%s/orchestrator.db", cfg->data);
 }
 
+static char *b64(const char *s, size_t n)
+{
+        static const char tbl[] =
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        char *out = sw_xmalloc((n + 2) / 3 * 4 + 1), *w = out;
+
+        for (size_t i = 0; i < n; i += 3) {
+                unsigned v = (unsigned)(unsigned char)s[i] << 16;
+                if (i + 1 < n)
+                        v |= (unsigned)(unsigned char)s[i + 1] << 8;
+                if (i + 2 < n)
+                        v |= (unsigned char)s[i + 2];
+                *w++ = tbl[(v >> 18) & 63];
+                *w++ = tbl[(v >> 12) & 63];
+                *w++ = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
+                *w++ = i + 2 < n ? tbl[v & 63] : '=';
+        }
+        *w = '\0';
+        return out;
+}
+
+/* A kubeconfig for `server` (with the CA in base64 and the token); the caller frees (secret). */
+static char *kubeconfig_text(const char *server, const char *ca64, const char *token)
+{
+        return sw_xasprintf("apiVersion: v1\nkind: Config\nclusters:\n- name: slipway\n  cluster:\n"
+                            "    server: %s\n    certificate-authority-data: %s\n"
+                            "users:\n- name: slipway\n  user:\n    token: %s\n"
+                            "contexts:\n- name: slipway\n  context:\n    cluster: slipway\n"
+                            "    user: slipway\n    namespace: default\ncurrent-context: slipway\n",
+                            server, ca64, token);
+}
+
+/*
+ * $SLIPWAY_DATA/kubeconfig, for the parts of slipway that reach this API
+ * server by default (the deploy step without SLIPWAY_KUBECONFIG). Mode 0600:
+ * it holds the token.
+ */
+static int write_kubeconfig(const struct sw_config *cfg, const char *cert_path, uint16_t port,
+                            const char *token, struct sw_err *err)
+{
+        char *ca = NULL, *ca64 = NULL, *server = NULL, *text = NULL, *path = NULL;
+        const char *listen = cfg->kube_listen, *colon = strrchr(listen, ':');
+        size_t len = 0;
+        int rc;
+
+        if ((rc = sw_read_file(&ca, &len, cert_path, 1 << 20, err)) != 0)
+                return rc;
+        ca64 = b64(ca, len);
+        if (!colon || colon == listen || strncmp(listen, "0.0.0.0:", 8) == 0)
+                server = sw_xasprintf("https://127.0.0.1:%u", (unsigned)port);
+        else
+                server = sw_xasprintf("https://%.*s:%u", (int)(colon - listen), listen,
+                                      (unsigned)port);
+        text = kubeconfig_text(server, ca64, token);
+        path = sw_xasprintf("%s/kubeconfig", cfg->data);
+        rc = sw_write_file_atomic(path, text, strlen(text), 0600, err);
+        free(ca);
+        free(ca64);
+        free(server);
+        sw_free_secret(text);
+        free(path);
+        return rc;
+}
+
 int orch_cmd_apiserver(int argc, char **argv, const struct sw_config *cfg)
 {
         static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
@@ -111,7 +175,8 @@ int orch_cmd_apiserver(int argc, char **argv, const struct sw_config *cfg)
                                "or the one kept in $SLIPWAY_DATA/kube-token), over HTTPS with\n"
                                "SLIPWAY_KUBE_TLS_CERT/KEY or a self-signed certificate generated\n"
                                "into $SLIPWAY_DATA (kubectl sends tokens only over TLS).\n"
-                               "'slipway kubeconfig' prints a kubeconfig for kubectl.\n\n"
+                               "It writes $SLIPWAY_DATA/kubeconfig (mode 0600) for the rest of\n"
+                               "slipway; 'slipway kubeconfig' prints one for kubectl.\n\n"
                                "  --listen HOST:PORT  address (default: SLIPWAY_KUBE_LISTEN)\n"
                                "  --db FILE           object store (default: "
                                "$SLIPWAY_DATA/orchestrator.db)\n");
@@ -161,6 +226,9 @@ int orch_cmd_apiserver(int argc, char **argv, const struct sw_config *cfg)
                 free(key);
                 return sw_cli_fail("kube-apiserver", "%s", err.msg);
         }
+        if (write_kubeconfig(cfg, cert, orch_api_port(api), token, &err) != 0)
+                sw_log(SW_LOG_WARN, "orch_api", "kubeconfig not written", "{s:s}", "error",
+                       err.msg);
         sw_log(SW_LOG_INFO, "orch_api", "listening", "{s:s,s:i,s:s,s:b}", "listen", ao.listen,
                "port", (int)orch_api_port(api), "db", db, "tls", true);
         sig = 0;
@@ -175,27 +243,6 @@ int orch_cmd_apiserver(int argc, char **argv, const struct sw_config *cfg)
         free(key);
         sw_log(SW_LOG_INFO, "orch_api", "stopped", NULL);
         return 0;
-}
-
-static char *b64(const char *s, size_t n)
-{
-        static const char tbl[] =
-                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        char *out = sw_xmalloc((n + 2) / 3 * 4 + 1), *w = out;
-
-        for (size_t i = 0; i < n; i += 3) {
-                unsigned v = (unsigned)(unsigned char)s[i] << 16;
-                if (i + 1 < n)
-                        v |= (unsigned)(unsigned char)s[i + 1] << 8;
-                if (i + 2 < n)
-                        v |= (unsigned char)s[i + 2];
-                *w++ = tbl[(v >> 18) & 63];
-                *w++ = tbl[(v >> 12) & 63];
-                *w++ = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
-                *w++ = i + 2 < n ? tbl[v & 63] : '=';
-        }
-        *w = '\0';
-        return out;
 }
 
 int orch_cmd_kubeconfig(int argc, char **argv, const struct sw_config *cfg)
@@ -253,13 +300,11 @@ int orch_cmd_kubeconfig(int argc, char **argv, const struct sw_config *cfg)
                 else
                         server = sw_xasprintf("https://%s", listen);
         }
-        printf("apiVersion: v1\nkind: Config\nclusters:\n- name: slipway\n  cluster:\n"
-               "    server: %s\n    certificate-authority-data: %s\n",
-               server, ca64);
-        printf("users:\n- name: slipway\n  user:\n    token: %s\n"
-               "contexts:\n- name: slipway\n  context:\n    cluster: slipway\n"
-               "    user: slipway\n    namespace: default\ncurrent-context: slipway\n",
-               token);
+        {
+                char *text = kubeconfig_text(server, ca64, token);
+                fputs(text, stdout);
+                sw_free_secret(text);
+        }
         sw_free_secret(token);
         free(server);
         free(ca);

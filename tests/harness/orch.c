@@ -142,7 +142,7 @@ bool t_orch_start(struct t_orch *o, const char *name)
                 fprintf(stderr, "%s\n", err.msg);
                 return false;
         }
-        o->kubeconfig = sw_xasprintf("%s/kubeconfig", o->dir);
+        o->kubeconfig = sw_xasprintf("%s/kubectl-config", o->dir);
         o->cache = sw_xasprintf("%s/kube-cache", o->dir);
         o->port = t_free_port();
         env = child_env(o);

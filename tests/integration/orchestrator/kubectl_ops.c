@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/fs.h"
@@ -321,8 +322,15 @@ static void test_delete(void)
 
 static void test_server_starts(void)
 {
+        char *path;
+        struct stat st;
+
         up = t_orch_start(&srv, "ops");
         CHECK(up);
+        /* The server leaves a kubeconfig for the rest of slipway, readable by its owner only. */
+        path = sw_xasprintf("%s/kubeconfig", srv.dir);
+        CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
+        free(path);
 }
 
 /* Stops it by SIGTERM; under ASan this also checks its log for errors and leaks. */
