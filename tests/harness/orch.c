@@ -21,7 +21,7 @@
 
 #define KUBECTL "/usr/bin/kubectl"
 
-int t_free_port(void)
+int t_orch_free_port(void)
 {
         struct sockaddr_in sa;
         socklen_t len = sizeof(sa);
@@ -144,7 +144,7 @@ bool t_orch_start(struct t_orch *o, const char *name)
         }
         o->kubeconfig = sw_xasprintf("%s/kubectl-config", o->dir);
         o->cache = sw_xasprintf("%s/kube-cache", o->dir);
-        o->port = t_free_port();
+        o->port = t_orch_free_port();
         env = child_env(o);
         log = sw_xasprintf("%s/server.log", o->dir);
         fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);

@@ -21,7 +21,7 @@ struct t_orch {
 };
 
 /* A free TCP port on 127.0.0.1 (bound and released). */
-int t_free_port(void);
+int t_orch_free_port(void);
 
 /* Start the server; false (with a message on stderr) when it did not come up. */
 bool t_orch_start(struct t_orch *o, const char *name);
