@@ -136,7 +136,18 @@ enum sw_config_type {
           "where `slipway serve` runs its own docker-registry, when SLIPWAY_REGISTRY is "          \
           "that address")                                                                          \
         X(pdns_api_listen, "SLIPWAY_PDNS_API_LISTEN", SW_CFG_STR, "127.0.0.1:8081", 0, 0, NULL,    \
-          false, "where `slipway serve` runs PowerDNS's HTTP API, when SLIPWAY_PDNS_URL is unset")
+          false, "where `slipway serve` runs PowerDNS's HTTP API, when SLIPWAY_PDNS_URL is unset") \
+        X(kube_listen, "SLIPWAY_KUBE_LISTEN", SW_CFG_STR, "127.0.0.1:6443", 0, 0, NULL, false,     \
+          "address of the orchestrator's Kubernetes API server")                                   \
+        X(kube_token, "SLIPWAY_KUBE_TOKEN", SW_CFG_STR, NULL, 0, 0, NULL, true,                    \
+          "bearer token of the Kubernetes API (default: generated into $SLIPWAY_DATA/kube-token)") \
+        X(kube_tls_cert, "SLIPWAY_KUBE_TLS_CERT", SW_CFG_STR, NULL, 0, 0, NULL, false,             \
+          "PEM certificate of the Kubernetes API (default: self-signed, generated into "           \
+          "$SLIPWAY_DATA/kube-tls.crt)")                                                           \
+        X(kube_tls_key, "SLIPWAY_KUBE_TLS_KEY", SW_CFG_STR, NULL, 0, 0, NULL, false,               \
+          "PEM private key file of SLIPWAY_KUBE_TLS_CERT")                                         \
+        X(service_cidr, "SLIPWAY_SERVICE_CIDR", SW_CFG_STR, "127.77.0.0/16", 0, 0, NULL, false,    \
+          "range Service ClusterIPs are allocated from")
 
 #define SW__CFG_CTYPE_SW_CFG_STR char *
 #define SW__CFG_CTYPE_SW_CFG_INT int64_t

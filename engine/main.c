@@ -19,6 +19,7 @@
 #include "steps/registry.h"
 #include "steps/clone.h"
 #include "ingress/ingress.h"
+#include "orchestrator/orchestrator.h"
 #include "common/banned.h"
 
 extern char **environ;
@@ -44,6 +45,9 @@ static const struct sw_cmd commands[] = {
         {"clone", step_clone_cmd, "clone a repository at a branch, tag or commit into DIR"},
         {"ingress", ingress_cmd, "render the nginx configuration for Ingress documents"},
         {"dns", dns_cmd, "publish, show, list or remove app host records in PowerDNS"},
+        {"kube-apiserver", orch_cmd_apiserver,
+         "serve the orchestrator's Kubernetes API in the foreground"},
+        {"kubeconfig", orch_cmd_kubeconfig, "print a kubeconfig for the orchestrator's API"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

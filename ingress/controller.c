@@ -25,7 +25,7 @@ struct ingress_ctrl {
         pthread_t thread;
         atomic_bool quit;
         atomic_llong resyncs;
-        char last_error[512];
+        char last_error[SW_ERR_MSG_MAX];
 };
 
 struct snapshot {
