@@ -123,8 +123,8 @@ static char *kubeconfig_text(const char *server, const char *ca64, const char *t
  * server by default (the deploy step without SLIPWAY_KUBECONFIG). Mode 0600:
  * it holds the token.
  */
-static int write_kubeconfig(const struct sw_config *cfg, const char *cert_path, uint16_t port,
-                            const char *token, struct sw_err *err)
+int orch_kubeconfig_write(const struct sw_config *cfg, const char *cert_path, uint16_t port,
+                          const char *token, struct sw_err *err)
 {
         char *ca = NULL, *ca64 = NULL, *server = NULL, *text = NULL, *path = NULL;
         const char *listen = cfg->kube_listen, *colon = strrchr(listen, ':');
@@ -226,7 +226,7 @@ int orch_cmd_apiserver(int argc, char **argv, const struct sw_config *cfg)
                 free(key);
                 return sw_cli_fail("kube-apiserver", "%s", err.msg);
         }
-        if (write_kubeconfig(cfg, cert, orch_api_port(api), token, &err) != 0)
+        if (orch_kubeconfig_write(cfg, cert, orch_api_port(api), token, &err) != 0)
                 sw_log(SW_LOG_WARN, "orch_api", "kubeconfig not written", "{s:s}", "error",
                        err.msg);
         sw_log(SW_LOG_INFO, "orch_api", "listening", "{s:s,s:i,s:s,s:b}", "listen", ao.listen,

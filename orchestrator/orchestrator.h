@@ -62,6 +62,14 @@ int orch_tls_paths(char **cert_path, char **key_path, const struct sw_config *cf
 /* The generated pair under `data_dir`; see orch_tls_paths(). */
 int orch_tls_ensure(char **cert_path, char **key_path, const char *data_dir, struct sw_err *err);
 
+/*
+ * Write $SLIPWAY_DATA/kubeconfig (mode 0600: it holds the token) for the API
+ * server on `port` with the CA `cert_path`: how the rest of slipway (the
+ * deploy step, the controllers, the node agent) reaches it by default.
+ */
+int orch_kubeconfig_write(const struct sw_config *cfg, const char *cert_path, uint16_t port,
+                          const char *token, struct sw_err *err);
+
 /* `slipway kube-apiserver`: serve the API in the foreground until SIGTERM/SIGINT. */
 int orch_cmd_apiserver(int argc, char **argv, const struct sw_config *cfg);
 /* `slipway kubeconfig`: print a kubeconfig for this API server. */

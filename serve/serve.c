@@ -24,7 +24,9 @@
 #include "engine/pool.h"
 #include "engine/queue.h"
 #include "engine/supervise.h"
+#include "ingress/controller.h"
 #include "ingress/ingress.h"
+#include "orchestrator/orchestrator.h"
 #include "serve/serve.h"
 #include "steps/steps.h"
 #include "common/banned.h"
@@ -37,6 +39,8 @@ struct serve {
         struct sw_config pool_cfg; /* cfg with the local pdns filled in; borrows cfg's strings */
         struct eng_super *sup;
         struct ingress_nginx *nginx;
+        struct ingress_ctrl *ingress;
+        struct orch_api *api;
         struct eng_pool *pool;
         char *pdns_url, *pdns_key;
         char *status_path;
@@ -189,6 +193,54 @@ static int start_nginx(struct serve *s, struct sw_err *err)
         return rc;
 }
 
+/* The orchestrator's API server, in this process, and $SLIPWAY_DATA/kubeconfig for it. */
+static int start_api(struct serve *s, struct sw_err *err)
+{
+        const struct sw_config *cfg = s->cfg;
+        struct orch_api_options ao = ORCH_API_OPTIONS_INIT;
+        char *token = NULL, *cert = NULL, *key = NULL;
+        char *db = sw_xasprintf("%s/orchestrator.db", cfg->data);
+        int rc;
+
+        if ((rc = orch_token_load(&token, cfg, err)) != 0 ||
+            (rc = orch_tls_paths(&cert, &key, cfg, err)) != 0)
+                goto out;
+        ao.listen = cfg->kube_listen;
+        ao.db_path = db;
+        ao.token = token;
+        ao.service_cidr = cfg->service_cidr;
+        ao.tls_cert_path = cert;
+        ao.tls_key_path = key;
+        if ((rc = orch_api_start(&s->api, &ao, err)) != 0)
+                goto out;
+        rc = orch_kubeconfig_write(cfg, cert, orch_api_port(s->api), token, err);
+out:
+        sw_free_secret(token);
+        free(cert);
+        free(key);
+        free(db);
+        return rc;
+}
+
+/* Routes for the Ingress objects of the API server, through our nginx. */
+static int start_ingress_controller(struct serve *s, struct sw_err *err)
+{
+        struct ingress_ctrl_options o = {0};
+        char *kubeconfig = sw_xasprintf("%s/kubeconfig", s->cfg->data);
+        char *access = sw_xasprintf("%s/nginx/access.log", s->cfg->data);
+        int rc;
+
+        o.kubeconfig = kubeconfig;
+        o.ingress_class = s->cfg->ingress_class;
+        o.nginx = s->nginx;
+        o.render.listen = s->cfg->ingress_listen;
+        o.render.access_log = access;
+        rc = ingress_ctrl_start(&s->ingress, &o, err);
+        free(kubeconfig);
+        free(access);
+        return rc;
+}
+
 static void write_status(struct serve *s)
 {
         struct eng_part_status st[PARTS_MAX];
@@ -209,6 +261,14 @@ static void write_status(struct serve *s)
                                                        "addr", s->cfg->ingress_listen, "healthy",
                                                        eng_tcp_alive(s->cfg->ingress_listen, 100),
                                                        "restarts", 0, "last_exit", ""));
+        if (s->api) {
+                char addr[64];
+                snprintf(addr, sizeof(addr), "127.0.0.1:%u", (unsigned)orch_api_port(s->api));
+                json_array_append_new(parts,
+                                      json_pack("{s:s,s:i,s:s,s:b,s:i,s:s}", "name", "kube-api",
+                                                "pid", (int)getpid(), "addr", addr, "healthy", true,
+                                                "restarts", 0, "last_exit", ""));
+        }
         doc = json_pack("{s:i,s:I,s:o,s:s,s:s?}", "pid", (int)getpid(), "started_at",
                         (json_int_t)s->started_at, "parts", parts, "registry", s->cfg->registry,
                         "pdns_url", s->pdns_url ? s->pdns_url : s->cfg->pdns_url);
@@ -270,12 +330,18 @@ int serve_cmd(int argc, char **argv, const struct sw_config *cfg)
 
         if (sw_mkdir_p(cfg->data, 0700, &err) != 0 || eng_super_new(&s.sup, &err) != 0 ||
             start_registry(&s, &err) != 0 || start_pdns(&s, &err) != 0 ||
-            start_nginx(&s, &err) != 0) {
+            start_nginx(&s, &err) != 0 || start_api(&s, &err) != 0) {
                 sw_cli_fail("serve", "%s", err.msg);
                 goto out;
         }
         if (eng_super_wait_healthy(s.sup, 30000, &err) != 0) {
                 sw_cli_fail("serve", "%s (logs under %s)", err.msg, cfg->data);
+                goto out;
+        }
+        /* libcurl for the controllers' API clients, before their threads start */
+        step_libs_init();
+        if (start_ingress_controller(&s, &err) != 0) {
+                sw_cli_fail("serve", "%s", err.msg);
                 goto out;
         }
         /* the workers see the local PowerDNS as if it had been configured */
@@ -309,8 +375,10 @@ int serve_cmd(int argc, char **argv, const struct sw_config *cfg)
                                sig == SIGTERM ? "SIGTERM" : "SIGINT");
                         break;
                 }
+                /* nginx belongs to the ingress controller's thread once that runs */
                 sw_err_clear(&err);
-                if (s.nginx && ingress_nginx_poll(s.nginx, &restarted, &err) == 0 && restarted)
+                if (!s.ingress && s.nginx && ingress_nginx_poll(s.nginx, &restarted, &err) == 0 &&
+                    restarted)
                         sw_log(SW_LOG_WARN, "serve", "nginx restarted", NULL);
                 if (sw_mono_ms() >= next_status) {
                         write_status(&s);
@@ -320,6 +388,8 @@ int serve_cmd(int argc, char **argv, const struct sw_config *cfg)
         rc = 0;
 out:
         eng_pool_stop(s.pool, cfg->shutdown_grace_ms);
+        ingress_ctrl_stop(s.ingress);
+        orch_api_stop(s.api);
         ingress_nginx_free(s.nginx);
         eng_super_free(s.sup);
         unlink(s.status_path);

@@ -15,15 +15,15 @@
 #include "tests/harness/proc.h"
 #include "tests/harness/t.h"
 
-static char *env_data, *env_reg, *env_reg_listen, *env_dns, *env_api, *env_ingress;
+static char *env_data, *env_reg, *env_reg_listen, *env_dns, *env_api, *env_ingress, *env_kube;
 
 static int sw(char **out, const char *a1, const char *a2, const char *a3, const char *a4,
               const char *a5, const char *a6, const char *a7)
 {
         char *argv[] = {(char *)t_slipway(), (char *)a1, (char *)a2, (char *)a3, (char *)a4,
                         (char *)a5,          (char *)a6, (char *)a7, NULL};
-        const char *env[] = {env_data,    env_reg, env_reg_listen, env_dns, env_api,
-                             env_ingress, NULL};
+        const char *env[] = {env_data, env_reg,     env_reg_listen, env_dns,
+                             env_api,  env_ingress, env_kube,       NULL};
 
         return t_run_capture(out, argv, env, 300000);
 }
@@ -55,10 +55,11 @@ static void test_commit_to_image(void)
         env_dns = sw_xasprintf("SLIPWAY_DNS_LISTEN=127.0.0.1:%d", t_free_port());
         env_api = sw_xasprintf("SLIPWAY_PDNS_API_LISTEN=127.0.0.1:%d", t_free_port());
         env_ingress = sw_xasprintf("SLIPWAY_INGRESS_LISTEN=127.0.0.1:%d", t_free_port());
+        env_kube = sw_xasprintf("SLIPWAY_KUBE_LISTEN=127.0.0.1:%d", t_free_port());
         {
                 char *argv[] = {(char *)t_slipway(), "serve", "--ready-file", ready, NULL};
-                const char *env[] = {env_data,    env_reg, env_reg_listen, env_dns, env_api,
-                                     env_ingress, NULL};
+                const char *env[] = {env_data, env_reg,     env_reg_listen, env_dns,
+                                     env_api,  env_ingress, env_kube,       NULL};
                 serve = t_spawn_extra(argv, env, log);
         }
         for (int i = 0; i < 240 && access(ready, F_OK) != 0; i++)
