@@ -111,7 +111,18 @@ enum sw_config_type {
         X(ingress_tls_listen, "SLIPWAY_INGRESS_TLS_LISTEN", SW_CFG_STR, "127.0.0.1:8443", 0, 0,    \
           NULL, false, "address:port where nginx serves the hosts that have a TLS certificate")    \
         X(nginx, "SLIPWAY_NGINX", SW_CFG_STR, "/usr/sbin/nginx", 0, 0, NULL, false,                \
-          "the nginx binary slipway runs and tests configurations with")
+          "the nginx binary slipway runs and tests configurations with")                           \
+        X(kube_listen, "SLIPWAY_KUBE_LISTEN", SW_CFG_STR, "127.0.0.1:6443", 0, 0, NULL, false,     \
+          "address of the orchestrator's Kubernetes API server")                                   \
+        X(kube_token, "SLIPWAY_KUBE_TOKEN", SW_CFG_STR, NULL, 0, 0, NULL, true,                    \
+          "bearer token of the Kubernetes API (default: generated into $SLIPWAY_DATA/kube-token)") \
+        X(kube_tls_cert, "SLIPWAY_KUBE_TLS_CERT", SW_CFG_STR, NULL, 0, 0, NULL, false,             \
+          "PEM certificate of the Kubernetes API (default: self-signed, generated into "           \
+          "$SLIPWAY_DATA/kube-tls.crt)")                                                           \
+        X(kube_tls_key, "SLIPWAY_KUBE_TLS_KEY", SW_CFG_STR, NULL, 0, 0, NULL, false,               \
+          "PEM private key file of SLIPWAY_KUBE_TLS_CERT")                                         \
+        X(service_cidr, "SLIPWAY_SERVICE_CIDR", SW_CFG_STR, "127.77.0.0/16", 0, 0, NULL, false,    \
+          "range Service ClusterIPs are allocated from")
 
 #define SW__CFG_CTYPE_SW_CFG_STR char *
 #define SW__CFG_CTYPE_SW_CFG_INT int64_t

@@ -17,6 +17,7 @@
 #include "steps/registry.h"
 #include "steps/clone.h"
 #include "ingress/ingress.h"
+#include "orchestrator/orchestrator.h"
 #include "common/banned.h"
 
 extern char **environ;
@@ -39,6 +40,9 @@ static const struct sw_cmd commands[] = {
         {"pull", step_registry_cmd_pull, "pull an image from a registry into an OCI layout"},
         {"clone", step_clone_cmd, "clone a repository at a branch, tag or commit into DIR"},
         {"ingress", ingress_cmd, "render the nginx configuration for Ingress documents"},
+        {"kube-apiserver", orch_cmd_apiserver,
+         "serve the orchestrator's Kubernetes API in the foreground"},
+        {"kubeconfig", orch_cmd_kubeconfig, "print a kubeconfig for the orchestrator's API"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

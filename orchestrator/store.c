@@ -1,0 +1,1012 @@
+/*
+ * store.c - the orchestrator's object store on SQLite.
+ *
+ * One row per object holds its JSON body; every write takes the next value
+ * of one global revision counter, which becomes the object's
+ * resourceVersion, and appends an event (ADDED, MODIFIED, DELETED) to a log
+ * that watches replay. The log is compacted to a window of revisions; a
+ * watcher that asks for an older revision is told so (410 Gone upstream).
+ *
+ * The store owns one SQLite connection guarded by one mutex (the only lock
+ * in this file); writes run in IMMEDIATE transactions so that other
+ * processes opening the same file stay consistent. Waiters for new
+ * revisions sleep on a condition variable tied to that mutex.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "common/clock.h"
+#include "common/embed.h"
+#include "common/json.h"
+#include "common/mem.h"
+#include "orchestrator/orch_int.h"
+#include "common/banned.h"
+
+#define STORE_DEFAULT_WINDOW 10000
+#define STORE_BODY_MAX ((size_t)16 << 20)
+#define STORE_MIGRATIONS "schema/orchestrator/"
+
+#define STORE_RING 2048 /* recent events kept in memory for watches */
+
+struct ring_event {
+        int64_t rev;
+        char type[12];
+        char *resource, *ns, *body;
+        char *prev; /* the object before a MODIFIED, or NULL */
+};
+
+struct orch_store {
+        pthread_mutex_t mu; /* guards everything below */
+        pthread_cond_t changed;
+        sqlite3 *db;
+        int64_t rev;       /* last revision written */
+        int64_t compacted; /* events at or below this revision are gone */
+        int64_t window;
+        bool woken;
+        /*
+         * The latest events in memory, so that many watches are served without
+         * a query each: slots hold revisions ring_count back from rev (every
+         * revision is one event, and this process is the store's only writer).
+         */
+        struct ring_event ring[STORE_RING];
+        size_t ring_count;
+};
+
+static int store_sqlite_err(sqlite3 *db, int rc, struct sw_err *err, const char *what)
+{
+        const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+
+        switch (rc & 0xff) {
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+                return sw_err_set(err, SW_EBUSY, "%s: the object store is locked (%s)", what, msg);
+        case SQLITE_NOTADB:
+        case SQLITE_CORRUPT:
+                return sw_err_set(err, SW_ECORRUPT, "%s: the object store is corrupt (%s)", what,
+                                  msg);
+        case SQLITE_CANTOPEN:
+                return sw_err_set(err, SW_ENOTFOUND, "%s: cannot open the object store (%s)", what,
+                                  msg);
+        case SQLITE_CONSTRAINT:
+                return sw_err_set(err, SW_EEXIST, "%s: %s", what, msg);
+        case SQLITE_FULL:
+                return sw_err_set(err, SW_ETOOBIG, "%s: disk full (%s)", what, msg);
+        case SQLITE_IOERR:
+                return sw_err_set(err, SW_EIO, "%s: %s", what, msg);
+        default:
+                return sw_err_set(err, SW_EINTERNAL, "%s: %s", what, msg);
+        }
+}
+
+void orch_time_fmt(char *out, size_t size, int64_t epoch_ms)
+{
+        time_t secs = (time_t)(epoch_ms / 1000);
+        struct tm tm;
+
+        if (!gmtime_r(&secs, &tm)) {
+                snprintf(out, size, "1970-01-01T00:00:00Z");
+                return;
+        }
+        snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+int64_t orch_time_parse(const char *s)
+{
+        struct tm tm;
+        int n = 0;
+
+        memset(&tm, 0, sizeof(tm));
+        if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                         &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6)
+                return -1;
+        tm.tm_year -= 1900;
+        tm.tm_mon -= 1;
+        return (int64_t)timegm(&tm) * 1000;
+}
+
+static void store_uid(char *out, size_t size)
+{
+        unsigned char b[16];
+
+        if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b)) {
+                /* getrandom on Linux >= 3.17 does not fail for 16 bytes; be safe anyway. */
+                int64_t t = sw_mono_us();
+                for (size_t i = 0; i < sizeof(b); i++)
+                        b[i] = (unsigned char)((t >> (i % 8 * 8)) ^ (int64_t)(i * 131));
+        }
+        b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+        b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+        snprintf(out, size, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+                 b[13], b[14], b[15]);
+}
+
+static int migration_number(const char *name)
+{
+        const char *base = name + strlen(STORE_MIGRATIONS);
+        int n = 0;
+
+        for (int i = 0; i < 3; i++) {
+                if (base[i] < '0' || base[i] > '9')
+                        return -1;
+                n = n * 10 + (base[i] - '0');
+        }
+        return base[3] == '_' ? n : -1;
+}
+
+static int store_exec(struct orch_store *s, const char *sql, struct sw_err *err)
+{
+        int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+
+        return rc == SQLITE_OK ? 0 : store_sqlite_err(s->db, rc, err, "object store");
+}
+
+static int store_int(struct orch_store *s, const char *sql, int64_t *out, struct sw_err *err)
+{
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW) {
+                rc = store_sqlite_err(s->db, rc, err, sql);
+        } else {
+                *out = sqlite3_column_int64(st, 0);
+                rc = 0;
+        }
+        sqlite3_finalize(st);
+        return rc;
+}
+
+/* Apply schema/orchestrator/NNN_*.sql past PRAGMA user_version, each in its own transaction. */
+static int store_migrate(struct orch_store *s, const char *path, struct sw_err *err)
+{
+        int rc;
+
+        for (const struct sw_embedded_file *f = sw_embedded; f->name; f++) {
+                int n;
+                int64_t have = 0;
+                char *sql;
+
+                if (strncmp(f->name, STORE_MIGRATIONS, strlen(STORE_MIGRATIONS)) != 0)
+                        continue;
+                n = migration_number(f->name);
+                if (n <= 0)
+                        continue;
+                if ((rc = store_exec(s, "BEGIN IMMEDIATE", err)) != 0)
+                        return sw_err_wrap(err, "migrate '%s'", path);
+                rc = store_int(s, "PRAGMA user_version", &have, err);
+                if (rc)
+                        goto rollback;
+                if (have >= n) {
+                        store_exec(s, "COMMIT", NULL);
+                        continue;
+                }
+                sql = sw_xasprintf("%s\nPRAGMA user_version = %d;", f->data, n);
+                rc = store_exec(s, sql, err);
+                free(sql);
+                if (rc)
+                        goto rollback;
+                if ((rc = store_exec(s, "COMMIT", err)) != 0)
+                        goto rollback;
+        }
+        return 0;
+rollback:
+        store_exec(s, "ROLLBACK", NULL);
+        return sw_err_wrap(err, "migrate '%s'", path);
+}
+
+int orch_store_open(struct orch_store **out, const struct orch_store_options *opts,
+                    struct sw_err *err)
+{
+        struct orch_store *s = sw_xcalloc(1, sizeof(*s));
+        pthread_condattr_t ca;
+        int rc;
+
+        pthread_mutex_init(&s->mu, NULL);
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&s->changed, &ca);
+        pthread_condattr_destroy(&ca);
+        s->window = opts->event_window > 0 ? opts->event_window : STORE_DEFAULT_WINDOW;
+
+        rc = sqlite3_open_v2(opts->path, &s->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+        if (rc != SQLITE_OK) {
+                rc = store_sqlite_err(s->db, rc, err, "open");
+                sw_err_wrap(err, "object store '%s'", opts->path);
+                goto fail;
+        }
+        sqlite3_busy_timeout(s->db, 5000);
+        if ((rc = store_exec(s,
+                             "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; "
+                             "PRAGMA synchronous=NORMAL;",
+                             err)) != 0)
+                goto fail;
+        if ((rc = store_migrate(s, opts->path, err)) != 0)
+                goto fail;
+        if ((rc = store_int(s, "SELECT value FROM counters WHERE name='revision'", &s->rev, err)) !=
+                    0 ||
+            (rc = store_int(s, "SELECT value FROM counters WHERE name='compacted'", &s->compacted,
+                            err)) != 0)
+                goto fail;
+        *out = s;
+        return 0;
+fail:
+        orch_store_free(s);
+        return rc;
+}
+
+void orch_store_free(struct orch_store *s)
+{
+        if (!s)
+                return;
+        sqlite3_close_v2(s->db);
+        for (size_t i = 0; i < STORE_RING; i++) {
+                free(s->ring[i].resource);
+                free(s->ring[i].ns);
+                free(s->ring[i].body);
+                free(s->ring[i].prev);
+        }
+        pthread_cond_destroy(&s->changed);
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+}
+
+int64_t orch_store_revision(struct orch_store *s)
+{
+        int64_t rev;
+
+        pthread_mutex_lock(&s->mu);
+        rev = s->rev;
+        pthread_mutex_unlock(&s->mu);
+        return rev;
+}
+
+static json_t *meta_of(json_t *obj)
+{
+        json_t *m = json_object_get(obj, "metadata");
+
+        if (!json_is_object(m)) {
+                m = json_object();
+                json_object_set_new(obj, "metadata", m);
+        }
+        return m;
+}
+
+static void set_rv(json_t *obj, int64_t rev)
+{
+        char b[32];
+
+        snprintf(b, sizeof(b), "%lld", (long long)rev);
+        json_object_set_new(meta_of(obj), "resourceVersion", json_string(b));
+}
+
+/* Read one row's body under the lock; *out NULL when absent. */
+static int row_get(json_t **out, struct orch_store *s, const char *resource, const char *ns,
+                   const char *name, struct sw_err *err)
+{
+        sqlite3_stmt *st = NULL;
+        int rc;
+
+        *out = NULL;
+        rc = sqlite3_prepare_v2(
+                s->db, "SELECT body FROM objects WHERE resource=?1 AND namespace=?2 AND name=?3",
+                -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return store_sqlite_err(s->db, rc, err, "get");
+        sqlite3_bind_text(st, 1, resource, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                const char *body = (const char *)sqlite3_column_text(st, 0);
+                rc = sw_json_parse(out, body, (size_t)sqlite3_column_bytes(st, 0), 0, err);
+                if (rc)
+                        rc = sw_err_wrap(err, "stored %s %s/%s", resource, ns, name);
+        } else if (rc == SQLITE_DONE) {
+                rc = 0;
+        } else {
+                rc = store_sqlite_err(s->db, rc, err, "get");
+        }
+        sqlite3_finalize(st);
+        return rc;
+}
+
+static int next_rev(struct orch_store *s, int64_t *out, struct sw_err *err)
+{
+        return store_int(s,
+                         "UPDATE counters SET value=value+1 WHERE name='revision' RETURNING value",
+                         out, err);
+}
+
+static int run_stmt(struct orch_store *s, sqlite3_stmt *st, const char *what, struct sw_err *err)
+{
+        int rc = sqlite3_step(st);
+
+        if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+                rc = store_sqlite_err(s->db, rc, err, what);
+        else
+                rc = 0;
+        sqlite3_finalize(st);
+        return rc;
+}
+
+static int row_put(struct orch_store *s, const char *resource, const char *ns, const char *name,
+                   const char *uid, int64_t rev, const char *body, struct sw_err *err)
+{
+        sqlite3_stmt *st = NULL;
+        int rc =
+                sqlite3_prepare_v2(s->db,
+                                   "INSERT INTO objects (resource, namespace, name, uid, rev, body)"
+                                   " VALUES (?1,?2,?3,?4,?5,?6) ON CONFLICT (resource, namespace,"
+                                   " name) DO UPDATE SET rev=excluded.rev, body=excluded.body",
+                                   -1, &st, NULL);
+
+        if (rc != SQLITE_OK)
+                return store_sqlite_err(s->db, rc, err, "put");
+        sqlite3_bind_text(st, 1, resource, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, uid, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, rev);
+        sqlite3_bind_text(st, 6, body, -1, SQLITE_STATIC);
+        return run_stmt(s, st, "put", err);
+}
+
+static int row_delete(struct orch_store *s, const char *resource, const char *ns, const char *name,
+                      struct sw_err *err)
+{
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(
+                s->db, "DELETE FROM objects WHERE resource=?1 AND namespace=?2 AND name=?3", -1,
+                &st, NULL);
+
+        if (rc != SQLITE_OK)
+                return store_sqlite_err(s->db, rc, err, "delete");
+        sqlite3_bind_text(st, 1, resource, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+        return run_stmt(s, st, "delete", err);
+}
+
+static int log_event(struct orch_store *s, int64_t rev, const char *type, const char *resource,
+                     const char *ns, const char *name, const char *body, struct sw_err *err)
+{
+        sqlite3_stmt *st = NULL;
+        int rc =
+                sqlite3_prepare_v2(s->db,
+                                   "INSERT INTO events (rev, type, resource, namespace, name, body)"
+                                   " VALUES (?1,?2,?3,?4,?5,?6)",
+                                   -1, &st, NULL);
+
+        if (rc != SQLITE_OK)
+                return store_sqlite_err(s->db, rc, err, "log event");
+        sqlite3_bind_int64(st, 1, rev);
+        sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, resource, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, ns, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, body, -1, SQLITE_STATIC);
+        return run_stmt(s, st, "log event", err);
+}
+
+/* Drop events that fell out of the window; done every 64 revisions to keep writes cheap. */
+static int maybe_compact(struct orch_store *s, int64_t rev, int64_t *compacted_out,
+                         struct sw_err *err)
+{
+        sqlite3_stmt *st = NULL;
+        int64_t floor = rev - s->window;
+        int rc;
+
+        *compacted_out = s->compacted;
+        if (floor <= s->compacted || rev % 64 != 0)
+                return 0;
+        rc = sqlite3_prepare_v2(s->db, "DELETE FROM events WHERE rev <= ?1", -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return store_sqlite_err(s->db, rc, err, "compact");
+        sqlite3_bind_int64(st, 1, floor);
+        if ((rc = run_stmt(s, st, "compact", err)) != 0)
+                return rc;
+        rc = sqlite3_prepare_v2(s->db, "UPDATE counters SET value=?1 WHERE name='compacted'", -1,
+                                &st, NULL);
+        if (rc != SQLITE_OK)
+                return store_sqlite_err(s->db, rc, err, "compact");
+        sqlite3_bind_int64(st, 1, floor);
+        if ((rc = run_stmt(s, st, "compact", err)) != 0)
+                return rc;
+        *compacted_out = floor;
+        return 0;
+}
+
+/*
+ * Write `obj` (or remove its row when `type` is DELETED) with the next
+ * revision, log the event and commit. Called with the lock held and a
+ * transaction open; commits or rolls back.
+ */
+static int commit_write(struct orch_store *s, const char *type, const char *resource,
+                        const char *ns, const char *name, json_t *obj, const json_t *prev,
+                        struct sw_err *err)
+{
+        int64_t rev = 0, compacted = 0;
+        char *body = NULL;
+        int rc;
+
+        if ((rc = next_rev(s, &rev, err)) != 0)
+                goto rollback;
+        set_rv(obj, rev);
+        body = sw_json_dump(obj);
+        if (strlen(body) > STORE_BODY_MAX) {
+                rc = sw_err_set(err, SW_ETOOBIG, "object %s/%s is larger than %zu bytes", ns, name,
+                                STORE_BODY_MAX);
+                goto rollback;
+        }
+        if (strcmp(type, "DELETED") == 0)
+                rc = row_delete(s, resource, ns, name, err);
+        else
+                rc = row_put(s, resource, ns, name,
+                             sw_json_str(json_object_get(obj, "metadata"), "uid", ""), rev, body,
+                             err);
+        if (rc)
+                goto rollback;
+        if ((rc = log_event(s, rev, type, resource, ns, name, body, err)) != 0)
+                goto rollback;
+        if ((rc = maybe_compact(s, rev, &compacted, err)) != 0)
+                goto rollback;
+        if ((rc = store_exec(s, "COMMIT", err)) != 0)
+                goto rollback;
+        {
+                struct ring_event *e = &s->ring[rev % STORE_RING];
+                free(e->resource);
+                free(e->ns);
+                free(e->body);
+                free(e->prev);
+                e->prev = prev ? sw_json_dump(prev) : NULL;
+                e->rev = rev;
+                snprintf(e->type, sizeof(e->type), "%s", type);
+                e->resource = sw_xstrdup(resource);
+                e->ns = sw_xstrdup(ns);
+                e->body = body; /* ownership moved to the ring */
+                if (s->ring_count < STORE_RING)
+                        s->ring_count++;
+        }
+        s->rev = rev;
+        s->compacted = compacted;
+        pthread_cond_broadcast(&s->changed);
+        return 0;
+rollback:
+        free(body);
+        store_exec(s, "ROLLBACK", NULL);
+        return rc;
+}
+
+static const char *obj_ns(const json_t *obj)
+{
+        return sw_json_str(json_object_get(obj, "metadata"), "namespace", "");
+}
+
+static const char *obj_name(const json_t *obj)
+{
+        return sw_json_str(json_object_get(obj, "metadata"), "name", "");
+}
+
+int orch_store_get(json_t **out, struct orch_store *s, const char *resource, const char *ns,
+                   const char *name, struct sw_err *err)
+{
+        json_t *obj = NULL;
+        int rc;
+
+        pthread_mutex_lock(&s->mu);
+        rc = row_get(&obj, s, resource, ns, name, err);
+        pthread_mutex_unlock(&s->mu);
+        if (rc)
+                return rc;
+        if (!obj)
+                return sw_err_set(err, SW_ENOTFOUND, "%s \"%s\" not found", resource, name);
+        *out = obj;
+        return 0;
+}
+
+int orch_store_create(json_t **out, struct orch_store *s, const char *resource, const json_t *in,
+                      unsigned flags, struct sw_err *err)
+{
+        json_t *obj = json_deep_copy(in), *meta, *old = NULL;
+        char uid[40], ts[32];
+        const char *ns, *name;
+        int rc;
+
+        meta = meta_of(obj);
+        ns = obj_ns(obj);
+        name = obj_name(obj);
+        if (!*name) {
+                json_decref(obj);
+                return sw_err_set(err, SW_EINVAL,
+                                  "metadata.name: Required value: name is required");
+        }
+        store_uid(uid, sizeof(uid));
+        orch_time_fmt(ts, sizeof(ts), sw_now_ms());
+        json_object_set_new(meta, "uid", json_string(uid));
+        json_object_set_new(meta, "creationTimestamp", json_string(ts));
+        json_object_del(meta, "deletionTimestamp");
+        json_object_del(meta, "deletionGracePeriodSeconds");
+        if (flags & ORCH_STORE_GENERATION)
+                json_object_set_new(meta, "generation", json_integer(1));
+        else
+                json_object_del(meta, "generation");
+
+        pthread_mutex_lock(&s->mu);
+        if ((rc = store_exec(s, "BEGIN IMMEDIATE", err)) != 0)
+                goto out;
+        if ((rc = row_get(&old, s, resource, ns, name, err)) != 0) {
+                store_exec(s, "ROLLBACK", NULL);
+                goto out;
+        }
+        if (old) {
+                store_exec(s, "ROLLBACK", NULL);
+                rc = sw_err_set(err, SW_EEXIST, "%s \"%s\" already exists", resource, name);
+                goto out;
+        }
+        rc = commit_write(s, "ADDED", resource, ns, name, obj, NULL, err);
+out:
+        pthread_mutex_unlock(&s->mu);
+        json_decref(old);
+        if (rc) {
+                json_decref(obj);
+                return rc;
+        }
+        *out = obj;
+        return 0;
+}
+
+static void copy_meta_field(json_t *dst_meta, const json_t *src_meta, const char *key)
+{
+        json_t *v = json_object_get(src_meta, key);
+
+        if (v)
+                json_object_set(dst_meta, key, v);
+        else
+                json_object_del(dst_meta, key);
+}
+
+static bool has_finalizers(const json_t *obj)
+{
+        return json_array_size(json_object_get(json_object_get(obj, "metadata"), "finalizers")) > 0;
+}
+
+/* Equal apart from resourceVersion and managedFields timestamps. */
+static bool same_content(const json_t *a, const json_t *b)
+{
+        json_t *x = json_deep_copy(a), *y = json_deep_copy(b);
+        bool eq;
+
+        json_t *e;
+        size_t i;
+
+        json_object_del(meta_of(x), "resourceVersion");
+        json_object_del(meta_of(y), "resourceVersion");
+        /* A managedFields entry whose only change is its time is no change. */
+        json_array_foreach(json_object_get(meta_of(x), "managedFields"), i, e)
+                json_object_del(e, "time");
+        json_array_foreach(json_object_get(meta_of(y), "managedFields"), i, e)
+                json_object_del(e, "time");
+        eq = json_equal(x, y);
+        json_decref(x);
+        json_decref(y);
+        return eq;
+}
+
+int orch_store_update(json_t **out, bool *gone_out, struct orch_store *s, const char *resource,
+                      const json_t *in, unsigned flags, struct sw_err *err)
+{
+        json_t *obj = json_deep_copy(in), *meta, *old = NULL, *old_meta;
+        const char *ns = obj_ns(obj), *name = obj_name(obj), *want_rv;
+        bool gone = false;
+        int rc;
+
+        meta = meta_of(obj);
+        pthread_mutex_lock(&s->mu);
+        if ((rc = store_exec(s, "BEGIN IMMEDIATE", err)) != 0)
+                goto out;
+        if ((rc = row_get(&old, s, resource, ns, name, err)) != 0)
+                goto rollback;
+        if (!old) {
+                rc = sw_err_set(err, SW_ENOTFOUND, "%s \"%s\" not found", resource, name);
+                goto rollback;
+        }
+        old_meta = json_object_get(old, "metadata");
+        want_rv = sw_json_str(meta, "resourceVersion", "");
+        if (*want_rv && strcmp(want_rv, sw_json_str(old_meta, "resourceVersion", "")) != 0) {
+                rc = sw_err_set(err, SW_ECONFLICT,
+                                "Operation cannot be fulfilled on %s \"%s\": the object has been "
+                                "modified; please apply your changes to the latest version and "
+                                "try again",
+                                resource, name);
+                goto rollback;
+        }
+        copy_meta_field(meta, old_meta, "uid");
+        copy_meta_field(meta, old_meta, "creationTimestamp");
+        copy_meta_field(meta, old_meta, "deletionTimestamp");
+        copy_meta_field(meta, old_meta, "deletionGracePeriodSeconds");
+        if (flags & ORCH_STORE_GENERATION) {
+                int64_t gen = sw_json_int(old_meta, "generation", 1);
+                if (!json_equal(json_object_get(old, "spec"), json_object_get(obj, "spec")))
+                        gen++;
+                json_object_set_new(meta, "generation", json_integer(gen));
+        } else {
+                json_object_del(meta, "generation");
+        }
+        json_object_set(meta, "resourceVersion", json_object_get(old_meta, "resourceVersion"));
+        if (same_content(obj, old)) {
+                store_exec(s, "ROLLBACK", NULL);
+                json_decref(obj);
+                obj = old;
+                old = NULL;
+                goto out;
+        }
+        if (json_object_get(meta, "deletionTimestamp") && !has_finalizers(obj) &&
+            sw_json_int(meta, "deletionGracePeriodSeconds", 0) == 0) {
+                gone = true;
+                rc = commit_write(s, "DELETED", resource, ns, name, obj, NULL, err);
+        } else {
+                rc = commit_write(s, "MODIFIED", resource, ns, name, obj, old, err);
+        }
+        goto out;
+rollback:
+        store_exec(s, "ROLLBACK", NULL);
+out:
+        pthread_mutex_unlock(&s->mu);
+        json_decref(old);
+        if (rc) {
+                json_decref(obj);
+                return rc;
+        }
+        if (gone_out)
+                *gone_out = gone;
+        *out = obj;
+        return 0;
+}
+
+int orch_store_delete(json_t **out, bool *gone_out, struct orch_store *s, const char *resource,
+                      const char *ns, const char *name, const char *uid, const char *rv,
+                      struct sw_err *err)
+{
+        return orch_store_delete_graceful(out, gone_out, s, resource, ns, name, uid, rv, 0, err);
+}
+
+int orch_store_delete_graceful(json_t **out, bool *gone_out, struct orch_store *s,
+                               const char *resource, const char *ns, const char *name,
+                               const char *uid, const char *rv, int64_t grace_s, struct sw_err *err)
+{
+        json_t *obj = NULL, *meta;
+        bool gone = false;
+        int rc;
+
+        pthread_mutex_lock(&s->mu);
+        if ((rc = store_exec(s, "BEGIN IMMEDIATE", err)) != 0)
+                goto out;
+        if ((rc = row_get(&obj, s, resource, ns, name, err)) != 0)
+                goto rollback;
+        if (!obj) {
+                rc = sw_err_set(err, SW_ENOTFOUND, "%s \"%s\" not found", resource, name);
+                goto rollback;
+        }
+        meta = meta_of(obj);
+        if (uid && *uid && strcmp(uid, sw_json_str(meta, "uid", "")) != 0) {
+                rc = sw_err_set(err, SW_ECONFLICT,
+                                "Precondition failed: UID in precondition: %s, UID in object "
+                                "meta: %s",
+                                uid, sw_json_str(meta, "uid", ""));
+                goto rollback;
+        }
+        if (rv && *rv && strcmp(rv, sw_json_str(meta, "resourceVersion", "")) != 0) {
+                rc = sw_err_set(err, SW_ECONFLICT,
+                                "Precondition failed: ResourceVersion in precondition: %s, "
+                                "ResourceVersion in object meta: %s",
+                                rv, sw_json_str(meta, "resourceVersion", ""));
+                goto rollback;
+        }
+        if (grace_s < 0)
+                grace_s = 0;
+        if (json_object_get(meta, "deletionTimestamp") &&
+            (grace_s >= sw_json_int(meta, "deletionGracePeriodSeconds", 0) ||
+             has_finalizers(obj)) &&
+            !(grace_s == 0 && !has_finalizers(obj))) {
+                store_exec(s, "ROLLBACK", NULL);
+                goto out; /* already being deleted at least as soon: nothing to write */
+        }
+        if (grace_s > 0 || has_finalizers(obj)) {
+                char ts[32];
+                orch_time_fmt(ts, sizeof(ts), sw_now_ms() + grace_s * 1000);
+                json_object_set_new(meta, "deletionTimestamp", json_string(ts));
+                json_object_set_new(meta, "deletionGracePeriodSeconds", json_integer(grace_s));
+                rc = commit_write(s, "MODIFIED", resource, ns, name, obj, NULL, err);
+        } else {
+                gone = true;
+                rc = commit_write(s, "DELETED", resource, ns, name, obj, NULL, err);
+        }
+        goto out;
+rollback:
+        store_exec(s, "ROLLBACK", NULL);
+out:
+        pthread_mutex_unlock(&s->mu);
+        if (rc) {
+                json_decref(obj);
+                return rc;
+        }
+        if (gone_out)
+                *gone_out = gone;
+        *out = obj;
+        return 0;
+}
+
+int orch_store_list(json_t **items_out, int64_t *rev_out, bool *more_out, struct orch_store *s,
+                    const char *resource, const struct orch_list_query *q, struct sw_err *err)
+{
+        sqlite3_stmt *st = NULL;
+        json_t *items = json_array();
+        bool more = false;
+        int64_t rev;
+        int rc;
+        char sql[256];
+
+        snprintf(sql, sizeof(sql),
+                 "SELECT body FROM objects WHERE resource=?1%s%s ORDER BY namespace, name",
+                 q->ns ? " AND namespace=?2" : "",
+                 q->after_ns ? " AND (namespace, name) > (?3, ?4)" : "");
+        pthread_mutex_lock(&s->mu);
+        rev = s->rev;
+        rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+        if (rc != SQLITE_OK) {
+                rc = store_sqlite_err(s->db, rc, err, "list");
+                goto out;
+        }
+        sqlite3_bind_text(st, 1, resource, -1, SQLITE_STATIC);
+        if (q->ns)
+                sqlite3_bind_text(st, 2, q->ns, -1, SQLITE_STATIC);
+        if (q->after_ns) {
+                sqlite3_bind_text(st, 3, q->after_ns, -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 4, q->after_name ? q->after_name : "", -1, SQLITE_STATIC);
+        }
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                json_t *obj = NULL;
+                const char *body = (const char *)sqlite3_column_text(st, 0);
+
+                int prc = sw_json_parse(&obj, body, (size_t)sqlite3_column_bytes(st, 0), 0, err);
+
+                if (prc) {
+                        rc = prc;
+                        goto out;
+                }
+                if (q->match && !q->match(obj, q->arg)) {
+                        json_decref(obj);
+                        continue;
+                }
+                if (q->limit > 0 && (int64_t)json_array_size(items) >= q->limit) {
+                        json_decref(obj);
+                        more = true;
+                        break;
+                }
+                json_array_append_new(items, obj);
+        }
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+                rc = store_sqlite_err(s->db, rc, err, "list");
+                goto out;
+        }
+        rc = 0;
+out:
+        sqlite3_finalize(st);
+        pthread_mutex_unlock(&s->mu);
+        if (rc) {
+                json_decref(items);
+                return rc;
+        }
+        *items_out = items;
+        *rev_out = rev;
+        *more_out = more;
+        return 0;
+}
+
+int orch_store_events(json_t **out, struct orch_store *s, const char *resource, int64_t after,
+                      int max, struct sw_err *err)
+{
+        sqlite3_stmt *st = NULL;
+        json_t *events = json_array();
+        int rc;
+
+        pthread_mutex_lock(&s->mu);
+        if (after < s->compacted) {
+                rc = sw_err_set(err, SW_ENOTFOUND, "too old resource version: %lld (%lld)",
+                                (long long)after, (long long)s->compacted + 1);
+                goto out;
+        }
+        rc = sqlite3_prepare_v2(s->db,
+                                resource ? "SELECT rev, type, resource, body FROM events WHERE "
+                                           "rev > ?1 AND resource = ?3 ORDER BY rev LIMIT ?2"
+                                         : "SELECT rev, type, resource, body FROM events WHERE "
+                                           "rev > ?1 ORDER BY rev LIMIT ?2",
+                                -1, &st, NULL);
+        if (rc != SQLITE_OK) {
+                rc = store_sqlite_err(s->db, rc, err, "events");
+                goto out;
+        }
+        sqlite3_bind_int64(st, 1, after);
+        sqlite3_bind_int(st, 2, max);
+        if (resource)
+                sqlite3_bind_text(st, 3, resource, -1, SQLITE_STATIC);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                json_t *obj = NULL;
+                const char *body = (const char *)sqlite3_column_text(st, 3);
+
+                rc = sw_json_parse(&obj, body, (size_t)sqlite3_column_bytes(st, 3), 0, err);
+                if (rc)
+                        goto out;
+                json_array_append_new(
+                        events, json_pack("{s:I,s:s,s:s,s:o}", "rev",
+                                          (json_int_t)sqlite3_column_int64(st, 0), "type",
+                                          (const char *)sqlite3_column_text(st, 1), "resource",
+                                          (const char *)sqlite3_column_text(st, 2), "object", obj));
+        }
+        if (rc != SQLITE_DONE) {
+                rc = store_sqlite_err(s->db, rc, err, "events");
+                goto out;
+        }
+        rc = 0;
+out:
+        sqlite3_finalize(st);
+        pthread_mutex_unlock(&s->mu);
+        if (rc) {
+                json_decref(events);
+                return rc;
+        }
+        *out = events;
+        return 0;
+}
+
+int orch_store_events_raw(struct orch_event **out, size_t *n_out, struct orch_store *s,
+                          const char *resource, int64_t after, int max, struct sw_err *err)
+{
+        struct orch_event *evs = NULL;
+        size_t n = 0;
+        json_t *parsed = NULL, *e;
+        size_t i;
+        int rc;
+
+        pthread_mutex_lock(&s->mu);
+        if (after < s->compacted) {
+                pthread_mutex_unlock(&s->mu);
+                return sw_err_set(err, SW_ENOTFOUND, "too old resource version: %lld (%lld)",
+                                  (long long)after, (long long)s->compacted + 1);
+        }
+        if (after >= s->rev - (int64_t)s->ring_count) {
+                evs = sw_xcalloc((size_t)max, sizeof(*evs));
+                for (int64_t r = after + 1; r <= s->rev && (int)n < max; r++) {
+                        const struct ring_event *re = &s->ring[r % STORE_RING];
+                        if (resource && strcmp(re->resource, resource) != 0)
+                                continue;
+                        evs[n].rev = re->rev;
+                        memcpy(evs[n].type, re->type, sizeof(evs[n].type));
+                        evs[n].ns = sw_xstrdup(re->ns);
+                        evs[n].body = sw_xstrdup(re->body);
+                        evs[n].prev = re->prev ? sw_xstrdup(re->prev) : NULL;
+                        n++;
+                }
+                pthread_mutex_unlock(&s->mu);
+                *out = evs;
+                *n_out = n;
+                return 0;
+        }
+        pthread_mutex_unlock(&s->mu);
+        /* Older than the ring: from the log on disk. */
+        rc = orch_store_events(&parsed, s, resource, after, max, err);
+        if (rc)
+                return rc;
+        evs = sw_xcalloc(json_array_size(parsed) + 1, sizeof(*evs));
+        json_array_foreach(parsed, i, e)
+        {
+                json_t *obj = json_object_get(e, "object");
+                evs[n].rev = sw_json_int(e, "rev", 0);
+                snprintf(evs[n].type, sizeof(evs[n].type), "%s", sw_json_str(e, "type", ""));
+                evs[n].ns =
+                        sw_xstrdup(sw_json_str(json_object_get(obj, "metadata"), "namespace", ""));
+                evs[n].body = sw_json_dump(obj);
+                n++;
+        }
+        json_decref(parsed);
+        *out = evs;
+        *n_out = n;
+        return 0;
+}
+
+void orch_events_free(struct orch_event *evs, size_t n)
+{
+        for (size_t i = 0; evs && i < n; i++) {
+                free(evs[i].ns);
+                free(evs[i].body);
+                free(evs[i].prev);
+        }
+        free(evs);
+}
+
+int64_t orch_store_wait(struct orch_store *s, int64_t after, int64_t timeout_ms)
+{
+        struct timespec until;
+        int64_t rev;
+
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += (time_t)(timeout_ms / 1000);
+        until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&s->mu);
+        while (s->rev <= after && !s->woken)
+                if (pthread_cond_timedwait(&s->changed, &s->mu, &until) == ETIMEDOUT)
+                        break;
+        rev = s->rev;
+        pthread_mutex_unlock(&s->mu);
+        return rev;
+}
+
+void orch_store_wake(struct orch_store *s)
+{
+        pthread_mutex_lock(&s->mu);
+        s->woken = true;
+        pthread_cond_broadcast(&s->changed);
+        pthread_mutex_unlock(&s->mu);
+}
+
+int orch_store_dependents(json_t **out, struct orch_store *s, const char *uid, struct sw_err *err)
+{
+        sqlite3_stmt *st = NULL;
+        json_t *deps = json_array();
+        int rc;
+
+        pthread_mutex_lock(&s->mu);
+        rc = sqlite3_prepare_v2(s->db,
+                                "SELECT resource, body FROM objects WHERE instr(body, ?1) > 0", -1,
+                                &st, NULL);
+        if (rc != SQLITE_OK) {
+                rc = store_sqlite_err(s->db, rc, err, "dependents");
+                goto out;
+        }
+        sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                json_t *obj = NULL, *refs, *ref;
+                const char *body = (const char *)sqlite3_column_text(st, 1);
+                bool owned = false;
+                size_t i;
+
+                rc = sw_json_parse(&obj, body, (size_t)sqlite3_column_bytes(st, 1), 0, err);
+                if (rc)
+                        goto out;
+                refs = json_object_get(json_object_get(obj, "metadata"), "ownerReferences");
+                json_array_foreach(refs, i, ref) owned |=
+                        strcmp(sw_json_str(ref, "uid", ""), uid) == 0;
+                if (owned)
+                        json_array_append_new(deps,
+                                              json_pack("{s:s,s:o}", "resource",
+                                                        (const char *)sqlite3_column_text(st, 0),
+                                                        "object", obj));
+                else
+                        json_decref(obj);
+        }
+        rc = rc == SQLITE_DONE ? 0 : store_sqlite_err(s->db, rc, err, "dependents");
+out:
+        sqlite3_finalize(st);
+        pthread_mutex_unlock(&s->mu);
+        if (rc) {
+                json_decref(deps);
+                return rc;
+        }
+        *out = deps;
+        return 0;
+}

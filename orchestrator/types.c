@@ -1,0 +1,1009 @@
+/*
+ * types.c - the kinds the API server serves: discovery, OpenAPI documents,
+ * defaulting, validation and the strict unknown-field check.
+ *
+ * The table of kinds drives everything: discovery lists it, the router
+ * resolves URLs with it, and each kind's strategic-merge schema lives with
+ * it. Defaults follow the real API server's (a Deployment gets replicas 1
+ * and a RollingUpdate strategy of 25%/25%, a container port protocol TCP),
+ * so that objects read back look as kubectl expects.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "common/json.h"
+#include "common/mem.h"
+#include "common/validate.h"
+#include "orchestrator/orch_int.h"
+#include "common/banned.h"
+
+#define SUB_SS (ORCH_SUB_STATUS | ORCH_SUB_SCALE)
+
+static const struct orch_kind kinds[] = {
+        {"", "v1", "namespaces", "namespace", "Namespace", "namespaces", false, "ns", false,
+         ORCH_SUB_STATUS, false, &orch_smp_namespace},
+        {"", "v1", "nodes", "node", "Node", "nodes", false, "no", false, ORCH_SUB_STATUS, false,
+         &orch_smp_node},
+        {"", "v1", "pods", "pod", "Pod", "pods", true, "po", true,
+         ORCH_SUB_STATUS | ORCH_SUB_BINDING, false, &orch_smp_pod},
+        {"", "v1", "services", "service", "Service", "services", true, "svc", true, ORCH_SUB_STATUS,
+         false, &orch_smp_service},
+        {"", "v1", "endpoints", "endpoints", "Endpoints", "endpoints", true, "ep", false, 0, false,
+         &orch_smp_generic},
+        {"", "v1", "configmaps", "configmap", "ConfigMap", "configmaps", true, "cm", false, 0,
+         false, &orch_smp_generic},
+        {"", "v1", "secrets", "secret", "Secret", "secrets", true, "", false, 0, false,
+         &orch_smp_generic},
+        {"", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", "serviceaccounts", true,
+         "sa", false, 0, false, &orch_smp_generic},
+        {"", "v1", "resourcequotas", "resourcequota", "ResourceQuota", "resourcequotas", true,
+         "quota", false, ORCH_SUB_STATUS, false, &orch_smp_generic},
+        {"", "v1", "limitranges", "limitrange", "LimitRange", "limitranges", true, "limits", false,
+         0, false, &orch_smp_generic},
+        {"", "v1", "events", "event", "Event", "events", true, "ev", false, 0, false,
+         &orch_smp_generic},
+        {"apps", "v1", "deployments", "deployment", "Deployment", "deployments.apps", true,
+         "deploy", true, SUB_SS, true, &orch_smp_deployment},
+        {"apps", "v1", "replicasets", "replicaset", "ReplicaSet", "replicasets.apps", true, "rs",
+         true, SUB_SS, true, &orch_smp_replicaset},
+        {"networking.k8s.io", "v1", "ingresses", "ingress", "Ingress",
+         "ingresses.networking.k8s.io", true, "ing", false, ORCH_SUB_STATUS, true,
+         &orch_smp_generic},
+        {"networking.k8s.io", "v1", "ingressclasses", "ingressclass", "IngressClass",
+         "ingressclasses.networking.k8s.io", false, "", false, 0, true, &orch_smp_generic},
+        {"batch", "v1", "jobs", "job", "Job", "jobs.batch", true, "", true, ORCH_SUB_STATUS, true,
+         &orch_smp_job},
+        {"batch", "v1", "cronjobs", "cronjob", "CronJob", "cronjobs.batch", true, "cj", true,
+         ORCH_SUB_STATUS, true, &orch_smp_cronjob},
+        {"coordination.k8s.io", "v1", "leases", "lease", "Lease", "leases.coordination.k8s.io",
+         true, "", false, 0, false, &orch_smp_generic},
+};
+#define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
+
+static const char *const groups[] = {"apps", "networking.k8s.io", "batch", "coordination.k8s.io"};
+#define NGROUPS (sizeof(groups) / sizeof(groups[0]))
+
+const struct orch_kind *orch_kinds(size_t *n_out)
+{
+        *n_out = NKINDS;
+        return kinds;
+}
+
+const struct orch_kind *orch_kind_find(const char *group, const char *version, const char *resource)
+{
+        for (size_t i = 0; i < NKINDS; i++)
+                if (strcmp(kinds[i].group, group) == 0 && strcmp(kinds[i].version, version) == 0 &&
+                    strcmp(kinds[i].resource, resource) == 0)
+                        return &kinds[i];
+        return NULL;
+}
+
+void orch_kind_api_version(const struct orch_kind *k, char *out, size_t size)
+{
+        if (*k->group)
+                snprintf(out, size, "%s/%s", k->group, k->version);
+        else
+                snprintf(out, size, "%s", k->version);
+}
+
+const struct orch_kind *orch_kind_by_kind(const char *api_version, const char *kind)
+{
+        char av[128];
+
+        for (size_t i = 0; i < NKINDS; i++) {
+                orch_kind_api_version(&kinds[i], av, sizeof(av));
+                if (strcmp(av, api_version) == 0 && strcmp(kinds[i].kind, kind) == 0)
+                        return &kinds[i];
+        }
+        return NULL;
+}
+
+/* ---- discovery ------------------------------------------------------------ */
+
+json_t *orch_discovery_versions(void)
+{
+        return json_pack("{s:s,s:[s],s:[{s:s,s:s}]}", "kind", "APIVersions", "versions", "v1",
+                         "serverAddressByClientCIDRs", "clientCIDR", "0.0.0.0/0", "serverAddress",
+                         "127.0.0.1");
+}
+
+json_t *orch_discovery_groups(void)
+{
+        json_t *list = json_array();
+
+        for (size_t i = 0; i < NGROUPS; i++) {
+                char gv[128];
+                snprintf(gv, sizeof(gv), "%s/v1", groups[i]);
+                json_array_append_new(list, json_pack("{s:s,s:[{s:s,s:s}],s:{s:s,s:s}}", "name",
+                                                      groups[i], "versions", "groupVersion", gv,
+                                                      "version", "v1", "preferredVersion",
+                                                      "groupVersion", gv, "version", "v1"));
+        }
+        return json_pack("{s:s,s:s,s:o}", "kind", "APIGroupList", "apiVersion", "v1", "groups",
+                         list);
+}
+
+static json_t *verbs_full(void)
+{
+        return json_pack("[s,s,s,s,s,s,s,s]", "create", "delete", "deletecollection", "get", "list",
+                         "patch", "update", "watch");
+}
+
+json_t *orch_discovery_resources(const char *group, const char *version)
+{
+        json_t *res = json_array();
+        char gv[128];
+        bool any = false;
+
+        for (size_t i = 0; i < NKINDS; i++) {
+                const struct orch_kind *k = &kinds[i];
+                json_t *r, *sn;
+                char name[128];
+                const char *p;
+
+                if (strcmp(k->group, group) != 0 || strcmp(k->version, version) != 0)
+                        continue;
+                any = true;
+                sn = json_array();
+                for (p = k->short_names; *p;) {
+                        const char *comma = strchr(p, ',');
+                        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+                        json_array_append_new(sn, json_stringn(p, n));
+                        p += n + (comma ? 1 : 0);
+                }
+                r = json_pack("{s:s,s:s,s:b,s:s,s:o}", "name", k->resource, "singularName",
+                              k->singular, "namespaced", k->namespaced, "kind", k->kind, "verbs",
+                              verbs_full());
+                if (json_array_size(sn))
+                        json_object_set(r, "shortNames", sn);
+                if (k->all)
+                        json_object_set_new(r, "categories", json_pack("[s]", "all"));
+                json_decref(sn);
+                json_array_append_new(res, r);
+                if (k->subresources & ORCH_SUB_STATUS) {
+                        snprintf(name, sizeof(name), "%s/status", k->resource);
+                        json_array_append_new(res, json_pack("{s:s,s:s,s:b,s:s,s:[s,s,s]}", "name",
+                                                             name, "singularName", "", "namespaced",
+                                                             k->namespaced, "kind", k->kind,
+                                                             "verbs", "get", "patch", "update"));
+                }
+                if (k->subresources & ORCH_SUB_SCALE) {
+                        snprintf(name, sizeof(name), "%s/scale", k->resource);
+                        json_array_append_new(
+                                res, json_pack("{s:s,s:s,s:b,s:s,s:s,s:s,s:[s,s,s]}", "name", name,
+                                               "singularName", "", "namespaced", k->namespaced,
+                                               "group", "autoscaling", "version", "v1", "kind",
+                                               "Scale", "verbs", "get", "patch", "update"));
+                }
+                if (k->subresources & ORCH_SUB_BINDING) {
+                        snprintf(name, sizeof(name), "%s/binding", k->resource);
+                        json_array_append_new(res, json_pack("{s:s,s:s,s:b,s:s,s:[s]}", "name",
+                                                             name, "singularName", "", "namespaced",
+                                                             k->namespaced, "kind", "Binding",
+                                                             "verbs", "create"));
+                }
+        }
+        if (!any) {
+                json_decref(res);
+                return NULL;
+        }
+        if (*group)
+                snprintf(gv, sizeof(gv), "%s/%s", group, version);
+        else
+                snprintf(gv, sizeof(gv), "%s", version);
+        return json_pack("{s:s,s:s,s:s,s:o}", "kind", "APIResourceList", "apiVersion", "v1",
+                         "groupVersion", gv, "resources", res);
+}
+
+/*
+ * OpenAPI v3: kubectl reads the root index, then each group version's
+ * document, and looks for a PATCH operation tagged with the kind's
+ * group-version-kind that lists the fieldValidation query parameter; when
+ * it finds it, it leaves validation to the server (fieldValidation=Strict).
+ * The documents carry no schemas, so kubectl computes strategic merge
+ * patches from its built-in types.
+ */
+#define OPENAPI_HASH "slipway-0-1-0-1"
+
+json_t *orch_openapi_root(void)
+{
+        json_t *paths = json_object();
+        char key[160], url[200];
+
+        snprintf(url, sizeof(url), "/openapi/v3/api/v1?hash=%s", OPENAPI_HASH);
+        json_object_set_new(paths, "api/v1", json_pack("{s:s}", "serverRelativeURL", url));
+        for (size_t i = 0; i < NGROUPS; i++) {
+                snprintf(key, sizeof(key), "apis/%s/v1", groups[i]);
+                snprintf(url, sizeof(url), "/openapi/v3/apis/%s/v1?hash=%s", groups[i],
+                         OPENAPI_HASH);
+                json_object_set_new(paths, key, json_pack("{s:s}", "serverRelativeURL", url));
+        }
+        return json_pack("{s:o}", "paths", paths);
+}
+
+json_t *orch_openapi_group_version(const char *group, const char *version)
+{
+        json_t *paths = json_object();
+        bool any = false;
+
+        for (size_t i = 0; i < NKINDS; i++) {
+                const struct orch_kind *k = &kinds[i];
+                char path[256];
+                json_t *params;
+
+                if (strcmp(k->group, group) != 0 || strcmp(k->version, version) != 0)
+                        continue;
+                any = true;
+                if (*group)
+                        snprintf(path, sizeof(path), "/apis/%s/%s/%s%s/{name}", group, version,
+                                 k->namespaced ? "namespaces/{namespace}/" : "", k->resource);
+                else
+                        snprintf(path, sizeof(path), "/api/%s/%s%s/{name}", version,
+                                 k->namespaced ? "namespaces/{namespace}/" : "", k->resource);
+                params = json_pack("[{s:s,s:s,s:{s:s}},{s:s,s:s,s:{s:s}},{s:s,s:s,s:{s:s}},"
+                                   "{s:s,s:s,s:{s:s}}]",
+                                   "name", "fieldValidation", "in", "query", "schema", "type",
+                                   "string", "name", "fieldManager", "in", "query", "schema",
+                                   "type", "string", "name", "dryRun", "in", "query", "schema",
+                                   "type", "string", "name", "force", "in", "query", "schema",
+                                   "type", "boolean");
+                json_object_set_new(paths, path,
+                                    json_pack("{s:{s:s,s:{s:s,s:s,s:s},s:o,s:{s:{s:s}}}}", "patch",
+                                              "operationId", k->kind,
+                                              "x-kubernetes-group-version-kind", "group", group,
+                                              "version", version, "kind", k->kind, "parameters",
+                                              params, "responses", "200", "description", "OK"));
+        }
+        if (!any) {
+                json_decref(paths);
+                return NULL;
+        }
+        return json_pack("{s:s,s:{s:s,s:s},s:o,s:{}}", "openapi", "3.0.0", "info", "title",
+                         "Kubernetes", "version", "v1.32.0", "paths", paths, "components");
+}
+
+/* ---- defaults and validation -------------------------------------------- */
+
+static json_t *obj_at(json_t *parent, const char *key)
+{
+        json_t *v = json_object_get(parent, key);
+
+        if (!json_is_object(v)) {
+                v = json_object();
+                json_object_set_new(parent, key, v);
+        }
+        return v;
+}
+
+static void set_default(json_t *obj, const char *key, json_t *val)
+{
+        if (!json_object_get(obj, key))
+                json_object_set_new(obj, key, val);
+        else
+                json_decref(val);
+}
+
+static int invalid(struct sw_err *err, const char *field, const char *what)
+{
+        return sw_err_set(err, SW_EINVAL, "%s: %s", field, what);
+}
+
+static int container_admit(json_t *c, const char *field, struct sw_err *err)
+{
+        const char *name = sw_json_str(c, "name", ""), *image = sw_json_str(c, "image", "");
+        json_t *ports = json_object_get(c, "ports"), *p, *env = json_object_get(c, "env"), *e;
+        char f[256];
+        size_t i;
+
+        if (!json_is_object(c))
+                return invalid(err, field, "Invalid value: must be an object");
+        snprintf(f, sizeof(f), "%s.name", field);
+        if (!*name)
+                return invalid(err, f, "Required value");
+        if (sw_valid_dns1123_label(name, f, err) != 0)
+                return SW_EINVAL;
+        if (!*image) {
+                snprintf(f, sizeof(f), "%s.image", field);
+                return invalid(err, f, "Required value");
+        }
+        {
+                const char *colon = strrchr(image, ':'), *slash = strrchr(image, '/');
+                bool tagged = colon && (!slash || colon > slash);
+                bool latest = !tagged || strcmp(colon + 1, "latest") == 0;
+                set_default(c, "imagePullPolicy",
+                            json_string(strchr(image, '@') ? "IfNotPresent"
+                                        : latest           ? "Always"
+                                                           : "IfNotPresent"));
+        }
+        {
+                static const char *const kinds_[] = {"limits", "requests"};
+                for (size_t k = 0; k < 2; k++) {
+                        const char *rname;
+                        json_t *q;
+                        json_object_foreach(
+                                json_object_get(json_object_get(c, "resources"), kinds_[k]), rname,
+                                q)
+                        {
+                                int64_t milli;
+                                snprintf(f, sizeof(f), "%s.resources.%s.%s", field, kinds_[k],
+                                         rname);
+                                if (!json_is_string(q) && !json_is_integer(q))
+                                        return invalid(err, f, "Invalid value: must be a quantity");
+                                if (json_is_string(q) &&
+                                    sw_quantity_milli(&milli, json_string_value(q), f, NULL) != 0)
+                                        return sw_err_set(
+                                                err, SW_EINVAL,
+                                                "%s: Invalid value: \"%s\": quantities "
+                                                "must match the regular expression "
+                                                "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+                                                f, json_string_value(q));
+                        }
+                }
+        }
+        set_default(c, "terminationMessagePath", json_string("/dev/termination-log"));
+        set_default(c, "terminationMessagePolicy", json_string("File"));
+        set_default(c, "resources", json_object());
+        json_array_foreach(ports, i, p)
+        {
+                json_int_t port = json_integer_value(json_object_get(p, "containerPort"));
+                if (port < 1 || port > 65535) {
+                        snprintf(f, sizeof(f), "%s.ports[%zu].containerPort", field, i);
+                        return invalid(err, f,
+                                       "Invalid value: must be between 1 and 65535, inclusive");
+                }
+                set_default(p, "protocol", json_string("TCP"));
+        }
+        json_array_foreach(env, i, e)
+        {
+                if (!*sw_json_str(e, "name", "")) {
+                        snprintf(f, sizeof(f), "%s.env[%zu].name", field, i);
+                        return invalid(err, f, "Required value");
+                }
+        }
+        return 0;
+}
+
+static int podspec_admit(json_t *spec, const char *field, struct sw_err *err)
+{
+        json_t *cs = json_object_get(spec, "containers"), *c;
+        char f[256];
+        size_t i;
+        int rc;
+
+        if (!json_is_array(cs) || json_array_size(cs) == 0) {
+                snprintf(f, sizeof(f), "%s.containers", field);
+                return invalid(err, f, "Required value");
+        }
+        json_array_foreach(cs, i, c)
+        {
+                snprintf(f, sizeof(f), "%s.containers[%zu]", field, i);
+                if ((rc = container_admit(c, f, err)) != 0)
+                        return rc;
+        }
+        json_array_foreach(json_object_get(spec, "initContainers"), i, c)
+        {
+                snprintf(f, sizeof(f), "%s.initContainers[%zu]", field, i);
+                if ((rc = container_admit(c, f, err)) != 0)
+                        return rc;
+        }
+        set_default(spec, "restartPolicy", json_string("Always"));
+        set_default(spec, "terminationGracePeriodSeconds", json_integer(30));
+        set_default(spec, "dnsPolicy", json_string("ClusterFirst"));
+        set_default(spec, "securityContext", json_object());
+        set_default(spec, "schedulerName", json_string("default-scheduler"));
+        return 0;
+}
+
+/* Selector required, non-empty, matching the template's labels; immutable. */
+static int selector_admit(json_t *spec, const json_t *old_spec, bool immutable, struct sw_err *err)
+{
+        json_t *sel = json_object_get(spec, "selector");
+        json_t *labels = json_object_get(
+                json_object_get(json_object_get(spec, "template"), "metadata"), "labels");
+        struct orch_selector *s = NULL;
+        bool ok;
+
+        if (!json_is_object(sel) ||
+            (json_object_size(json_object_get(sel, "matchLabels")) == 0 &&
+             json_array_size(json_object_get(sel, "matchExpressions")) == 0))
+                return invalid(err, "spec.selector", "Required value");
+        if (orch_labelsel_from_json(&s, sel, err) != 0)
+                return sw_err_wrap(err, "spec.selector");
+        ok = orch_labelsel_match(s, labels);
+        orch_selector_free(s);
+        if (!ok)
+                return invalid(err, "spec.template.metadata.labels",
+                               "Invalid value: `selector` does not match template `labels`");
+        if (immutable && old_spec && !json_equal(sel, json_object_get(old_spec, "selector")))
+                return invalid(err, "spec.selector", "Invalid value: field is immutable");
+        return 0;
+}
+
+static int template_admit(json_t *spec, struct sw_err *err)
+{
+        json_t *tmpl = json_object_get(spec, "template");
+
+        if (!json_is_object(tmpl))
+                return invalid(err, "spec.template", "Required value");
+        if (orch_labels_valid(json_object_get(obj_at(tmpl, "metadata"), "labels"),
+                              "spec.template.metadata.labels", err) != 0)
+                return SW_EINVAL;
+        return podspec_admit(obj_at(tmpl, "spec"), "spec.template.spec", err);
+}
+
+static int deployment_admit(json_t *obj, const json_t *old, struct sw_err *err)
+{
+        json_t *spec = obj_at(obj, "spec"), *strategy;
+        int rc;
+
+        if ((rc = selector_admit(spec, json_object_get(old, "spec"), true, err)) != 0)
+                return rc;
+        if ((rc = template_admit(spec, err)) != 0)
+                return rc;
+        set_default(spec, "replicas", json_integer(1));
+        if (json_integer_value(json_object_get(spec, "replicas")) < 0)
+                return invalid(err, "spec.replicas",
+                               "Invalid value: must be greater than or equal to 0");
+        strategy = obj_at(spec, "strategy");
+        set_default(strategy, "type", json_string("RollingUpdate"));
+        if (strcmp(sw_json_str(strategy, "type", ""), "RollingUpdate") == 0) {
+                json_t *ru = obj_at(strategy, "rollingUpdate");
+                set_default(ru, "maxUnavailable", json_string("25%"));
+                set_default(ru, "maxSurge", json_string("25%"));
+        }
+        set_default(spec, "revisionHistoryLimit", json_integer(10));
+        set_default(spec, "progressDeadlineSeconds", json_integer(600));
+        return 0;
+}
+
+static int replicaset_admit(json_t *obj, const json_t *old, struct sw_err *err)
+{
+        json_t *spec = obj_at(obj, "spec");
+        int rc;
+
+        if ((rc = selector_admit(spec, json_object_get(old, "spec"), true, err)) != 0)
+                return rc;
+        if ((rc = template_admit(spec, err)) != 0)
+                return rc;
+        set_default(spec, "replicas", json_integer(1));
+        return 0;
+}
+
+static int service_admit(json_t *obj, const json_t *old, struct sw_err *err)
+{
+        json_t *spec = obj_at(obj, "spec"), *ports, *p;
+        const char *type;
+        char f[128];
+        size_t i;
+
+        set_default(spec, "type", json_string("ClusterIP"));
+        type = sw_json_str(spec, "type", "");
+        if (strcmp(type, "ClusterIP") != 0 && strcmp(type, "NodePort") != 0 &&
+            strcmp(type, "LoadBalancer") != 0 && strcmp(type, "ExternalName") != 0)
+                return sw_err_set(err, SW_EINVAL,
+                                  "spec.type: Unsupported value: \"%s\": supported values: "
+                                  "\"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\"",
+                                  type);
+        ports = json_object_get(spec, "ports");
+        if (strcmp(type, "ExternalName") != 0 &&
+            strcmp(sw_json_str(spec, "clusterIP", ""), "None") != 0 && json_array_size(ports) == 0)
+                return invalid(err, "spec.ports", "Required value");
+        json_array_foreach(ports, i, p)
+        {
+                json_int_t port = json_integer_value(json_object_get(p, "port"));
+                if (port < 1 || port > 65535) {
+                        snprintf(f, sizeof(f), "spec.ports[%zu].port", i);
+                        return invalid(err, f,
+                                       "Invalid value: must be between 1 and 65535, inclusive");
+                }
+                if (json_array_size(ports) > 1 && !*sw_json_str(p, "name", "")) {
+                        snprintf(f, sizeof(f), "spec.ports[%zu].name", i);
+                        return invalid(err, f, "Required value");
+                }
+                set_default(p, "protocol", json_string("TCP"));
+                set_default(p, "targetPort", json_integer(port));
+        }
+        if (old) {
+                const char *was = sw_json_str(json_object_get(old, "spec"), "clusterIP", "");
+                const char *now = sw_json_str(spec, "clusterIP", NULL);
+                if (now && *was && strcmp(was, now) != 0)
+                        return invalid(err, "spec.clusterIP", "Invalid value: field is immutable");
+                if (!now && *was)
+                        json_object_set(spec, "clusterIP",
+                                        json_object_get(json_object_get(old, "spec"), "clusterIP"));
+        }
+        set_default(spec, "sessionAffinity", json_string("None"));
+        if (strcmp(type, "ExternalName") != 0) {
+                set_default(spec, "ipFamilies", json_pack("[s]", "IPv4"));
+                set_default(spec, "ipFamilyPolicy", json_string("SingleStack"));
+                set_default(spec, "internalTrafficPolicy", json_string("Cluster"));
+        }
+        return 0;
+}
+
+static bool b64_valid(const char *s)
+{
+        size_t n = strlen(s), pad = 0;
+
+        if (n % 4)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char c = s[i];
+                if (c == '=') {
+                        pad++;
+                        continue;
+                }
+                if (pad || !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                             (c >= '0' && c <= '9') || c == '+' || c == '/'))
+                        return false;
+        }
+        return pad <= 2;
+}
+
+static char *b64_encode(const char *s, size_t n)
+{
+        static const char tbl[] =
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        char *out = sw_xmalloc((n + 2) / 3 * 4 + 1), *w = out;
+
+        for (size_t i = 0; i < n; i += 3) {
+                unsigned v = (unsigned char)s[i] << 16;
+                if (i + 1 < n)
+                        v |= (unsigned)(unsigned char)s[i + 1] << 8;
+                if (i + 2 < n)
+                        v |= (unsigned char)s[i + 2];
+                *w++ = tbl[(v >> 18) & 63];
+                *w++ = tbl[(v >> 12) & 63];
+                *w++ = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
+                *w++ = i + 2 < n ? tbl[v & 63] : '=';
+        }
+        *w = '\0';
+        return out;
+}
+
+static int data_keys_valid(const json_t *data, const char *field, struct sw_err *err)
+{
+        const char *key;
+        json_t *v;
+
+        json_object_foreach((json_t *)data, key, v)
+        {
+                bool ok = *key && strlen(key) <= 253;
+                for (const char *p = key; *p && ok; p++)
+                        ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                             (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.';
+                if (!ok)
+                        return sw_err_set(err, SW_EINVAL,
+                                          "%s[%s]: Invalid value: a valid config key must consist "
+                                          "of alphanumeric characters, '-', '_' or '.'",
+                                          field, key);
+                if (!json_is_string(v))
+                        return sw_err_set(err, SW_EINVAL, "%s[%s]: Invalid value: must be a string",
+                                          field, key);
+        }
+        return 0;
+}
+
+static int secret_admit(json_t *obj, struct sw_err *err)
+{
+        json_t *sd = json_object_get(obj, "stringData"), *data, *v;
+        const char *key;
+
+        if (!*sw_json_str(obj, "type", ""))
+                json_object_set_new(obj, "type", json_string("Opaque"));
+        if (sd) {
+                if (data_keys_valid(sd, "stringData", err) != 0)
+                        return SW_EINVAL;
+                data = obj_at(obj, "data");
+                json_object_foreach(sd, key, v)
+                {
+                        char *enc = b64_encode(json_string_value(v), json_string_length(v));
+                        json_object_set_new(data, key, json_string(enc));
+                        free(enc);
+                }
+                json_object_del(obj, "stringData");
+        }
+        data = json_object_get(obj, "data");
+        if (data_keys_valid(data, "data", err) != 0)
+                return SW_EINVAL;
+        json_object_foreach(data, key, v)
+        {
+                if (!b64_valid(json_string_value(v)))
+                        return sw_err_set(err, SW_EINVAL,
+                                          "data[%s]: Invalid value: illegal base64 data", key);
+        }
+        return 0;
+}
+
+static void generate_name(json_t *meta)
+{
+        static const char alphabet[] = "bcdfghjklmnpqrstvwxz2456789";
+        const char *prefix = sw_json_str(meta, "generateName", "");
+        unsigned char r[5];
+        char name[300];
+        size_t n;
+
+        if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+                memset(r, 7, sizeof(r));
+        n = (size_t)snprintf(name, sizeof(name), "%.58s", prefix);
+        for (size_t i = 0; i < 5; i++)
+                name[n + i] = alphabet[r[i] % (sizeof(alphabet) - 1)];
+        name[n + 5] = '\0';
+        json_object_set_new(meta, "name", json_string(name));
+}
+
+int orch_object_admit(json_t *obj, const json_t *old, const struct orch_kind *k, struct sw_err *err)
+{
+        json_t *meta = obj_at(obj, "metadata");
+        const char *name;
+        char av[128];
+        int rc;
+
+        orch_kind_api_version(k, av, sizeof(av));
+        json_object_set_new(obj, "apiVersion", json_string(av));
+        json_object_set_new(obj, "kind", json_string(k->kind));
+        if (!old && !*sw_json_str(meta, "name", "") && *sw_json_str(meta, "generateName", ""))
+                generate_name(meta);
+        name = sw_json_str(meta, "name", "");
+        if (!*name)
+                return invalid(err, "metadata.name",
+                               "Required value: name or generateName is "
+                               "required");
+        if (strcmp(k->resource, "namespaces") == 0)
+                rc = sw_valid_dns1123_label(name, "metadata.name", err);
+        else if (strcmp(k->resource, "services") == 0)
+                rc = sw_valid_dns1035_label(name, "metadata.name", err);
+        else
+                rc = sw_valid_dns1123_subdomain(name, "metadata.name", err);
+        if (rc)
+                return rc;
+        if (orch_labels_valid(json_object_get(meta, "labels"), "metadata.labels", err) != 0 ||
+            orch_annotations_valid(json_object_get(meta, "annotations"), "metadata.annotations",
+                                   err) != 0)
+                return SW_EINVAL;
+        if (json_object_get(meta, "finalizers") &&
+            !json_is_array(json_object_get(meta, "finalizers")))
+                return invalid(err, "metadata.finalizers", "Invalid value: must be a list");
+
+        if (strcmp(k->kind, "Namespace") == 0) {
+                json_t *labels = obj_at(meta, "labels");
+                json_object_set_new(labels, "kubernetes.io/metadata.name", json_string(name));
+                set_default(obj_at(obj, "spec"), "finalizers", json_pack("[s]", "kubernetes"));
+                set_default(obj_at(obj, "status"), "phase", json_string("Active"));
+                return 0;
+        }
+        if (strcmp(k->kind, "Pod") == 0) {
+                if ((rc = podspec_admit(obj_at(obj, "spec"), "spec", err)) != 0)
+                        return rc;
+                if (!old) {
+                        json_t *status = obj_at(obj, "status");
+                        set_default(status, "phase", json_string("Pending"));
+                        set_default(status, "qosClass", json_string("BestEffort"));
+                }
+                if (old) {
+                        const char *was = sw_json_str(json_object_get(old, "spec"), "nodeName", "");
+                        const char *now = sw_json_str(json_object_get(obj, "spec"), "nodeName", "");
+                        if (*was && strcmp(was, now) != 0)
+                                return invalid(err, "spec.nodeName",
+                                               "Invalid value: field is immutable");
+                }
+                return 0;
+        }
+        if (strcmp(k->kind, "Deployment") == 0)
+                return deployment_admit(obj, old, err);
+        if (strcmp(k->kind, "ReplicaSet") == 0)
+                return replicaset_admit(obj, old, err);
+        if (strcmp(k->kind, "Job") == 0) {
+                json_t *tmpl = json_object_get(obj_at(obj, "spec"), "template");
+                if (!json_is_object(tmpl))
+                        return invalid(err, "spec.template", "Required value");
+                return podspec_admit(obj_at(tmpl, "spec"), "spec.template.spec", err);
+        }
+        if (strcmp(k->kind, "Service") == 0)
+                return service_admit(obj, old, err);
+        if (strcmp(k->kind, "ConfigMap") == 0)
+                return data_keys_valid(json_object_get(obj, "data"), "data", err);
+        if (strcmp(k->kind, "Secret") == 0)
+                return secret_admit(obj, err);
+        return 0;
+}
+
+/* ---- strict field validation --------------------------------------------- */
+
+/*
+ * The fields of the structures kubectl users write by hand, so that a typo
+ * in a manifest is refused (fieldValidation=Strict) instead of silently
+ * dropped. Structures not described here are accepted as they are.
+ */
+struct strict_node {
+        const char *const *fields;
+        const struct strict_child *children;
+};
+struct strict_child {
+        const char *field;
+        const struct strict_node *node;
+        bool list;
+};
+
+static const char *const meta_fields[] = {"name",
+                                          "generateName",
+                                          "namespace",
+                                          "selfLink",
+                                          "uid",
+                                          "resourceVersion",
+                                          "generation",
+                                          "creationTimestamp",
+                                          "deletionTimestamp",
+                                          "deletionGracePeriodSeconds",
+                                          "labels",
+                                          "annotations",
+                                          "ownerReferences",
+                                          "finalizers",
+                                          "managedFields",
+                                          NULL};
+static const struct strict_node meta_node = {meta_fields, NULL};
+
+static const char *const cport_fields[] = {"name",     "hostPort", "containerPort",
+                                           "protocol", "hostIP",   NULL};
+static const struct strict_node cport_node = {cport_fields, NULL};
+static const char *const env_fields[] = {"name", "value", "valueFrom", NULL};
+static const struct strict_node env_node = {env_fields, NULL};
+static const char *const container_fields[] = {"name",
+                                               "image",
+                                               "command",
+                                               "args",
+                                               "workingDir",
+                                               "ports",
+                                               "envFrom",
+                                               "env",
+                                               "resources",
+                                               "resizePolicy",
+                                               "restartPolicy",
+                                               "volumeMounts",
+                                               "volumeDevices",
+                                               "livenessProbe",
+                                               "readinessProbe",
+                                               "startupProbe",
+                                               "lifecycle",
+                                               "terminationMessagePath",
+                                               "terminationMessagePolicy",
+                                               "imagePullPolicy",
+                                               "securityContext",
+                                               "stdin",
+                                               "stdinOnce",
+                                               "tty",
+                                               NULL};
+static const struct strict_child container_children[] = {
+        {"ports", &cport_node, true}, {"env", &env_node, true}, {NULL, NULL, false}};
+static const struct strict_node container_node = {container_fields, container_children};
+
+static const char *const podspec_fields[] = {"volumes",
+                                             "initContainers",
+                                             "containers",
+                                             "ephemeralContainers",
+                                             "restartPolicy",
+                                             "terminationGracePeriodSeconds",
+                                             "activeDeadlineSeconds",
+                                             "dnsPolicy",
+                                             "nodeSelector",
+                                             "serviceAccountName",
+                                             "serviceAccount",
+                                             "automountServiceAccountToken",
+                                             "nodeName",
+                                             "hostNetwork",
+                                             "hostPID",
+                                             "hostIPC",
+                                             "shareProcessNamespace",
+                                             "securityContext",
+                                             "imagePullSecrets",
+                                             "hostname",
+                                             "subdomain",
+                                             "affinity",
+                                             "schedulerName",
+                                             "tolerations",
+                                             "hostAliases",
+                                             "priorityClassName",
+                                             "priority",
+                                             "dnsConfig",
+                                             "readinessGates",
+                                             "runtimeClassName",
+                                             "enableServiceLinks",
+                                             "preemptionPolicy",
+                                             "overhead",
+                                             "topologySpreadConstraints",
+                                             "setHostnameAsFQDN",
+                                             "os",
+                                             "hostUsers",
+                                             "schedulingGates",
+                                             "resourceClaims",
+                                             "resources",
+                                             NULL};
+static const struct strict_child podspec_children[] = {{"containers", &container_node, true},
+                                                       {"initContainers", &container_node, true},
+                                                       {NULL, NULL, false}};
+static const struct strict_node podspec_node = {podspec_fields, podspec_children};
+
+static const char *const template_fields[] = {"metadata", "spec", NULL};
+static const struct strict_child template_children[] = {
+        {"metadata", &meta_node, false}, {"spec", &podspec_node, false}, {NULL, NULL, false}};
+static const struct strict_node template_node = {template_fields, template_children};
+
+static const char *const deployspec_fields[] = {"replicas",
+                                                "selector",
+                                                "template",
+                                                "strategy",
+                                                "minReadySeconds",
+                                                "revisionHistoryLimit",
+                                                "paused",
+                                                "progressDeadlineSeconds",
+                                                NULL};
+static const struct strict_child deployspec_children[] = {{"template", &template_node, false},
+                                                          {NULL, NULL, false}};
+static const struct strict_node deployspec_node = {deployspec_fields, deployspec_children};
+
+static const char *const rsspec_fields[] = {"replicas", "minReadySeconds", "selector", "template",
+                                            NULL};
+static const struct strict_node rsspec_node = {rsspec_fields, deployspec_children};
+
+static const char *const sport_fields[] = {"name",       "protocol", "appProtocol", "port",
+                                           "targetPort", "nodePort", NULL};
+static const struct strict_node sport_node = {sport_fields, NULL};
+static const char *const svcspec_fields[] = {"ports",
+                                             "selector",
+                                             "clusterIP",
+                                             "clusterIPs",
+                                             "type",
+                                             "externalIPs",
+                                             "sessionAffinity",
+                                             "loadBalancerIP",
+                                             "loadBalancerSourceRanges",
+                                             "externalName",
+                                             "externalTrafficPolicy",
+                                             "healthCheckNodePort",
+                                             "publishNotReadyAddresses",
+                                             "sessionAffinityConfig",
+                                             "ipFamilies",
+                                             "ipFamilyPolicy",
+                                             "allocateLoadBalancerNodePorts",
+                                             "loadBalancerClass",
+                                             "internalTrafficPolicy",
+                                             "trafficDistribution",
+                                             NULL};
+static const struct strict_child svcspec_children[] = {{"ports", &sport_node, true},
+                                                       {NULL, NULL, false}};
+static const struct strict_node svcspec_node = {svcspec_fields, svcspec_children};
+
+static const struct strict_child spec_status_deploy[] = {
+        {"metadata", &meta_node, false}, {"spec", &deployspec_node, false}, {NULL, NULL, false}};
+static const struct strict_child spec_status_rs[] = {
+        {"metadata", &meta_node, false}, {"spec", &rsspec_node, false}, {NULL, NULL, false}};
+static const struct strict_child spec_status_pod[] = {
+        {"metadata", &meta_node, false}, {"spec", &podspec_node, false}, {NULL, NULL, false}};
+static const struct strict_child spec_status_svc[] = {
+        {"metadata", &meta_node, false}, {"spec", &svcspec_node, false}, {NULL, NULL, false}};
+static const struct strict_child meta_only[] = {{"metadata", &meta_node, false},
+                                                {NULL, NULL, false}};
+
+static const char *const top_spec[] = {"apiVersion", "kind", "metadata", "spec", "status", NULL};
+static const char *const top_cm[] = {"apiVersion", "kind",      "metadata", "data",
+                                     "binaryData", "immutable", NULL};
+static const char *const top_secret[] = {"apiVersion", "kind",      "metadata", "data",
+                                         "stringData", "immutable", "type",     NULL};
+static const char *const top_ep[] = {"apiVersion", "kind", "metadata", "subsets", NULL};
+static const char *const top_sa[] = {"apiVersion",
+                                     "kind",
+                                     "metadata",
+                                     "secrets",
+                                     "imagePullSecrets",
+                                     "automountServiceAccountToken",
+                                     NULL};
+static const char *const top_event[] = {"apiVersion",
+                                        "kind",
+                                        "metadata",
+                                        "involvedObject",
+                                        "reason",
+                                        "message",
+                                        "source",
+                                        "firstTimestamp",
+                                        "lastTimestamp",
+                                        "count",
+                                        "type",
+                                        "eventTime",
+                                        "series",
+                                        "action",
+                                        "related",
+                                        "reportingComponent",
+                                        "reportingInstance",
+                                        NULL};
+static const char *const top_ic[] = {"apiVersion", "kind", "metadata", "spec", NULL};
+
+static const struct strict_node deploy_top = {top_spec, spec_status_deploy};
+static const struct strict_node rs_top = {top_spec, spec_status_rs};
+static const struct strict_node pod_top = {top_spec, spec_status_pod};
+static const struct strict_node svc_top = {top_spec, spec_status_svc};
+static const struct strict_node spec_top = {top_spec, meta_only};
+static const struct strict_node cm_top = {top_cm, meta_only};
+static const struct strict_node secret_top = {top_secret, meta_only};
+static const struct strict_node ep_top = {top_ep, meta_only};
+static const struct strict_node sa_top = {top_sa, meta_only};
+static const struct strict_node event_top = {top_event, meta_only};
+static const struct strict_node ic_top = {top_ic, meta_only};
+
+/*
+ * Check (or, with `prune`, remove) the fields of `v` that node `n` does not
+ * describe. When pruning, the first removed field is still reported in
+ * `err` (for a Warning header) but the walk goes on and returns 0.
+ */
+static int strict_walk(json_t *v, const struct strict_node *n, const char *path, bool prune,
+                       struct sw_err *err)
+{
+        const char *key;
+        json_t *x;
+        void *tmp;
+
+        if (!json_is_object(v))
+                return 0;
+        json_object_foreach_safe(v, tmp, key, x)
+        {
+                bool known = false;
+                char sub[512];
+
+                for (const char *const *f = n->fields; *f && !known; f++)
+                        known = strcmp(*f, key) == 0;
+                snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", key);
+                if (!known) {
+                        sw_err_set(err, SW_EINVAL, "unknown field \"%s\"", sub);
+                        if (!prune)
+                                return SW_EINVAL;
+                        json_object_del(v, key);
+                        continue;
+                }
+                for (const struct strict_child *c = n->children; c && c->field; c++) {
+                        if (strcmp(c->field, key) != 0)
+                                continue;
+                        if (c->list) {
+                                json_t *e;
+                                size_t i;
+                                json_array_foreach(x, i, e)
+                                {
+                                        char el[560];
+                                        snprintf(el, sizeof(el), "%s[%zu]", sub, i);
+                                        if (strict_walk(e, c->node, el, prune, err) != 0)
+                                                return SW_EINVAL;
+                                }
+                        } else if (strict_walk(x, c->node, sub, prune, err) != 0) {
+                                return SW_EINVAL;
+                        }
+                }
+        }
+        return 0;
+}
+
+int orch_object_strict(json_t *obj, const struct orch_kind *k, bool prune, struct sw_err *err)
+{
+        const struct strict_node *n = &spec_top;
+
+        if (strcmp(k->kind, "Deployment") == 0)
+                n = &deploy_top;
+        else if (strcmp(k->kind, "ReplicaSet") == 0)
+                n = &rs_top;
+        else if (strcmp(k->kind, "Pod") == 0)
+                n = &pod_top;
+        else if (strcmp(k->kind, "Service") == 0)
+                n = &svc_top;
+        else if (strcmp(k->kind, "ConfigMap") == 0)
+                n = &cm_top;
+        else if (strcmp(k->kind, "Secret") == 0)
+                n = &secret_top;
+        else if (strcmp(k->kind, "Endpoints") == 0)
+                n = &ep_top;
+        else if (strcmp(k->kind, "ServiceAccount") == 0)
+                n = &sa_top;
+        else if (strcmp(k->kind, "Event") == 0)
+                n = &event_top;
+        else if (strcmp(k->kind, "IngressClass") == 0)
+                n = &ic_top;
+        return strict_walk(obj, n, "", prune, err);
+}

@@ -1,0 +1,307 @@
+/*
+ * store.c - the object store: metadata the store owns (uid,
+ * resourceVersion, generation, timestamps), optimistic concurrency,
+ * finalizers, ordered paged lists, the event log and its compaction.
+ */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/mem.h"
+#include "orchestrator/orch_int.h"
+#include "tests/harness/t.h"
+
+static struct orch_store *open_store(const char *name, int64_t window)
+{
+        struct orch_store_options o = ORCH_STORE_OPTIONS_INIT;
+        struct orch_store *s = NULL;
+        struct sw_err err = SW_ERR_INIT;
+        char *path = sw_xasprintf("%s/%s.db", t_tmpdir(), name);
+
+        o.path = path;
+        o.event_window = window;
+        CHECK_OK(orch_store_open(&s, &o, &err), &err);
+        free(path);
+        return s;
+}
+
+static json_t *cm(const char *ns, const char *name, const char *val)
+{
+        return json_pack("{s:s,s:s,s:{s:s,s:s},s:{s:s}}", "apiVersion", "v1", "kind", "ConfigMap",
+                         "metadata", "name", name, "namespace", ns, "data", "k", val);
+}
+
+static const char *meta_str(const json_t *o, const char *key)
+{
+        return json_string_value(json_object_get(json_object_get(o, "metadata"), key));
+}
+
+static void test_create_get(void)
+{
+        struct orch_store *s = open_store("cg", 0);
+        struct sw_err err = SW_ERR_INIT;
+        json_t *in = cm("ns", "a", "1"), *out = NULL, *got = NULL, *dup = NULL;
+        int64_t before = orch_store_revision(s);
+
+        CHECK_OK(orch_store_create(&out, s, "configmaps", in, 0, &err), &err);
+        CHECK_INT(strlen(meta_str(out, "uid")), 36);
+        CHECK(meta_str(out, "creationTimestamp") != NULL);
+        CHECK_INT(strtoll(meta_str(out, "resourceVersion"), NULL, 10), before + 1);
+        CHECK_INT(orch_store_revision(s), before + 1);
+        CHECK_OK(orch_store_get(&got, s, "configmaps", "ns", "a", &err), &err);
+        CHECK(json_equal(out, got));
+        CHECK_INT(orch_store_create(&dup, s, "configmaps", in, 0, &err), SW_EEXIST);
+        sw_err_clear(&err);
+        CHECK_INT(orch_store_get(&dup, s, "configmaps", "ns", "zz", &err), SW_ENOTFOUND);
+        json_decref(in);
+        json_decref(out);
+        json_decref(got);
+        orch_store_free(s);
+}
+
+static void test_update_conflict_and_noop(void)
+{
+        struct orch_store *s = open_store("upd", 0);
+        struct sw_err err = SW_ERR_INIT;
+        json_t *in = cm("ns", "a", "1"), *v1 = NULL, *v2 = NULL, *v3 = NULL, *stale;
+        int64_t rev;
+
+        CHECK_OK(orch_store_create(&v1, s, "configmaps", in, 0, &err), &err);
+        json_object_set_new(json_object_get(v1, "data"), "k", json_string("2"));
+        CHECK_OK(orch_store_update(&v2, NULL, s, "configmaps", v1, 0, &err), &err);
+        CHECK(strcmp(meta_str(v1, "resourceVersion"), meta_str(v2, "resourceVersion")) != 0);
+        CHECK_STR(meta_str(v1, "uid"), meta_str(v2, "uid"));
+        /* v1 names a stale resourceVersion now. */
+        stale = json_deep_copy(v1);
+        CHECK_INT(orch_store_update(&v3, NULL, s, "configmaps", stale, 0, &err), SW_ECONFLICT);
+        CHECK(strstr(err.msg, "the object has been modified"));
+        sw_err_clear(&err);
+        /* Writing the same content again writes nothing. */
+        rev = orch_store_revision(s);
+        CHECK_OK(orch_store_update(&v3, NULL, s, "configmaps", v2, 0, &err), &err);
+        CHECK_INT(orch_store_revision(s), rev);
+        CHECK_STR(meta_str(v3, "resourceVersion"), meta_str(v2, "resourceVersion"));
+        json_decref(in);
+        json_decref(v1);
+        json_decref(v2);
+        json_decref(v3);
+        json_decref(stale);
+        orch_store_free(s);
+}
+
+static void test_generation(void)
+{
+        struct orch_store *s = open_store("gen", 0);
+        struct sw_err err = SW_ERR_INIT;
+        json_t *d = json_pack("{s:{s:s,s:s},s:{s:i}}", "metadata", "name", "d", "namespace", "ns",
+                              "spec", "replicas", 1);
+        json_t *a = NULL, *b = NULL, *c = NULL;
+
+        CHECK_OK(orch_store_create(&a, s, "deployments.apps", d, ORCH_STORE_GENERATION, &err),
+                 &err);
+        CHECK_INT(json_integer_value(json_object_get(json_object_get(a, "metadata"), "generation")),
+                  1);
+        /* A label change keeps the generation; a spec change bumps it. */
+        json_object_set_new(json_object_get(a, "metadata"), "labels", json_pack("{s:s}", "x", "y"));
+        CHECK_OK(orch_store_update(&b, NULL, s, "deployments.apps", a, ORCH_STORE_GENERATION, &err),
+                 &err);
+        CHECK_INT(json_integer_value(json_object_get(json_object_get(b, "metadata"), "generation")),
+                  1);
+        json_object_set_new(json_object_get(b, "spec"), "replicas", json_integer(3));
+        CHECK_OK(orch_store_update(&c, NULL, s, "deployments.apps", b, ORCH_STORE_GENERATION, &err),
+                 &err);
+        CHECK_INT(json_integer_value(json_object_get(json_object_get(c, "metadata"), "generation")),
+                  2);
+        json_decref(d);
+        json_decref(a);
+        json_decref(b);
+        json_decref(c);
+        orch_store_free(s);
+}
+
+static void test_finalizers(void)
+{
+        struct orch_store *s = open_store("fin", 0);
+        struct sw_err err = SW_ERR_INIT;
+        json_t *in = cm("ns", "f", "1"), *a = NULL, *b = NULL, *c = NULL, *d = NULL;
+        bool gone = true;
+
+        json_object_set_new(json_object_get(in, "metadata"), "finalizers",
+                            json_pack("[s]", "example.com/hold"));
+        CHECK_OK(orch_store_create(&a, s, "configmaps", in, 0, &err), &err);
+        CHECK_OK(orch_store_delete(&b, &gone, s, "configmaps", "ns", "f", NULL, NULL, &err), &err);
+        CHECK(!gone);
+        CHECK(meta_str(b, "deletionTimestamp") != NULL);
+        /* Removing the last finalizer completes the deletion. */
+        json_object_del(json_object_get(b, "metadata"), "finalizers");
+        CHECK_OK(orch_store_update(&c, &gone, s, "configmaps", b, 0, &err), &err);
+        CHECK(gone);
+        CHECK_INT(orch_store_get(&d, s, "configmaps", "ns", "f", &err), SW_ENOTFOUND);
+        json_decref(in);
+        json_decref(a);
+        json_decref(b);
+        json_decref(c);
+        orch_store_free(s);
+}
+
+static void test_delete_preconditions(void)
+{
+        struct orch_store *s = open_store("pre", 0);
+        struct sw_err err = SW_ERR_INIT;
+        json_t *in = cm("ns", "p", "1"), *a = NULL, *b = NULL;
+        bool gone = false;
+
+        CHECK_OK(orch_store_create(&a, s, "configmaps", in, 0, &err), &err);
+        CHECK_INT(
+                orch_store_delete(&b, &gone, s, "configmaps", "ns", "p", "not-the-uid", NULL, &err),
+                SW_ECONFLICT);
+        sw_err_clear(&err);
+        CHECK_OK(orch_store_delete(&b, &gone, s, "configmaps", "ns", "p", meta_str(a, "uid"), NULL,
+                                   &err),
+                 &err);
+        CHECK(gone);
+        json_decref(in);
+        json_decref(a);
+        json_decref(b);
+        orch_store_free(s);
+}
+
+static bool only_even(const json_t *obj, void *arg)
+{
+        const char *v = json_string_value(json_object_get(json_object_get(obj, "data"), "k"));
+
+        (void)arg;
+        return v && (v[0] - '0') % 2 == 0;
+}
+
+static void test_list_paging(void)
+{
+        struct orch_store *s = open_store("list", 0);
+        struct sw_err err = SW_ERR_INIT;
+        struct orch_list_query q = {0};
+        json_t *items = NULL;
+        int64_t rev;
+        bool more;
+        char name[8], val[4];
+
+        for (int i = 0; i < 7; i++) {
+                json_t *o = NULL, *in;
+                snprintf(name, sizeof(name), "c%d", i);
+                snprintf(val, sizeof(val), "%d", i);
+                in = cm(i < 5 ? "a" : "b", name, val);
+                CHECK_OK(orch_store_create(&o, s, "configmaps", in, 0, &err), &err);
+                json_decref(in);
+                json_decref(o);
+        }
+        q.limit = 3;
+        CHECK_OK(orch_store_list(&items, &rev, &more, s, "configmaps", &q, &err), &err);
+        CHECK_INT(json_array_size(items), 3);
+        CHECK(more);
+        CHECK_INT(rev, orch_store_revision(s));
+        CHECK_STR(json_string_value(json_object_get(
+                          json_object_get(json_array_get(items, 2), "metadata"), "name")),
+                  "c2");
+        json_decref(items);
+        q.after_ns = "a";
+        q.after_name = "c2";
+        q.limit = 10;
+        CHECK_OK(orch_store_list(&items, &rev, &more, s, "configmaps", &q, &err), &err);
+        CHECK_INT(json_array_size(items), 4);
+        CHECK(!more);
+        json_decref(items);
+        memset(&q, 0, sizeof(q));
+        q.ns = "b";
+        CHECK_OK(orch_store_list(&items, &rev, &more, s, "configmaps", &q, &err), &err);
+        CHECK_INT(json_array_size(items), 2);
+        json_decref(items);
+        memset(&q, 0, sizeof(q));
+        q.match = only_even;
+        CHECK_OK(orch_store_list(&items, &rev, &more, s, "configmaps", &q, &err), &err);
+        CHECK_INT(json_array_size(items), 4);
+        json_decref(items);
+        orch_store_free(s);
+}
+
+static void test_events_and_compaction(void)
+{
+        struct orch_store *s = open_store("ev", 64);
+        struct sw_err err = SW_ERR_INIT;
+        json_t *in = cm("ns", "e", "0"), *o = NULL, *ev = NULL, *next = NULL;
+        int64_t start = orch_store_revision(s);
+        bool gone;
+
+        CHECK_OK(orch_store_create(&o, s, "configmaps", in, 0, &err), &err);
+        for (int i = 1; i <= 3; i++) {
+                json_object_set_new(json_object_get(o, "data"), "k", json_integer(i));
+                CHECK_OK(orch_store_update(&next, NULL, s, "configmaps", o, 0, &err), &err);
+                json_decref(o);
+                o = next;
+        }
+        CHECK_OK(orch_store_delete(&next, &gone, s, "configmaps", "ns", "e", NULL, NULL, &err),
+                 &err);
+        json_decref(next);
+        CHECK_OK(orch_store_events(&ev, s, "configmaps", start, 100, &err), &err);
+        CHECK_INT(json_array_size(ev), 5);
+        CHECK_STR(json_string_value(json_object_get(json_array_get(ev, 0), "type")), "ADDED");
+        CHECK_STR(json_string_value(json_object_get(json_array_get(ev, 1), "type")), "MODIFIED");
+        CHECK_STR(json_string_value(json_object_get(json_array_get(ev, 4), "type")), "DELETED");
+        json_decref(ev);
+        CHECK_OK(orch_store_events(&ev, s, "pods", start, 100, &err), &err);
+        CHECK_INT(json_array_size(ev), 0);
+        json_decref(ev);
+        /* Past the window of 64 revisions the old start is gone. */
+        json_decref(in);
+        in = cm("ns", "many", "0");
+        CHECK_OK(orch_store_create(&next, s, "configmaps", in, 0, &err), &err);
+        json_decref(o);
+        o = next;
+        for (int i = 0; i < 200; i++) {
+                json_object_set_new(json_object_get(o, "data"), "k", json_integer(i + 100));
+                CHECK_OK(orch_store_update(&next, NULL, s, "configmaps", o, 0, &err), &err);
+                json_decref(o);
+                o = next;
+        }
+        CHECK_INT(orch_store_events(&ev, s, "configmaps", start, 100, &err), SW_ENOTFOUND);
+        CHECK(strstr(err.msg, "too old resource version"));
+        sw_err_clear(&err);
+        CHECK_OK(orch_store_events(&ev, s, "configmaps", orch_store_revision(s) - 10, 100, &err),
+                 &err);
+        CHECK_INT(json_array_size(ev), 10);
+        json_decref(ev);
+        CHECK_INT(orch_store_wait(s, orch_store_revision(s), 50), orch_store_revision(s));
+        json_decref(o);
+        json_decref(in);
+        orch_store_free(s);
+}
+
+static void test_reopen_keeps_revision(void)
+{
+        struct orch_store *s = open_store("reopen", 0);
+        struct sw_err err = SW_ERR_INIT;
+        json_t *in = cm("ns", "r", "1"), *o = NULL;
+        int64_t rev;
+
+        CHECK_OK(orch_store_create(&o, s, "configmaps", in, 0, &err), &err);
+        rev = orch_store_revision(s);
+        orch_store_free(s);
+        s = open_store("reopen", 0);
+        CHECK_INT(orch_store_revision(s), rev);
+        json_decref(o);
+        CHECK_OK(orch_store_get(&o, s, "configmaps", "ns", "r", &err), &err);
+        json_decref(o);
+        json_decref(in);
+        orch_store_free(s);
+}
+
+int main(void)
+{
+        T_RUN(test_create_get);
+        T_RUN(test_update_conflict_and_noop);
+        T_RUN(test_generation);
+        T_RUN(test_finalizers);
+        T_RUN(test_delete_preconditions);
+        T_RUN(test_list_paging);
+        T_RUN(test_events_and_compaction);
+        T_RUN(test_reopen_keeps_revision);
+        return t_done();
+}
