@@ -20,6 +20,7 @@
 #include "steps/clone.h"
 #include "ingress/ingress.h"
 #include "orchestrator/orchestrator.h"
+#include "orchestrator/ctrl.h"
 #include "common/banned.h"
 
 extern char **environ;
@@ -48,6 +49,8 @@ static const struct sw_cmd commands[] = {
         {"kube-apiserver", orch_cmd_apiserver,
          "serve the orchestrator's Kubernetes API in the foreground"},
         {"kubeconfig", orch_cmd_kubeconfig, "print a kubeconfig for the orchestrator's API"},
+        {"controller-manager", orch_ctrl_cmd,
+         "run the orchestrator's controllers and scheduler against an API server"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -17,6 +17,7 @@
 #include "common/fs.h"
 #include "common/mem.h"
 #include "tests/harness/orch.h"
+#include "tests/harness/proc.h"
 #include "tests/harness/t.h"
 
 #define KUBECTL "/usr/bin/kubectl"

@@ -12,6 +12,7 @@
 #include "common/fs.h"
 #include "common/mem.h"
 #include "tests/harness/orch.h"
+#include "tests/harness/proc.h"
 #include "tests/harness/t.h"
 
 #define MANIFEST SW_TEST_SOURCE_DIR "/tests/fixtures/orchestrator/web.yaml"

@@ -14,6 +14,7 @@
 #include "common/fs.h"
 #include "common/mem.h"
 #include "tests/harness/orch.h"
+#include "tests/harness/proc.h"
 #include "tests/harness/t.h"
 
 static struct t_orch srv;

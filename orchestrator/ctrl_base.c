@@ -1,0 +1,692 @@
+/*
+ * ctrl_base.c - the controller framework: a de-duplicating key queue with
+ * per-key exponential backoff, informers that keep a cache of one kind
+ * from a list and a resumed watch (relisting when the server says the
+ * resourceVersion expired), the loop thread that feeds keys to a
+ * controller's idempotent reconcile, Events, and the manager that starts
+ * every controller against an API server given by a kubeconfig.
+ *
+ * Everything talks HTTP through orchestrator/client, never to the store,
+ * so the same controllers could run against any Kubernetes API server.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "common/clock.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "orchestrator/client/kube.h"
+#include "orchestrator/ctrl_int.h"
+#include "orchestrator/orch_int.h"
+#include "common/banned.h"
+
+/* ---- queue -------------------------------------------------------------- */
+
+void orch_ctrl_queue_init(struct orch_ctrl_queue *q)
+{
+        memset(q, 0, sizeof(*q));
+        pthread_mutex_init(&q->mu, NULL);
+        pthread_cond_init(&q->cv, NULL);
+}
+
+void orch_ctrl_queue_release(struct orch_ctrl_queue *q)
+{
+        for (size_t i = 0; i < q->n; i++)
+                free(q->items[i].key);
+        free(q->items);
+        pthread_mutex_destroy(&q->mu);
+        pthread_cond_destroy(&q->cv);
+}
+
+static struct orch_ctrl_qitem *queue_find(struct orch_ctrl_queue *q, const char *key)
+{
+        for (size_t i = 0; i < q->n; i++)
+                if (strcmp(q->items[i].key, key) == 0)
+                        return &q->items[i];
+        return NULL;
+}
+
+static struct orch_ctrl_qitem *queue_slot(struct orch_ctrl_queue *q, const char *key)
+{
+        struct orch_ctrl_qitem *it = queue_find(q, key);
+
+        if (it)
+                return it;
+        if (q->n == q->cap) {
+                q->cap = q->cap ? q->cap * 2 : 16;
+                q->items = sw_xrealloc(q->items, q->cap * sizeof(*q->items));
+        }
+        it = &q->items[q->n++];
+        memset(it, 0, sizeof(*it));
+        it->key = sw_xstrdup(key);
+        return it;
+}
+
+void orch_ctrl_queue_add_after(struct orch_ctrl_queue *q, const char *key, int64_t delay_ms)
+{
+        int64_t due = sw_mono_ms() + (delay_ms > 0 ? delay_ms : 0);
+        struct orch_ctrl_qitem *it;
+
+        pthread_mutex_lock(&q->mu);
+        it = queue_slot(q, key);
+        if (!it->queued || due < it->due_ms)
+                it->due_ms = due;
+        it->queued = true;
+        pthread_cond_signal(&q->cv);
+        pthread_mutex_unlock(&q->mu);
+}
+
+void orch_ctrl_queue_add(struct orch_ctrl_queue *q, const char *key)
+{
+        orch_ctrl_queue_add_after(q, key, 0);
+}
+
+char *orch_ctrl_queue_get(struct orch_ctrl_queue *q, int64_t timeout_ms)
+{
+        int64_t deadline = sw_mono_ms() + timeout_ms;
+        char *key = NULL;
+
+        pthread_mutex_lock(&q->mu);
+        while (!q->closed) {
+                int64_t now = sw_mono_ms(), next = deadline;
+                struct orch_ctrl_qitem *best = NULL;
+                for (size_t i = 0; i < q->n; i++) {
+                        struct orch_ctrl_qitem *it = &q->items[i];
+                        if (it->queued && (!best || it->due_ms < best->due_ms))
+                                best = it;
+                }
+                if (best && best->due_ms <= now) {
+                        best->queued = false;
+                        key = sw_xstrdup(best->key);
+                        break;
+                }
+                if (best && best->due_ms < next)
+                        next = best->due_ms;
+                if (now >= deadline)
+                        break;
+                {
+                        struct timespec ts;
+                        int64_t wait_ms = next - now;
+                        clock_gettime(CLOCK_REALTIME, &ts);
+                        ts.tv_sec += wait_ms / 1000;
+                        ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+                        if (ts.tv_nsec >= 1000000000L) {
+                                ts.tv_sec++;
+                                ts.tv_nsec -= 1000000000L;
+                        }
+                        pthread_cond_timedwait(&q->cv, &q->mu, &ts);
+                }
+        }
+        pthread_mutex_unlock(&q->mu);
+        return key;
+}
+
+void orch_ctrl_queue_done(struct orch_ctrl_queue *q, const char *key, bool failed, int64_t max_ms)
+{
+        struct orch_ctrl_qitem *it;
+
+        pthread_mutex_lock(&q->mu);
+        it = queue_find(q, key);
+        if (failed) {
+                int64_t delay;
+                it = it ? it : queue_slot(q, key);
+                it->fails = it->fails < 30 ? it->fails + 1 : 30;
+                delay = 5LL << (it->fails < 20 ? it->fails : 20);
+                if (delay > max_ms)
+                        delay = max_ms;
+                if (!it->queued || it->due_ms > sw_mono_ms() + delay)
+                        it->due_ms = sw_mono_ms() + delay;
+                it->queued = true;
+                pthread_cond_signal(&q->cv);
+        } else if (it && !it->queued) {
+                free(it->key);
+                *it = q->items[--q->n];
+        } else if (it) {
+                it->fails = 0;
+        }
+        pthread_mutex_unlock(&q->mu);
+}
+
+void orch_ctrl_queue_close(struct orch_ctrl_queue *q)
+{
+        pthread_mutex_lock(&q->mu);
+        q->closed = true;
+        pthread_cond_broadcast(&q->cv);
+        pthread_mutex_unlock(&q->mu);
+}
+
+size_t orch_ctrl_queue_len(struct orch_ctrl_queue *q)
+{
+        size_t n = 0;
+
+        pthread_mutex_lock(&q->mu);
+        for (size_t i = 0; i < q->n; i++)
+                n += q->items[i].queued;
+        pthread_mutex_unlock(&q->mu);
+        return n;
+}
+
+/* ---- keys and object helpers --------------------------------------------- */
+
+char *orch_ctrl_key(const json_t *obj)
+{
+        const json_t *md = json_object_get(obj, "metadata");
+        const char *ns = sw_json_str(md, "namespace", ""), *name = sw_json_str(md, "name", "");
+
+        return *ns ? sw_xasprintf("%s/%s", ns, name) : sw_xstrdup(name);
+}
+
+void orch_ctrl_key_split(const char *key, char **ns, char **name)
+{
+        const char *slash = strchr(key, '/');
+
+        if (!slash) {
+                *ns = sw_xstrdup("");
+                *name = sw_xstrdup(key);
+                return;
+        }
+        *ns = sw_xstrndup(key, (size_t)(slash - key));
+        *name = sw_xstrdup(slash + 1);
+}
+
+const json_t *orch_ctrl_owner(const json_t *obj, const char *kind)
+{
+        const json_t *refs = json_object_get(json_object_get(obj, "metadata"), "ownerReferences");
+        const json_t *r;
+        size_t i;
+
+        json_array_foreach(refs, i, r)
+        {
+                if (json_is_true(json_object_get(r, "controller")) &&
+                    strcmp(sw_json_str(r, "kind", ""), kind) == 0)
+                        return r;
+        }
+        return NULL;
+}
+
+bool orch_ctrl_pod_active(const json_t *pod)
+{
+        const char *phase = sw_json_str(json_object_get(pod, "status"), "phase", "");
+
+        if (json_object_get(json_object_get(pod, "metadata"), "deletionTimestamp"))
+                return false;
+        return strcmp(phase, "Succeeded") != 0 && strcmp(phase, "Failed") != 0;
+}
+
+bool orch_ctrl_pod_ready(const json_t *pod, int64_t min_ready_ms, int64_t now_ms,
+                         int64_t *ready_since_ms)
+{
+        const json_t *conds = json_object_get(json_object_get(pod, "status"), "conditions");
+        const json_t *c;
+        size_t i;
+
+        json_array_foreach(conds, i, c)
+        {
+                int64_t since;
+                if (strcmp(sw_json_str(c, "type", ""), "Ready") != 0)
+                        continue;
+                if (strcmp(sw_json_str(c, "status", ""), "True") != 0)
+                        return false;
+                since = orch_time_parse(sw_json_str(c, "lastTransitionTime", ""));
+                if (since < 0)
+                        since = 0;
+                if (ready_since_ms)
+                        *ready_since_ms = since;
+                return min_ready_ms <= 0 || since + min_ready_ms <= now_ms;
+        }
+        return false;
+}
+
+bool orch_ctrl_selects(const json_t *sel, const json_t *labels)
+{
+        struct orch_selector *s = NULL;
+        struct sw_err err = SW_ERR_INIT;
+        bool ok;
+
+        if (!json_is_object(sel) || json_object_size(sel) == 0)
+                return false;
+        if (orch_labelsel_from_json(&s, sel, &err) != 0)
+                return false;
+        ok = orch_labelsel_match(s, labels);
+        orch_selector_free(s);
+        return ok;
+}
+
+int orch_ctrl_patch(json_t **out, struct orch_ctrl_loop *l, const char *path, const json_t *patch,
+                    struct sw_err *err)
+{
+        return orch_kube_request(out, NULL, l->kc, "PATCH", path, "application/merge-patch+json",
+                                 patch, err);
+}
+
+/* ---- expectations -------------------------------------------------------- */
+
+void orch_ctrl_expect(struct orch_ctrl_loop *l, const char *key, const char *name, bool add)
+{
+        json_t *e = json_object_get(l->expect, key);
+
+        if (!e) {
+                e = json_object();
+                json_object_set_new(l->expect, key, e);
+        }
+        json_object_set_new(e, name, json_pack("{s:b,s:I}", "add", add, "ts", sw_mono_ms()));
+}
+
+bool orch_ctrl_expect_met(struct orch_ctrl_loop *l, const char *key, struct orch_informer *inf,
+                          const char *ns)
+{
+        json_t *e = json_object_get(l->expect, key), *v;
+        const char *name;
+        void *tmp;
+
+        if (!e)
+                return true;
+        json_object_foreach_safe(e, tmp, name, v)
+        {
+                char *k = *ns ? sw_xasprintf("%s/%s", ns, name) : sw_xstrdup(name);
+                json_t *obj = orch_informer_get(inf, k);
+                bool add = json_is_true(json_object_get(v, "add"));
+                bool met = add ? obj != NULL
+                               : (!obj || json_object_get(json_object_get(obj, "metadata"),
+                                                          "deletionTimestamp"));
+                if (met || sw_mono_ms() - sw_json_int(v, "ts", 0) > 30000)
+                        json_object_del(e, name);
+                json_decref(obj);
+                free(k);
+        }
+        if (json_object_size(e) == 0) {
+                json_object_del(l->expect, key);
+                return true;
+        }
+        return false;
+}
+
+/* ---- events -------------------------------------------------------------- */
+
+void orch_ctrl_event(struct orch_ctrl_loop *l, const json_t *obj, const char *type,
+                     const char *reason, const char *fmt, ...)
+{
+        const json_t *md = json_object_get(obj, "metadata");
+        const char *ns = sw_json_str(md, "namespace", "default");
+        struct sw_err err = SW_ERR_INIT;
+        char msg[1024], ts[32], *path, *name;
+        unsigned char rnd[6];
+        json_t *ev;
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+                memset(rnd, 0, sizeof(rnd));
+        name = sw_xasprintf("%s.%02x%02x%02x%02x%02x%02x", sw_json_str(md, "name", "x"), rnd[0],
+                            rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
+        orch_time_fmt(ts, sizeof(ts), sw_now_ms());
+        ev = json_pack("{s:s,s:s,s:{s:s,s:s},s:{s:s,s:s,s:s,s:s,s:s,s:s},s:s,s:s,s:s,s:{s:s},"
+                       "s:s,s:s,s:i}",
+                       "apiVersion", "v1", "kind", "Event", "metadata", "name", name, "namespace",
+                       ns, "involvedObject", "kind", sw_json_str(obj, "kind", ""), "apiVersion",
+                       sw_json_str(obj, "apiVersion", "v1"), "name", sw_json_str(md, "name", ""),
+                       "namespace", ns, "uid", sw_json_str(md, "uid", ""), "resourceVersion",
+                       sw_json_str(md, "resourceVersion", ""), "reason", reason, "message", msg,
+                       "type", type, "source", "component", l->name, "firstTimestamp", ts,
+                       "lastTimestamp", ts, "count", 1);
+        path = sw_xasprintf("/api/v1/namespaces/%s/events", ns);
+        if (ev && orch_kube_request(NULL, NULL, l->kc, "POST", path, NULL, ev, &err) != 0)
+                sw_log(SW_LOG_DEBUG, "ctrl", "event not recorded", "{s:s,s:s}", "reason", reason,
+                       "error", err.msg);
+        json_decref(ev);
+        free(path);
+        free(name);
+}
+
+/* ---- informers ----------------------------------------------------------- */
+
+json_t *orch_informer_get(struct orch_informer *inf, const char *key)
+{
+        json_t *o;
+
+        pthread_mutex_lock(&inf->mu);
+        o = json_object_get(inf->cache, key);
+        o = o ? json_deep_copy(o) : NULL;
+        pthread_mutex_unlock(&inf->mu);
+        return o;
+}
+
+json_t *orch_informer_list(struct orch_informer *inf, const char *ns)
+{
+        json_t *arr = json_array(), *v;
+        const char *k;
+        size_t nlen = ns ? strlen(ns) : 0;
+
+        pthread_mutex_lock(&inf->mu);
+        json_object_foreach(inf->cache, k, v)
+        {
+                if (ns && (strncmp(k, ns, nlen) != 0 || k[nlen] != '/'))
+                        continue;
+                json_array_append_new(arr, json_deep_copy(v));
+        }
+        pthread_mutex_unlock(&inf->mu);
+        return arr;
+}
+
+void orch_informer_add_handler(struct orch_informer *inf, orch_ctrl_handler_fn fn, void *arg)
+{
+        if (inf->nhandlers >= ORCH_INFORMER_HANDLERS)
+                return;
+        inf->handlers[inf->nhandlers].fn = fn;
+        inf->handlers[inf->nhandlers].arg = arg;
+        inf->nhandlers++;
+}
+
+static void informer_notify(struct orch_informer *inf, const char *type, const json_t *obj,
+                            const json_t *old)
+{
+        for (int i = 0; i < inf->nhandlers; i++)
+                inf->handlers[i].fn(inf->handlers[i].arg, type, obj, old);
+}
+
+/* Apply one change to the cache and tell the handlers. */
+static void informer_apply(struct orch_informer *inf, const char *type, const json_t *obj)
+{
+        char *key = orch_ctrl_key(obj);
+        json_t *old;
+
+        pthread_mutex_lock(&inf->mu);
+        old = json_object_get(inf->cache, key);
+        json_incref(old);
+        if (strcmp(type, "DELETED") == 0)
+                json_object_del(inf->cache, key);
+        else
+                json_object_set_new(inf->cache, key, json_deep_copy(obj));
+        pthread_mutex_unlock(&inf->mu);
+        informer_notify(inf, type, obj, old);
+        json_decref(old);
+        free(key);
+}
+
+/* List and replace the cache; vanished objects are reported DELETED. */
+static int informer_list(struct orch_informer *inf, struct sw_err *err)
+{
+        json_t *list = NULL, *items, *it, *seen = json_object(), *gone = json_array(), *v;
+        const char *k;
+        size_t i;
+        int rc;
+
+        rc = orch_kube_get(&list, inf->kc, inf->path, err);
+        if (rc)
+                goto out;
+        items = json_object_get(list, "items");
+        json_array_foreach(items, i, it)
+        {
+                char *key = orch_ctrl_key(it);
+                json_object_set_new(seen, key, json_true());
+                free(key);
+        }
+        pthread_mutex_lock(&inf->mu);
+        json_object_foreach(inf->cache, k, v)
+        {
+                if (!json_object_get(seen, k))
+                        json_array_append(gone, v);
+        }
+        pthread_mutex_unlock(&inf->mu);
+        json_array_foreach(gone, i, it)
+        {
+                informer_apply(inf, "DELETED", it);
+        }
+        json_array_foreach(items, i, it)
+        {
+                informer_apply(inf, "ADDED", it);
+        }
+        pthread_mutex_lock(&inf->mu);
+        free(inf->rv);
+        inf->rv =
+                sw_xstrdup(sw_json_str(json_object_get(list, "metadata"), "resourceVersion", "0"));
+        inf->synced = true;
+        pthread_mutex_unlock(&inf->mu);
+out:
+        json_decref(list);
+        json_decref(seen);
+        json_decref(gone);
+        return rc;
+}
+
+static int informer_event(void *arg, const char *type, const json_t *obj)
+{
+        struct orch_informer *inf = arg;
+
+        if (strcmp(type, "BOOKMARK") != 0)
+                informer_apply(inf, type, obj);
+        return atomic_load(inf->stop) ? 1 : 0;
+}
+
+static void *informer_main(void *arg)
+{
+        struct orch_informer *inf = arg;
+        bool need_list = !inf->synced;
+
+        while (!atomic_load(inf->stop)) {
+                struct sw_err err = SW_ERR_INIT;
+                char *rv = NULL, *from;
+                int rc;
+
+                if (need_list) {
+                        if (informer_list(inf, &err) != 0) {
+                                sw_log(SW_LOG_WARN, "ctrl", "list failed", "{s:s,s:s}", "path",
+                                       inf->path, "error", err.msg);
+                                sw_sleep_ms(500);
+                                continue;
+                        }
+                        need_list = false;
+                }
+                pthread_mutex_lock(&inf->mu);
+                from = sw_xstrdup(inf->rv);
+                pthread_mutex_unlock(&inf->mu);
+                rc = orch_kube_watch(&rv, inf->kc, inf->path, NULL, from, 1000, informer_event, inf,
+                                     &err);
+                free(from);
+                if (rc == SW_ECONFLICT) {
+                        need_list = true; /* expired: relist */
+                } else if (rc) {
+                        sw_log(SW_LOG_WARN, "ctrl", "watch failed", "{s:s,s:s}", "path", inf->path,
+                               "error", err.msg);
+                        sw_sleep_ms(500);
+                        need_list = true;
+                } else if (rv) {
+                        pthread_mutex_lock(&inf->mu);
+                        free(inf->rv);
+                        inf->rv = rv;
+                        rv = NULL;
+                        pthread_mutex_unlock(&inf->mu);
+                }
+                free(rv);
+        }
+        return NULL;
+}
+
+static void informer_init(struct orch_informer *inf, const char *path, atomic_bool *stop)
+{
+        memset(inf, 0, sizeof(*inf));
+        inf->path = sw_xstrdup(path);
+        pthread_mutex_init(&inf->mu, NULL);
+        inf->cache = json_object();
+        inf->stop = stop;
+}
+
+static void informer_release(struct orch_informer *inf)
+{
+        if (inf->running)
+                pthread_join(inf->th, NULL);
+        orch_kube_free(inf->kc);
+        json_decref(inf->cache);
+        free(inf->rv);
+        free(inf->path);
+        pthread_mutex_destroy(&inf->mu);
+}
+
+/* ---- loops --------------------------------------------------------------- */
+
+static void *loop_main(void *arg)
+{
+        struct orch_ctrl_loop *l = arg;
+        int64_t next_tick = sw_mono_ms() + l->tick_ms;
+        int64_t max_ms = l->mgr->opts.sched_backoff_max_ms;
+
+        while (!atomic_load(&l->mgr->stop)) {
+                char *key = orch_ctrl_queue_get(&l->q, l->tick ? 100 : 200);
+                if (l->tick && sw_mono_ms() >= next_tick) {
+                        l->tick(l);
+                        next_tick = sw_mono_ms() + l->tick_ms;
+                }
+                if (!key)
+                        continue;
+                if (l->batch) {
+                        json_t *keys = json_array();
+                        json_array_append_new(keys, json_string(key));
+                        free(key);
+                        while ((key = orch_ctrl_queue_get(&l->q, 0)) != NULL &&
+                               json_array_size(keys) < 5000) {
+                                json_array_append_new(keys, json_string(key));
+                                free(key);
+                        }
+                        if (key)
+                                json_array_append_new(keys, json_string(key));
+                        free(key);
+                        l->batch(l, keys);
+                        json_decref(keys);
+                        continue;
+                }
+                {
+                        struct sw_err err = SW_ERR_INIT;
+                        int rc = l->reconcile(l, key, &err);
+                        if (rc)
+                                sw_log(SW_LOG_INFO, "ctrl", "reconcile failed", "{s:s,s:s,s:s}",
+                                       "controller", l->name, "key", key, "error", err.msg);
+                        orch_ctrl_queue_done(&l->q, key, rc != 0, max_ms);
+                }
+                free(key);
+        }
+        return NULL;
+}
+
+/* ---- manager ------------------------------------------------------------- */
+
+static void loop_free(struct orch_ctrl_loop *l)
+{
+        if (!l)
+                return;
+        if (l->running)
+                pthread_join(l->th, NULL);
+        if (l->state_free)
+                l->state_free(l->state);
+        orch_ctrl_queue_release(&l->q);
+        orch_kube_free(l->kc);
+        json_decref(l->expect);
+        free(l);
+}
+
+void orch_ctrl_stop(struct orch_ctrl *c)
+{
+        if (!c)
+                return;
+        atomic_store(&c->stop, true);
+        for (int i = 0; i < c->nloops; i++)
+                orch_ctrl_queue_close(&c->loops[i]->q);
+        for (int i = 0; i < c->nloops; i++)
+                loop_free(c->loops[i]);
+        informer_release(&c->pods);
+        informer_release(&c->rsets);
+        informer_release(&c->deploys);
+        informer_release(&c->services);
+        informer_release(&c->nodes);
+        free(c->kubeconfig);
+        free(c);
+}
+
+int orch_ctrl_start(struct orch_ctrl **out, const struct orch_ctrl_options *opts,
+                    struct sw_err *err)
+{
+        struct orch_ctrl *c = sw_xcalloc(1, sizeof(*c));
+        struct orch_informer *infs[5];
+        unsigned want = opts->controllers ? opts->controllers : 0xffu;
+        int rc = 0;
+
+        if (!opts->kubeconfig || !*opts->kubeconfig) {
+                free(c);
+                return sw_err_set(err, SW_EINVAL, "controllers need a kubeconfig");
+        }
+        c->opts = *opts;
+        c->kubeconfig = sw_xstrdup(opts->kubeconfig);
+        c->opts.kubeconfig = c->kubeconfig;
+        if (c->opts.node_grace_ms <= 0)
+                c->opts.node_grace_ms = 40000;
+        if (c->opts.sched_backoff_max_ms <= 0)
+                c->opts.sched_backoff_max_ms = 10000;
+        atomic_init(&c->stop, false);
+        informer_init(&c->pods, "/api/v1/pods", &c->stop);
+        informer_init(&c->rsets, "/apis/apps/v1/replicasets", &c->stop);
+        informer_init(&c->deploys, "/apis/apps/v1/deployments", &c->stop);
+        informer_init(&c->services, "/api/v1/services", &c->stop);
+        informer_init(&c->nodes, "/api/v1/nodes", &c->stop);
+        infs[0] = &c->pods;
+        infs[1] = &c->rsets;
+        infs[2] = &c->deploys;
+        infs[3] = &c->services;
+        infs[4] = &c->nodes;
+
+        {
+                static void (*const inits[])(struct orch_ctrl_loop *, struct orch_ctrl *) = {
+                        orch_ctrl_rs_init, orch_ctrl_deploy_init, orch_ctrl_endpoints_init,
+                        orch_sched_init,   orch_ctrl_nodes_init,  orch_ctrl_gc_init,
+                };
+                static const unsigned bits[] = {ORCH_CTRL_REPLICASET,    ORCH_CTRL_DEPLOYMENT,
+                                                ORCH_CTRL_ENDPOINTS,     ORCH_CTRL_SCHEDULER,
+                                                ORCH_CTRL_NODELIFECYCLE, ORCH_CTRL_GC};
+                for (size_t i = 0; i < sizeof(bits) / sizeof(bits[0]); i++) {
+                        struct orch_ctrl_loop *l;
+                        if (!(want & bits[i]))
+                                continue;
+                        l = sw_xcalloc(1, sizeof(*l));
+                        l->mgr = c;
+                        l->expect = json_object();
+                        orch_ctrl_queue_init(&l->q);
+                        c->loops[c->nloops++] = l;
+                        rc = orch_kube_from_kubeconfig(&l->kc, c->kubeconfig, NULL, err);
+                        if (rc)
+                                goto out;
+                        inits[i](l, c);
+                }
+        }
+        /* Fill every cache before any controller acts on a partial view. */
+        for (int i = 0; i < 5; i++) {
+                rc = orch_kube_from_kubeconfig(&infs[i]->kc, c->kubeconfig, NULL, err);
+                if (rc)
+                        goto out;
+                rc = informer_list(infs[i], err);
+                if (rc)
+                        goto out;
+        }
+        for (int i = 0; i < 5; i++) {
+                if (pthread_create(&infs[i]->th, NULL, informer_main, infs[i]) != 0) {
+                        rc = sw_err_set(err, SW_EIO, "cannot start an informer thread");
+                        goto out;
+                }
+                infs[i]->running = true;
+        }
+        for (int i = 0; i < c->nloops; i++) {
+                if (pthread_create(&c->loops[i]->th, NULL, loop_main, c->loops[i]) != 0) {
+                        rc = sw_err_set(err, SW_EIO, "cannot start a controller thread");
+                        goto out;
+                }
+                c->loops[i]->running = true;
+        }
+        *out = c;
+        c = NULL;
+out:
+        orch_ctrl_stop(c);
+        return rc;
+}

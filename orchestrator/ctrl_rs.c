@@ -1,0 +1,240 @@
+/*
+ * ctrl_rs.c - the ReplicaSet controller: creates and deletes pods so that
+ * the pods a ReplicaSet controls match spec.replicas, preferring to delete
+ * unscheduled, then not-ready, then the newest pods, and writes
+ * status.replicas/readyReplicas/availableReplicas/observedGeneration.
+ *
+ * Pods it creates are waited for in the cache (expectations), so a stale
+ * cache never doubles a scale-up.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "common/clock.h"
+#include "common/json.h"
+#include "common/mem.h"
+#include "orchestrator/client/kube.h"
+#include "orchestrator/ctrl_int.h"
+#include "orchestrator/orch_int.h"
+#include "common/banned.h"
+
+static void rs_on_pod(void *arg, const char *type, const json_t *obj, const json_t *old)
+{
+        struct orch_ctrl_loop *l = arg;
+        const json_t *objs[2] = {obj, old};
+
+        (void)type;
+        for (int i = 0; i < 2; i++) {
+                const json_t *ref = objs[i] ? orch_ctrl_owner(objs[i], "ReplicaSet") : NULL;
+                char *key;
+                if (!ref)
+                        continue;
+                key = sw_xasprintf(
+                        "%s/%s", sw_json_str(json_object_get(objs[i], "metadata"), "namespace", ""),
+                        sw_json_str(ref, "name", ""));
+                orch_ctrl_queue_add(&l->q, key);
+                free(key);
+        }
+}
+
+static void rs_on_rs(void *arg, const char *type, const json_t *obj, const json_t *old)
+{
+        struct orch_ctrl_loop *l = arg;
+        char *key = orch_ctrl_key(obj);
+
+        (void)type;
+        (void)old;
+        orch_ctrl_queue_add(&l->q, key);
+        free(key);
+}
+
+static void random_suffix(char *out, size_t n)
+{
+        static const char alnum[] = "bcdfghjklmnpqrstvwxz2456789";
+        unsigned char rnd[16];
+
+        if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+                memset(rnd, 7, sizeof(rnd));
+        for (size_t i = 0; i < n && i < sizeof(rnd); i++)
+                out[i] = alnum[rnd[i] % (sizeof(alnum) - 1)];
+        out[n] = '\0';
+}
+
+static int create_pod(struct orch_ctrl_loop *l, const json_t *rs, const char *ns,
+                      const char *rsname, struct sw_err *err)
+{
+        const json_t *tmpl = json_object_get(json_object_get(rs, "spec"), "template");
+        const json_t *tmd = json_object_get(tmpl, "metadata");
+        json_t *pod, *md;
+        char sfx[6], *name, *path;
+        int rc;
+
+        random_suffix(sfx, 5);
+        name = sw_xasprintf("%s-%s", rsname, sfx);
+        md = json_pack("{s:s,s:s,s:[{s:s,s:s,s:s,s:s,s:b,s:b}]}", "name", name, "namespace", ns,
+                       "ownerReferences", "apiVersion", "apps/v1", "kind", "ReplicaSet", "name",
+                       rsname, "uid", sw_json_str(json_object_get(rs, "metadata"), "uid", ""),
+                       "controller", 1, "blockOwnerDeletion", 1);
+        if (json_object_get(tmd, "labels"))
+                json_object_set_new(md, "labels", json_deep_copy(json_object_get(tmd, "labels")));
+        if (json_object_get(tmd, "annotations"))
+                json_object_set_new(md, "annotations",
+                                    json_deep_copy(json_object_get(tmd, "annotations")));
+        pod = json_pack("{s:s,s:s,s:o,s:O}", "apiVersion", "v1", "kind", "Pod", "metadata", md,
+                        "spec", json_object_get(tmpl, "spec"));
+        path = sw_xasprintf("/api/v1/namespaces/%s/pods", ns);
+        rc = orch_kube_request(NULL, NULL, l->kc, "POST", path, NULL, pod, err);
+        if (rc == 0) {
+                char *key = sw_xasprintf("%s/%s", ns, rsname);
+                orch_ctrl_expect(l, key, name, true);
+                free(key);
+                orch_ctrl_event(l, rs, "Normal", "SuccessfulCreate", "Created pod: %s", name);
+        } else {
+                orch_ctrl_event(l, rs, "Warning", "FailedCreate", "Error creating: %s", err->msg);
+        }
+        json_decref(pod);
+        free(path);
+        free(name);
+        return rc;
+}
+
+/* Deletion order: unscheduled, pending, not ready, then the newest first. */
+static int pod_rank(const json_t *p)
+{
+        const json_t *st = json_object_get(p, "status");
+
+        if (!*sw_json_str(json_object_get(p, "spec"), "nodeName", ""))
+                return 0;
+        if (strcmp(sw_json_str(st, "phase", ""), "Running") != 0)
+                return 1;
+        if (!orch_ctrl_pod_ready(p, 0, 0, NULL))
+                return 2;
+        return 3;
+}
+
+static int pod_cmp_delete(const void *a, const void *b)
+{
+        const json_t *pa = *(json_t *const *)a, *pb = *(json_t *const *)b;
+        int ra = pod_rank(pa), rb = pod_rank(pb);
+
+        if (ra != rb)
+                return ra - rb;
+        /* newer (larger timestamp) first */
+        return -strcmp(sw_json_str(json_object_get(pa, "metadata"), "creationTimestamp", ""),
+                       sw_json_str(json_object_get(pb, "metadata"), "creationTimestamp", ""));
+}
+
+static int rs_reconcile(struct orch_ctrl_loop *l, const char *key, struct sw_err *err)
+{
+        char *ns = NULL, *name = NULL, *path = NULL;
+        json_t *rs = NULL, *pods = NULL, *p, *st = NULL, *patch = NULL;
+        json_t **mine = NULL;
+        const json_t *spec, *cur;
+        size_t i, n = 0;
+        int64_t replicas, ready = 0, avail = 0, min_ready_ms, now = sw_now_ms(), wake = -1;
+        const char *uid;
+        int rc = 0;
+
+        orch_ctrl_key_split(key, &ns, &name);
+        rs = orch_informer_get(&l->mgr->rsets, key);
+        if (!rs || json_object_get(json_object_get(rs, "metadata"), "deletionTimestamp"))
+                goto out;
+        if (!orch_ctrl_expect_met(l, key, &l->mgr->pods, ns))
+                goto out; /* the pod events requeue this key */
+        spec = json_object_get(rs, "spec");
+        uid = sw_json_str(json_object_get(rs, "metadata"), "uid", "");
+        replicas = sw_json_int(spec, "replicas", 1);
+        min_ready_ms = sw_json_int(spec, "minReadySeconds", 0) * 1000;
+        pods = orch_informer_list(&l->mgr->pods, ns);
+        mine = sw_xcalloc(json_array_size(pods) + 1, sizeof(*mine));
+        json_array_foreach(pods, i, p)
+        {
+                const json_t *ref = orch_ctrl_owner(p, "ReplicaSet");
+                int64_t since = 0;
+                if (!ref || strcmp(sw_json_str(ref, "uid", ""), uid) != 0 ||
+                    !orch_ctrl_pod_active(p))
+                        continue;
+                mine[n++] = p;
+                if (orch_ctrl_pod_ready(p, 0, now, &since)) {
+                        ready++;
+                        if (since + min_ready_ms <= now)
+                                avail++;
+                        else if (wake < 0 || since + min_ready_ms - now < wake)
+                                wake = since + min_ready_ms - now;
+                }
+        }
+        if ((int64_t)n < replicas) {
+                for (int64_t k = (int64_t)n; k < replicas && rc == 0; k++)
+                        rc = create_pod(l, rs, ns, name, err);
+        } else if ((int64_t)n > replicas) {
+                qsort(mine, n, sizeof(*mine), pod_cmp_delete);
+                size_t ndel = n - (size_t)replicas;
+                for (size_t k = 0; k < ndel && rc == 0; k++) {
+                        const char *pn =
+                                sw_json_str(json_object_get(mine[k], "metadata"), "name", "");
+                        free(path);
+                        path = sw_xasprintf("/api/v1/namespaces/%s/pods/%s", ns, pn);
+                        rc = orch_kube_delete(l->kc, path, NULL, err);
+                        if (rc == SW_ENOTFOUND) {
+                                sw_err_clear(err);
+                                rc = 0;
+                        }
+                        if (rc == 0) {
+                                int64_t since = 0;
+                                if (orch_ctrl_pod_ready(mine[k], 0, now, &since)) {
+                                        ready--;
+                                        if (since + min_ready_ms <= now)
+                                                avail--;
+                                }
+                                n--;
+                                orch_ctrl_expect(l, key, pn, false);
+                                orch_ctrl_event(l, rs, "Normal", "SuccessfulDelete",
+                                                "Deleted pod: %s", pn);
+                        }
+                }
+        }
+        if (rc)
+                goto out;
+        cur = json_object_get(rs, "status");
+        st = json_pack("{s:I,s:I,s:I,s:I,s:I}", "replicas", (json_int_t)n, "fullyLabeledReplicas",
+                       (json_int_t)n, "readyReplicas", (json_int_t)ready, "availableReplicas",
+                       (json_int_t)avail, "observedGeneration",
+                       (json_int_t)sw_json_int(json_object_get(rs, "metadata"), "generation", 1));
+        if (sw_json_int(cur, "replicas", -1) != (int64_t)n ||
+            sw_json_int(cur, "readyReplicas", -1) != ready ||
+            sw_json_int(cur, "availableReplicas", -1) != avail ||
+            sw_json_int(cur, "fullyLabeledReplicas", -1) != (int64_t)n ||
+            sw_json_int(cur, "observedGeneration", -1) !=
+                    sw_json_int(json_object_get(rs, "metadata"), "generation", 1)) {
+                free(path);
+                path = sw_xasprintf("/apis/apps/v1/namespaces/%s/replicasets/%s/status", ns, name);
+                patch = json_pack("{s:O}", "status", st);
+                rc = orch_ctrl_patch(NULL, l, path, patch, err);
+                if (rc == SW_ENOTFOUND) {
+                        sw_err_clear(err);
+                        rc = 0;
+                }
+        }
+        if (wake >= 0)
+                orch_ctrl_queue_add_after(&l->q, key, wake + 50);
+out:
+        free(mine);
+        json_decref(pods);
+        json_decref(rs);
+        json_decref(st);
+        json_decref(patch);
+        free(path);
+        free(ns);
+        free(name);
+        return rc;
+}
+
+void orch_ctrl_rs_init(struct orch_ctrl_loop *l, struct orch_ctrl *m)
+{
+        l->name = "replicaset-controller";
+        l->reconcile = rs_reconcile;
+        orch_informer_add_handler(&m->pods, rs_on_pod, l);
+        orch_informer_add_handler(&m->rsets, rs_on_rs, l);
+}

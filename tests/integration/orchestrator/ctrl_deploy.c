@@ -1,0 +1,525 @@
+/*
+ * ctrl_deploy.c - the controllers and the scheduler (in-process, through
+ * HTTP) against the real `slipway kube-apiserver`, driven and checked with
+ * the real kubectl. Three hollow nodes are Node objects whose heartbeats
+ * this test renews; a hollow kubelet thread marks the pods bound to them
+ * Running and Ready with a 127.x address and confirms graceful deletions,
+ * all through the API.
+ *
+ * Covered: a Deployment and a Service roll out (ReplicaSet, pods spread
+ * over the nodes, Endpoints, `kubectl rollout status`); an image change
+ * rolls with maxSurge=1/maxUnavailable=0 and never fewer ready pods than
+ * desired; history and undo; scale; a pod that fits nowhere gets
+ * kubectl's FailedScheduling message; taints and nodeSelector; a node
+ * that stops heartbeating is tainted and its pods replaced elsewhere;
+ * deleting the Deployment removes its ReplicaSets and pods.
+ */
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/json.h"
+#include "common/libs.h"
+#include "common/mem.h"
+#include "orchestrator/client/kube.h"
+#include "orchestrator/ctrl.h"
+#include "tests/harness/orch.h"
+#include "tests/harness/proc.h"
+#include "tests/harness/t.h"
+
+static struct t_orch srv;
+static bool up;
+static struct orch_ctrl *ctrl;
+static pthread_t kubelet_th;
+static atomic_bool kubelet_stop;
+static atomic_bool dead_n1;  /* n1 stops heartbeating */
+static atomic_bool watching; /* count ready web pods */
+static atomic_int min_ready; /* lowest ready count of web pods while watching */
+static atomic_int max_total; /* highest count of web pods while watching */
+
+#define KUBECTL(outp, input, ...)                                                                  \
+        t_kubectl(&srv, (outp), (input), (const char *const[]){__VA_ARGS__, NULL})
+
+static const char *const APP = "apiVersion: apps/v1\n"
+                               "kind: Deployment\n"
+                               "metadata: {name: web, namespace: default}\n"
+                               "spec:\n"
+                               "  replicas: 3\n"
+                               "  selector: {matchLabels: {app: web}}\n"
+                               "  strategy:\n"
+                               "    type: RollingUpdate\n"
+                               "    rollingUpdate: {maxSurge: 1, maxUnavailable: 0}\n"
+                               "  template:\n"
+                               "    metadata: {labels: {app: web}}\n"
+                               "    spec:\n"
+                               "      containers:\n"
+                               "      - name: c\n"
+                               "        image: busybox:1.36\n"
+                               "        ports: [{name: http, containerPort: 8080}]\n"
+                               "        resources: {requests: {cpu: 100m, memory: 64Mi}}\n"
+                               "---\n"
+                               "apiVersion: v1\n"
+                               "kind: Service\n"
+                               "metadata: {name: web, namespace: default}\n"
+                               "spec:\n"
+                               "  selector: {app: web}\n"
+                               "  ports: [{name: http, port: 80, targetPort: http}]\n";
+
+static void now_str(char *out, size_t n)
+{
+        time_t t = time(NULL);
+        struct tm tm;
+
+        gmtime_r(&t, &tm);
+        strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static json_t *ready_conds(const char *ts)
+{
+        return json_pack("[{s:s,s:s,s:s,s:s,s:s,s:s}]", "type", "Ready", "status", "True", "reason",
+                         "KubeletReady", "message", "hollow kubelet is posting ready",
+                         "lastHeartbeatTime", ts, "lastTransitionTime", ts);
+}
+
+static int create_node(struct orch_kube *kc, const char *name)
+{
+        struct sw_err err = SW_ERR_INIT;
+        char ts[32];
+        json_t *node, *out = NULL;
+        int rc;
+
+        now_str(ts, sizeof(ts));
+        node = json_pack("{s:s,s:s,s:{s:s,s:{s:s}},s:{}}", "apiVersion", "v1", "kind", "Node",
+                         "metadata", "name", name, "labels", "kubernetes.io/hostname", name,
+                         "spec");
+        rc = orch_kube_request(&out, NULL, kc, "POST", "/api/v1/nodes", NULL, node, &err);
+        json_decref(out);
+        out = NULL;
+        if (rc == 0) {
+                char *path = sw_xasprintf("/api/v1/nodes/%s/status", name);
+                json_t *st = json_pack("{s:{s:{s:s,s:s,s:s},s:{s:s,s:s,s:s},s:o}}", "status",
+                                       "capacity", "cpu", "4", "memory", "8Gi", "pods", "110",
+                                       "allocatable", "cpu", "4", "memory", "8Gi", "pods", "110",
+                                       "conditions", ready_conds(ts));
+                rc = orch_kube_request(&out, NULL, kc, "PATCH", path,
+                                       "application/merge-patch+json", st, &err);
+                json_decref(st);
+                free(path);
+        }
+        if (rc)
+                fprintf(stderr, "node %s: %s\n", name, err.msg);
+        json_decref(out);
+        json_decref(node);
+        return rc;
+}
+
+static void heartbeat(struct orch_kube *kc, const char *name)
+{
+        struct sw_err err = SW_ERR_INIT;
+        char ts[32], *path = sw_xasprintf("/api/v1/nodes/%s/status", name);
+        json_t *st;
+
+        now_str(ts, sizeof(ts));
+        st = json_pack("{s:{s:o}}", "status", "conditions", ready_conds(ts));
+        orch_kube_request(NULL, NULL, kc, "PATCH", path, "application/merge-patch+json", st, &err);
+        json_decref(st);
+        free(path);
+}
+
+/* One pass of the hollow kubelet over every pod. */
+static void kubelet_pass(struct orch_kube *kc, unsigned *ipseq)
+{
+        struct sw_err err = SW_ERR_INIT;
+        json_t *list = NULL, *p;
+        size_t i;
+        int ready = 0, total = 0;
+
+        if (orch_kube_get(&list, kc, "/api/v1/pods", &err) != 0)
+                return;
+        json_array_foreach(json_object_get(list, "items"), i, p)
+        {
+                const json_t *md = json_object_get(p, "metadata");
+                const char *node = sw_json_str(json_object_get(p, "spec"), "nodeName", "");
+                const char *phase = sw_json_str(json_object_get(p, "status"), "phase", "");
+                const json_t *labels = json_object_get(md, "labels");
+                bool deleting = json_object_get(md, "deletionTimestamp") != NULL;
+                char *path;
+                if (strcmp(sw_json_str(labels, "app", ""), "web") == 0 && !deleting) {
+                        total++;
+                        if (strcmp(phase, "Running") == 0)
+                                ready++;
+                }
+                if (!*node || (strcmp(node, "n1") == 0 && atomic_load(&dead_n1)))
+                        continue;
+                path = sw_xasprintf("/api/v1/namespaces/%s/pods/%s",
+                                    sw_json_str(md, "namespace", ""), sw_json_str(md, "name", ""));
+                if (deleting) {
+                        json_t *body = json_pack("{s:i}", "gracePeriodSeconds", 0);
+                        orch_kube_request(NULL, NULL, kc, "DELETE", path, NULL, body, &err);
+                        sw_err_clear(&err);
+                        json_decref(body);
+                } else if (strcmp(phase, "Running") != 0) {
+                        char ts[32], ip[32], *spath = sw_xasprintf("%s/status", path);
+                        json_t *st;
+                        now_str(ts, sizeof(ts));
+                        (*ipseq)++;
+                        snprintf(ip, sizeof(ip), "127.0.%u.%u", 10 + (*ipseq / 250) % 200,
+                                 1 + *ipseq % 250);
+                        st = json_pack("{s:{s:s,s:s,s:s,s:[{s:s,s:s,s:s},{s:s,s:s,s:s},"
+                                       "{s:s,s:s,s:s}]}}",
+                                       "status", "phase", "Running", "podIP", ip, "hostIP",
+                                       "127.0.0.1", "conditions", "type", "PodScheduled", "status",
+                                       "True", "lastTransitionTime", ts, "type", "ContainersReady",
+                                       "status", "True", "lastTransitionTime", ts, "type", "Ready",
+                                       "status", "True", "lastTransitionTime", ts);
+                        orch_kube_request(NULL, NULL, kc, "PATCH", spath,
+                                          "application/merge-patch+json", st, &err);
+                        sw_err_clear(&err);
+                        json_decref(st);
+                        free(spath);
+                }
+                free(path);
+        }
+        if (atomic_load(&watching)) {
+                if (ready < atomic_load(&min_ready))
+                        atomic_store(&min_ready, ready);
+                if (total > atomic_load(&max_total))
+                        atomic_store(&max_total, total);
+        }
+        json_decref(list);
+}
+
+static void *kubelet_main(void *arg)
+{
+        struct orch_kube *kc = NULL;
+        struct sw_err err = SW_ERR_INIT;
+        int64_t next_hb = 0;
+        unsigned ipseq = 0;
+
+        (void)arg;
+        if (orch_kube_from_kubeconfig(&kc, srv.kubeconfig, NULL, &err) != 0)
+                return NULL;
+        while (!atomic_load(&kubelet_stop)) {
+                if (sw_mono_ms() >= next_hb) {
+                        if (!atomic_load(&dead_n1))
+                                heartbeat(kc, "n1");
+                        heartbeat(kc, "n2");
+                        heartbeat(kc, "n3");
+                        next_hb = sw_mono_ms() + 1000;
+                }
+                kubelet_pass(kc, &ipseq);
+                sw_sleep_ms(100);
+        }
+        orch_kube_free(kc);
+        return NULL;
+}
+
+/* Poll kubectl `args` until its output contains `want` (true) or `timeout_ms` passes. */
+static bool eventually(const char *want, int64_t timeout_ms, const char *const *args)
+{
+        int64_t end = sw_mono_ms() + timeout_ms;
+        char *out = NULL;
+
+        for (;;) {
+                free(out);
+                out = NULL;
+                t_kubectl(&srv, &out, NULL, args);
+                if (out && strstr(out, want)) {
+                        free(out);
+                        return true;
+                }
+                if (sw_mono_ms() > end)
+                        break;
+                sw_sleep_ms(200);
+        }
+        fprintf(stderr, "waited for '%s', last output: %s\n", want, out ? out : "(none)");
+        free(out);
+        return false;
+}
+#define EVENTUALLY(want, ms, ...) eventually((want), (ms), (const char *const[]){__VA_ARGS__, NULL})
+
+static void test_start(void)
+{
+        struct orch_kube *kc = NULL;
+        struct sw_err err = SW_ERR_INIT;
+        struct orch_ctrl_options co = ORCH_CTRL_OPTIONS_INIT;
+
+        up = t_orch_start(&srv, "ctrl");
+        CHECK(up);
+        if (!up)
+                return;
+        CHECK_OK(orch_kube_from_kubeconfig(&kc, srv.kubeconfig, NULL, &err), &err);
+        CHECK_INT(create_node(kc, "n1"), 0);
+        CHECK_INT(create_node(kc, "n2"), 0);
+        CHECK_INT(create_node(kc, "n3"), 0);
+        orch_kube_free(kc);
+        CHECK_INT(pthread_create(&kubelet_th, NULL, kubelet_main, NULL), 0);
+        co.kubeconfig = srv.kubeconfig;
+        co.node_grace_ms = 4000;
+        co.sched_backoff_max_ms = 1000;
+        if (orch_ctrl_start(&ctrl, &co, &err) != 0) {
+                fprintf(stderr, "controllers: %s\n", err.msg);
+                up = false;
+        }
+        CHECK(up);
+}
+
+static void test_rollout(void)
+{
+        char *out = NULL;
+
+        CHECK_INT(KUBECTL(&out, APP, "apply", "-f", "-"), 0);
+        CHECK(out && strstr(out, "deployment.apps/web created"));
+        free(out);
+        CHECK_INT(KUBECTL(&out, NULL, "rollout", "status", "deploy/web", "--timeout=60s"), 0);
+        CHECK(out && strstr(out, "successfully rolled out"));
+        free(out);
+        /* one ReplicaSet, named after the template hash, revision 1 */
+        CHECK_INT(KUBECTL(&out, NULL, "get", "rs", "-l", "app=web", "-o",
+                          "jsonpath={range .items[*]}{.metadata.annotations."
+                          "deployment\\.kubernetes\\.io/revision} {.spec.replicas} "
+                          "{.status.readyReplicas}{\"\\n\"}{end}"),
+                  0);
+        CHECK_STR(out, "1 3 3\n");
+        free(out);
+        /* spread: one pod per node */
+        CHECK_INT(KUBECTL(&out, NULL, "get", "pods", "-l", "app=web", "-o",
+                          "jsonpath={range .items[*]}{.spec.nodeName}{\"\\n\"}{end}"),
+                  0);
+        CHECK(out && strstr(out, "n1\n") && strstr(out, "n2\n") && strstr(out, "n3\n"));
+        free(out);
+        /* the Deployment's status */
+        CHECK_INT(KUBECTL(&out, NULL, "get", "deploy", "web", "-o",
+                          "jsonpath={.status.replicas} {.status.updatedReplicas} "
+                          "{.status.readyReplicas} {.status.availableReplicas} "
+                          "{.status.conditions[?(@.type==\"Available\")].status} "
+                          "{.status.conditions[?(@.type==\"Progressing\")].reason}"),
+                  0);
+        CHECK_STR(out, "3 3 3 3 True NewReplicaSetAvailable");
+        free(out);
+        /* Endpoints of the Service: the three pod IPs on the named port's number */
+        CHECK(EVENTUALLY("8080", 10000, "get", "endpoints", "web", "-o",
+                         "jsonpath={range .subsets[*].addresses[*]}{.ip}{\"\\n\"}{end}"
+                         "{.subsets[0].ports[0].port}"));
+        CHECK_INT(KUBECTL(&out, NULL, "get", "endpoints", "web", "-o",
+                          "jsonpath={range .subsets[*].addresses[*]}{.ip}{\" \"}{end}"),
+                  0);
+        {
+                int n = 0;
+                for (const char *p = out; p && (p = strstr(p, "127.0.")) != NULL; p++)
+                        n++;
+                CHECK_INT(n, 3);
+        }
+        free(out);
+        /* Events from the controllers and the scheduler */
+        CHECK_INT(KUBECTL(&out, NULL, "get", "events"), 0);
+        CHECK(out && strstr(out, "ScalingReplicaSet") && strstr(out, "SuccessfulCreate") &&
+              strstr(out, "Scheduled"));
+        free(out);
+}
+
+static void test_rolling_update(void)
+{
+        char *out = NULL;
+
+        atomic_store(&min_ready, 1000);
+        atomic_store(&max_total, 0);
+        atomic_store(&watching, true);
+        CHECK_INT(KUBECTL(&out, NULL, "set", "image", "deploy/web", "c=busybox:1.37"), 0);
+        free(out);
+        CHECK_INT(KUBECTL(&out, NULL, "rollout", "status", "deploy/web", "--timeout=60s"), 0);
+        CHECK(out && strstr(out, "successfully rolled out"));
+        free(out);
+        sw_sleep_ms(300);
+        atomic_store(&watching, false);
+        /* maxUnavailable=0: never fewer than 3 ready; maxSurge=1: never more than 4 pods */
+        CHECK(atomic_load(&min_ready) >= 3);
+        CHECK(atomic_load(&max_total) <= 4);
+        if (atomic_load(&min_ready) < 3 || atomic_load(&max_total) > 4)
+                fprintf(stderr, "min ready %d, max pods %d\n", atomic_load(&min_ready),
+                        atomic_load(&max_total));
+        CHECK_INT(KUBECTL(&out, NULL, "get", "rs", "-l", "app=web", "--sort-by",
+                          ".metadata.annotations.deployment\\.kubernetes\\.io/revision", "-o",
+                          "jsonpath={range .items[*]}{.metadata.annotations."
+                          "deployment\\.kubernetes\\.io/revision} {.spec.replicas} "
+                          "{.spec.template.spec.containers[0].image}{\"\\n\"}{end}"),
+                  0);
+        CHECK_STR(out, "1 0 busybox:1.36\n2 3 busybox:1.37\n");
+        free(out);
+        CHECK(EVENTUALLY("3", 10000, "get", "pods", "-l", "app=web", "-o",
+                         "jsonpath={.items[*].spec.containers[0].image}"));
+        CHECK_INT(KUBECTL(&out, NULL, "get", "pods", "-l", "app=web", "-o",
+                          "jsonpath={.items[*].spec.containers[0].image}"),
+                  0);
+        CHECK_STR(out, "busybox:1.37 busybox:1.37 busybox:1.37");
+        free(out);
+}
+
+static void test_history_undo_scale(void)
+{
+        char *out = NULL;
+
+        CHECK_INT(KUBECTL(&out, NULL, "rollout", "history", "deploy/web"), 0);
+        CHECK(out && strstr(out, "REVISION") && strstr(out, "1 ") && strstr(out, "2 "));
+        free(out);
+        CHECK_INT(KUBECTL(&out, NULL, "rollout", "undo", "deploy/web"), 0);
+        CHECK(out && strstr(out, "rolled back"));
+        free(out);
+        CHECK_INT(KUBECTL(&out, NULL, "rollout", "status", "deploy/web", "--timeout=60s"), 0);
+        free(out);
+        CHECK_INT(KUBECTL(&out, NULL, "get", "deploy", "web", "-o",
+                          "jsonpath={.spec.template.spec.containers[0].image} "
+                          "{.metadata.annotations.deployment\\.kubernetes\\.io/revision}"),
+                  0);
+        CHECK_STR(out, "busybox:1.36 3");
+        free(out);
+        CHECK_INT(KUBECTL(&out, NULL, "scale", "deploy/web", "--replicas=5"), 0);
+        free(out);
+        CHECK_INT(KUBECTL(&out, NULL, "rollout", "status", "deploy/web", "--timeout=60s"), 0);
+        free(out);
+        CHECK_INT(KUBECTL(&out, NULL, "get", "deploy", "web", "-o",
+                          "jsonpath={.status.availableReplicas}"),
+                  0);
+        CHECK_STR(out, "5");
+        free(out);
+}
+
+static const char *const BIG = "apiVersion: v1\n"
+                               "kind: Pod\n"
+                               "metadata: {name: big, namespace: default}\n"
+                               "spec:\n"
+                               "  containers:\n"
+                               "  - name: c\n"
+                               "    image: busybox:1.36\n"
+                               "    resources: {requests: {cpu: '100'}}\n";
+
+static const char *const PINNED = "apiVersion: v1\n"
+                                  "kind: Pod\n"
+                                  "metadata: {name: pinned, namespace: default}\n"
+                                  "spec:\n"
+                                  "  nodeSelector: {kubernetes.io/hostname: n3}\n"
+                                  "  containers: [{name: c, image: busybox:1.36}]\n";
+
+static const char *const TOLERANT = "apiVersion: v1\n"
+                                    "kind: Pod\n"
+                                    "metadata: {name: tolerant, namespace: default}\n"
+                                    "spec:\n"
+                                    "  nodeSelector: {kubernetes.io/hostname: n3}\n"
+                                    "  tolerations: [{key: k, operator: Equal, value: v, "
+                                    "effect: NoSchedule}]\n"
+                                    "  containers: [{name: c, image: busybox:1.36}]\n";
+
+static void test_unschedulable(void)
+{
+        char *out = NULL;
+
+        CHECK_INT(KUBECTL(&out, NULL, "taint", "nodes", "n3", "k=v:NoSchedule"), 0);
+        free(out);
+        CHECK_INT(KUBECTL(&out, BIG, "apply", "-f", "-"), 0);
+        free(out);
+        /* kube-scheduler sorts the "count reason" strings */
+        CHECK(EVENTUALLY("0/3 nodes are available: 1 node(s) had untolerated taint {k: v}, 2 "
+                         "Insufficient cpu.",
+                         10000, "get", "pod", "big", "-o",
+                         "jsonpath={.status.conditions[?(@.type==\"PodScheduled\")].message}"));
+        CHECK_INT(KUBECTL(&out, NULL, "get", "pod", "big", "-o",
+                          "jsonpath={.spec.nodeName}|{.status.conditions[0].reason}"),
+                  0);
+        CHECK_STR(out, "|Unschedulable");
+        free(out);
+        CHECK(EVENTUALLY("FailedScheduling", 10000, "get", "events"));
+        CHECK_INT(KUBECTL(&out, PINNED, "apply", "-f", "-"), 0);
+        free(out);
+        CHECK_INT(KUBECTL(&out, TOLERANT, "apply", "-f", "-"), 0);
+        free(out);
+        CHECK(EVENTUALLY("n3", 10000, "get", "pod", "tolerant", "-o", "jsonpath={.spec.nodeName}"));
+        CHECK(EVENTUALLY("0/3 nodes are available: 1 node(s) had untolerated taint {k: v}, 2 "
+                         "node(s) didn't match Pod's node affinity/selector.",
+                         10000, "get", "pod", "pinned", "-o",
+                         "jsonpath={.status.conditions[?(@.type==\"PodScheduled\")].message}"));
+        /* untainting the node lets the pinned pod in */
+        CHECK_INT(KUBECTL(&out, NULL, "taint", "nodes", "n3", "k=v:NoSchedule-"), 0);
+        free(out);
+        CHECK(EVENTUALLY("n3", 15000, "get", "pod", "pinned", "-o", "jsonpath={.spec.nodeName}"));
+        CHECK_INT(KUBECTL(&out, NULL, "delete", "pod", "big", "pinned", "tolerant"), 0);
+        free(out);
+}
+
+static void test_node_dies(void)
+{
+        char *out = NULL;
+
+        atomic_store(&dead_n1, true);
+        CHECK(EVENTUALLY("node.kubernetes.io/unreachable", 20000, "get", "node", "n1", "-o",
+                         "jsonpath={.spec.taints[*].key}"));
+        CHECK_INT(KUBECTL(&out, NULL, "get", "node", "n1", "-o",
+                          "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"),
+                  0);
+        CHECK_STR(out, "Unknown");
+        free(out);
+        /* its pods are evicted and replaced on n2 and n3 */
+        {
+                int64_t end = sw_mono_ms() + 20000;
+                bool ok = false;
+                while (!ok && sw_mono_ms() < end) {
+                        KUBECTL(&out, NULL, "get", "pods", "-l", "app=web", "-o",
+                                "jsonpath={range .items[*]}{.spec.nodeName}{\"\\n\"}{end}");
+                        ok = out && !strstr(out, "n1\n");
+                        free(out);
+                        out = NULL;
+                        if (!ok)
+                                sw_sleep_ms(200);
+                }
+                CHECK(ok);
+        }
+        CHECK_INT(KUBECTL(&out, NULL, "rollout", "status", "deploy/web", "--timeout=60s"), 0);
+        free(out);
+        CHECK(EVENTUALLY("5 5", 20000, "get", "deploy", "web", "-o",
+                         "jsonpath={.status.availableReplicas} {.status.readyReplicas}"));
+        CHECK(EVENTUALLY("TaintManagerEviction", 10000, "get", "events"));
+}
+
+static void test_delete_cascades(void)
+{
+        char *out = NULL;
+
+        CHECK_INT(KUBECTL(&out, NULL, "delete", "deploy", "web"), 0);
+        free(out);
+        CHECK(EVENTUALLY("No resources found", 20000, "get", "rs,pods", "-l", "app=web"));
+        CHECK_INT(KUBECTL(&out, NULL, "delete", "service", "web"), 0);
+        free(out);
+        CHECK(EVENTUALLY("NotFound", 10000, "get", "endpoints", "web"));
+}
+
+static void test_stop(void)
+{
+        orch_ctrl_stop(ctrl);
+        ctrl = NULL;
+        atomic_store(&kubelet_stop, true);
+        if (up)
+                pthread_join(kubelet_th, NULL);
+        t_orch_stop(&srv);
+}
+
+int main(void)
+{
+        sw_libs_init();
+        T_RUN(test_start);
+        if (up) {
+                T_RUN(test_rollout);
+                T_RUN(test_rolling_update);
+                T_RUN(test_history_undo_scale);
+                T_RUN(test_unschedulable);
+                T_RUN(test_node_dies);
+                T_RUN(test_delete_cascades);
+        }
+        T_RUN(test_stop);
+        sw_libs_shutdown();
+        return t_done();
+}
