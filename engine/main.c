@@ -17,6 +17,7 @@
 #include "steps/registry.h"
 #include "steps/clone.h"
 #include "ingress/ingress.h"
+#include "orchestrator/agent.h"
 #include "orchestrator/orchestrator.h"
 #include "common/banned.h"
 
@@ -43,6 +44,7 @@ static const struct sw_cmd commands[] = {
         {"kube-apiserver", orch_cmd_apiserver,
          "serve the orchestrator's Kubernetes API in the foreground"},
         {"kubeconfig", orch_cmd_kubeconfig, "print a kubeconfig for the orchestrator's API"},
+        {"node", orch_agent_cmd, "run a node agent: register a Node and run its pods under runc"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
