@@ -94,6 +94,15 @@ static json_t *node_status(struct orch_agent *a, const char *now)
                          "slipway");
 }
 
+static json_t *node_status_full(struct orch_agent *a, const char *now)
+{
+        json_t *st = node_status(a, now);
+
+        json_object_set_new(st, "daemonEndpoints",
+                            json_pack("{s:{s:i}}", "kubeletEndpoint", "Port", a->log_port));
+        return st;
+}
+
 static int patch_node_status(struct orch_agent *a, struct sw_err *err)
 {
         char now[32], *path = sw_xasprintf("/api/v1/nodes/%s/status", a->node_name);
@@ -101,7 +110,7 @@ static int patch_node_status(struct orch_agent *a, struct sw_err *err)
         int rc;
 
         agent_time_fmt(now, sizeof(now), sw_now_ms());
-        st = node_status(a, now);
+        st = node_status_full(a, now);
         /* Keep the transition time of a Ready condition that stays True. */
         if (orch_kube_get(&old, a->kube, path, err) == 0) {
                 const json_t *c;
@@ -381,6 +390,8 @@ static void agent_free(struct orch_agent *a)
 {
         if (!a)
                 return;
+        atomic_store(&a->stop, true); /* ends log followers */
+        agent_logs_stop(a);
         while (a->pods) {
                 struct agent_pod *p = a->pods;
                 a->pods = p->next;
@@ -440,6 +451,8 @@ int orch_agent_start(struct orch_agent **out, const struct orch_agent_options *o
         pthread_mutex_init(&a->mu, NULL);
         pthread_cond_init(&a->cond, NULL);
         rc = sw_mkdir_p(a->root, 0700, err);
+        if (rc == 0)
+                rc = agent_logs_start(a, err);
         if (rc == 0)
                 rc = orch_kube_from_kubeconfig(&a->kube, a->kubeconfig, NULL, err);
         if (rc == 0)

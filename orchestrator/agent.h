@@ -15,6 +15,12 @@
  * the annotation slipway.dev/ports ({"<containerPort>": hostPort}) so that
  * Endpoints and the ingress reach it at 127.0.0.1:<hostPort>.
  *
+ * Container logs (stdout and stderr, one file per container) are served
+ * on 127.0.0.1 at GET /containerLogs/<ns>/<pod>/<container> with
+ * follow, tailLines, previous and limitBytes, the port being the Node's
+ * status.daemonEndpoints.kubeletEndpoint.Port (the API server's pods/log
+ * proxies there).
+ *
  * Containers outlive the agent: a restarted agent finds them again through
  * `runc state` and adopts them instead of restarting them.
  *
@@ -44,10 +50,11 @@ struct orch_agent_options {
         int64_t backoff_base_ms;     /* first restart / image pull back-off; 0 means 10000 */
         int64_t backoff_max_ms;      /* 0 means 300000 */
         int64_t heartbeat_ms;        /* 0 means 10000 */
+        int64_t log_port;            /* container log endpoint on 127.0.0.1; 0: any free port */
 };
 #define ORCH_AGENT_OPTIONS_INIT                                                                    \
         {                                                                                          \
-                NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0                                     \
+                NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0                                  \
         }
 
 /*

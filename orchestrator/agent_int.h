@@ -24,6 +24,7 @@
 #include "orchestrator/agent.h"
 
 struct orch_kube;
+struct MHD_Daemon;
 
 #define AGENT_PORTS_ANNOTATION "slipway.dev/ports"
 
@@ -37,8 +38,8 @@ struct agent_ctr {
         bool running;  /* the runtime reports it running (or it is starting) */
         bool ever_ran; /* started at least once */
         int pid;
-        int64_t started_ms; /* epoch ms of the current/last start */
-        int64_t start_mono; /* when we launched it (monotonic), for the start timeout */
+        char started_at[32]; /* RFC 3339 time of the current/last start */
+        int64_t start_mono;  /* when we launched it (monotonic), for the start timeout */
         int restart_count;
         int64_t next_start_mono; /* back-off: no start before this (monotonic ms) */
         json_t *last_term;       /* lastState.terminated, or NULL */
@@ -94,7 +95,9 @@ struct orch_agent {
         struct agent_pod *pods;
         int64_t last_heartbeat_mono;
         bool lease_ok;
-        json_t *images; /* image reference -> manifest digest pulled by this agent */
+        json_t *images;          /* image reference -> manifest digest pulled by this agent */
+        struct MHD_Daemon *logd; /* the container log endpoint */
+        int log_port;
 };
 
 /* ---- agent.c ---- */
@@ -129,6 +132,11 @@ struct agent_image {
 int agent_image_ensure(struct agent_image *out, struct orch_agent *a, const char *image,
                        const char *policy, struct sw_err *err);
 void agent_image_release(struct agent_image *img);
+
+/* ---- agent_logs.c ---- */
+/* Serve GET /containerLogs/NS/POD/CTR on 127.0.0.1 (a->log_port gets the port). */
+int agent_logs_start(struct orch_agent *a, struct sw_err *err);
+void agent_logs_stop(struct orch_agent *a);
 
 /* ---- agent_net.c ---- */
 /* Create a network namespace with `lo` up, bind-mounted at `path` (idempotent). */

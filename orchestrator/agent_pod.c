@@ -182,7 +182,12 @@ static void init_ctrs(struct orch_agent *a, struct agent_pod *p, const json_t *o
                     strcmp(rs.status, "stopped") != 0) {
                         k->running = k->ever_ran = k->mounted = true;
                         k->pid = rs.pid;
-                        k->started_ms = rs.created_ms;
+                        agent_time_fmt(k->started_at, sizeof(k->started_at), rs.created_ms);
+                        /* The time reported before is kept, so the status does not move. */
+                        snprintf(k->started_at, sizeof(k->started_at), "%s",
+                                 sw_json_str(
+                                         json_object_get(json_object_get(st, "state"), "running"),
+                                         "startedAt", k->started_at));
                         k->start_mono = sw_mono_ms();
                 } else if (access(exit_path, F_OK) == 0) {
                         /* It ended while no agent watched: the exit file tells how. */
@@ -274,7 +279,13 @@ static int ensure_sandbox(struct orch_agent *a, struct agent_pod *p, const json_
         rc = sw_mkdir_p(logs, 0700, err);
         if (rc)
                 goto out;
-        rec = json_pack("{s:s,s:s,s:s}", "uid", p->uid, "namespace", p->ns, "name", p->name);
+        rec = json_pack("{s:s,s:s,s:s,s:[]}", "uid", p->uid, "namespace", p->ns, "name", p->name,
+                        "containers");
+        for (size_t i = 0; i < json_array_size(spec_containers(obj)); i++)
+                json_array_append_new(
+                        json_object_get(rec, "containers"),
+                        json_string(
+                                sw_json_str(json_array_get(spec_containers(obj), i), "name", "")));
         text = json_dumps(rec, JSON_COMPACT);
         rc = write_text(p->dir, "pod.json", text, err);
         free(text);
@@ -807,7 +818,7 @@ static int start_ctr(struct orch_agent *a, struct agent_pod *p, struct agent_ctr
                 c->restart_count++;
         c->ever_ran = c->running = true;
         c->pid = 0;
-        c->started_ms = sw_now_ms();
+        agent_time_fmt(c->started_at, sizeof(c->started_at), sw_now_ms());
         c->start_mono = sw_mono_ms();
         c->ready = false;
         c->probe_failures = c->live_failures = 0;
@@ -883,18 +894,17 @@ static void try_start(struct orch_agent *a, struct agent_pod *p, struct agent_ct
 static void ctr_exited(struct orch_agent *a, struct agent_pod *p, struct agent_ctr *c,
                        const json_t *obj, int code)
 {
-        char started[32], finished[32], cid[128];
+        char finished[32], cid[128];
         char *rerr = step_rt_log_error(c->dir);
         const char *reason = code == 0 ? "Completed" : "Error";
         json_t *t;
 
         if (rerr && code != 0)
                 reason = "StartError";
-        agent_time_fmt(started, sizeof(started), c->started_ms);
         agent_time_fmt(finished, sizeof(finished), sw_now_ms());
         snprintf(cid, sizeof(cid), "runc://%s", c->id);
         t = json_pack("{s:i,s:s,s:s,s:s,s:s}", "exitCode", code, "reason", reason, "startedAt",
-                      started, "finishedAt", finished, "containerID", cid);
+                      c->started_at, "finishedAt", finished, "containerID", cid);
         if (rerr && code != 0)
                 json_object_set_new(t, "message", json_string(rerr));
         free(rerr);
@@ -1025,13 +1035,12 @@ static void run_probes(struct orch_agent *a, struct agent_pod *p, struct agent_c
 
 static json_t *ctr_status(const struct agent_pod *p, const struct agent_ctr *c)
 {
-        char cid[128], ts[32];
+        char cid[128];
         json_t *st, *state;
 
         snprintf(cid, sizeof(cid), "runc://%s", c->id);
         if (c->running) {
-                agent_time_fmt(ts, sizeof(ts), c->started_ms);
-                state = json_pack("{s:{s:s}}", "running", "startedAt", ts);
+                state = json_pack("{s:{s:s}}", "running", "startedAt", c->started_at);
         } else if (c->term) {
                 state = json_pack("{s:O}", "terminated", c->term);
         } else {

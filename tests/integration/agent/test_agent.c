@@ -274,13 +274,13 @@ static int host_port(const json_t *pod, const char *cport)
         return port;
 }
 
-/* GET / on 127.0.0.1:port; the whole answer (caller frees) or NULL. */
-static char *http_get(int port)
+/* GET `path` on 127.0.0.1:port; the whole answer (caller frees) or NULL. */
+static char *http_get_path(int port, const char *path)
 {
         struct sockaddr_in sa;
         int fd = socket(AF_INET, SOCK_STREAM, 0);
         struct timeval tv = {5, 0};
-        const char *req = "GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+        char *req = sw_xasprintf("GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
         char *buf = sw_xcalloc(1, 65536);
         size_t got = 0;
 
@@ -293,8 +293,10 @@ static char *http_get(int port)
             write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
                 close(fd);
                 free(buf);
+                free(req);
                 return NULL;
         }
+        free(req);
         for (;;) {
                 ssize_t n = read(fd, buf + got, 65535 - got);
                 if (n <= 0)
@@ -303,6 +305,27 @@ static char *http_get(int port)
         }
         close(fd);
         return buf;
+}
+
+static char *http_get(int port)
+{
+        return http_get_path(port, "/");
+}
+
+/* The agent's container log endpoint, from the Node's daemonEndpoints. */
+static char *logs(const char *pod, const char *query)
+{
+        json_t *node = get("/api/v1/nodes/" NODE);
+        int port = (int)sw_json_int(
+                json_object_get(json_object_get(json_object_get(node, "status"), "daemonEndpoints"),
+                                "kubeletEndpoint"),
+                "Port", 0);
+        char *path = sw_xasprintf("/containerLogs/default/%s/c%s", pod, query);
+        char *out = port > 0 ? http_get_path(port, path) : NULL;
+
+        json_decref(node);
+        free(path);
+        return out;
 }
 
 static char *runc_root(void)
@@ -440,6 +463,22 @@ static void test_failing_container_crash_loops(void)
                               "reason", ""),
                   "Error");
         json_decref(pod);
+        {
+                char *cur = NULL, *prev = logs("crash", "?previous=true");
+                /* The current instance may have just started: give it a moment to print. */
+                for (int i = 0; i < 30 && !(cur && strstr(cur, "bye")); i++) {
+                        free(cur);
+                        sw_sleep_ms(100);
+                        cur = logs("crash", "");
+                }
+                char *tail = logs("crash", "?tailLines=0");
+                CHECK(cur && strstr(cur, "200 OK") && strstr(cur, "\r\n\r\nbye\n"));
+                CHECK(prev && strstr(prev, "200 OK") && strstr(prev, "\r\n\r\nbye\n"));
+                CHECK(tail && strstr(tail, "200 OK") && !strstr(tail, "bye"));
+                free(cur);
+                free(prev);
+                free(tail);
+        }
         delete_pod("crash");
         CHECK(wait_gone("crash", 20000));
 }
