@@ -389,6 +389,100 @@ static void cleanup_sandbox(struct orch_agent *a, struct agent_pod *p)
 
 /* ---- container start ---- */
 
+/*
+ * The data of a ConfigMap or Secret (`kind` "configmaps" or "secrets") as
+ * an object of strings, Secret values decoded. An absent object that is
+ * `optional` gives an empty object.
+ */
+static int fetch_data(json_t **out, struct orch_agent *a, const char *ns, const char *kind,
+                      const char *name, bool optional, struct sw_err *err)
+{
+        char *path = sw_xasprintf("/api/v1/namespaces/%s/%s/%s", ns, kind, name);
+        json_t *o = NULL, *data = json_object(), *v;
+        const char *key;
+        bool secret = !strcmp(kind, "secrets");
+        int rc = orch_kube_get(&o, a->kube, path, err);
+
+        free(path);
+        if (rc == SW_ENOTFOUND && optional) {
+                sw_err_clear(err);
+                *out = data;
+                return 0;
+        }
+        if (rc) {
+                json_decref(data);
+                return rc;
+        }
+        json_object_foreach(json_object_get(o, "data"), key, v)
+        {
+                unsigned char *bin = NULL;
+                size_t n = 0;
+
+                if (!json_is_string(v))
+                        continue;
+                if (!secret) {
+                        json_object_set(data, key, v);
+                        continue;
+                }
+                rc = sw_base64_decode(&bin, &n, json_string_value(v), err);
+                if (rc) {
+                        sw_err_wrap(err, "secret \"%s\" key \"%s\"", name, key);
+                        break;
+                }
+                json_object_set_new(data, key, json_stringn((const char *)bin, n));
+                sw_wipe(bin, n);
+                free(bin);
+        }
+        json_decref(o);
+        if (rc) {
+                json_decref(data);
+                return rc;
+        }
+        *out = data;
+        return 0;
+}
+
+/* Expand $(NAME) from `env` ("NAME=value" strings); $$ escapes a '$'. */
+static char *expand_vars(const char *s, const json_t *env)
+{
+        struct sw_buf b;
+        struct sw_err ignored = SW_ERR_INIT;
+
+        sw_buf_init(&b, 1 << 20);
+        while (*s) {
+                const char *end;
+                if (s[0] == '$' && s[1] == '$') {
+                        sw_buf_append(&b, "$", 1, &ignored);
+                        s += 2;
+                        continue;
+                }
+                if (s[0] == '$' && s[1] == '(' && (end = strchr(s + 2, ')'))) {
+                        size_t n = (size_t)(end - s - 2);
+                        const json_t *e;
+                        const char *val = NULL;
+                        size_t i;
+                        json_array_foreach(env, i, e)
+                        {
+                                const char *kv = json_string_value(e);
+                                if (kv && !strncmp(kv, s + 2, n) && kv[n] == '=')
+                                        val = kv + n + 1;
+                        }
+                        if (val) {
+                                sw_buf_append(&b, val, strlen(val), &ignored);
+                                s = end + 1;
+                                continue;
+                        }
+                }
+                sw_buf_append(&b, s, 1, &ignored);
+                s++;
+        }
+        {
+                char *out = sw_xstrdup(sw_buf_str(&b));
+                sw_buf_release(&b);
+                return out;
+        }
+}
+
 /* Value of one env entry's valueFrom; *out malloc'ed. */
 static int env_value_from(char **out, struct orch_agent *a, const struct agent_pod *p,
                           const json_t *obj, const json_t *vf, struct sw_err *err)
@@ -506,8 +600,35 @@ static int build_env(json_t **out, struct orch_agent *a, const struct agent_pod 
         if (!has_path)
                 json_array_append_new(env, json_string(DEFAULT_PATH));
         env_put(env, "HOSTNAME", p->name);
+        json_array_foreach(json_object_get(spec, "envFrom"), i, e)
+        {
+                const json_t *cm = json_object_get(e, "configMapRef");
+                const json_t *sec = json_object_get(e, "secretRef");
+                const json_t *ref = cm ? cm : sec;
+                json_t *data = NULL, *v;
+                const char *key;
+
+                if (!ref)
+                        continue;
+                rc = fetch_data(&data, a, p->ns, cm ? "configmaps" : "secrets",
+                                sw_json_str(ref, "name", ""), sw_json_bool(ref, "optional", 0),
+                                err);
+                if (rc) {
+                        sw_err_wrap(err, "envFrom");
+                        break;
+                }
+                json_object_foreach(data, key, v)
+                {
+                        char *name = sw_xasprintf("%s%s", sw_json_str(e, "prefix", ""), key);
+                        env_put(env, name, json_string_value(v));
+                        free(name);
+                }
+                json_decref(data);
+        }
         json_array_foreach(json_object_get(spec, "env"), i, e)
         {
+                if (rc)
+                        break;
                 const char *name = sw_json_str(e, "name", "");
                 const json_t *vf = json_object_get(e, "valueFrom");
                 char *v = NULL;
@@ -523,8 +644,11 @@ static int build_env(json_t **out, struct orch_agent *a, const struct agent_pod 
                         if (v)
                                 env_put(env, name, v);
                         free(v);
-                } else
-                        env_put(env, name, sw_json_str(e, "value", ""));
+                } else {
+                        char *x = expand_vars(sw_json_str(e, "value", ""), env);
+                        env_put(env, name, x);
+                        free(x);
+                }
         }
         if (rc) {
                 json_decref(env);
@@ -673,10 +797,83 @@ static const char **strv_from_json(const json_t *a)
         return v;
 }
 
-/* emptyDir volumes: a directory per volume in the pod dir, bound where mounted. */
+/* A key or items[].path as a file name under the volume: relative, no "..". */
+static bool safe_rel_path(const char *path)
+{
+        if (!*path || path[0] == '/')
+                return false;
+        for (const char *s = path; *s;) {
+                size_t n = strcspn(s, "/");
+                if ((n == 2 && !strncmp(s, "..", 2)) || n == 0)
+                        return false;
+                s += n;
+                if (*s == '/')
+                        s++;
+        }
+        return true;
+}
+
+/* Write a ConfigMap's or Secret's keys as files into `dir` (made afresh). */
+static int fill_data_volume(struct orch_agent *a, const struct agent_pod *p, const json_t *src,
+                            bool secret, const char *dir, struct sw_err *err)
+{
+        const char *name = sw_json_str(src, secret ? "secretName" : "name", "");
+        mode_t mode = (mode_t)sw_json_int(src, "defaultMode", 0644) & 0777;
+        json_t *data = NULL, *v;
+        const json_t *items = json_object_get(src, "items"), *it;
+        const char *key;
+        size_t i;
+        int rc;
+
+        rc = fetch_data(&data, a, p->ns, secret ? "secrets" : "configmaps", name,
+                        sw_json_bool(src, "optional", 0), err);
+        if (rc == 0)
+                rc = sw_mkdir_p(dir, 0755, err);
+        json_object_foreach(data, key, v)
+        {
+                const char *rel = key;
+                char *path, *parent;
+                bool wanted = !json_array_size(items);
+
+                if (rc)
+                        break;
+                json_array_foreach(items, i, it)
+                {
+                        if (!strcmp(sw_json_str(it, "key", ""), key)) {
+                                wanted = true;
+                                rel = sw_json_str(it, "path", key);
+                        }
+                }
+                if (!wanted)
+                        continue;
+                if (!safe_rel_path(rel)) {
+                        rc = sw_err_set(err, SW_EINVAL, "volume path \"%s\" is not allowed", rel);
+                        break;
+                }
+                path = sw_xasprintf("%s/%s", dir, rel);
+                parent = sw_xstrdup(path);
+                *strrchr(parent, '/') = '\0';
+                rc = sw_mkdir_p(parent, 0755, err);
+                if (rc == 0)
+                        rc = sw_write_file_atomic(path, json_string_value(v), json_string_length(v),
+                                                  mode, err);
+                free(parent);
+                free(path);
+        }
+        json_decref(data);
+        if (rc)
+                sw_err_wrap(err, "%s volume \"%s\"", secret ? "secret" : "configMap", name);
+        return rc;
+}
+
+/*
+ * Volumes: emptyDir is a directory of the pod; configMap and secret volumes
+ * are files written from the object when the container starts, bound
+ * read-only.
+ */
 static int volume_mounts(struct step_rt_mount *m, size_t *n, size_t cap, char **paths,
-                         const struct agent_pod *p, const json_t *obj, const json_t *spec,
-                         struct sw_err *err)
+                         struct orch_agent *a, const struct agent_pod *p, const json_t *obj,
+                         const json_t *spec, struct sw_err *err)
 {
         const json_t *vm, *vol;
         size_t i, j;
@@ -684,7 +881,8 @@ static int volume_mounts(struct step_rt_mount *m, size_t *n, size_t cap, char **
         json_array_foreach(json_object_get(spec, "volumeMounts"), i, vm)
         {
                 const char *vname = sw_json_str(vm, "name", "");
-                const json_t *found = NULL;
+                const json_t *found = NULL, *cm, *sec;
+                bool ro = sw_json_bool(vm, "readOnly", 0);
                 char *dir;
                 int rc;
 
@@ -695,14 +893,25 @@ static int volume_mounts(struct step_rt_mount *m, size_t *n, size_t cap, char **
                 }
                 if (!found)
                         return sw_err_set(err, SW_EINVAL, "volume \"%s\" is not defined", vname);
-                if (!json_object_get(found, "emptyDir"))
+                cm = json_object_get(found, "configMap");
+                sec = json_object_get(found, "secret");
+                if (!json_object_get(found, "emptyDir") && !cm && !sec)
                         return sw_err_set(err, SW_EINVAL,
-                                          "volume \"%s\": only emptyDir volumes are supported",
+                                          "volume \"%s\": only emptyDir, configMap and secret "
+                                          "volumes are supported",
                                           vname);
                 if (*n >= cap)
                         return sw_err_set(err, SW_ETOOBIG, "too many volume mounts");
                 dir = sw_xasprintf("%s/volumes/%s", p->dir, vname);
-                rc = sw_mkdir_p(dir, 0777, err);
+                if (cm || sec) {
+                        struct stat st;
+                        /* Written once per pod: a second container may have it mounted already. */
+                        rc = stat(dir, &st) == 0
+                                     ? 0
+                                     : fill_data_volume(a, p, cm ? cm : sec, sec != NULL, dir, err);
+                        ro = true;
+                } else
+                        rc = sw_mkdir_p(dir, 0777, err);
                 if (rc) {
                         free(dir);
                         return rc;
@@ -710,7 +919,7 @@ static int volume_mounts(struct step_rt_mount *m, size_t *n, size_t cap, char **
                 paths[*n] = dir;
                 m[*n].source = dir;
                 m[*n].destination = sw_json_str(vm, "mountPath", "/");
-                m[*n].readonly = sw_json_bool(vm, "readOnly", 0);
+                m[*n].readonly = ro;
                 (*n)++;
         }
         return 0;
@@ -784,11 +993,19 @@ static int start_ctr(struct orch_agent *a, struct agent_pod *p, struct agent_ctr
         mounts[nm++] = (struct step_rt_mount){hosts, "/etc/hosts", false};
         mounts[nm++] = (struct step_rt_mount){resolv, "/etc/resolv.conf", false};
         mounts[nm++] = (struct step_rt_mount){hostname, "/etc/hostname", false};
-        rc = volume_mounts(mounts, &nm, 64, mpaths, p, obj, spec, err);
+        rc = volume_mounts(mounts, &nm, 64, mpaths, a, p, obj, spec, err);
         if (rc)
                 goto out;
         if (c->ever_ran && access(log, F_OK) == 0)
                 rename(log, prev);
+        for (size_t i = 0; i < json_array_size(args); i++) {
+                char *x = expand_vars(json_string_value(json_array_get(args, i))
+                                              ? json_string_value(json_array_get(args, i))
+                                              : "",
+                                      env);
+                json_array_set_new(args, i, json_string(x));
+                free(x);
+        }
         argv = strv_from_json(args);
         envv = strv_from_json(env);
         snprintf(hn, sizeof(hn), "%s", p->name);

@@ -429,6 +429,67 @@ static void test_http_pod_runs_and_serves(void)
         json_decref(pod);
 }
 
+static bool succeeded(const json_t *pod)
+{
+        return !strcmp(phase(pod), "Succeeded");
+}
+
+static bool create_obj(const char *path, const char *text)
+{
+        json_t *obj = json_loads(text, 0, NULL);
+        struct sw_err err = SW_ERR_INIT;
+        int rc = obj ? orch_kube_request(NULL, NULL, kube, "POST", path, NULL, obj, &err) : -1;
+
+        if (rc)
+                fprintf(stderr, "create %s: %s\n", path, err.msg);
+        json_decref(obj);
+        return rc == 0;
+}
+
+static void test_env_config_and_secret(void)
+{
+        char *spec = sw_xasprintf(
+                "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"envpod\"},"
+                "\"spec\":{\"restartPolicy\":\"Never\",\"containers\":[{\"name\":\"c\","
+                "\"image\":\"%s\",\"command\":[\"sh\",\"-c\",\"echo \\\"CM=$CFG_a "
+                "SEC=$SEC F=$(cat /etc/cfg/a) G=$(cat /etc/sec/key) X=$1\\\"\",\"sh\","
+                "\"$(GREETING)-$$(x)\"],\"env\":[{\"name\":\"GREETING\",\"value\":\"hi\"},"
+                "{\"name\":\"SEC\",\"valueFrom\":{\"secretKeyRef\":{\"name\":\"sec\","
+                "\"key\":\"x\"}}}],\"envFrom\":[{\"prefix\":\"CFG_\",\"configMapRef\":{"
+                "\"name\":\"cfg\"}}],\"volumeMounts\":[{\"name\":\"c\",\"mountPath\":"
+                "\"/etc/cfg\"},{\"name\":\"s\",\"mountPath\":\"/etc/sec\"}]}],\"volumes\":[{"
+                "\"name\":\"c\",\"configMap\":{\"name\":\"cfg\"}},{\"name\":\"s\","
+                "\"secret\":{\"secretName\":\"sec\",\"items\":[{\"key\":\"x\",\"path\":"
+                "\"key\"}]}}]}}",
+                image);
+        json_t *pod;
+        char *out = NULL;
+
+        CHECK(create_obj("/api/v1/namespaces/default/configmaps",
+                         "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":"
+                         "\"cfg\"},\"data\":{\"a\":\"from-configmap\"}}"));
+        CHECK(create_obj("/api/v1/namespaces/default/secrets",
+                         "{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{\"name\":"
+                         "\"sec\"},\"data\":{\"x\":\"czNjcjN0\"}}"));
+        CHECK(create_pod(spec));
+        free(spec);
+        pod = wait_pod("envpod", succeeded, 30000);
+        CHECK(pod != NULL);
+        CHECK_INT(sw_json_int(
+                          json_object_get(json_object_get(ctr_status(pod), "state"), "terminated"),
+                          "exitCode", -1),
+                  0);
+        out = logs("envpod", "");
+        CHECK(out && strstr(out, "CM=from-configmap SEC=s3cr3t F=from-configmap G=s3cr3t "
+                                 "X=hi-$(x)"));
+        if (out && !strstr(out, "CM=from"))
+                fprintf(stderr, "log: %s\n", out);
+        free(out);
+        json_decref(pod);
+        delete_pod("envpod");
+        CHECK(wait_gone("envpod", 20000));
+}
+
 static bool crash_looping(const json_t *pod)
 {
         const json_t *cs = ctr_status(pod);
@@ -639,6 +700,7 @@ int main(void)
                 T_RUN(test_node_registers);
                 T_RUN(test_http_pod_runs_and_serves);
                 T_RUN(test_failing_container_crash_loops);
+                T_RUN(test_env_config_and_secret);
                 T_RUN(test_missing_image_pull_backoff);
                 T_RUN(test_failing_readiness_probe);
                 T_RUN(test_agent_restart_adopts);
