@@ -19,6 +19,7 @@
 #include "steps/registry.h"
 #include "steps/clone.h"
 #include "ingress/ingress.h"
+#include "orchestrator/agent.h"
 #include "orchestrator/orchestrator.h"
 #include "orchestrator/ctrl.h"
 #include "common/banned.h"
@@ -51,6 +52,7 @@ static const struct sw_cmd commands[] = {
         {"kubeconfig", orch_cmd_kubeconfig, "print a kubeconfig for the orchestrator's API"},
         {"controller-manager", orch_ctrl_cmd,
          "run the orchestrator's controllers and scheduler against an API server"},
+        {"node", orch_agent_cmd, "run a node agent: register a Node and run its pods under runc"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

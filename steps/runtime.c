@@ -17,6 +17,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -62,6 +63,33 @@ static json_t *mount_json(const char *dst, const char *type, const char *src,
 {
         return json_pack("{s:s,s:s,s:s,s:o}", "destination", dst, "type", type, "source", src,
                          "options", strv_json(opts, 0));
+}
+
+/* What detached containers of a pod add: a shared network namespace, limits, no_new_privs. */
+static void add_pod_settings(json_t *spec, const struct step_rt_process *p)
+{
+        json_t *linux = json_object_get(spec, "linux"), *res = json_object();
+        json_t *nss = json_object_get(linux, "namespaces"), *ns;
+        size_t i;
+
+        json_array_foreach(nss, i, ns)
+        {
+                if (p->netns_path && !strcmp(sw_json_str(ns, "type", ""), "network"))
+                        json_object_set_new(ns, "path", json_string(p->netns_path));
+        }
+        if (p->memory_limit_bytes > 0)
+                json_object_set_new(res, "memory",
+                                    json_pack("{s:I}", "limit", (json_int_t)p->memory_limit_bytes));
+        if (p->cpu_quota_us > 0)
+                json_object_set_new(res, "cpu",
+                                    json_pack("{s:I,s:I}", "quota", (json_int_t)p->cpu_quota_us,
+                                              "period", (json_int_t)100000));
+        if (json_object_size(res))
+                json_object_set(linux, "resources", res);
+        json_decref(res);
+        if (p->no_new_privs)
+                json_object_set_new(json_object_get(spec, "process"), "noNewPrivileges",
+                                    json_true());
 }
 
 static json_t *spec_json(const struct step_rt_process *p)
@@ -119,6 +147,7 @@ static json_t *spec_json(const struct step_rt_process *p)
                 strv_json(readonly_paths, sizeof(readonly_paths) / sizeof(readonly_paths[0])));
 
         json_decref(caps); /* the spec holds its own references (O) */
+        add_pod_settings(spec, p);
         return spec;
 }
 
@@ -293,4 +322,266 @@ out:
         free(log_path);
         json_decref(spec);
         return rc;
+}
+
+/* ---- detached containers ---- */
+
+/* Write `v` in decimal into `buf` (async-signal-safe); returns the length. */
+static size_t fmt_int(char *buf, int v)
+{
+        char tmp[16];
+        size_t n = 0, len = 0;
+        unsigned u = v < 0 ? 0u : (unsigned)v;
+
+        do {
+                tmp[n++] = (char)('0' + u % 10);
+                u /= 10;
+        } while (u && n < sizeof(tmp));
+        while (n)
+                buf[len++] = tmp[--n];
+        buf[len++] = '\n';
+        return len;
+}
+
+/*
+ * The supervisor: runs in a forked child of a possibly multi-threaded
+ * process, so it only calls async-signal-safe functions.
+ */
+static void supervise(char *const *args, int logfd, int nullfd, const char *exit_tmp,
+                      const char *exit_path)
+{
+        sigset_t none;
+        pid_t pid;
+        int st, code, fd;
+        char buf[16];
+
+        setsid();
+        pid = fork();
+        if (pid == 0) {
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                dup2(nullfd, 0);
+                dup2(logfd, 1);
+                dup2(logfd, 2);
+                close_range(3, ~0U, 0);
+                execvp(args[0], args);
+                _exit(127);
+        }
+        close_range(0, ~0U, 0);
+        if (pid < 0)
+                code = 127;
+        else {
+                while (waitpid(pid, &st, 0) < 0)
+                        if (errno != EINTR)
+                                _exit(1);
+                code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+        fd = open(exit_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+                size_t n = fmt_int(buf, code);
+                if (write(fd, buf, n) == (ssize_t)n) {
+                        fsync(fd);
+                        rename(exit_tmp, exit_path);
+                }
+                close(fd);
+        }
+        _exit(0);
+}
+
+int step_rt_start(const struct step_rt_process *p, const char *log_path, const char *exit_path,
+                  struct sw_err *err)
+{
+        const char *runtime = p->runtime ? p->runtime : "runc";
+        const char *state = p->state_dir ? p->state_dir : "/run/slipway-runc";
+        char *config = NULL, *config_path = NULL, *runc_log = NULL, *exit_tmp = NULL;
+        json_t *spec = NULL;
+        int logfd = -1, nullfd = -1, rc = 0, st;
+        pid_t pid;
+
+        if (!valid_id(p->id))
+                return sw_err_set(err, SW_EINVAL, "container id '%s' is not valid", p->id);
+        if (p->rootfs[0] != '/')
+                return sw_err_set(err, SW_EINVAL, "rootfs '%s' must be absolute", p->rootfs);
+        rc = sw_mkdir_p(state, 0700, err);
+        if (rc)
+                return rc;
+        spec = spec_json(p);
+        config = json_dumps(spec, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        config_path = sw_xasprintf("%s/config.json", p->bundle_dir);
+        runc_log = sw_xasprintf("%s/runc.log", p->bundle_dir);
+        exit_tmp = sw_xasprintf("%s.tmp", exit_path);
+        rc = sw_write_file_atomic(config_path, config, strlen(config), 0600, err);
+        if (rc)
+                goto out;
+        unlink(runc_log);
+        unlink(exit_path);
+        logfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (logfd < 0 || nullfd < 0) {
+                rc = sw_err_errno(err, SW_EIO, errno, "open '%s'", log_path);
+                goto out;
+        }
+        {
+                char *args[] = {
+                        (char *)runtime, "--root", (char *)state, "--log",    runc_log,
+                        "--log-format",  "json",   "run",         "--bundle", (char *)p->bundle_dir,
+                        (char *)p->id,   NULL};
+                pid = fork();
+                if (pid == 0) {
+                        /* A middle process, so the supervisor is nobody's child here. */
+                        if (fork() == 0)
+                                supervise(args, logfd, nullfd, exit_tmp, exit_path);
+                        _exit(0);
+                }
+        }
+        if (pid < 0) {
+                rc = sw_err_errno(err, SW_EIO, errno, "fork");
+                goto out;
+        }
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+                ;
+out:
+        if (logfd >= 0)
+                close(logfd);
+        if (nullfd >= 0)
+                close(nullfd);
+        free(config);
+        free(config_path);
+        free(runc_log);
+        free(exit_tmp);
+        json_decref(spec);
+        return rc;
+}
+
+/* Run runc with `args`, capturing up to 64 KiB of its stdout into *out; returns its status. */
+static int runc_capture(char **out, char *const *args)
+{
+        int pfd[2], status;
+        size_t len = 0, cap = 65536;
+        char *buf = sw_xmalloc(cap + 1);
+        pid_t pid;
+
+        if (pipe2(pfd, O_CLOEXEC) != 0) {
+                free(buf);
+                return -1;
+        }
+        pid = spawn_runc(args, pfd[1]);
+        close(pfd[1]);
+        for (;;) {
+                ssize_t n = read(pfd[0], buf + len, cap - len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        break;
+                len += (size_t)n;
+                if (len == cap)
+                        break;
+        }
+        close(pfd[0]);
+        buf[len] = '\0';
+        status = pid > 0 ? wait_status(pid) : -1;
+        *out = buf;
+        return status;
+}
+
+/* RFC 3339 with nanoseconds ("2026-11-27T00:50:01.123456789Z") to epoch ms; 0 when unparsable. */
+static int64_t rfc3339_ms(const char *s)
+{
+        struct tm tm;
+        int64_t days, y, m;
+        int ms = 0;
+
+        memset(&tm, 0, sizeof(tm));
+        if (sscanf(s, "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                   &tm.tm_min, &tm.tm_sec) != 6)
+                return 0;
+        {
+                const char *dot = strchr(s, '.');
+                if (dot)
+                        for (int i = 1; i <= 3 && dot[i] >= '0' && dot[i] <= '9'; i++)
+                                ms = ms * 10 + (dot[i] - '0');
+        }
+        /* Days from the civil date (proleptic Gregorian), without timegm. */
+        y = tm.tm_year;
+        m = tm.tm_mon;
+        y -= m <= 2;
+        {
+                int64_t era = (y >= 0 ? y : y - 399) / 400;
+                int64_t yoe = y - era * 400;
+                int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + tm.tm_mday - 1;
+                int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+                days = era * 146097 + doe - 719468;
+        }
+        return ((days * 86400 + tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec) * 1000) + ms;
+}
+
+int step_rt_state(struct step_rt_state *out, const char *runtime, const char *state_dir,
+                  const char *id, struct sw_err *err)
+{
+        const char *rt = runtime ? runtime : "runc";
+        char *args[] = {(char *)rt, "--root", (char *)state_dir, "state", (char *)id, NULL};
+        char *text = NULL;
+        json_t *doc = NULL;
+        struct sw_err ignored = SW_ERR_INIT;
+        int status, rc = 0;
+
+        if (!valid_id(id))
+                return sw_err_set(err, SW_EINVAL, "container id '%s' is not valid", id);
+        status = runc_capture(&text, args);
+        if (status != 0 || sw_json_parse(&doc, text, strlen(text), 0, &ignored) != 0) {
+                rc = status == 127
+                             ? sw_err_set(err, SW_ENOTFOUND, "cannot run the OCI runtime '%s'", rt)
+                             : sw_err_set(err, SW_ENOTFOUND, "container '%s' not found", id);
+                goto out;
+        }
+        memset(out, 0, sizeof(*out));
+        snprintf(out->status, sizeof(out->status), "%s", sw_json_str(doc, "status", ""));
+        out->pid = (int)sw_json_int(doc, "pid", 0);
+        out->created_ms = rfc3339_ms(sw_json_str(doc, "created", ""));
+out:
+        free(text);
+        json_decref(doc);
+        return rc;
+}
+
+int step_rt_kill(const char *runtime, const char *state_dir, const char *id, int sig, bool all,
+                 struct sw_err *err)
+{
+        const char *rt = runtime ? runtime : "runc";
+        char signame[16];
+        char *text = NULL;
+        int status;
+
+        snprintf(signame, sizeof(signame), "%d", sig);
+        {
+                char *with_all[] = {(char *)rt, "--root",   (char *)state_dir, "kill",
+                                    "--all",    (char *)id, signame,           NULL};
+                char *one[] = {(char *)rt, "--root", (char *)state_dir, "kill", (char *)id,
+                               signame,    NULL};
+                status = runc_capture(&text, all ? with_all : one);
+        }
+        free(text);
+        if (status != 0)
+                return sw_err_set(err, SW_ENOTFOUND, "cannot signal container '%s'", id);
+        return 0;
+}
+
+void step_rt_delete(const char *runtime, const char *state_dir, const char *id)
+{
+        const char *rt = runtime ? runtime : "runc";
+        char *args[] = {(char *)rt, "--root", (char *)state_dir, "delete", "--force",
+                        (char *)id, NULL};
+        pid_t pid = spawn_runc(args, -1);
+
+        if (pid > 0)
+                wait_status(pid);
+}
+
+char *step_rt_log_error(const char *bundle_dir)
+{
+        char *path = sw_xasprintf("%s/runc.log", bundle_dir);
+        char *msg = runc_error(path);
+
+        free(path);
+        return msg;
 }

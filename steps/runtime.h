@@ -49,6 +49,11 @@ struct step_rt_process {
         /* Called with output as it comes (stdout and stderr together); may be NULL. */
         void (*output)(void *arg, const char *data, size_t len);
         void *output_arg;
+        /* Detached containers (step_rt_start) and pods; all optional. */
+        const char *netns_path;     /* join this network namespace instead of a new one */
+        int64_t memory_limit_bytes; /* linux.resources.memory.limit; 0: none */
+        int64_t cpu_quota_us;       /* CFS quota per 100 ms period; 0: none */
+        bool no_new_privs;
 };
 
 /*
@@ -58,5 +63,38 @@ struct step_rt_process {
  * itself failed (its message in err).
  */
 int step_rt_run(int *exit_code, const struct step_rt_process *p, struct sw_err *err);
+
+/*
+ * Start the process as a long-running container that outlives the caller:
+ * a small supervisor process (in its own session) runs `runtime run` in
+ * the foreground with stdout and stderr appended to `log_path`, and when
+ * the container ends writes its exit status (decimal, 128+signal when
+ * killed) to `exit_path` (atomically, through a temporary name). The
+ * caller finds the container with step_rt_state() and stops it with
+ * step_rt_kill(); the runtime deletes it when its process ends. Neither
+ * `stop`, `timeout_ms` nor `output` apply. Returns once the supervisor is
+ * started; an early failure of the runtime shows as an exit status of 255
+ * or 127 and its message in `bundle_dir`/runc.log.
+ */
+int step_rt_start(const struct step_rt_process *p, const char *log_path, const char *exit_path,
+                  struct sw_err *err);
+
+struct step_rt_state {
+        char status[16]; /* "creating", "created", "running", "paused", "stopped" */
+        int pid;
+        int64_t created_ms; /* epoch ms, 0 when unknown */
+};
+
+/* `runtime state id`. SW_ENOTFOUND when no such container exists. */
+int step_rt_state(struct step_rt_state *out, const char *runtime, const char *state_dir,
+                  const char *id, struct sw_err *err);
+/* Send `sig` to the container's processes (`all`: every process of it). */
+int step_rt_kill(const char *runtime, const char *state_dir, const char *id, int sig, bool all,
+                 struct sw_err *err);
+/* `runtime delete --force id`; an absent container is no error. */
+void step_rt_delete(const char *runtime, const char *state_dir, const char *id);
+
+/* The last error the runtime logged in `bundle_dir`/runc.log, or NULL (caller frees). */
+char *step_rt_log_error(const char *bundle_dir);
 
 #endif /* SW_STEPS_RUNTIME_H */

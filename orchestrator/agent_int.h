@@ -1,0 +1,158 @@
+/*
+ * agent_int.h - internals of the node agent shared by its files:
+ * agent.c (node, heartbeat, the reconcile loop), agent_pod.c (one pod's
+ * containers and status), agent_image.c (pull and content store) and
+ * agent_net.c (pod network namespaces and port forwarders).
+ *
+ * Threads: the pod table and every struct agent_pod belong to the
+ * reconcile thread alone; forwarders run threads of their own that touch
+ * only their struct agent_fwd.
+ */
+#ifndef SW_ORCH_AGENT_INT_H
+#define SW_ORCH_AGENT_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "common/digest.h"
+#include "common/err.h"
+#include "orchestrator/agent.h"
+
+struct orch_kube;
+struct MHD_Daemon;
+
+#define AGENT_PORTS_ANNOTATION "slipway.dev/ports"
+
+/* One container of a pod, as the agent sees it. */
+struct agent_ctr {
+        char *name;
+        char *image;
+        char id[96];   /* runc container id: "<pod uid>-<index>" */
+        char *dir;     /* bundle dir: config.json, rootfs, upper, work, log, exit */
+        bool mounted;  /* the overlay rootfs is mounted */
+        bool running;  /* the runtime reports it running (or it is starting) */
+        bool ever_ran; /* started at least once */
+        int pid;
+        char started_at[32]; /* RFC 3339 time of the current/last start */
+        int64_t start_mono;  /* when we launched it (monotonic), for the start timeout */
+        int restart_count;
+        int64_t next_start_mono; /* back-off: no start before this (monotonic ms) */
+        json_t *last_term;       /* lastState.terminated, or NULL */
+        json_t *term;            /* state.terminated when it will not be restarted, or NULL */
+        char waiting_reason[32]; /* "" when running or terminated */
+        char *waiting_msg;
+        int pull_failures;
+        char image_id[SW_DIGEST_STR_LEN];
+        bool ready;
+        int stop_sig;       /* the image's STOPSIGNAL; 0: SIGTERM */
+        int probe_failures; /* consecutive readiness failures */
+        int64_t next_probe_mono;
+        int live_failures; /* consecutive liveness failures */
+};
+
+struct agent_fwd;
+
+struct agent_pod {
+        char *uid, *ns, *name;
+        char *dir;        /* <root>/pods/<uid> */
+        char *netns_path; /* <dir>/netns, a bind mount of the pod's network namespace */
+        bool sandbox;     /* netns and files exist */
+        struct agent_ctr *ctrs;
+        size_t nctrs;
+        struct agent_fwd **fwds;
+        size_t nfwds;
+        json_t *ports;        /* {"<containerPort>": hostPort} as published */
+        bool ports_annotated; /* the annotation on the API object matches */
+        bool terminating;
+        int64_t kill_deadline_mono;
+        bool killed;
+        bool gone;         /* cleaned up; drop the record */
+        char *status_sent; /* the last status written, to skip unchanged ones */
+        char start_time[32];
+        bool seen; /* in the latest list */
+        struct agent_pod *next;
+};
+
+struct orch_agent {
+        struct orch_agent_options o;
+        char *kubeconfig, *node_name, *data_dir, *cpu, *memory;
+        char *root;      /* <data_dir>/node/<name> */
+        char *runc_root; /* runc --root */
+        const char *runtime;
+        struct orch_kube *kube;  /* the reconcile thread's client */
+        struct orch_kube *wkube; /* the watch thread's client */
+        pthread_t loop_thread, watch_thread;
+        bool threads_started;
+        atomic_bool stop;
+        pthread_mutex_t mu;
+        pthread_cond_t cond;
+        bool dirty;
+        struct agent_pod *pods;
+        int64_t last_heartbeat_mono;
+        bool lease_ok;
+        json_t *images;          /* image reference -> manifest digest pulled by this agent */
+        struct MHD_Daemon *logd; /* the container log endpoint */
+        int log_port;
+};
+
+/* ---- agent.c ---- */
+void agent_log_err(struct orch_agent *a, const char *what, const struct agent_pod *p,
+                   const struct sw_err *err);
+/* "2026-11-27T00:50:01Z" */
+void agent_time_fmt(char *out, size_t size, int64_t epoch_ms);
+
+/* ---- agent_pod.c ---- */
+/* Reconcile one pod bound to this node (`obj` the API object). */
+void agent_pod_reconcile(struct orch_agent *a, struct agent_pod *p, const json_t *obj);
+/* The pod is gone from the API server: stop everything at once and clean up. */
+void agent_pod_destroy(struct orch_agent *a, struct agent_pod *p);
+/* A record for `obj`, or for a pod dir found on disk (`obj` NULL, then uid/ns/name given). */
+struct agent_pod *agent_pod_new(struct orch_agent *a, const char *uid, const char *ns,
+                                const char *name);
+void agent_pod_free(struct agent_pod *p);
+
+/* ---- agent_image.c ---- */
+struct agent_image {
+        char digest[SW_DIGEST_STR_LEN]; /* manifest digest */
+        json_t *config;                 /* the image config's "config" object (may be empty) */
+        char **lowers;                  /* unpacked layer dirs, top layer first */
+        size_t nlowers;
+        size_t cap; /* entries allocated in lowers */
+};
+/*
+ * Make `image` available per `policy` ("Always", "IfNotPresent", "Never"):
+ * pull it when needed, unpack its layers once per digest. SW_ENOTFOUND
+ * with "ErrImageNeverPull" semantics when Never and absent.
+ */
+int agent_image_ensure(struct agent_image *out, struct orch_agent *a, const char *image,
+                       const char *policy, struct sw_err *err);
+void agent_image_release(struct agent_image *img);
+
+/* ---- agent_logs.c ---- */
+/* Serve GET /containerLogs/NS/POD/CTR on 127.0.0.1 (a->log_port gets the port). */
+int agent_logs_start(struct orch_agent *a, struct sw_err *err);
+void agent_logs_stop(struct orch_agent *a);
+
+/* ---- agent_net.c ---- */
+/* Create a network namespace with `lo` up, bind-mounted at `path` (idempotent). */
+int agent_netns_create(const char *path, struct sw_err *err);
+/* Unmount and remove it; absent is fine. */
+void agent_netns_remove(const char *path);
+/* A TCP connection to 127.0.0.1:port inside the namespace; fd or -1 (errno set). */
+int agent_netns_connect(const char *netns_path, int port, int timeout_ms);
+/*
+ * Publish 127.0.0.1:host_port (0: any free port) on the host, forwarding
+ * every connection to 127.0.0.1:ctr_port inside the namespace.
+ */
+int agent_fwd_start(struct agent_fwd **out, const char *netns_path, int host_port, int ctr_port,
+                    struct sw_err *err);
+int agent_fwd_host_port(const struct agent_fwd *f);
+int agent_fwd_ctr_port(const struct agent_fwd *f);
+void agent_fwd_stop(struct agent_fwd *f);
+
+#endif /* SW_ORCH_AGENT_INT_H */

@@ -1,0 +1,366 @@
+/*
+ * agent_net.c - pod network namespaces and the loopback port forwarders.
+ *
+ * A pod's network namespace is made by a short-lived thread that unshares
+ * its own network namespace, brings `lo` up and bind-mounts
+ * /proc/thread-self/ns/net on a file in the pod's directory (what
+ * `ip netns add` does), so the namespace lives as long as that mount,
+ * across agent restarts, and runc joins it by path.
+ *
+ * Publishing: DESIGN.md keeps all traffic on loopback. Each container port
+ * gets a listening socket on 127.0.0.1:<hostPort> in the host namespace;
+ * every accepted connection is served by a thread that enters the pod's
+ * namespace (setns only changes the calling thread), connects to
+ * 127.0.0.1:<containerPort> there and relays bytes both ways until either
+ * side closes. The host port is recorded by the caller in the pod's
+ * slipway.dev/ports annotation.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include "common/mem.h"
+#include "orchestrator/agent_int.h"
+#include "common/banned.h"
+
+#define NSFS_MAGIC_NUMBER 0x6e736673
+
+struct netns_job {
+        const char *path;
+        int err;
+        const char *what;
+};
+
+static void *netns_thread(void *arg)
+{
+        struct netns_job *j = arg;
+        struct ifreq ifr;
+        int fd;
+
+        if (unshare(CLONE_NEWNET) != 0) {
+                j->err = errno;
+                j->what = "unshare";
+                return NULL;
+        }
+        fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        memset(&ifr, 0, sizeof(ifr));
+        snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+        if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &ifr) != 0) {
+                j->err = errno;
+                j->what = "lo flags";
+        } else {
+                ifr.ifr_flags |= IFF_UP;
+                if (ioctl(fd, SIOCSIFFLAGS, &ifr) != 0) {
+                        j->err = errno;
+                        j->what = "lo up";
+                }
+        }
+        if (fd >= 0)
+                close(fd);
+        if (!j->err && mount("/proc/thread-self/ns/net", j->path, NULL, MS_BIND, NULL) != 0) {
+                j->err = errno;
+                j->what = "bind-mount the namespace";
+        }
+        return NULL;
+}
+
+/* True when `path` is already a network namespace (a bind mount of nsfs). */
+static bool is_netns(const char *path)
+{
+        struct statfs st;
+
+        return statfs(path, &st) == 0 && st.f_type == NSFS_MAGIC_NUMBER;
+}
+
+int agent_netns_create(const char *path, struct sw_err *err)
+{
+        struct netns_job j = {path, 0, NULL};
+        pthread_t t;
+        int fd;
+
+        if (is_netns(path))
+                return 0;
+        fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return sw_err_errno(err, SW_EIO, errno, "create '%s'", path);
+        close(fd);
+        if (pthread_create(&t, NULL, netns_thread, &j) != 0)
+                return sw_err_set(err, SW_EIO, "cannot start a thread");
+        pthread_join(t, NULL);
+        if (j.err)
+                return sw_err_errno(err, j.err == EPERM ? SW_EPERM : SW_EIO, j.err,
+                                    "pod network namespace: %s", j.what);
+        return 0;
+}
+
+void agent_netns_remove(const char *path)
+{
+        if (umount2(path, MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT)
+                return;
+        unlink(path);
+}
+
+struct connect_job {
+        const char *netns_path;
+        int port, timeout_ms;
+        int fd, err;
+};
+
+static int connect_timeout(int fd, const struct sockaddr_in *sa, int timeout_ms)
+{
+        int fl = fcntl(fd, F_GETFL), soerr = 0;
+        socklen_t len = sizeof(soerr);
+        struct pollfd pfd = {fd, POLLOUT, 0};
+
+        fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+        if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) != 0) {
+                if (errno != EINPROGRESS)
+                        return -1;
+                if (poll(&pfd, 1, timeout_ms) <= 0) {
+                        errno = ETIMEDOUT;
+                        return -1;
+                }
+                if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0 || soerr) {
+                        errno = soerr ? soerr : EIO;
+                        return -1;
+                }
+        }
+        fcntl(fd, F_SETFL, fl);
+        return 0;
+}
+
+static void *connect_thread(void *arg)
+{
+        struct connect_job *j = arg;
+        struct sockaddr_in sa;
+        int nsfd = open(j->netns_path, O_RDONLY | O_CLOEXEC);
+
+        j->fd = -1;
+        if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) != 0) {
+                j->err = errno;
+                if (nsfd >= 0)
+                        close(nsfd);
+                return NULL;
+        }
+        close(nsfd);
+        memset(&sa, 0, sizeof(sa));
+        sa.sin_family = AF_INET;
+        sa.sin_port = htons((uint16_t)j->port);
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        j->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (j->fd >= 0 && connect_timeout(j->fd, &sa, j->timeout_ms) != 0) {
+                j->err = errno;
+                close(j->fd);
+                j->fd = -1;
+        }
+        return NULL;
+}
+
+int agent_netns_connect(const char *netns_path, int port, int timeout_ms)
+{
+        struct connect_job j = {netns_path, port, timeout_ms, -1, 0};
+        pthread_t t;
+
+        /* A thread of its own: it stays in the pod's namespace and then ends. */
+        if (pthread_create(&t, NULL, connect_thread, &j) != 0) {
+                errno = EAGAIN;
+                return -1;
+        }
+        pthread_join(t, NULL);
+        if (j.fd < 0)
+                errno = j.err ? j.err : EIO;
+        return j.fd;
+}
+
+/* ---- forwarders ---- */
+
+struct agent_fwd {
+        int listen_fd;
+        int wake[2]; /* a pipe: written to stop the accept loop */
+        int host_port, ctr_port;
+        char *netns_path;
+        pthread_t thread;
+};
+
+struct relay {
+        int client;
+        int ctr_port;
+        char *netns_path;
+};
+
+static void relay_pump(int a, int b)
+{
+        struct pollfd p[2] = {{a, POLLIN, 0}, {b, POLLIN, 0}};
+        char buf[16384];
+        bool a_open = true, b_open = true;
+
+        while (a_open || b_open) {
+                p[0].fd = a_open ? a : -1;
+                p[1].fd = b_open ? b : -1;
+                if (poll(p, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return;
+                }
+                for (int i = 0; i < 2; i++) {
+                        int from = i ? b : a, to = i ? a : b;
+                        ssize_t n;
+                        if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                                continue;
+                        n = read(from, buf, sizeof(buf));
+                        if (n <= 0) {
+                                /* Half-close: pass the end of the stream on. */
+                                shutdown(to, SHUT_WR);
+                                if (i)
+                                        b_open = false;
+                                else
+                                        a_open = false;
+                                continue;
+                        }
+                        for (ssize_t off = 0; off < n;) {
+                                ssize_t w = write(to, buf + off, (size_t)(n - off));
+                                if (w <= 0)
+                                        return;
+                                off += w;
+                        }
+                }
+        }
+}
+
+static void *relay_thread(void *arg)
+{
+        struct relay *r = arg;
+        int up = agent_netns_connect(r->netns_path, r->ctr_port, 5000);
+
+        if (up >= 0) {
+                relay_pump(r->client, up);
+                close(up);
+        }
+        close(r->client);
+        free(r->netns_path);
+        free(r);
+        return NULL;
+}
+
+static void *accept_thread(void *arg)
+{
+        struct agent_fwd *f = arg;
+
+        for (;;) {
+                struct pollfd p[2] = {{f->listen_fd, POLLIN, 0}, {f->wake[0], POLLIN, 0}};
+                pthread_attr_t attr;
+                pthread_t t;
+                struct relay *r;
+                int c;
+
+                if (poll(p, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        break;
+                }
+                if (p[1].revents)
+                        break;
+                c = accept4(f->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+                if (c < 0)
+                        continue;
+                r = sw_xcalloc(1, sizeof(*r));
+                r->client = c;
+                r->ctr_port = f->ctr_port;
+                r->netns_path = sw_xstrdup(f->netns_path);
+                pthread_attr_init(&attr);
+                pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+                if (pthread_create(&t, &attr, relay_thread, r) != 0) {
+                        close(c);
+                        free(r->netns_path);
+                        free(r);
+                }
+                pthread_attr_destroy(&attr);
+        }
+        return NULL;
+}
+
+int agent_fwd_start(struct agent_fwd **out, const char *netns_path, int host_port, int ctr_port,
+                    struct sw_err *err)
+{
+        struct agent_fwd *f = sw_xcalloc(1, sizeof(*f));
+        struct sockaddr_in sa;
+        socklen_t len = sizeof(sa);
+        int one = 1, rc = 0;
+
+        f->listen_fd = f->wake[0] = f->wake[1] = -1;
+        f->ctr_port = ctr_port;
+        f->netns_path = sw_xstrdup(netns_path);
+        memset(&sa, 0, sizeof(sa));
+        sa.sin_family = AF_INET;
+        sa.sin_port = htons((uint16_t)host_port);
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        f->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (f->listen_fd < 0 || pipe2(f->wake, O_CLOEXEC) != 0) {
+                rc = sw_err_errno(err, SW_EIO, errno, "socket");
+                goto fail;
+        }
+        setsockopt(f->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(f->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+            listen(f->listen_fd, 128) != 0) {
+                rc = sw_err_errno(err, errno == EADDRINUSE ? SW_ECONFLICT : SW_EIO, errno,
+                                  "publish 127.0.0.1:%d", host_port);
+                goto fail;
+        }
+        getsockname(f->listen_fd, (struct sockaddr *)&sa, &len);
+        f->host_port = ntohs(sa.sin_port);
+        if (pthread_create(&f->thread, NULL, accept_thread, f) != 0) {
+                rc = sw_err_set(err, SW_EIO, "cannot start a forwarder thread");
+                goto fail;
+        }
+        *out = f;
+        return 0;
+fail:
+        if (f->listen_fd >= 0)
+                close(f->listen_fd);
+        if (f->wake[0] >= 0) {
+                close(f->wake[0]);
+                close(f->wake[1]);
+        }
+        free(f->netns_path);
+        free(f);
+        return rc;
+}
+
+int agent_fwd_host_port(const struct agent_fwd *f)
+{
+        return f->host_port;
+}
+
+int agent_fwd_ctr_port(const struct agent_fwd *f)
+{
+        return f->ctr_port;
+}
+
+void agent_fwd_stop(struct agent_fwd *f)
+{
+        if (!f)
+                return;
+        if (write(f->wake[1], "x", 1) != 1) {
+                /* The pipe cannot be full: the thread reads nothing but this byte. */
+        }
+        pthread_join(f->thread, NULL);
+        close(f->listen_fd);
+        close(f->wake[0]);
+        close(f->wake[1]);
+        free(f->netns_path);
+        free(f);
+}
