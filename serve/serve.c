@@ -26,6 +26,8 @@
 #include "engine/supervise.h"
 #include "ingress/controller.h"
 #include "ingress/ingress.h"
+#include "orchestrator/agent.h"
+#include "orchestrator/ctrl.h"
 #include "orchestrator/orchestrator.h"
 #include "serve/serve.h"
 #include "steps/steps.h"
@@ -41,6 +43,8 @@ struct serve {
         struct ingress_nginx *nginx;
         struct ingress_ctrl *ingress;
         struct orch_api *api;
+        struct orch_ctrl *ctrl;
+        struct orch_agent *agent;
         struct eng_pool *pool;
         char *pdns_url, *pdns_key;
         char *status_path;
@@ -222,6 +226,26 @@ out:
         return rc;
 }
 
+/* The controllers and the scheduler, and one node agent: this machine runs the pods. */
+static int start_cluster(struct serve *s, struct sw_err *err)
+{
+        struct orch_ctrl_options co = ORCH_CTRL_OPTIONS_INIT;
+        struct orch_agent_options ao = ORCH_AGENT_OPTIONS_INIT;
+        char *kubeconfig = sw_xasprintf("%s/kubeconfig", s->cfg->data);
+        int rc;
+
+        co.kubeconfig = kubeconfig;
+        ao.kubeconfig = kubeconfig;
+        ao.node_name = "slipway-node";
+        ao.data_dir = s->cfg->data;
+        ao.cfg = &s->pool_cfg;
+        rc = orch_ctrl_start(&s->ctrl, &co, err);
+        if (rc == 0)
+                rc = orch_agent_start(&s->agent, &ao, err);
+        free(kubeconfig);
+        return rc;
+}
+
 /* Routes for the Ingress objects of the API server, through our nginx. */
 static int start_ingress_controller(struct serve *s, struct sw_err *err)
 {
@@ -338,17 +362,17 @@ int serve_cmd(int argc, char **argv, const struct sw_config *cfg)
                 sw_cli_fail("serve", "%s (logs under %s)", err.msg, cfg->data);
                 goto out;
         }
-        /* libcurl for the controllers' API clients, before their threads start */
-        step_libs_init();
-        if (start_ingress_controller(&s, &err) != 0) {
-                sw_cli_fail("serve", "%s", err.msg);
-                goto out;
-        }
-        /* the workers see the local PowerDNS as if it had been configured */
+        /* the workers and the node agent see the local PowerDNS as if it had been configured */
         s.pool_cfg = *cfg;
         if (s.pdns_url) {
                 s.pool_cfg.pdns_url = s.pdns_url;
                 s.pool_cfg.pdns_api_key = s.pdns_key;
+        }
+        /* libcurl for the controllers' API clients, before their threads start */
+        step_libs_init();
+        if (start_cluster(&s, &err) != 0 || start_ingress_controller(&s, &err) != 0) {
+                sw_cli_fail("serve", "%s", err.msg);
+                goto out;
         }
         po.cfg = &s.pool_cfg;
         po.pipelines = sw_pipelines(&npipelines);
@@ -389,6 +413,8 @@ int serve_cmd(int argc, char **argv, const struct sw_config *cfg)
 out:
         eng_pool_stop(s.pool, cfg->shutdown_grace_ms);
         ingress_ctrl_stop(s.ingress);
+        orch_agent_stop(s.agent);
+        orch_ctrl_stop(s.ctrl);
         orch_api_stop(s.api);
         ingress_nginx_free(s.nginx);
         eng_super_free(s.sup);

@@ -9,7 +9,8 @@
 #include "common/banned.h"
 
 static const struct eng_step_def *const deploy_steps[] = {
-        &step_validate_def, &step_clone_def, &step_build_def, &step_push_def, &step_render_def,
+        &step_validate_def, &step_clone_def,  &step_build_def, &step_push_def,
+        &step_render_def,   &step_deploy_def, &step_route_def, &step_dns_def,
 };
 
 static const struct eng_pipeline_def pipelines[] = {
