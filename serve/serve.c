@@ -27,6 +27,7 @@
 #include "ingress/controller.h"
 #include "ingress/ingress.h"
 #include "orchestrator/agent.h"
+#include "orchestrator/client/kube.h"
 #include "orchestrator/ctrl.h"
 #include "orchestrator/orchestrator.h"
 #include "serve/serve.h"
@@ -246,6 +247,57 @@ static int start_cluster(struct serve *s, struct sw_err *err)
         return rc;
 }
 
+/*
+ * Stop the apps' containers on the way out, the Kubernetes way: with the
+ * controllers stopped, delete every pod through the API and let the node
+ * agent stop its containers (SIGTERM, grace, SIGKILL, unmount) and confirm.
+ * The Deployments stay: the next `slipway serve` starts their pods again.
+ */
+static void drain_pods(struct serve *s, int64_t timeout_ms)
+{
+        char *kubeconfig = sw_xasprintf("%s/kubeconfig", s->cfg->data);
+        struct orch_kube *kube = NULL;
+        struct sw_err err = SW_ERR_INIT;
+        int64_t deadline = sw_mono_ms() + timeout_ms;
+
+        if (orch_kube_from_kubeconfig(&kube, kubeconfig, NULL, &err) != 0)
+                goto out;
+        for (;;) {
+                json_t *list = NULL;
+                const json_t *pod;
+                size_t i, n;
+                if (orch_kube_get(&list, kube, "/api/v1/pods", &err) != 0)
+                        break;
+                n = json_array_size(json_object_get(list, "items"));
+                json_array_foreach(json_object_get(list, "items"), i, pod)
+                {
+                        const json_t *m = json_object_get(pod, "metadata");
+                        char *path;
+                        if (json_object_get(m, "deletionTimestamp"))
+                                continue;
+                        path = sw_xasprintf("/api/v1/namespaces/%s/pods/%s",
+                                            sw_json_str(m, "namespace", ""),
+                                            sw_json_str(m, "name", ""));
+                        /* a short grace: many apps run as pid 1 and never see SIGTERM */
+                        json_t *opts = json_pack("{s:s,s:s,s:i}", "kind", "DeleteOptions",
+                                                 "apiVersion", "v1", "gracePeriodSeconds", 3);
+                        orch_kube_request(NULL, NULL, kube, "DELETE", path, NULL, opts, &err);
+                        json_decref(opts);
+                        sw_err_clear(&err);
+                        free(path);
+                }
+                json_decref(list);
+                if (n == 0 || sw_mono_ms() > deadline)
+                        break;
+                sw_sleep_ms(200);
+        }
+out:
+        if (err.code)
+                sw_log(SW_LOG_WARN, "serve", "pods not drained", "{s:s}", "error", err.msg);
+        orch_kube_free(kube);
+        free(kubeconfig);
+}
+
 /* Routes for the Ingress objects of the API server, through our nginx. */
 static int start_ingress_controller(struct serve *s, struct sw_err *err)
 {
@@ -311,13 +363,17 @@ static void serve_usage(void)
                "routes (SLIPWAY_INGRESS_LISTEN), each restarted if it dies. External\n"
                "ones are used instead when configured (SLIPWAY_REGISTRY, SLIPWAY_PDNS_URL).\n"
                "Stops on SIGTERM or SIGINT. `slipway status` shows every part.\n\n"
-               "  --ready-file PATH  write PATH once every part answers\n");
+               "  --ready-file PATH  write PATH once every part answers\n"
+               "  --keep-pods        leave the apps' containers running when stopping\n"
+               "                     (by default their pods are deleted; the Deployments stay,\n"
+               "                     and the next serve starts them again)\n");
 }
 
 int serve_cmd(int argc, char **argv, const struct sw_config *cfg)
 {
         static const struct option opts[] = {
                 {"ready-file", required_argument, NULL, 'r'},
+                {"keep-pods", no_argument, NULL, 'k'},
                 {"help", no_argument, NULL, 'h'},
                 {NULL, 0, NULL, 0},
         };
@@ -325,6 +381,7 @@ int serve_cmd(int argc, char **argv, const struct sw_config *cfg)
         struct eng_pool_options po = ENG_POOL_OPTIONS_INIT;
         struct sw_err err = SW_ERR_INIT;
         const char *ready = NULL;
+        bool keep_pods = false;
         unsigned long npipelines = 0;
         sigset_t set;
         int c, rc = 1;
@@ -335,6 +392,10 @@ int serve_cmd(int argc, char **argv, const struct sw_config *cfg)
                 if (c == 'h') {
                         serve_usage();
                         return 0;
+                }
+                if (c == 'k') {
+                        keep_pods = true;
+                        continue;
                 }
                 if (c != 'r')
                         return sw_cli_usage_error("serve", "unknown option");
@@ -413,8 +474,10 @@ int serve_cmd(int argc, char **argv, const struct sw_config *cfg)
 out:
         eng_pool_stop(s.pool, cfg->shutdown_grace_ms);
         ingress_ctrl_stop(s.ingress);
-        orch_agent_stop(s.agent);
         orch_ctrl_stop(s.ctrl);
+        if (s.agent && !keep_pods)
+                drain_pods(&s, 15000);
+        orch_agent_stop(s.agent);
         orch_api_stop(s.api);
         ingress_nginx_free(s.nginx);
         eng_super_free(s.sup);
