@@ -1,14 +1,21 @@
 /*
  * test_pipeline.c - from a commit to an image in the registry, through the
  * real `slipway serve` (with its own docker-registry, PowerDNS and nginx on
- * free loopback ports) and the real CLI; the image is checked with skopeo.
+ * free loopback ports, its orchestrator, controllers and node agent) and the
+ * real CLI; the image is checked with skopeo, the name with dig, the page
+ * through nginx.
  */
+#include <curl/curl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "common/buf.h"
 #include "common/clock.h"
+#include "common/libs.h"
 #include "common/fs.h"
 #include "common/json.h"
 #include "common/mem.h"
@@ -16,6 +23,13 @@
 #include "tests/harness/t.h"
 
 static char *env_data, *env_reg, *env_reg_listen, *env_dns, *env_api, *env_ingress, *env_kube;
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg)
+{
+        struct sw_err ignored = SW_ERR_INIT;
+
+        return sw_buf_append(arg, data, size * n, &ignored) == 0 ? size * n : 0;
+}
 
 static int sw(char **out, const char *a1, const char *a2, const char *a3, const char *a4,
               const char *a5, const char *a6, const char *a7)
@@ -26,6 +40,72 @@ static int sw(char **out, const char *a1, const char *a2, const char *a3, const 
                              env_api,  env_ingress, env_kube,       NULL};
 
         return t_run_capture(out, argv, env, 300000);
+}
+
+/* GET http://addr/ with a Host header; the body into *out (may be NULL). Returns the status. */
+static long get_page(char **out, const char *addr, const char *host)
+{
+        char *url = sw_xasprintf("http://%s/", addr), *hdr = sw_xasprintf("Host: %s", host);
+        struct curl_slist *h = curl_slist_append(NULL, hdr);
+        struct sw_buf body = SW_BUF_INIT;
+        CURL *c = curl_easy_init();
+        long status = 0;
+
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+        if (curl_easy_perform(c) == CURLE_OK)
+                curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_cleanup(c);
+        curl_slist_free_all(h);
+        if (out)
+                *out = sw_buf_detach(&body, NULL);
+        sw_buf_release(&body);
+        free(url);
+        free(hdr);
+        return status;
+}
+
+static void check_app(const char *expect)
+{
+        const char *dns = strchr(env_dns, '=') + 1, *colon = strrchr(dns, ':');
+        char *port = sw_xstrdup(colon + 1), *at = sw_xasprintf("@127.0.0.1");
+        char *argv[] = {"/usr/bin/dig", at,  "-p", port, "hello.default.slipway.local", "A",
+                        "+short",       NULL};
+        char *out = NULL;
+
+        CHECK_INT(t_run_capture(&out, argv, NULL, 10000), 0);
+        CHECK(out && strncmp(out, "127.0.0.1", 9) == 0);
+        free(out);
+        out = NULL;
+        CHECK_INT(get_page(&out, strchr(env_ingress, '=') + 1, "hello.default.slipway.local"), 200);
+        if (!out || !strstr(out, expect))
+                t_fail(__FILE__, __LINE__, "page lacks '%s': %s", expect, out ? out : "");
+        free(out);
+        free(port);
+        free(at);
+}
+
+struct load {
+        const char *addr, *host;
+        atomic_int stop;
+        int ok, failed;
+};
+
+static void *load_loop(void *arg)
+{
+        struct load *l = arg;
+
+        while (!atomic_load(&l->stop)) {
+                if (get_page(NULL, l->addr, l->host) == 200)
+                        l->ok++;
+                else
+                        l->failed++;
+                sw_sleep_ms(20);
+        }
+        return NULL;
 }
 
 static void git(const char *dir, const char *a, const char *b, const char *c)
@@ -92,11 +172,12 @@ static void test_commit_to_image(void)
         free(out);
         const json_t *steps = json_object_get(job, "steps"), *st;
         size_t i;
-        const char *want[] = {"validate", "clone", "build", "push", "render"};
-        CHECK_INT(json_array_size(steps), 5);
+        const char *want[] = {"validate", "clone",  "build", "push",
+                              "render",   "deploy", "route", "dns"};
+        CHECK_INT(json_array_size(steps), 8);
         json_array_foreach(steps, i, st)
         {
-                if (i < 5)
+                if (i < 8)
                         CHECK_STR(sw_json_str(st, "name", ""), want[i]);
                 CHECK_STR(sw_json_str(st, "state", ""), "succeeded");
         }
@@ -137,6 +218,29 @@ static void test_commit_to_image(void)
         CHECK(found);
         json_decref(job);
 
+        /* the app answers at its URL: DNS from PowerDNS, the page through nginx */
+        check_app("Hello from slipway");
+
+        /* a second commit rolls out while requests keep being answered */
+        struct load load = {0};
+        pthread_t th;
+        char *page = sw_xasprintf("%s/index.html", repo);
+        struct sw_err werr = SW_ERR_INIT;
+        CHECK_OK(sw_write_file_atomic(page, "<h1>Version two</h1>\n", 21, 0644, &werr), &werr);
+        free(page);
+        git(repo, "commit", "-qam", "two");
+        load.host = "hello.default.slipway.local";
+        load.addr = strchr(env_ingress, '=') + 1;
+        pthread_create(&th, NULL, load_loop, &load);
+        CHECK_INT(sw(&out, "submit", "--repo", url, "--name", "hello", "--wait", NULL), 0);
+        CHECK(strstr(out, "job 2 succeeded") != NULL);
+        free(out);
+        atomic_store(&load.stop, 1);
+        pthread_join(th, NULL);
+        CHECK(load.ok > 0);
+        CHECK_INT(load.failed, 0);
+        check_app("Version two");
+
         kill(serve, SIGTERM);
         CHECK_INT(t_wait(serve, 60000), 0);
         free(ready);
@@ -151,6 +255,7 @@ int main(void)
                 printf("needs root (runc, overlayfs); skipped\n");
                 return 0;
         }
+        sw_libs_init();
         T_RUN(test_commit_to_image);
         return t_done();
 }
