@@ -117,6 +117,35 @@ static int follow_log(enum eng_job_state *final, struct eng_queue *q, int64_t id
         }
 }
 
+/* After --wait: the app's URL, or the error of the job that failed. */
+static void print_outcome(struct eng_queue *q, int64_t id, enum eng_job_state final)
+{
+        struct eng_step_record *steps = NULL;
+        struct eng_job *job = NULL;
+        struct sw_err err = SW_ERR_INIT;
+        size_t n = 0;
+
+        if (final != ENG_JOB_SUCCEEDED) {
+                if (eng_queue_get(&job, q, id, &err) == 0 && job->error)
+                        printf("error: %s\n", job->error);
+                eng_job_free(job);
+                return;
+        }
+        if (eng_steps_list(&steps, &n, q, id, &err) != 0)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                json_t *out = NULL;
+                struct sw_err perr = SW_ERR_INIT;
+                if (strcmp(steps[i].name, "route") != 0 || !steps[i].output ||
+                    sw_json_parse(&out, steps[i].output, strlen(steps[i].output), 0, &perr) != 0)
+                        continue;
+                printf("%s is at %s\n", sw_json_str(out, "host", "the app"),
+                       sw_json_str(out, "url", "?"));
+                json_decref(out);
+        }
+        eng_steps_free(steps, n);
+}
+
 /* ---- submit ---- */
 
 static void submit_usage(FILE *f)
@@ -235,6 +264,7 @@ int eng_cmd_submit(int argc, char **argv, const struct sw_config *cfg)
                         goto out;
                 }
                 printf("job %lld %s\n", (long long)id, eng_job_state_name(final));
+                print_outcome(q, id, final);
                 rc = final == ENG_JOB_SUCCEEDED ? 0 : 1;
         }
 out:
