@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <fnmatch.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -55,9 +56,10 @@ struct stage {
         size_t nins;
         struct layer *layers;
         size_t nlayers;
-        json_t *config;  /* the image config's "config" object */
-        json_t *history; /* array */
-        json_t *args;    /* ARG name -> value (string) or null, in declaration order */
+        json_t *config;    /* the image config's "config" object */
+        json_t *history;   /* array */
+        json_t *args;      /* ARG name -> value (string) or null, in declaration order */
+        json_t *df_labels; /* labels set by this Dockerfile's LABEL (name -> true) */
         char key[SW_DIGEST_STR_LEN];
         bool cmd_set; /* CMD was set in this stage (ENTRYPOINT then keeps it) */
         bool needed, built;
@@ -283,6 +285,7 @@ static void stage_release(struct stage *st)
         json_decref(st->config);
         json_decref(st->history);
         json_decref(st->args);
+        json_decref(st->df_labels);
         memset(st, 0, sizeof(*st));
 }
 
@@ -361,6 +364,7 @@ static int commit_layer(struct builder *b, struct stage *st, const char *tree, b
 
         po.mtime = b->o->source_date_epoch;
         po.changeset = changeset;
+        po.compression = b->o->zstd ? STEP_LAYER_ZSTD : STEP_LAYER_GZIP;
         rc = step_layer_pack(&info, tree, blob_path, &po, b->err);
         if (rc)
                 goto out;
@@ -370,7 +374,6 @@ static int commit_layer(struct builder *b, struct stage *st, const char *tree, b
                 rec = json_pack("{s:b}", "empty", 1);
                 rc = bld_cache_put(&b->store, st->key, rec, b->err);
                 json_decref(rec);
-                say(b, " ---> no changes");
                 goto out;
         }
         memset(&blob, 0, sizeof(blob));
@@ -386,11 +389,15 @@ static int commit_layer(struct builder *b, struct stage *st, const char *tree, b
                         "created_by", created_by);
         rc = bld_cache_put(&b->store, st->key, rec, b->err);
         json_decref(rec);
-        say(b, " ---> layer %.19s (%lld bytes)", blob.digest, (long long)blob.size);
 out:
         unlink(blob_path);
         free(blob_path);
         return rc;
+}
+
+static const char *layer_media_type(const struct builder *b)
+{
+        return b->o->zstd ? STEP_LAYER_MEDIA_TAR_ZSTD : STEP_LAYER_MEDIA_TAR_GZIP;
 }
 
 /* Use the cache record for the stage's current key, if there is a usable one. */
@@ -408,6 +415,8 @@ static int from_cache(bool *hit, struct builder *b, struct stage *st, const char
                 history_add(st, created_by, true, b->o->source_date_epoch);
                 *hit = true;
         } else if (step_oci_desc_parse(&blob, json_object_get(rec, "blob"), &soft) == 0 &&
+                   /* a gzip layer does not serve a zstd build, nor the other way round */
+                   strcmp(blob.media_type, layer_media_type(b)) == 0 &&
                    step_oci_blob_exists(b->store.oci, blob.digest, NULL) &&
                    bld_layer_dir(&dir, &b->store, &blob, &soft) == 0) {
                 stage_add_layer(st, &blob, sw_json_str(rec, "diff_id", ""), dir);
@@ -415,10 +424,8 @@ static int from_cache(bool *hit, struct builder *b, struct stage *st, const char
                 *hit = true;
         }
         json_decref(rec);
-        if (*hit) {
+        if (*hit)
                 b->cached++;
-                say(b, " ---> using cache");
-        }
         return 0;
 }
 
@@ -553,6 +560,7 @@ static int stage_start(struct builder *b, size_t idx)
         st->config = json_object();
         st->history = json_array();
         st->args = json_object();
+        st->df_labels = json_object();
         snprintf(st->key, sizeof(st->key), "%s", "sha256:slipway-build-v1");
         rc = expand_global(&image, b, node_word(a));
         if (rc)
@@ -573,6 +581,8 @@ static int stage_start(struct builder *b, size_t idx)
                 st->config = json_deep_copy(p->config);
                 json_decref(st->history);
                 st->history = json_deep_copy(p->history);
+                json_decref(st->df_labels);
+                st->df_labels = json_deep_copy(p->df_labels);
                 memcpy(st->key, p->key, sizeof(st->key));
         } else {
                 rc = stage_from_image(b, st, image);
@@ -609,6 +619,7 @@ static int do_env(struct builder *b, struct stage *st, const struct step_dockerf
                                 json_object_set_new(st->config, "Labels", labels);
                         }
                         json_object_set_new(labels, key, json_string(val));
+                        json_object_set_new(st->df_labels, key, json_true());
                 } else {
                         env_set(st->config, key, val);
                 }
@@ -1348,15 +1359,13 @@ out:
 
 /* ---- one instruction, one stage ---- */
 
-static int do_instruction(struct builder *b, struct stage *st,
-                          const struct step_dockerfile_node *ins)
+static int do_instruction_body(struct builder *b, struct stage *st,
+                               const struct step_dockerfile_node *ins)
 {
         const char *w = node_word(ins);
         char *x = NULL;
         int rc = 0;
 
-        b->step++;
-        say(b, "Step %d/%d : %s", b->step, b->steps_total, ins->original ? ins->original : w);
         if (stopped(b))
                 return sw_err_set(b->err, SW_ECANCELED, "build stopped");
         if (!strcasecmp(w, "RUN"))
@@ -1429,6 +1438,32 @@ static int do_instruction(struct builder *b, struct stage *st,
                 return ins_error(b, ins, SW_EINVAL, "unknown instruction");
         }
         history_add(st, ins->original ? ins->original : w, true, b->o->source_date_epoch);
+        return 0;
+}
+
+/*
+ * Run one instruction and report it in one progress line once it is done:
+ * "Step 3/9 : RUN make (1.2s)", or "(cached)" when its layer came from the
+ * cache. RUN output, when there is some, comes before the line.
+ */
+static int do_instruction(struct builder *b, struct stage *st,
+                          const struct step_dockerfile_node *ins)
+{
+        const char *text = ins->original ? ins->original : node_word(ins);
+        int64_t t0 = sw_now_ms();
+        int cached = b->cached, rc;
+
+        while (*text == ' ')
+                text++;
+        b->step++;
+        rc = do_instruction_body(b, st, ins);
+        if (rc)
+                return rc;
+        if (b->cached != cached)
+                say(b, "Step %d/%d : %s (cached)", b->step, b->steps_total, text);
+        else
+                say(b, "Step %d/%d : %s (%.1fs)", b->step, b->steps_total, text,
+                    (double)(sw_now_ms() - t0) / 1000.0);
         return 0;
 }
 
@@ -1538,6 +1573,24 @@ static int count_steps(struct builder *b)
 
 /* ---- the image ---- */
 
+/*
+ * Set the label `key` to `value` unless the Dockerfile set it; a base image's
+ * value (its own source and revision) is replaced.
+ */
+static void label_default(struct stage *st, const char *key, const char *value)
+{
+        json_t *labels = json_object_get(st->config, "Labels");
+
+        if (!value || !*value)
+                return;
+        if (!json_is_object(labels)) {
+                labels = json_object();
+                json_object_set_new(st->config, "Labels", labels);
+        }
+        if (!json_object_get(st->df_labels, key))
+                json_object_set_new(labels, key, json_string(value));
+}
+
 static int write_image(struct step_build_result *res, struct builder *b, struct stage *st)
 {
         struct step_oci_layout *out = NULL;
@@ -1561,6 +1614,8 @@ static int write_image(struct step_build_result *res, struct builder *b, struct 
                 json_array_append_new(layers, step_oci_desc_json(&st->layers[i].blob));
                 json_array_append_new(diff_ids, json_string(st->layers[i].diff_id));
         }
+        label_default(st, "org.opencontainers.image.source", b->o->source);
+        label_default(st, "org.opencontainers.image.revision", b->o->revision);
         sw_time_iso(created, sizeof(created), b->o->source_date_epoch * 1000);
         memmove(created + 19, created + 23, strlen(created + 23) + 1);
         image = json_pack("{s:s,s:s,s:s,s:O,s:{s:s,s:o},s:O}", "created", created, "architecture",
@@ -1604,6 +1659,67 @@ out:
         json_decref(image);
         json_decref(manifest);
         step_oci_layout_free(out);
+        return rc;
+}
+
+/* ---- the context's size ---- */
+
+#define CONTEXT_DEPTH_MAX 256
+
+/*
+ * Add the bytes of the regular files under `rel` (a directory of the context,
+ * "." for its root) that .dockerignore keeps to *total; SW_ETOOBIG as soon as
+ * the sum passes `max`. Symlinks are not followed (COPY refuses those that
+ * leave the context anyway).
+ */
+static int context_walk(int64_t *total, const struct builder *b, int dfd, const char *rel,
+                        int depth, int64_t max, struct sw_err *err)
+{
+        DIR *d = NULL;
+        struct dirent *e;
+        int fd, rc = 0;
+
+        if (depth > CONTEXT_DEPTH_MAX)
+                return sw_err_set(err, SW_ETOOBIG, "build context: '%s' is nested too deeply", rel);
+        fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 || !(d = fdopendir(fd))) {
+                rc = sw_err_errno(err, SW_EIO, errno, "build context: read '%s'", rel);
+                if (fd >= 0)
+                        close(fd);
+                return rc;
+        }
+        while (rc == 0 && (e = readdir(d)) != NULL) {
+                struct stat sb;
+                char *path;
+                unsigned m;
+                if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                        continue;
+                if (fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
+                        continue; /* gone meanwhile */
+                path = strcmp(rel, ".") ? sw_xasprintf("%s/%s", rel, e->d_name)
+                                        : sw_xstrdup(e->d_name);
+                m = b->ignore ? step_dockerignore_match(b->ignore, path, S_ISDIR(sb.st_mode)) : 0;
+                if (S_ISDIR(sb.st_mode)) {
+                        if (!(m & STEP_DOCKERIGNORE_EXCLUDED) || (m & STEP_DOCKERIGNORE_DESCEND)) {
+                                int sub = openat(dirfd(d), e->d_name,
+                                                 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                                if (sub >= 0) {
+                                        rc = context_walk(total, b, sub, path, depth + 1, max, err);
+                                        close(sub);
+                                }
+                        }
+                } else if (S_ISREG(sb.st_mode) && !(m & STEP_DOCKERIGNORE_EXCLUDED)) {
+                        *total += (int64_t)sb.st_size;
+                        if (*total > max)
+                                rc = sw_err_set(err, SW_ETOOBIG,
+                                                "build context '%s' is bigger than %lld bytes "
+                                                "(SLIPWAY_BUILD_CONTEXT_MAX_BYTES); leave files "
+                                                "out with .dockerignore",
+                                                b->o->context_dir, (long long)max);
+                }
+                free(path);
+        }
+        closedir(d);
         return rc;
 }
 
@@ -1678,6 +1794,14 @@ int step_build_image(struct step_build_result *out, const struct step_build_opti
         free(ign_path);
         if (rc)
                 goto out;
+        {
+                int64_t max = o->context_max_bytes > 0 ? o->context_max_bytes
+                              : o->cfg                 ? o->cfg->build_context_max_bytes
+                                                       : 0;
+                int64_t total = 0;
+                if (max > 0 && (rc = context_walk(&total, &b, b.ctx_fd, ".", 0, max, err)) != 0)
+                        goto out;
+        }
         if ((rc = split_stages(&b)) != 0)
                 goto out;
         if (o->target) {
