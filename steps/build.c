@@ -1166,6 +1166,109 @@ static int scan_context(struct builder *b)
         return bld_tree_scan(&b->tree, b->o->context_dir, b->ignore, b->err);
 }
 
+/* Copy the sources (globs expanded against the context) with `c`. */
+static int copy_sources(struct builder *b, const struct step_dockerfile_node *ins,
+                        struct bld_copy *c, char *const *srcs, size_t nsrcs, const char *dst_abs,
+                        bool dst_is_dir, bool from, bool add)
+{
+        int rc = 0;
+
+        for (size_t i = 0; i < nsrcs && rc == 0; i++) {
+                if (has_glob(srcs[i]) && !from) {
+                        size_t matched = 0;
+                        const char *pat = srcs[i];
+                        while (pat[0] == '.' && pat[1] == '/')
+                                pat += 2;
+                        while (pat[0] == '/')
+                                pat++;
+                        if ((rc = scan_context(b)) != 0)
+                                break;
+                        for (size_t k = 0; k < b->tree.n && rc == 0; k++) {
+                                if (fnmatch(pat, b->tree.e[k].path, FNM_PATHNAME) != 0)
+                                        continue;
+                                matched++;
+                                rc = bld_copy_path(c, b->tree.e[k].path, dst_abs, true, b->err);
+                        }
+                        if (rc == 0 && matched == 0)
+                                rc = ins_error(b, ins, SW_ENOTFOUND,
+                                               "no source files match the pattern");
+                } else {
+                        rc = bld_copy_path(c, srcs[i], dst_abs, dst_is_dir, b->err);
+                        if (rc)
+                                sw_err_wrap(b->err, "%s at line %d", add ? "ADD" : "COPY",
+                                            ins->start_line);
+                }
+        }
+        return rc;
+}
+
+/*
+ * The copy of a COPY/ADD step, or its layer from the cache. The key needs
+ * the digest of the sources' content; reading a big context on every
+ * rebuild would cost seconds, so a first pass over the context fingerprints
+ * the sources by their stat data (no content read, nothing written) and
+ * looks up the content digest an earlier build recorded for that
+ * fingerprint. Only when that gives no cached layer are the files copied
+ * (and hashed), and the fingerprint recorded. A file rewritten with the same
+ * size within the same nanosecond and keeping its inode and ctime would be
+ * missed, as with git's index; --no-cache always copies.
+ */
+static int copy_cached(bool *hit, struct builder *b, struct stage *st,
+                       const struct step_dockerfile_node *ins, struct bld_copy *c,
+                       char *const *srcs, size_t nsrcs, const char *dst_abs, bool dst_is_dir,
+                       bool from, bool add, const char *meta, const char *created_by)
+{
+        char fp[SW_DIGEST_STR_LEN] = "", digest[SW_DIGEST_STR_LEN] = "";
+        char key0[SW_DIGEST_STR_LEN];
+        json_t *rec = NULL;
+        int rc;
+
+        *hit = false;
+        b->layer_steps++;
+        memcpy(key0, st->key, sizeof(key0));
+        if (!from && !b->o->no_cache) {
+                struct bld_copy probe = *c;
+                probe.stat_only = true;
+                probe.hash = sw_sha256_new();
+                sw_sha256_update(probe.hash, "stat-fingerprint-v1", 20);
+                sw_sha256_update(probe.hash, meta, strlen(meta) + 1);
+                rc = copy_sources(b, ins, &probe, srcs, nsrcs, dst_abs, dst_is_dir, from, add);
+                sw_sha256_final(probe.hash, fp);
+                sw_sha256_free(probe.hash);
+                if (rc)
+                        return rc;
+                if (bld_cache_get(&rec, &b->store, fp) == 0) {
+                        snprintf(digest, sizeof(digest), "%s", sw_json_str(rec, "digest", ""));
+                        json_decref(rec);
+                        rec = NULL;
+                }
+                if (digest[0]) {
+                        chain_key(st, meta, digest);
+                        from_cache(hit, b, st, created_by);
+                        if (*hit)
+                                return 0;
+                        memcpy(st->key, key0, sizeof(key0));
+                }
+        }
+        c->hash = sw_sha256_new();
+        rc = copy_sources(b, ins, c, srcs, nsrcs, dst_abs, dst_is_dir, from, add);
+        sw_sha256_final(c->hash, digest);
+        sw_sha256_free(c->hash);
+        c->hash = NULL;
+        if (rc)
+                return rc;
+        if (fp[0]) {
+                rec = json_pack("{s:s}", "digest", digest);
+                /* only a shortcut: a failure to record it costs the next build time */
+                struct sw_err soft = SW_ERR_INIT;
+                bld_cache_put(&b->store, fp, rec, &soft);
+                json_decref(rec);
+        }
+        chain_key(st, meta, digest);
+        from_cache(hit, b, st, created_by);
+        return 0;
+}
+
 static int do_copy(struct builder *b, struct stage *st, const struct step_dockerfile_node *ins,
                    bool add)
 {
@@ -1178,7 +1281,6 @@ static int do_copy(struct builder *b, struct stage *st, const struct step_docker
         struct sw_err ignored = SW_ERR_INIT;
         char *scratch = NULL, *tree = NULL, *view = NULL, *src_view = NULL, *dest = NULL,
              *dst_abs = NULL;
-        char digest[SW_DIGEST_STR_LEN];
         char **srcs = NULL;
         size_t nsrcs = 0, nwords = 0;
         int src_fd = -1, rc = 0;
@@ -1288,46 +1390,17 @@ static int do_copy(struct builder *b, struct stage *st, const struct step_docker
                 }
                 c.mode = m;
         }
-        c.hash = sw_sha256_new();
-        for (size_t i = 0; i < nsrcs && rc == 0; i++) {
-                if (has_glob(srcs[i]) && !from) {
-                        size_t matched = 0;
-                        char *pat = srcs[i];
-                        while (pat[0] == '.' && pat[1] == '/')
-                                pat += 2;
-                        while (pat[0] == '/')
-                                pat++;
-                        if ((rc = scan_context(b)) != 0)
-                                break;
-                        for (size_t k = 0; k < b->tree.n && rc == 0; k++) {
-                                if (fnmatch(pat, b->tree.e[k].path, FNM_PATHNAME) != 0)
-                                        continue;
-                                matched++;
-                                rc = bld_copy_path(&c, b->tree.e[k].path, dst_abs, true, b->err);
-                        }
-                        if (rc == 0 && matched == 0)
-                                rc = ins_error(b, ins, SW_ENOTFOUND,
-                                               "no source files match the pattern");
-                } else {
-                        rc = bld_copy_path(&c, srcs[i], dst_abs, dst_is_dir, b->err);
-                        if (rc)
-                                sw_err_wrap(b->err, "%s at line %d", add ? "ADD" : "COPY",
-                                            ins->start_line);
-                }
-        }
-        if (rc)
-                goto out;
-        sw_sha256_final(c.hash, digest);
         {
                 char meta[256];
                 snprintf(meta, sizeof(meta), "%s %s chown:%lld:%lld chmod:%lld from:%s",
                          add ? "ADD" : "COPY", dst_abs, (long long)c.uid, (long long)c.gid,
                          (long long)c.mode,
                          from ? b->stages[stage_find(b, from, (size_t)(st - b->stages))].key : "-");
-                chain_key(st, meta, digest);
+                rc = copy_cached(&hit, b, st, ins, &c, srcs, nsrcs, dst_abs, dst_is_dir,
+                                 from != NULL, add, meta, created_by);
         }
-        b->layer_steps++;
-        from_cache(&hit, b, st, created_by);
+        if (rc)
+                goto out;
         bld_overlay_umount(view);
         if (src_view)
                 bld_overlay_umount(src_view);
@@ -1342,7 +1415,6 @@ out:
                 bld_overlay_umount(src_view);
         if (src_fd >= 0)
                 close(src_fd);
-        sw_sha256_free(c.hash);
         if (scratch)
                 sw_rm_rf(scratch, &ignored);
         for (size_t i = 0; i < nsrcs; i++)

@@ -234,6 +234,68 @@ static void test_labels_zstd_progress(void)
         free(root);
 }
 
+/*
+ * A rebuild finds a COPY's layer from the sources' stat data alone; a file
+ * rewritten with the same size is seen, a file rewritten with the same
+ * content still hits the cache.
+ */
+static void test_copy_fingerprint(void)
+{
+        char *ctx = context("fp", "FROM scratch\nCOPY busybox data /\n");
+        char *cache = sw_xasprintf("%s/cache-fp", t_tmpdir());
+        char *out = sw_xasprintf("%s/fp-out", t_tmpdir());
+        char *root = sw_xasprintf("%s/fp-root", t_tmpdir());
+        struct step_build_options o;
+        struct step_build_result r1, r2, r3, r4;
+        struct sw_err err = SW_ERR_INIT;
+        json_t *m = NULL, *c = NULL;
+
+        put(ctx, "data/a.txt", "aaaa\n");
+        options(&o, ctx, out, cache);
+        CHECK_OK(step_build_image(&r1, &o, &err), &err);
+        CHECK_INT(r1.cached, 0);
+        options(&o, ctx, out, cache);
+        CHECK_OK(step_build_image(&r2, &o, &err), &err);
+        CHECK_INT(r2.cached, 1);
+        CHECK_STR(r2.manifest_digest, r1.manifest_digest);
+
+        /* same size, new content: copied again */
+        put(ctx, "data/a.txt", "bbbb\n");
+        options(&o, ctx, out, cache);
+        CHECK_OK(step_build_image(&r3, &o, &err), &err);
+        CHECK_INT(r3.cached, 0);
+        CHECK(strcmp(r3.manifest_digest, r1.manifest_digest) != 0);
+        image_json(&m, &c, out);
+        {
+                struct step_oci_layout *l = NULL;
+                struct step_layer_unpack_options uo = STEP_LAYER_UNPACK_OPTIONS_INIT;
+                CHECK_OK(step_oci_layout_open(&l, out, false, &err), &err);
+                char *p = step_oci_blob_path(
+                        l,
+                        sw_json_str(json_array_get(json_object_get(m, "layers"), 0), "digest", ""));
+                CHECK_OK(sw_mkdir_p(root, 0755, &err), &err);
+                CHECK_OK(step_layer_apply(NULL, p, root, &uo, &err), &err);
+                char *text = slurp(root, "a.txt");
+                CHECK_STR(text, "bbbb\n");
+                free(text);
+                free(p);
+                step_oci_layout_free(l);
+        }
+        json_decref(m);
+        json_decref(c);
+
+        /* back to the first content (new inode and times): the first layer again */
+        put(ctx, "data/a.txt", "aaaa\n");
+        options(&o, ctx, out, cache);
+        CHECK_OK(step_build_image(&r4, &o, &err), &err);
+        CHECK_INT(r4.cached, 1);
+        CHECK_STR(r4.manifest_digest, r1.manifest_digest);
+        free(ctx);
+        free(cache);
+        free(out);
+        free(root);
+}
+
 /* `slipway build --oci-layout DIR --zstd` (and --layout, its alias). */
 static void test_cli(void)
 {
@@ -525,6 +587,7 @@ int main(void)
         sw_buf_init(&logbuf, 64 << 20);
         tf_config(&cfg, NULL);
         T_RUN(test_labels_zstd_progress);
+        T_RUN(test_copy_fingerprint);
         T_RUN(test_cli);
         T_RUN(test_context_too_big);
         T_RUN(test_add_evil_tar);
