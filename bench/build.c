@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,6 +47,20 @@ static double now_s(void)
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* CPU seconds of this process and its waited-for children. */
+static double cpu_s(void)
+{
+        struct rusage self, kids;
+
+        getrusage(RUSAGE_SELF, &self);
+        getrusage(RUSAGE_CHILDREN, &kids);
+        return (double)(self.ru_utime.tv_sec + self.ru_stime.tv_sec + kids.ru_utime.tv_sec +
+                        kids.ru_stime.tv_sec) +
+               (double)(self.ru_utime.tv_usec + self.ru_stime.tv_usec + kids.ru_utime.tv_usec +
+                        kids.ru_stime.tv_usec) /
+                       1e6;
 }
 
 static uint64_t rng(uint64_t *s)
@@ -87,9 +102,14 @@ static void copy_busybox(const char *ctx)
         }
 }
 
-/* One slipway build; its wall time in seconds, or -1 (the error printed). */
+static void to_stderr(void *arg, const char *line)
+{
+        fprintf(stderr, "%s%s\n", (const char *)arg, line);
+}
+
+/* One slipway build (progress lines on stderr); wall time in seconds, or -1. */
 static double slipway_build(const struct sw_config *cfg, const char *ctx, const char *layout,
-                            const char *cache, struct step_build_result *res)
+                            const char *cache, struct step_build_result *res, const char *what)
 {
         struct step_build_options o = {0};
         struct sw_err err = SW_ERR_INIT;
@@ -99,6 +119,8 @@ static double slipway_build(const struct sw_config *cfg, const char *ctx, const 
         o.context_dir = ctx;
         o.layout_dir = layout;
         o.cache_dir = cache;
+        o.log = to_stderr;
+        o.arg = (void *)what;
         t0 = now_s();
         if (step_build_image(res, &o, &err) != 0) {
                 fprintf(stderr, "bench: slipway build %s: %s\n", ctx, err.msg);
@@ -229,7 +251,7 @@ int main(void)
                                 NULL};
                 char *out = NULL;
                 int st = -1;
-                if (slipway_build(&cfg, ctx_base, base, cache, &res) >= 0)
+                if (slipway_build(&cfg, ctx_base, base, cache, &res, "(base) ") >= 0)
                         st = t_run_capture(&out, argv, NULL, 120000);
                 if (st != 0)
                         fprintf(stderr, "bench: base image: %s\n", out ? out : "build failed");
@@ -255,15 +277,15 @@ int main(void)
         /* slipway: (a), (b) cold, (c) warm */
         {
                 char *l = sw_xasprintf("%s/out-a", dir), *c = sw_xasprintf("%s/cache-a", dir);
-                sa = slipway_build(&cfg, ctx_a, l, c, &res);
+                sa = slipway_build(&cfg, ctx_a, l, c, &res, "(a) ");
                 free(l);
                 free(c);
                 l = sw_xasprintf("%s/out-b", dir);
                 c = sw_xasprintf("%s/cache-b", dir);
-                sb = slipway_build(&cfg, ctx_b, l, c, &res);
+                sb = slipway_build(&cfg, ctx_b, l, c, &res, "(b) ");
                 free(l);
                 l = sw_xasprintf("%s/out-c", dir);
-                sc = slipway_build(&cfg, ctx_b, l, c, &res);
+                sc = slipway_build(&cfg, ctx_b, l, c, &res, "(c) ");
                 if (sc >= 0 && res.cached != res.steps)
                         fprintf(stderr, "bench: (c) ran %d steps\n", res.steps - res.cached);
                 free(l);
@@ -297,12 +319,14 @@ int main(void)
                 struct step_layer_pack_options po = STEP_LAYER_PACK_OPTIONS_INIT;
                 struct step_layer_info info;
                 char *src = sw_xasprintf("%s/data", ctx_b), *blob = sw_xasprintf("%s/l.tgz", dir);
-                double t0 = now_s(), secs;
+                double t0 = now_s(), c0 = cpu_s(), secs;
                 if (step_layer_pack(&info, src, blob, &po, &err) != 0) {
                         fprintf(stderr, "bench: pack: %s\n", err.msg);
                 } else {
                         secs = now_s() - t0;
                         printf("layer_pack_gzip_200mib: %.1f MiB/s\n", CONTEXT_MIB / secs);
+                        printf("layer_pack_gzip_200mib_per_cpu: %.1f MiB/cpu-s\n",
+                               CONTEXT_MIB / (cpu_s() - c0 > 0 ? cpu_s() - c0 : 1e-9));
                         printf("layer_pack_gzip_ratio: %.2f x\n",
                                (double)info.tar_size / (double)info.size);
                 }

@@ -1646,6 +1646,22 @@ static int count_steps(struct builder *b)
 /* ---- the image ---- */
 
 /*
+ * Hard-link a blob of the store into the output layout: an unchanged rebuild
+ * then writes no layer bytes at all. Blobs are never modified in place (both
+ * layouts only add and remove whole files named by their digest), so sharing
+ * the inode is safe. False when the link cannot be made (another file
+ * system): the caller copies.
+ */
+static bool blob_link(struct step_oci_layout *out, const char *src, const char *digest)
+{
+        char *dst = step_oci_blob_path(out, digest);
+        bool ok = link(src, dst) == 0 || errno == EEXIST;
+
+        free(dst);
+        return ok;
+}
+
+/*
  * Set the label `key` to `value` unless the Dockerfile set it; a base image's
  * value (its own source and revision) is replaced.
  */
@@ -1678,7 +1694,8 @@ static int write_image(struct step_build_result *res, struct builder *b, struct 
                 char *path = step_oci_blob_path(b->store.oci, st->layers[i].blob.digest);
                 char d[SW_DIGEST_STR_LEN];
                 int64_t size;
-                if (!step_oci_blob_exists(out, st->layers[i].blob.digest, NULL))
+                if (!step_oci_blob_exists(out, st->layers[i].blob.digest, NULL) &&
+                    !blob_link(out, path, st->layers[i].blob.digest))
                         rc = step_oci_blob_add_file(d, &size, out, path, b->err);
                 free(path);
                 if (rc)
