@@ -15,7 +15,15 @@
  *
  * The cache key of a layer is its parent's key, the instruction as it will
  * run (expanded, with the RUN environment and user) and the digest of the
- * files it reads; an unchanged rebuild runs nothing and writes no layer.
+ * files it reads; an unchanged rebuild runs nothing and writes no layer. A
+ * COPY/ADD from the context first fingerprints its sources by their stat
+ * data and looks up the content digest an earlier build recorded for it, so
+ * an unchanged rebuild does not read the context's content either. Output
+ * layouts hard-link the store's blobs when they can.
+ *
+ * The image's org.opencontainers.image.source and .revision labels come from
+ * the options unless the Dockerfile's LABEL sets them. A context bigger than
+ * the limit (after .dockerignore) fails with SW_ETOOBIG before anything runs.
  *
  * Everything lives under `cache_dir`: pulled images and built layers (an OCI
  * layout), unpacked layers (once per digest), the cache records, and the
