@@ -57,6 +57,10 @@ enum sw_config_type {
         X(clone_max_bytes, "SLIPWAY_CLONE_MAX_BYTES", SW_CFG_INT, "2147483648", 65536,             \
           1099511627776, NULL, false,                                                              \
           "cap on the bytes one clone or fetch may receive (submodules included)")                 \
+        X(build_context_max_bytes, "SLIPWAY_BUILD_CONTEXT_MAX_BYTES", SW_CFG_INT, "2147483648",    \
+          1024, 1099511627776, NULL, false,                                                        \
+          "cap on the bytes of a build context (after .dockerignore); a bigger one fails the "     \
+          "build")                                                                                 \
         X(clone_timeout_ms, "SLIPWAY_CLONE_TIMEOUT_MS", SW_CFG_INT, "600000", 1000, 86400000,      \
           NULL, false, "how long the clone step may take before it fails")                         \
         X(git_credentials, "SLIPWAY_GIT_CREDENTIALS", SW_CFG_STR, NULL, 0, 0, NULL, false,         \

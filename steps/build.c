@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <fnmatch.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -55,9 +56,10 @@ struct stage {
         size_t nins;
         struct layer *layers;
         size_t nlayers;
-        json_t *config;  /* the image config's "config" object */
-        json_t *history; /* array */
-        json_t *args;    /* ARG name -> value (string) or null, in declaration order */
+        json_t *config;    /* the image config's "config" object */
+        json_t *history;   /* array */
+        json_t *args;      /* ARG name -> value (string) or null, in declaration order */
+        json_t *df_labels; /* labels set by this Dockerfile's LABEL (name -> true) */
         char key[SW_DIGEST_STR_LEN];
         bool cmd_set; /* CMD was set in this stage (ENTRYPOINT then keeps it) */
         bool needed, built;
@@ -283,6 +285,7 @@ static void stage_release(struct stage *st)
         json_decref(st->config);
         json_decref(st->history);
         json_decref(st->args);
+        json_decref(st->df_labels);
         memset(st, 0, sizeof(*st));
 }
 
@@ -361,6 +364,7 @@ static int commit_layer(struct builder *b, struct stage *st, const char *tree, b
 
         po.mtime = b->o->source_date_epoch;
         po.changeset = changeset;
+        po.compression = b->o->zstd ? STEP_LAYER_ZSTD : STEP_LAYER_GZIP;
         rc = step_layer_pack(&info, tree, blob_path, &po, b->err);
         if (rc)
                 goto out;
@@ -370,7 +374,6 @@ static int commit_layer(struct builder *b, struct stage *st, const char *tree, b
                 rec = json_pack("{s:b}", "empty", 1);
                 rc = bld_cache_put(&b->store, st->key, rec, b->err);
                 json_decref(rec);
-                say(b, " ---> no changes");
                 goto out;
         }
         memset(&blob, 0, sizeof(blob));
@@ -386,11 +389,15 @@ static int commit_layer(struct builder *b, struct stage *st, const char *tree, b
                         "created_by", created_by);
         rc = bld_cache_put(&b->store, st->key, rec, b->err);
         json_decref(rec);
-        say(b, " ---> layer %.19s (%lld bytes)", blob.digest, (long long)blob.size);
 out:
         unlink(blob_path);
         free(blob_path);
         return rc;
+}
+
+static const char *layer_media_type(const struct builder *b)
+{
+        return b->o->zstd ? STEP_LAYER_MEDIA_TAR_ZSTD : STEP_LAYER_MEDIA_TAR_GZIP;
 }
 
 /* Use the cache record for the stage's current key, if there is a usable one. */
@@ -408,6 +415,8 @@ static int from_cache(bool *hit, struct builder *b, struct stage *st, const char
                 history_add(st, created_by, true, b->o->source_date_epoch);
                 *hit = true;
         } else if (step_oci_desc_parse(&blob, json_object_get(rec, "blob"), &soft) == 0 &&
+                   /* a gzip layer does not serve a zstd build, nor the other way round */
+                   strcmp(blob.media_type, layer_media_type(b)) == 0 &&
                    step_oci_blob_exists(b->store.oci, blob.digest, NULL) &&
                    bld_layer_dir(&dir, &b->store, &blob, &soft) == 0) {
                 stage_add_layer(st, &blob, sw_json_str(rec, "diff_id", ""), dir);
@@ -415,10 +424,8 @@ static int from_cache(bool *hit, struct builder *b, struct stage *st, const char
                 *hit = true;
         }
         json_decref(rec);
-        if (*hit) {
+        if (*hit)
                 b->cached++;
-                say(b, " ---> using cache");
-        }
         return 0;
 }
 
@@ -553,6 +560,7 @@ static int stage_start(struct builder *b, size_t idx)
         st->config = json_object();
         st->history = json_array();
         st->args = json_object();
+        st->df_labels = json_object();
         snprintf(st->key, sizeof(st->key), "%s", "sha256:slipway-build-v1");
         rc = expand_global(&image, b, node_word(a));
         if (rc)
@@ -573,6 +581,8 @@ static int stage_start(struct builder *b, size_t idx)
                 st->config = json_deep_copy(p->config);
                 json_decref(st->history);
                 st->history = json_deep_copy(p->history);
+                json_decref(st->df_labels);
+                st->df_labels = json_deep_copy(p->df_labels);
                 memcpy(st->key, p->key, sizeof(st->key));
         } else {
                 rc = stage_from_image(b, st, image);
@@ -609,6 +619,7 @@ static int do_env(struct builder *b, struct stage *st, const struct step_dockerf
                                 json_object_set_new(st->config, "Labels", labels);
                         }
                         json_object_set_new(labels, key, json_string(val));
+                        json_object_set_new(st->df_labels, key, json_true());
                 } else {
                         env_set(st->config, key, val);
                 }
@@ -1155,6 +1166,109 @@ static int scan_context(struct builder *b)
         return bld_tree_scan(&b->tree, b->o->context_dir, b->ignore, b->err);
 }
 
+/* Copy the sources (globs expanded against the context) with `c`. */
+static int copy_sources(struct builder *b, const struct step_dockerfile_node *ins,
+                        struct bld_copy *c, char *const *srcs, size_t nsrcs, const char *dst_abs,
+                        bool dst_is_dir, bool from, bool add)
+{
+        int rc = 0;
+
+        for (size_t i = 0; i < nsrcs && rc == 0; i++) {
+                if (has_glob(srcs[i]) && !from) {
+                        size_t matched = 0;
+                        const char *pat = srcs[i];
+                        while (pat[0] == '.' && pat[1] == '/')
+                                pat += 2;
+                        while (pat[0] == '/')
+                                pat++;
+                        if ((rc = scan_context(b)) != 0)
+                                break;
+                        for (size_t k = 0; k < b->tree.n && rc == 0; k++) {
+                                if (fnmatch(pat, b->tree.e[k].path, FNM_PATHNAME) != 0)
+                                        continue;
+                                matched++;
+                                rc = bld_copy_path(c, b->tree.e[k].path, dst_abs, true, b->err);
+                        }
+                        if (rc == 0 && matched == 0)
+                                rc = ins_error(b, ins, SW_ENOTFOUND,
+                                               "no source files match the pattern");
+                } else {
+                        rc = bld_copy_path(c, srcs[i], dst_abs, dst_is_dir, b->err);
+                        if (rc)
+                                sw_err_wrap(b->err, "%s at line %d", add ? "ADD" : "COPY",
+                                            ins->start_line);
+                }
+        }
+        return rc;
+}
+
+/*
+ * The copy of a COPY/ADD step, or its layer from the cache. The key needs
+ * the digest of the sources' content; reading a big context on every
+ * rebuild would cost seconds, so a first pass over the context fingerprints
+ * the sources by their stat data (no content read, nothing written) and
+ * looks up the content digest an earlier build recorded for that
+ * fingerprint. Only when that gives no cached layer are the files copied
+ * (and hashed), and the fingerprint recorded. A file rewritten with the same
+ * size within the same nanosecond and keeping its inode and ctime would be
+ * missed, as with git's index; --no-cache always copies.
+ */
+static int copy_cached(bool *hit, struct builder *b, struct stage *st,
+                       const struct step_dockerfile_node *ins, struct bld_copy *c,
+                       char *const *srcs, size_t nsrcs, const char *dst_abs, bool dst_is_dir,
+                       bool from, bool add, const char *meta, const char *created_by)
+{
+        char fp[SW_DIGEST_STR_LEN] = "", digest[SW_DIGEST_STR_LEN] = "";
+        char key0[SW_DIGEST_STR_LEN];
+        json_t *rec = NULL;
+        int rc;
+
+        *hit = false;
+        b->layer_steps++;
+        memcpy(key0, st->key, sizeof(key0));
+        if (!from && !b->o->no_cache) {
+                struct bld_copy probe = *c;
+                probe.stat_only = true;
+                probe.hash = sw_sha256_new();
+                sw_sha256_update(probe.hash, "stat-fingerprint-v1", 20);
+                sw_sha256_update(probe.hash, meta, strlen(meta) + 1);
+                rc = copy_sources(b, ins, &probe, srcs, nsrcs, dst_abs, dst_is_dir, from, add);
+                sw_sha256_final(probe.hash, fp);
+                sw_sha256_free(probe.hash);
+                if (rc)
+                        return rc;
+                if (bld_cache_get(&rec, &b->store, fp) == 0) {
+                        snprintf(digest, sizeof(digest), "%s", sw_json_str(rec, "digest", ""));
+                        json_decref(rec);
+                        rec = NULL;
+                }
+                if (digest[0]) {
+                        chain_key(st, meta, digest);
+                        from_cache(hit, b, st, created_by);
+                        if (*hit)
+                                return 0;
+                        memcpy(st->key, key0, sizeof(key0));
+                }
+        }
+        c->hash = sw_sha256_new();
+        rc = copy_sources(b, ins, c, srcs, nsrcs, dst_abs, dst_is_dir, from, add);
+        sw_sha256_final(c->hash, digest);
+        sw_sha256_free(c->hash);
+        c->hash = NULL;
+        if (rc)
+                return rc;
+        if (fp[0]) {
+                rec = json_pack("{s:s}", "digest", digest);
+                /* only a shortcut: a failure to record it costs the next build time */
+                struct sw_err soft = SW_ERR_INIT;
+                bld_cache_put(&b->store, fp, rec, &soft);
+                json_decref(rec);
+        }
+        chain_key(st, meta, digest);
+        from_cache(hit, b, st, created_by);
+        return 0;
+}
+
 static int do_copy(struct builder *b, struct stage *st, const struct step_dockerfile_node *ins,
                    bool add)
 {
@@ -1167,7 +1281,6 @@ static int do_copy(struct builder *b, struct stage *st, const struct step_docker
         struct sw_err ignored = SW_ERR_INIT;
         char *scratch = NULL, *tree = NULL, *view = NULL, *src_view = NULL, *dest = NULL,
              *dst_abs = NULL;
-        char digest[SW_DIGEST_STR_LEN];
         char **srcs = NULL;
         size_t nsrcs = 0, nwords = 0;
         int src_fd = -1, rc = 0;
@@ -1277,46 +1390,17 @@ static int do_copy(struct builder *b, struct stage *st, const struct step_docker
                 }
                 c.mode = m;
         }
-        c.hash = sw_sha256_new();
-        for (size_t i = 0; i < nsrcs && rc == 0; i++) {
-                if (has_glob(srcs[i]) && !from) {
-                        size_t matched = 0;
-                        char *pat = srcs[i];
-                        while (pat[0] == '.' && pat[1] == '/')
-                                pat += 2;
-                        while (pat[0] == '/')
-                                pat++;
-                        if ((rc = scan_context(b)) != 0)
-                                break;
-                        for (size_t k = 0; k < b->tree.n && rc == 0; k++) {
-                                if (fnmatch(pat, b->tree.e[k].path, FNM_PATHNAME) != 0)
-                                        continue;
-                                matched++;
-                                rc = bld_copy_path(&c, b->tree.e[k].path, dst_abs, true, b->err);
-                        }
-                        if (rc == 0 && matched == 0)
-                                rc = ins_error(b, ins, SW_ENOTFOUND,
-                                               "no source files match the pattern");
-                } else {
-                        rc = bld_copy_path(&c, srcs[i], dst_abs, dst_is_dir, b->err);
-                        if (rc)
-                                sw_err_wrap(b->err, "%s at line %d", add ? "ADD" : "COPY",
-                                            ins->start_line);
-                }
-        }
-        if (rc)
-                goto out;
-        sw_sha256_final(c.hash, digest);
         {
                 char meta[256];
                 snprintf(meta, sizeof(meta), "%s %s chown:%lld:%lld chmod:%lld from:%s",
                          add ? "ADD" : "COPY", dst_abs, (long long)c.uid, (long long)c.gid,
                          (long long)c.mode,
                          from ? b->stages[stage_find(b, from, (size_t)(st - b->stages))].key : "-");
-                chain_key(st, meta, digest);
+                rc = copy_cached(&hit, b, st, ins, &c, srcs, nsrcs, dst_abs, dst_is_dir,
+                                 from != NULL, add, meta, created_by);
         }
-        b->layer_steps++;
-        from_cache(&hit, b, st, created_by);
+        if (rc)
+                goto out;
         bld_overlay_umount(view);
         if (src_view)
                 bld_overlay_umount(src_view);
@@ -1331,7 +1415,6 @@ out:
                 bld_overlay_umount(src_view);
         if (src_fd >= 0)
                 close(src_fd);
-        sw_sha256_free(c.hash);
         if (scratch)
                 sw_rm_rf(scratch, &ignored);
         for (size_t i = 0; i < nsrcs; i++)
@@ -1348,15 +1431,13 @@ out:
 
 /* ---- one instruction, one stage ---- */
 
-static int do_instruction(struct builder *b, struct stage *st,
-                          const struct step_dockerfile_node *ins)
+static int do_instruction_body(struct builder *b, struct stage *st,
+                               const struct step_dockerfile_node *ins)
 {
         const char *w = node_word(ins);
         char *x = NULL;
         int rc = 0;
 
-        b->step++;
-        say(b, "Step %d/%d : %s", b->step, b->steps_total, ins->original ? ins->original : w);
         if (stopped(b))
                 return sw_err_set(b->err, SW_ECANCELED, "build stopped");
         if (!strcasecmp(w, "RUN"))
@@ -1429,6 +1510,32 @@ static int do_instruction(struct builder *b, struct stage *st,
                 return ins_error(b, ins, SW_EINVAL, "unknown instruction");
         }
         history_add(st, ins->original ? ins->original : w, true, b->o->source_date_epoch);
+        return 0;
+}
+
+/*
+ * Run one instruction and report it in one progress line once it is done:
+ * "Step 3/9 : RUN make (1.2s)", or "(cached)" when its layer came from the
+ * cache. RUN output, when there is some, comes before the line.
+ */
+static int do_instruction(struct builder *b, struct stage *st,
+                          const struct step_dockerfile_node *ins)
+{
+        const char *text = ins->original ? ins->original : node_word(ins);
+        int64_t t0 = sw_now_ms();
+        int cached = b->cached, rc;
+
+        while (*text == ' ')
+                text++;
+        b->step++;
+        rc = do_instruction_body(b, st, ins);
+        if (rc)
+                return rc;
+        if (b->cached != cached)
+                say(b, "Step %d/%d : %s (cached)", b->step, b->steps_total, text);
+        else
+                say(b, "Step %d/%d : %s (%.1fs)", b->step, b->steps_total, text,
+                    (double)(sw_now_ms() - t0) / 1000.0);
         return 0;
 }
 
@@ -1538,6 +1645,40 @@ static int count_steps(struct builder *b)
 
 /* ---- the image ---- */
 
+/*
+ * Hard-link a blob of the store into the output layout: an unchanged rebuild
+ * then writes no layer bytes at all. Blobs are never modified in place (both
+ * layouts only add and remove whole files named by their digest), so sharing
+ * the inode is safe. False when the link cannot be made (another file
+ * system): the caller copies.
+ */
+static bool blob_link(struct step_oci_layout *out, const char *src, const char *digest)
+{
+        char *dst = step_oci_blob_path(out, digest);
+        bool ok = link(src, dst) == 0 || errno == EEXIST;
+
+        free(dst);
+        return ok;
+}
+
+/*
+ * Set the label `key` to `value` unless the Dockerfile set it; a base image's
+ * value (its own source and revision) is replaced.
+ */
+static void label_default(struct stage *st, const char *key, const char *value)
+{
+        json_t *labels = json_object_get(st->config, "Labels");
+
+        if (!value || !*value)
+                return;
+        if (!json_is_object(labels)) {
+                labels = json_object();
+                json_object_set_new(st->config, "Labels", labels);
+        }
+        if (!json_object_get(st->df_labels, key))
+                json_object_set_new(labels, key, json_string(value));
+}
+
 static int write_image(struct step_build_result *res, struct builder *b, struct stage *st)
 {
         struct step_oci_layout *out = NULL;
@@ -1553,7 +1694,8 @@ static int write_image(struct step_build_result *res, struct builder *b, struct 
                 char *path = step_oci_blob_path(b->store.oci, st->layers[i].blob.digest);
                 char d[SW_DIGEST_STR_LEN];
                 int64_t size;
-                if (!step_oci_blob_exists(out, st->layers[i].blob.digest, NULL))
+                if (!step_oci_blob_exists(out, st->layers[i].blob.digest, NULL) &&
+                    !blob_link(out, path, st->layers[i].blob.digest))
                         rc = step_oci_blob_add_file(d, &size, out, path, b->err);
                 free(path);
                 if (rc)
@@ -1561,6 +1703,8 @@ static int write_image(struct step_build_result *res, struct builder *b, struct 
                 json_array_append_new(layers, step_oci_desc_json(&st->layers[i].blob));
                 json_array_append_new(diff_ids, json_string(st->layers[i].diff_id));
         }
+        label_default(st, "org.opencontainers.image.source", b->o->source);
+        label_default(st, "org.opencontainers.image.revision", b->o->revision);
         sw_time_iso(created, sizeof(created), b->o->source_date_epoch * 1000);
         memmove(created + 19, created + 23, strlen(created + 23) + 1);
         image = json_pack("{s:s,s:s,s:s,s:O,s:{s:s,s:o},s:O}", "created", created, "architecture",
@@ -1604,6 +1748,67 @@ out:
         json_decref(image);
         json_decref(manifest);
         step_oci_layout_free(out);
+        return rc;
+}
+
+/* ---- the context's size ---- */
+
+#define CONTEXT_DEPTH_MAX 256
+
+/*
+ * Add the bytes of the regular files under `rel` (a directory of the context,
+ * "." for its root) that .dockerignore keeps to *total; SW_ETOOBIG as soon as
+ * the sum passes `max`. Symlinks are not followed (COPY refuses those that
+ * leave the context anyway).
+ */
+static int context_walk(int64_t *total, const struct builder *b, int dfd, const char *rel,
+                        int depth, int64_t max, struct sw_err *err)
+{
+        DIR *d = NULL;
+        struct dirent *e;
+        int fd, rc = 0;
+
+        if (depth > CONTEXT_DEPTH_MAX)
+                return sw_err_set(err, SW_ETOOBIG, "build context: '%s' is nested too deeply", rel);
+        fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 || !(d = fdopendir(fd))) {
+                rc = sw_err_errno(err, SW_EIO, errno, "build context: read '%s'", rel);
+                if (fd >= 0)
+                        close(fd);
+                return rc;
+        }
+        while (rc == 0 && (e = readdir(d)) != NULL) {
+                struct stat sb;
+                char *path;
+                unsigned m;
+                if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                        continue;
+                if (fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
+                        continue; /* gone meanwhile */
+                path = strcmp(rel, ".") ? sw_xasprintf("%s/%s", rel, e->d_name)
+                                        : sw_xstrdup(e->d_name);
+                m = b->ignore ? step_dockerignore_match(b->ignore, path, S_ISDIR(sb.st_mode)) : 0;
+                if (S_ISDIR(sb.st_mode)) {
+                        if (!(m & STEP_DOCKERIGNORE_EXCLUDED) || (m & STEP_DOCKERIGNORE_DESCEND)) {
+                                int sub = openat(dirfd(d), e->d_name,
+                                                 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                                if (sub >= 0) {
+                                        rc = context_walk(total, b, sub, path, depth + 1, max, err);
+                                        close(sub);
+                                }
+                        }
+                } else if (S_ISREG(sb.st_mode) && !(m & STEP_DOCKERIGNORE_EXCLUDED)) {
+                        *total += (int64_t)sb.st_size;
+                        if (*total > max)
+                                rc = sw_err_set(err, SW_ETOOBIG,
+                                                "build context '%s' is bigger than %lld bytes "
+                                                "(SLIPWAY_BUILD_CONTEXT_MAX_BYTES); leave files "
+                                                "out with .dockerignore",
+                                                b->o->context_dir, (long long)max);
+                }
+                free(path);
+        }
+        closedir(d);
         return rc;
 }
 
@@ -1678,6 +1883,14 @@ int step_build_image(struct step_build_result *out, const struct step_build_opti
         free(ign_path);
         if (rc)
                 goto out;
+        {
+                int64_t max = o->context_max_bytes > 0 ? o->context_max_bytes
+                              : o->cfg                 ? o->cfg->build_context_max_bytes
+                                                       : 0;
+                int64_t total = 0;
+                if (max > 0 && (rc = context_walk(&total, &b, b.ctx_fd, ".", 0, max, err)) != 0)
+                        goto out;
+        }
         if ((rc = split_stages(&b)) != 0)
                 goto out;
         if (o->target) {

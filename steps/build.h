@@ -15,7 +15,15 @@
  *
  * The cache key of a layer is its parent's key, the instruction as it will
  * run (expanded, with the RUN environment and user) and the digest of the
- * files it reads; an unchanged rebuild runs nothing and writes no layer.
+ * files it reads; an unchanged rebuild runs nothing and writes no layer. A
+ * COPY/ADD from the context first fingerprints its sources by their stat
+ * data and looks up the content digest an earlier build recorded for it, so
+ * an unchanged rebuild does not read the context's content either. Output
+ * layouts hard-link the store's blobs when they can.
+ *
+ * The image's org.opencontainers.image.source and .revision labels come from
+ * the options unless the Dockerfile's LABEL sets them. A context bigger than
+ * the limit (after .dockerignore) fails with SW_ETOOBIG before anything runs.
  *
  * Everything lives under `cache_dir`: pulled images and built layers (an OCI
  * layout), unpacked layers (once per digest), the cache records, and the
@@ -49,8 +57,15 @@ struct step_build_options {
         const char *work_dir;          /* scratch space for mounts; NULL: under cache_dir */
         int64_t source_date_epoch;     /* the image's timestamps, in seconds */
         bool no_cache;                 /* run every step even when cached */
-        atomic_int *stop;              /* non-zero: stop as soon as possible (SW_ECANCELED) */
-        /* Progress lines ("step 3/9 : RUN make", "cached"); may be NULL. */
+        bool zstd;                     /* zstd layers instead of gzip */
+        const char *source;            /* org.opencontainers.image.source label; may be NULL */
+        const char *revision;          /* org.opencontainers.image.revision label; may be NULL */
+        /* The context's size cap after .dockerignore (SW_ETOOBIG beyond); 0: the config's
+         * SLIPWAY_BUILD_CONTEXT_MAX_BYTES (no cap without a config). */
+        int64_t context_max_bytes;
+        atomic_int *stop; /* non-zero: stop as soon as possible (SW_ECANCELED) */
+        /* Progress lines, one per instruction when it ends ("Step 3/9 : RUN make (1.2s)",
+         * "Step 4/9 : COPY . /app (cached)"); may be NULL. */
         void (*log)(void *arg, const char *line);
         /* Output of RUN commands as it comes; may be NULL. */
         void (*output)(void *arg, const char *data, size_t len);

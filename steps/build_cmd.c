@@ -77,6 +77,10 @@ int step_build_cmd(int argc, char **argv, const struct sw_config *cfg)
                 {"build-arg", required_argument, NULL, 'a'},
                 {"secret", required_argument, NULL, 's'},
                 {"layout", required_argument, NULL, 'l'},
+                {"oci-layout", required_argument, NULL, 'l'},
+                {"zstd", no_argument, NULL, 'z'},
+                {"source", required_argument, NULL, 'S'},
+                {"revision", required_argument, NULL, 'R'},
                 {"no-cache", no_argument, NULL, 'n'},
                 {"push", no_argument, NULL, 'p'},
                 {"help", no_argument, NULL, 'h'},
@@ -105,7 +109,11 @@ int step_build_cmd(int argc, char **argv, const struct sw_config *cfg)
                                "  --target STAGE         build up to this stage\n"
                                "  --build-arg NAME=VAL   a build argument (repeatable)\n"
                                "  --secret id=ID,src=PATH  a file for RUN --mount=type=secret (repeatable)\n"
-                               "  --layout DIR           write the OCI image layout here (default: a temporary one)\n"
+                               "  --oci-layout DIR       write the OCI image layout here (default: a temporary one;\n"
+                               "                         --layout is an alias)\n"
+                               "  --zstd                 compress layers with zstd instead of gzip\n"
+                               "  --source URL           the org.opencontainers.image.source label\n"
+                               "  --revision REV         the org.opencontainers.image.revision label\n"
                                "  --no-cache             run every step\n"
                                "  --push                 push the image to REF's registry (SLIPWAY_REGISTRY)\n");
                         return 0;
@@ -123,6 +131,15 @@ int step_build_cmd(int argc, char **argv, const struct sw_config *cfg)
                         break;
                 case 'n':
                         o.no_cache = true;
+                        break;
+                case 'z':
+                        o.zstd = true;
+                        break;
+                case 'S':
+                        o.source = optarg;
+                        break;
+                case 'R':
+                        o.revision = optarg;
                         break;
                 case 'p':
                         push = true;
@@ -196,13 +213,29 @@ static void step_log_output(void *arg, const char *data, size_t len)
         eng_step_log_write(arg, data, len);
 }
 
+/* `url` without user info ("https://user:pw@host/x" -> "https://host/x"), or NULL. */
+static char *url_public(const char *url)
+{
+        const char *scheme, *host, *at, *slash;
+
+        if (!url)
+                return NULL;
+        scheme = strstr(url, "://");
+        host = scheme ? scheme + 3 : url;
+        slash = strchr(host, '/');
+        at = strchr(host, '@');
+        if (!scheme || !at || (slash && at > slash))
+                return sw_xstrdup(url);
+        return sw_xasprintf("%.*s%s", (int)(host - url), url, at + 1);
+}
+
 static int step_build_run(struct eng_step_ctx *ctx, json_t **output, struct sw_err *err)
 {
         const json_t *clone = eng_step_output(ctx, "clone");
         const struct sw_config *cfg = eng_step_config(ctx);
         struct step_build_options o = {0};
         struct step_build_result res;
-        char *layout;
+        char *layout, *source;
         int rc;
 
         if (!sw_json_str(clone, "path", NULL))
@@ -213,6 +246,9 @@ static int step_build_run(struct eng_step_ctx *ctx, json_t **output, struct sw_e
         o.cfg = cfg;
         o.context_dir = sw_json_str(clone, "path", "");
         o.layout_dir = layout;
+        source = url_public(sw_json_str(clone, "url", NULL));
+        o.source = source;
+        o.revision = sw_json_str(clone, "commit", NULL);
         o.stop = eng_step_stop_flag(ctx);
         o.log = step_log_line;
         o.output = step_log_output;
@@ -224,6 +260,7 @@ static int step_build_run(struct eng_step_ctx *ctx, json_t **output, struct sw_e
                                     res.exposed_port, "layers", res.layers, "steps", res.steps,
                                     "cached", res.cached);
         free(layout);
+        free(source);
         return rc;
 }
 

@@ -422,9 +422,12 @@ static char *clean_path(const char *p)
 /* Make the parent directories of `rel` in the layer, with the image's own attributes where it has them. */
 static int make_parents(const struct bld_copy *c, const char *rel, struct sw_err *err)
 {
-        char *copy = sw_xstrdup(rel);
+        char *copy;
         int rc = 0;
 
+        if (c->stat_only)
+                return 0;
+        copy = sw_xstrdup(rel);
         for (char *s = copy; (s = strchr(s, '/')) != NULL; s++) {
                 char *dst, *view;
                 struct stat st;
@@ -477,12 +480,33 @@ static int set_attrs(const struct bld_copy *c, const char *dst, const struct sta
         return 0;
 }
 
+/* The stat data of a file that stands for its content in a stat_only pass. */
+static void hash_stat(struct bld_copy *c, const struct stat *st)
+{
+        char line[160];
+
+        snprintf(line, sizeof(line), "stat %llu %llu %lld %lld.%09ld %lld.%09ld\n",
+                 (unsigned long long)st->st_dev, (unsigned long long)st->st_ino,
+                 (long long)st->st_size, (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec,
+                 (long long)st->st_ctim.tv_sec, st->st_ctim.tv_nsec);
+        if (c->hash)
+                sw_sha256_update(c->hash, line, strlen(line));
+}
+
 static int copy_file(struct bld_copy *c, int fd, const struct stat *st, const char *dst_rel,
                      struct sw_err *err)
 {
-        char *dst = sw_xasprintf("%s/%s", c->dst_root, dst_rel);
+        char *dst;
         char buf[65536];
         int out, rc = 0;
+
+        if (c->stat_only) {
+                hash_meta(c, 'F', dst_rel, c->mode >= 0 ? (mode_t)c->mode : st->st_mode & 07777,
+                          st->st_size, NULL);
+                hash_stat(c, st);
+                return 0;
+        }
+        dst = sw_xasprintf("%s/%s", c->dst_root, dst_rel);
 
         unlink(dst);
         out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -544,8 +568,11 @@ static int copy_entry(struct bld_copy *c, int parent, const char *name, const ch
                         return sw_err_errno(err, SW_EIO, errno, "readlink '%s'", src_rel);
                 }
                 target[n] = '\0';
-                unlink(dst);
-                if (symlink(target, dst) != 0)
+                if (!c->stat_only)
+                        unlink(dst);
+                if (c->stat_only)
+                        rc = 0;
+                else if (symlink(target, dst) != 0)
                         rc = sw_err_errno(err, SW_EIO, errno, "symlink '%s'", dst);
                 else
                         rc = set_attrs(c, dst, &st, true, err);
@@ -558,9 +585,9 @@ static int copy_entry(struct bld_copy *c, int parent, const char *name, const ch
                         free(dst);
                         return sw_err_errno(err, SW_EIO, errno, "open '%s'", src_rel);
                 }
-                if (mkdir(dst, 0755) != 0 && errno != EEXIST)
+                if (!c->stat_only && mkdir(dst, 0755) != 0 && errno != EEXIST)
                         rc = sw_err_errno(err, SW_EIO, errno, "create '%s'", dst);
-                if (rc == 0)
+                if (rc == 0 && !c->stat_only)
                         rc = set_attrs(c, dst, &st, false, err);
                 hash_meta(c, 'D', dst_rel, st.st_mode & 07777, 0, NULL);
                 free(dst);
@@ -695,7 +722,7 @@ int bld_copy_path(struct bld_copy *c, const char *src, const char *dst, bool dst
                 }
                 rc = make_parents(c, probe, err);
                 free(probe);
-                if (rc == 0 && *dst_clean) {
+                if (rc == 0 && *dst_clean && !c->stat_only) {
                         char *d = sw_xasprintf("%s/%s", c->dst_root, dst_clean);
                         if (mkdir(d, 0755) != 0 && errno != EEXIST)
                                 rc = sw_err_errno(err, SW_EIO, errno, "create '%s'", d);
@@ -726,6 +753,14 @@ int bld_copy_path(struct bld_copy *c, const char *src, const char *dst, bool dst
                         char *probe = sw_xasprintf("%s/x", dst_clean);
                         struct step_layer_unpack_options uo = STEP_LAYER_UNPACK_OPTIONS_INIT;
                         snprintf(path, sizeof(path), "/proc/self/fd/%d", rfd);
+                        if (c->stat_only) {
+                                hash_meta(c, 'A', dst_clean, 0, 0, NULL);
+                                hash_stat(c, &st);
+                                free(probe);
+                                free(target);
+                                close(rfd);
+                                goto out;
+                        }
                         rc = make_parents(c, probe, err);
                         if (rc == 0 && mkdir(target, 0755) != 0 && errno != EEXIST)
                                 rc = sw_err_errno(err, SW_EIO, errno, "create '%s'", target);

@@ -81,6 +81,13 @@ struct bld_copy {
         bool extract_archives; /* ADD: unpack local tar archives */
         const struct step_dockerignore *ignore; /* context copies: what is left out, or NULL */
         struct sw_sha256 *hash;                 /* the copied content goes into the cache key */
+        /*
+         * Write nothing and read no content: hash each file's identity and
+         * stat data (device, inode, size, mtime and ctime in ns) where its
+         * content would go. The result fingerprints the sources cheaply; the
+         * builder maps it to the content digest of an earlier copy.
+         */
+        bool stat_only;
 };
 
 /* Copy source `src` (relative to the source root) to `dst` (absolute in the image). */

@@ -195,6 +195,21 @@ static void test_commit_to_image(void)
         CHECK_INT(t_run_capture(&out, argv, NULL, 60000), 0);
         CHECK(strstr(image, "@") && strstr(out, strchr(image, '@') + 1) != NULL);
         free(out);
+        /* its labels name the repository and the commit it was built from */
+        char *cargv[] = {"/usr/bin/skopeo", "inspect", "--tls-verify=false", "--config", ref, NULL};
+        CHECK_INT(t_run_capture(&out, cargv, NULL, 60000), 0);
+        {
+                json_t *ic = NULL;
+                const char *commit = sw_json_str(
+                        json_object_get(json_array_get(steps, 1), "output"), "commit", "?");
+                CHECK_OK(sw_json_parse(&ic, out, strlen(out), 0, &err), &err);
+                const json_t *labels = json_object_get(json_object_get(ic, "config"), "Labels");
+                CHECK_STR(sw_json_str(labels, "org.opencontainers.image.source", ""), url);
+                CHECK_STR(sw_json_str(labels, "org.opencontainers.image.revision", ""), commit);
+                CHECK_INT((int)strlen(commit), 40);
+                json_decref(ic);
+        }
+        free(out);
         free(ref);
         /* the rendered Deployment runs exactly that image */
         const json_t *docs =
