@@ -148,6 +148,8 @@ static void test_helpers(void)
         orch_ctrl_key_split("node1", &ns, &name);
         CHECK_STR(ns, "");
         CHECK_STR(name, "node1");
+        free(ns);
+        free(name);
         CHECK(ref && strcmp(json_string_value(json_object_get(ref, "uid")), "u2") == 0);
         CHECK(orch_ctrl_owner(pod, "Deployment") == NULL);
         CHECK(orch_ctrl_pod_ready(pod, 0, t, &since));
