@@ -6,7 +6,8 @@
  * progress ends with ProgressDeadlineExceeded and `kubectl rollout status`
  * fails; `kubectl rollout restart` makes a new ReplicaSet and
  * revisionHistoryLimit prunes old ones; Endpoints list not-ready pods as
- * notReadyAddresses; the command stops cleanly on SIGTERM.
+ * notReadyAddresses; required and preferred node affinity; the command
+ * stops cleanly on SIGTERM.
  */
 #include <jansson.h>
 #include <signal.h>
@@ -284,6 +285,65 @@ static void test_restart_and_history_limit(void)
                          "deployment\\.kubernetes\\.io/revision} {end}{\"\\n\"}"));
 }
 
+static const char *const AFFINE =
+        "apiVersion: v1\n"
+        "kind: Pod\n"
+        "metadata: {name: must}\n"
+        "spec:\n"
+        "  affinity:\n"
+        "    nodeAffinity:\n"
+        "      requiredDuringSchedulingIgnoredDuringExecution:\n"
+        "        nodeSelectorTerms:\n"
+        "        - matchExpressions: [{key: kubernetes.io/hostname, operator: NotIn, values: "
+        "[h1]}]\n"
+        "  containers: [{name: c, image: busybox:1.36}]\n"
+        "---\n"
+        "apiVersion: v1\n"
+        "kind: Pod\n"
+        "metadata: {name: rather}\n"
+        "spec:\n"
+        "  affinity:\n"
+        "    nodeAffinity:\n"
+        "      preferredDuringSchedulingIgnoredDuringExecution:\n"
+        "      - weight: 100\n"
+        "        preference:\n"
+        "          matchExpressions: [{key: kubernetes.io/hostname, operator: In, values: [h1]}]\n"
+        "  containers: [{name: c, image: busybox:1.36}]\n"
+        "---\n"
+        "apiVersion: v1\n"
+        "kind: Pod\n"
+        "metadata: {name: nowhere}\n"
+        "spec:\n"
+        "  affinity:\n"
+        "    nodeAffinity:\n"
+        "      requiredDuringSchedulingIgnoredDuringExecution:\n"
+        "        nodeSelectorTerms:\n"
+        "        - matchExpressions: [{key: disk, operator: Exists}]\n"
+        "  containers:\n"
+        "  - name: c\n"
+        "    image: busybox:1.36\n"
+        "    ports: [{containerPort: 80, hostPort: 8080}]\n";
+
+static void test_node_affinity(void)
+{
+        char *out = NULL;
+
+        CHECK_INT(KUBECTL(&out, AFFINE, "apply", "-f", "-"), 0);
+        free(out);
+        CHECK(EVENTUALLY("h2", 10000, "get", "pod", "must", "-o", "jsonpath={.spec.nodeName}"));
+        CHECK(EVENTUALLY("h1", 10000, "get", "pod", "rather", "-o", "jsonpath={.spec.nodeName}"));
+        CHECK(EVENTUALLY("0/2 nodes are available: 2 node(s) didn't match Pod's node "
+                         "affinity/selector.",
+                         10000, "get", "pod", "nowhere", "-o",
+                         "jsonpath={.status.conditions[0].message}"));
+        /* once a node has the label, the pod goes there */
+        CHECK_INT(KUBECTL(&out, NULL, "label", "node", "h2", "disk=ssd"), 0);
+        free(out);
+        CHECK(EVENTUALLY("h2", 15000, "get", "pod", "nowhere", "-o", "jsonpath={.spec.nodeName}"));
+        CHECK_INT(KUBECTL(&out, NULL, "delete", "pod", "must", "rather", "nowhere"), 0);
+        free(out);
+}
+
 static void test_stop(void)
 {
         if (cm > 0) {
@@ -304,6 +364,7 @@ int main(void)
                 T_RUN(test_min_ready_seconds);
                 T_RUN(test_progress_deadline);
                 T_RUN(test_restart_and_history_limit);
+                T_RUN(test_node_affinity);
         }
         T_RUN(test_stop);
         return t_done();
