@@ -6,7 +6,7 @@
  * progress ends with ProgressDeadlineExceeded and `kubectl rollout status`
  * fails; `kubectl rollout restart` makes a new ReplicaSet and
  * revisionHistoryLimit prunes old ones; Endpoints list not-ready pods as
- * notReadyAddresses; required and preferred node affinity; the command
+ * notReadyAddresses; required and preferred node affinity; host ports; the command
  * stops cleanly on SIGTERM.
  */
 #include <jansson.h>
@@ -344,6 +344,48 @@ static void test_node_affinity(void)
         free(out);
 }
 
+static const char *const PORTS = "apiVersion: v1\n"
+                                 "kind: Pod\n"
+                                 "metadata: {name: port-a}\n"
+                                 "spec:\n"
+                                 "  nodeSelector: {kubernetes.io/hostname: h1}\n"
+                                 "  containers:\n"
+                                 "  - {name: c, image: busybox:1.36, ports: [{containerPort: 80, "
+                                 "hostPort: 7070}]}\n"
+                                 "---\n"
+                                 "apiVersion: v1\n"
+                                 "kind: Pod\n"
+                                 "metadata: {name: port-b}\n"
+                                 "spec:\n"
+                                 "  nodeSelector: {kubernetes.io/hostname: h1}\n"
+                                 "  containers:\n"
+                                 "  - {name: c, image: busybox:1.36, ports: [{containerPort: 81, "
+                                 "hostPort: 7070}]}\n";
+
+static void test_host_ports(void)
+{
+        char *out = NULL;
+
+        CHECK_INT(KUBECTL(&out, PORTS, "apply", "-f", "-"), 0);
+        free(out);
+        CHECK(EVENTUALLY("0/2 nodes are available: 1 node(s) didn't have free ports for the "
+                         "requested pod ports, 1 node(s) didn't match Pod's node "
+                         "affinity/selector.",
+                         10000, "get", "pods", "port-a", "port-b", "-o",
+                         "jsonpath={.items[*].status.conditions[0].message}"));
+        CHECK_INT(KUBECTL(&out, NULL, "get", "pods", "port-a", "port-b", "-o",
+                          "jsonpath={.items[*].spec.nodeName}"),
+                  0);
+        CHECK_STR(out, "h1");
+        free(out);
+        /* the port is free again once the first pod is gone */
+        CHECK_INT(KUBECTL(&out, NULL, "delete", "pod", "port-a"), 0);
+        free(out);
+        CHECK(EVENTUALLY("h1", 15000, "get", "pod", "port-b", "-o", "jsonpath={.spec.nodeName}"));
+        CHECK_INT(KUBECTL(&out, NULL, "delete", "pod", "port-b"), 0);
+        free(out);
+}
+
 static void test_stop(void)
 {
         if (cm > 0) {
@@ -365,6 +407,7 @@ int main(void)
                 T_RUN(test_progress_deadline);
                 T_RUN(test_restart_and_history_limit);
                 T_RUN(test_node_affinity);
+                T_RUN(test_host_ports);
         }
         T_RUN(test_stop);
         return t_done();
