@@ -351,8 +351,7 @@ json_t *orch_informer_get(struct orch_informer *inf, const char *key)
         json_t *o;
 
         pthread_mutex_lock(&inf->mu);
-        o = json_object_get(inf->cache, key);
-        o = o ? json_deep_copy(o) : NULL;
+        o = json_incref(json_object_get(inf->cache, key));
         pthread_mutex_unlock(&inf->mu);
         return o;
 }
@@ -368,7 +367,7 @@ json_t *orch_informer_list(struct orch_informer *inf, const char *ns)
         {
                 if (ns && (strncmp(k, ns, nlen) != 0 || k[nlen] != '/'))
                         continue;
-                json_array_append_new(arr, json_deep_copy(v));
+                json_array_append(arr, v);
         }
         pthread_mutex_unlock(&inf->mu);
         return arr;

@@ -223,6 +223,7 @@ static int d_reconcile(struct orch_ctrl_loop *l, const char *key, struct sw_err 
         char *ns = NULL, *name = NULL, *path = NULL, hash[16], revs[24];
         json_t *d = NULL, *all = NULL, *r, *newrs = NULL, *created = NULL, *st = NULL;
         json_t **old = NULL;
+        int64_t *ospec = NULL;
         const json_t *spec, *strat, *dmd, *conds;
         size_t i, nold = 0;
         int64_t desired, max_rev = 0, surge, unavail, total = 0, now = sw_now_ms();
@@ -369,16 +370,17 @@ static int d_reconcile(struct orch_ctrl_loop *l, const char *key, struct sw_err 
                         }
                         avail_all += rs_stat(newrs, "availableReplicas");
                         /* first the old replicas that are not available anyway */
+                        ospec = sw_xcalloc(nold, sizeof(*ospec));
+                        for (size_t k = 0; k < nold; k++)
+                                ospec[k] = rs_spec(old[k]);
                         for (size_t k = 0; k < nold && rc == 0 && max_down > 0; k++) {
-                                int64_t bad =
-                                        rs_spec(old[k]) - rs_stat(old[k], "availableReplicas");
+                                int64_t bad = ospec[k] - rs_stat(old[k], "availableReplicas");
                                 if (bad <= 0)
                                         continue;
                                 if (bad > max_down)
                                         bad = max_down;
-                                rc = scale_rs(l, d, old[k], rs_spec(old[k]) - bad, NULL, err);
-                                json_object_set_new(json_object_get(old[k], "spec"), "replicas",
-                                                    json_integer(rs_spec(old[k]) - bad));
+                                ospec[k] -= bad;
+                                rc = scale_rs(l, d, old[k], ospec[k], NULL, err);
                                 max_down -= bad;
                                 progressed = true;
                         }
@@ -388,7 +390,7 @@ static int d_reconcile(struct orch_ctrl_loop *l, const char *key, struct sw_err 
                                 if (down > max_down)
                                         down = max_down;
                                 for (size_t k = 0; k < nold && rc == 0 && down > 0; k++) {
-                                        int64_t s = rs_spec(old[k]), x = s < down ? s : down;
+                                        int64_t s = ospec[k], x = s < down ? s : down;
                                         if (x <= 0)
                                                 continue;
                                         rc = scale_rs(l, d, old[k], s - x, NULL, err);
@@ -532,6 +534,7 @@ static int d_reconcile(struct orch_ctrl_loop *l, const char *key, struct sw_err 
                 }
         }
 out:
+        free(ospec);
         free(old);
         json_decref(all);
         json_decref(created);

@@ -4,9 +4,11 @@
  * (list + watch caches of one kind), the controller loop, Events.
  *
  * Threads: a queue and an informer own their mutex and may be used from
- * any thread. Objects handed out by an informer are deep copies owned by
- * the caller: cached objects are never mutated. A loop's API client
- * (`kc`) belongs to the loop's thread.
+ * any thread. Objects handed out by an informer are the cached objects
+ * themselves, shared between threads (jansson's reference counts are
+ * atomic): they are immutable, a caller that wants to change one works
+ * on a json_deep_copy(). A loop's API client (`kc`) belongs to the
+ * loop's thread.
  */
 #ifndef SW_ORCH_CTRL_INT_H
 #define SW_ORCH_CTRL_INT_H
@@ -86,9 +88,9 @@ char *orch_ctrl_key(const json_t *obj);
 /* Split a key; *ns is "" for cluster-scoped ones. Both malloc'ed. */
 void orch_ctrl_key_split(const char *key, char **ns, char **name);
 
-/* A deep copy of the cached object, or NULL. */
+/* A new reference to the cached (immutable) object, or NULL. */
 json_t *orch_informer_get(struct orch_informer *inf, const char *key);
-/* Deep copies of the cached objects of namespace `ns` (NULL: all) as an array. */
+/* The cached (immutable) objects of namespace `ns` (NULL: all), in a new array. */
 json_t *orch_informer_list(struct orch_informer *inf, const char *ns);
 void orch_informer_add_handler(struct orch_informer *inf, orch_ctrl_handler_fn fn, void *arg);
 

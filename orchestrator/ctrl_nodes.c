@@ -1,7 +1,8 @@
 /*
  * ctrl_nodes.c - node lifecycle: a node whose Ready condition's
  * lastHeartbeatTime is older than the grace period gets Ready=Unknown
- * (NodeStatusUnknown) and the taint node.kubernetes.io/unreachable:NoExecute;
+ * (NodeStatusUnknown), its pods Ready=False, and the taint
+ * node.kubernetes.io/unreachable:NoExecute;
  * the pods bound to it are evicted (deleted at once, the node cannot
  * confirm) when their toleration of that taint runs out (tolerationSeconds,
  * or the configured eviction delay for pods without one), so that their
@@ -125,6 +126,44 @@ static void evict_pods(struct orch_ctrl_loop *l, const json_t *node, int64_t sin
         json_decref(pods);
 }
 
+/* The pods of an unreachable node stop being Ready, so Endpoints drop them at once. */
+static void mark_pods_not_ready(struct orch_ctrl_loop *l, const char *node, int64_t now)
+{
+        json_t *pods = orch_informer_list(&l->mgr->pods, NULL), *p;
+        char ts[32];
+        size_t i;
+
+        orch_time_fmt(ts, sizeof(ts), now);
+        json_array_foreach(pods, i, p)
+        {
+                const json_t *md = json_object_get(p, "metadata");
+                struct sw_err err = SW_ERR_INIT;
+                json_t *conds, *c, *patch;
+                size_t j;
+                char *path;
+                if (strcmp(sw_json_str(json_object_get(p, "spec"), "nodeName", ""), node) != 0 ||
+                    !orch_ctrl_pod_ready(p, 0, 0, NULL))
+                        continue;
+                conds = json_deep_copy(json_object_get(json_object_get(p, "status"), "conditions"));
+                json_array_foreach(conds, j, c)
+                {
+                        if (strcmp(sw_json_str(c, "type", ""), "Ready") != 0)
+                                continue;
+                        json_object_set_new(c, "status", json_string("False"));
+                        json_object_set_new(c, "reason", json_string("NodeNotReady"));
+                        json_object_set_new(c, "lastTransitionTime", json_string(ts));
+                }
+                patch = json_pack("{s:{s:o}}", "status", "conditions", conds);
+                path = sw_xasprintf("/api/v1/namespaces/%s/pods/%s/status",
+                                    sw_json_str(md, "namespace", ""), sw_json_str(md, "name", ""));
+                if (orch_ctrl_patch(NULL, l, path, patch, &err) != 0)
+                        sw_err_clear(&err);
+                json_decref(patch);
+                free(path);
+        }
+        json_decref(pods);
+}
+
 static void nodes_tick(struct orch_ctrl_loop *l)
 {
         json_t *nodes = orch_informer_list(&l->mgr->nodes, NULL), *n;
@@ -162,9 +201,11 @@ static void nodes_tick(struct orch_ctrl_loop *l)
                         }
                         patch = json_pack("{s:{s:o}}", "status", "conditions", conds);
                         path = sw_xasprintf("/api/v1/nodes/%s/status", name);
-                        if (orch_ctrl_patch(NULL, l, path, patch, &err) == 0)
+                        if (orch_ctrl_patch(NULL, l, path, patch, &err) == 0) {
                                 orch_ctrl_event(l, n, "Normal", "NodeNotReady",
                                                 "Node %s status is now: NodeNotReady", name);
+                                mark_pods_not_ready(l, name, now);
+                        }
                         sw_err_clear(&err);
                         json_decref(patch);
                         free(path);

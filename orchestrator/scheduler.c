@@ -10,7 +10,8 @@
  * kube-scheduler's order, stop at a node's first failure: cordon,
  * readiness, taints vs tolerations, nodeSelector and required node
  * affinity, host ports, cpu/memory/pod count against allocatable. Scores:
- * least allocated, balanced allocation, spread of a workload's replicas.
+ * least allocated, balanced allocation, spread of a workload's replicas,
+ * preferred node affinity.
  * A pod that fits nowhere gets PodScheduled=False/Unschedulable with
  * kubectl's wording and a FailedScheduling Event, and is retried with
  * backoff, or at once when nodes or pods change.
@@ -315,6 +316,33 @@ static bool node_fits(const struct node_info *ni, const json_t *pod, int64_t cpu
         return nr == 0;
 }
 
+/* Preferred node affinity: the weights (1-100) of the terms `labels` match, at most 100. */
+static int64_t preferred_affinity(const json_t *pod, const json_t *labels)
+{
+        const json_t *prefs = json_object_get(
+                json_object_get(json_object_get(json_object_get(pod, "spec"), "affinity"),
+                                "nodeAffinity"),
+                "preferredDuringSchedulingIgnoredDuringExecution");
+        const json_t *t, *e;
+        int64_t sum = 0;
+        size_t i, j;
+
+        json_array_foreach(prefs, i, t)
+        {
+                const json_t *exprs =
+                        json_object_get(json_object_get(t, "preference"), "matchExpressions");
+                bool ok = json_array_size(exprs) > 0;
+                json_array_foreach(exprs, j, e)
+                {
+                        if (!expr_match(e, labels))
+                                ok = false;
+                }
+                if (ok)
+                        sum += sw_json_int(t, "weight", 1);
+        }
+        return sum > 100 ? 100 : sum;
+}
+
 static double node_score(const struct node_info *ni, int64_t cpu, int64_t mem, int64_t same,
                          int64_t max_same)
 {
@@ -513,6 +541,11 @@ static void sched_batch(struct orch_ctrl_loop *l, json_t *keys)
                         }
                         sc = node_score(&ni[i], cpu, mem,
                                         owner ? sw_json_int(ni[i].owners, owner, 0) : 0, max_same);
+                        /* as kube-scheduler weighs NodeAffinity: twice its 0-100 score */
+                        sc += 2.0 *
+                              (double)preferred_affinity(
+                                      pod, json_object_get(json_object_get(ni[i].node, "metadata"),
+                                                           "labels"));
                         if (sc > best_score) {
                                 best_score = sc;
                                 best = (long)i;

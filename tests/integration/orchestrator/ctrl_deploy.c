@@ -1,10 +1,9 @@
 /*
  * ctrl_deploy.c - the controllers and the scheduler (in-process, through
  * HTTP) against the real `slipway kube-apiserver`, driven and checked with
- * the real kubectl. Three hollow nodes are Node objects whose heartbeats
- * this test renews; a hollow kubelet thread marks the pods bound to them
- * Running and Ready with a 127.x address and confirms graceful deletions,
- * all through the API.
+ * the real kubectl. Three hollow nodes (tests/harness/hollow.h) are Node
+ * objects whose heartbeats a thread renews, and whose bound pods it marks
+ * Running and Ready with a 127.x address, all through the API.
  *
  * Covered: a Deployment and a Service roll out (ReplicaSet, pods spread
  * over the nodes, Endpoints, `kubectl rollout status`); an image change
@@ -29,6 +28,7 @@
 #include "common/mem.h"
 #include "orchestrator/client/kube.h"
 #include "orchestrator/ctrl.h"
+#include "tests/harness/hollow.h"
 #include "tests/harness/orch.h"
 #include "tests/harness/proc.h"
 #include "tests/harness/t.h"
@@ -36,9 +36,7 @@
 static struct t_orch srv;
 static bool up;
 static struct orch_ctrl *ctrl;
-static pthread_t kubelet_th;
-static atomic_bool kubelet_stop;
-static atomic_bool dead_n1;  /* n1 stops heartbeating */
+static struct t_hollow hollow;
 static atomic_bool watching; /* count ready web pods */
 static atomic_int min_ready; /* lowest ready count of web pods while watching */
 static atomic_int max_total; /* highest count of web pods while watching */
@@ -71,153 +69,30 @@ static const char *const APP = "apiVersion: apps/v1\n"
                                "  selector: {app: web}\n"
                                "  ports: [{name: http, port: 80, targetPort: http}]\n";
 
-static void now_str(char *out, size_t n)
+/* Count the web pods the hollow kubelet sees while an update rolls. */
+static void observe(void *arg, const json_t *pods)
 {
-        time_t t = time(NULL);
-        struct tm tm;
-
-        gmtime_r(&t, &tm);
-        strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-static json_t *ready_conds(const char *ts)
-{
-        return json_pack("[{s:s,s:s,s:s,s:s,s:s,s:s}]", "type", "Ready", "status", "True", "reason",
-                         "KubeletReady", "message", "hollow kubelet is posting ready",
-                         "lastHeartbeatTime", ts, "lastTransitionTime", ts);
-}
-
-static int create_node(struct orch_kube *kc, const char *name)
-{
-        struct sw_err err = SW_ERR_INIT;
-        char ts[32];
-        json_t *node, *out = NULL;
-        int rc;
-
-        now_str(ts, sizeof(ts));
-        node = json_pack("{s:s,s:s,s:{s:s,s:{s:s}},s:{}}", "apiVersion", "v1", "kind", "Node",
-                         "metadata", "name", name, "labels", "kubernetes.io/hostname", name,
-                         "spec");
-        rc = orch_kube_request(&out, NULL, kc, "POST", "/api/v1/nodes", NULL, node, &err);
-        json_decref(out);
-        out = NULL;
-        if (rc == 0) {
-                char *path = sw_xasprintf("/api/v1/nodes/%s/status", name);
-                json_t *st = json_pack("{s:{s:{s:s,s:s,s:s},s:{s:s,s:s,s:s},s:o}}", "status",
-                                       "capacity", "cpu", "4", "memory", "8Gi", "pods", "110",
-                                       "allocatable", "cpu", "4", "memory", "8Gi", "pods", "110",
-                                       "conditions", ready_conds(ts));
-                rc = orch_kube_request(&out, NULL, kc, "PATCH", path,
-                                       "application/merge-patch+json", st, &err);
-                json_decref(st);
-                free(path);
-        }
-        if (rc)
-                fprintf(stderr, "node %s: %s\n", name, err.msg);
-        json_decref(out);
-        json_decref(node);
-        return rc;
-}
-
-static void heartbeat(struct orch_kube *kc, const char *name)
-{
-        struct sw_err err = SW_ERR_INIT;
-        char ts[32], *path = sw_xasprintf("/api/v1/nodes/%s/status", name);
-        json_t *st;
-
-        now_str(ts, sizeof(ts));
-        st = json_pack("{s:{s:o}}", "status", "conditions", ready_conds(ts));
-        orch_kube_request(NULL, NULL, kc, "PATCH", path, "application/merge-patch+json", st, &err);
-        json_decref(st);
-        free(path);
-}
-
-/* One pass of the hollow kubelet over every pod. */
-static void kubelet_pass(struct orch_kube *kc, unsigned *ipseq)
-{
-        struct sw_err err = SW_ERR_INIT;
-        json_t *list = NULL, *p;
+        const json_t *p;
         size_t i;
         int ready = 0, total = 0;
 
-        if (orch_kube_get(&list, kc, "/api/v1/pods", &err) != 0)
+        (void)arg;
+        if (!atomic_load(&watching))
                 return;
-        json_array_foreach(json_object_get(list, "items"), i, p)
+        json_array_foreach(pods, i, p)
         {
                 const json_t *md = json_object_get(p, "metadata");
-                const char *node = sw_json_str(json_object_get(p, "spec"), "nodeName", "");
-                const char *phase = sw_json_str(json_object_get(p, "status"), "phase", "");
-                const json_t *labels = json_object_get(md, "labels");
-                bool deleting = json_object_get(md, "deletionTimestamp") != NULL;
-                char *path;
-                if (strcmp(sw_json_str(labels, "app", ""), "web") == 0 && !deleting) {
-                        total++;
-                        if (strcmp(phase, "Running") == 0)
-                                ready++;
-                }
-                if (!*node || (strcmp(node, "n1") == 0 && atomic_load(&dead_n1)))
+                if (strcmp(sw_json_str(json_object_get(md, "labels"), "app", ""), "web") != 0 ||
+                    json_object_get(md, "deletionTimestamp"))
                         continue;
-                path = sw_xasprintf("/api/v1/namespaces/%s/pods/%s",
-                                    sw_json_str(md, "namespace", ""), sw_json_str(md, "name", ""));
-                if (deleting) {
-                        json_t *body = json_pack("{s:i}", "gracePeriodSeconds", 0);
-                        orch_kube_request(NULL, NULL, kc, "DELETE", path, NULL, body, &err);
-                        sw_err_clear(&err);
-                        json_decref(body);
-                } else if (strcmp(phase, "Running") != 0) {
-                        char ts[32], ip[32], *spath = sw_xasprintf("%s/status", path);
-                        json_t *st;
-                        now_str(ts, sizeof(ts));
-                        (*ipseq)++;
-                        snprintf(ip, sizeof(ip), "127.0.%u.%u", 10 + (*ipseq / 250) % 200,
-                                 1 + *ipseq % 250);
-                        st = json_pack("{s:{s:s,s:s,s:s,s:[{s:s,s:s,s:s},{s:s,s:s,s:s},"
-                                       "{s:s,s:s,s:s}]}}",
-                                       "status", "phase", "Running", "podIP", ip, "hostIP",
-                                       "127.0.0.1", "conditions", "type", "PodScheduled", "status",
-                                       "True", "lastTransitionTime", ts, "type", "ContainersReady",
-                                       "status", "True", "lastTransitionTime", ts, "type", "Ready",
-                                       "status", "True", "lastTransitionTime", ts);
-                        orch_kube_request(NULL, NULL, kc, "PATCH", spath,
-                                          "application/merge-patch+json", st, &err);
-                        sw_err_clear(&err);
-                        json_decref(st);
-                        free(spath);
-                }
-                free(path);
+                total++;
+                if (strcmp(sw_json_str(json_object_get(p, "status"), "phase", ""), "Running") == 0)
+                        ready++;
         }
-        if (atomic_load(&watching)) {
-                if (ready < atomic_load(&min_ready))
-                        atomic_store(&min_ready, ready);
-                if (total > atomic_load(&max_total))
-                        atomic_store(&max_total, total);
-        }
-        json_decref(list);
-}
-
-static void *kubelet_main(void *arg)
-{
-        struct orch_kube *kc = NULL;
-        struct sw_err err = SW_ERR_INIT;
-        int64_t next_hb = 0;
-        unsigned ipseq = 0;
-
-        (void)arg;
-        if (orch_kube_from_kubeconfig(&kc, srv.kubeconfig, NULL, &err) != 0)
-                return NULL;
-        while (!atomic_load(&kubelet_stop)) {
-                if (sw_mono_ms() >= next_hb) {
-                        if (!atomic_load(&dead_n1))
-                                heartbeat(kc, "n1");
-                        heartbeat(kc, "n2");
-                        heartbeat(kc, "n3");
-                        next_hb = sw_mono_ms() + 1000;
-                }
-                kubelet_pass(kc, &ipseq);
-                sw_sleep_ms(100);
-        }
-        orch_kube_free(kc);
-        return NULL;
+        if (ready < atomic_load(&min_ready))
+                atomic_store(&min_ready, ready);
+        if (total > atomic_load(&max_total))
+                atomic_store(&max_total, total);
 }
 
 /* Poll kubectl `args` until its output contains `want` (true) or `timeout_ms` passes. */
@@ -246,7 +121,6 @@ static bool eventually(const char *want, int64_t timeout_ms, const char *const *
 
 static void test_start(void)
 {
-        struct orch_kube *kc = NULL;
         struct sw_err err = SW_ERR_INIT;
         struct orch_ctrl_options co = ORCH_CTRL_OPTIONS_INIT;
 
@@ -254,12 +128,11 @@ static void test_start(void)
         CHECK(up);
         if (!up)
                 return;
-        CHECK_OK(orch_kube_from_kubeconfig(&kc, srv.kubeconfig, NULL, &err), &err);
-        CHECK_INT(create_node(kc, "n1"), 0);
-        CHECK_INT(create_node(kc, "n2"), 0);
-        CHECK_INT(create_node(kc, "n3"), 0);
-        orch_kube_free(kc);
-        CHECK_INT(pthread_create(&kubelet_th, NULL, kubelet_main, NULL), 0);
+        hollow.observe = observe;
+        up = t_hollow_start(&hollow, srv.kubeconfig, "n", 3, "4", "8Gi");
+        CHECK(up);
+        if (!up)
+                return;
         co.kubeconfig = srv.kubeconfig;
         co.node_grace_ms = 4000;
         co.sched_backoff_max_ms = 1000;
@@ -455,7 +328,7 @@ static void test_node_dies(void)
 {
         char *out = NULL;
 
-        atomic_store(&dead_n1, true);
+        t_hollow_kill(&hollow, 0);
         CHECK(EVENTUALLY("node.kubernetes.io/unreachable", 20000, "get", "node", "n1", "-o",
                          "jsonpath={.spec.taints[*].key}"));
         CHECK_INT(KUBECTL(&out, NULL, "get", "node", "n1", "-o",
@@ -501,9 +374,7 @@ static void test_stop(void)
 {
         orch_ctrl_stop(ctrl);
         ctrl = NULL;
-        atomic_store(&kubelet_stop, true);
-        if (up)
-                pthread_join(kubelet_th, NULL);
+        t_hollow_stop(&hollow);
         t_orch_stop(&srv);
 }
 

@@ -1,0 +1,202 @@
+/*
+ * hollow.c - hollow nodes and a hollow kubelet over the real API; see hollow.h.
+ */
+#include "tests/harness/hollow.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/clock.h"
+#include "common/json.h"
+#include "common/mem.h"
+#include "orchestrator/client/kube.h"
+
+#define NEVER_READY "hollow.slipway.dev/never-ready"
+
+void t_hollow_now(char *out, size_t n)
+{
+        time_t t = time(NULL);
+        struct tm tm;
+
+        gmtime_r(&t, &tm);
+        strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static json_t *ready_conds(const char *ts)
+{
+        return json_pack("[{s:s,s:s,s:s,s:s,s:s,s:s}]", "type", "Ready", "status", "True", "reason",
+                         "KubeletReady", "message", "hollow kubelet is posting ready",
+                         "lastHeartbeatTime", ts, "lastTransitionTime", ts);
+}
+
+static int create_node(struct orch_kube *kc, const char *name, const char *cpu, const char *mem)
+{
+        struct sw_err err = SW_ERR_INIT;
+        char ts[32];
+        json_t *node, *out = NULL;
+        int rc;
+
+        t_hollow_now(ts, sizeof(ts));
+        node = json_pack("{s:s,s:s,s:{s:s,s:{s:s}},s:{}}", "apiVersion", "v1", "kind", "Node",
+                         "metadata", "name", name, "labels", "kubernetes.io/hostname", name,
+                         "spec");
+        rc = orch_kube_request(&out, NULL, kc, "POST", "/api/v1/nodes", NULL, node, &err);
+        json_decref(out);
+        out = NULL;
+        if (rc == 0) {
+                char *path = sw_xasprintf("/api/v1/nodes/%s/status", name);
+                json_t *st =
+                        json_pack("{s:{s:{s:s,s:s,s:s},s:{s:s,s:s,s:s},s:o}}", "status", "capacity",
+                                  "cpu", cpu, "memory", mem, "pods", "110", "allocatable", "cpu",
+                                  cpu, "memory", mem, "pods", "110", "conditions", ready_conds(ts));
+                rc = orch_kube_request(&out, NULL, kc, "PATCH", path,
+                                       "application/merge-patch+json", st, &err);
+                json_decref(st);
+                free(path);
+        }
+        if (rc)
+                fprintf(stderr, "hollow node %s: %s\n", name, err.msg);
+        json_decref(out);
+        json_decref(node);
+        return rc;
+}
+
+static void heartbeat(struct orch_kube *kc, const char *name)
+{
+        struct sw_err err = SW_ERR_INIT;
+        char ts[32], *path = sw_xasprintf("/api/v1/nodes/%s/status", name);
+        json_t *st;
+
+        t_hollow_now(ts, sizeof(ts));
+        st = json_pack("{s:{s:o}}", "status", "conditions", ready_conds(ts));
+        orch_kube_request(NULL, NULL, kc, "PATCH", path, "application/merge-patch+json", st, &err);
+        json_decref(st);
+        free(path);
+}
+
+static bool node_dead(struct t_hollow *h, const char *node)
+{
+        for (int i = 0; i < h->n; i++)
+                if (strcmp(h->names[i], node) == 0)
+                        return atomic_load(&h->dead[i]);
+        return true; /* not ours */
+}
+
+static void pass(struct t_hollow *h, struct orch_kube *kc)
+{
+        struct sw_err err = SW_ERR_INIT;
+        json_t *list = NULL, *p;
+        size_t i;
+
+        if (orch_kube_get(&list, kc, "/api/v1/pods", &err) != 0)
+                return;
+        json_array_foreach(json_object_get(list, "items"), i, p)
+        {
+                const json_t *md = json_object_get(p, "metadata");
+                const char *node = sw_json_str(json_object_get(p, "spec"), "nodeName", "");
+                const char *phase = sw_json_str(json_object_get(p, "status"), "phase", "");
+                bool deleting = json_object_get(md, "deletionTimestamp") != NULL;
+                char *path;
+                if (!*node || node_dead(h, node))
+                        continue;
+                path = sw_xasprintf("/api/v1/namespaces/%s/pods/%s",
+                                    sw_json_str(md, "namespace", ""), sw_json_str(md, "name", ""));
+                if (deleting) {
+                        json_t *body = json_pack("{s:i}", "gracePeriodSeconds", 0);
+                        orch_kube_request(NULL, NULL, kc, "DELETE", path, NULL, body, &err);
+                        sw_err_clear(&err);
+                        json_decref(body);
+                } else if (strcmp(phase, "Running") != 0) {
+                        bool never = json_object_get(json_object_get(md, "annotations"),
+                                                     NEVER_READY) != NULL;
+                        char ts[32], ip[32], *spath = sw_xasprintf("%s/status", path);
+                        const char *rd = never ? "False" : "True";
+                        json_t *st;
+                        t_hollow_now(ts, sizeof(ts));
+                        h->ipseq++;
+                        snprintf(ip, sizeof(ip), "127.0.%u.%u", 10 + (h->ipseq / 250) % 200,
+                                 1 + h->ipseq % 250);
+                        st = json_pack("{s:{s:s,s:s,s:s,s:[{s:s,s:s,s:s},{s:s,s:s,s:s},"
+                                       "{s:s,s:s,s:s}]}}",
+                                       "status", "phase", "Running", "podIP", ip, "hostIP",
+                                       "127.0.0.1", "conditions", "type", "PodScheduled", "status",
+                                       "True", "lastTransitionTime", ts, "type", "ContainersReady",
+                                       "status", rd, "lastTransitionTime", ts, "type", "Ready",
+                                       "status", rd, "lastTransitionTime", ts);
+                        orch_kube_request(NULL, NULL, kc, "PATCH", spath,
+                                          "application/merge-patch+json", st, &err);
+                        sw_err_clear(&err);
+                        json_decref(st);
+                        free(spath);
+                }
+                free(path);
+        }
+        if (h->observe)
+                h->observe(h->observe_arg, json_object_get(list, "items"));
+        json_decref(list);
+}
+
+static void *hollow_main(void *arg)
+{
+        struct t_hollow *h = arg;
+        struct orch_kube *kc = NULL;
+        struct sw_err err = SW_ERR_INIT;
+        int64_t next_hb = 0;
+
+        if (orch_kube_from_kubeconfig(&kc, h->kubeconfig, NULL, &err) != 0)
+                return NULL;
+        while (!atomic_load(&h->stop)) {
+                if (sw_mono_ms() >= next_hb) {
+                        for (int i = 0; i < h->n; i++)
+                                if (!atomic_load(&h->dead[i]))
+                                        heartbeat(kc, h->names[i]);
+                        next_hb = sw_mono_ms() + 1000;
+                }
+                pass(h, kc);
+                sw_sleep_ms(100);
+        }
+        orch_kube_free(kc);
+        return NULL;
+}
+
+bool t_hollow_start(struct t_hollow *h, const char *kubeconfig, const char *prefix, int n,
+                    const char *cpu, const char *memory)
+{
+        struct orch_kube *kc = NULL;
+        struct sw_err err = SW_ERR_INIT;
+        bool ok = true;
+
+        h->kubeconfig = sw_xstrdup(kubeconfig);
+        h->n = n < T_HOLLOW_MAX ? n : T_HOLLOW_MAX;
+        atomic_init(&h->stop, false);
+        if (orch_kube_from_kubeconfig(&kc, kubeconfig, NULL, &err) != 0) {
+                fprintf(stderr, "hollow: %s\n", err.msg);
+                return false;
+        }
+        for (int i = 0; i < h->n && ok; i++) {
+                atomic_init(&h->dead[i], false);
+                snprintf(h->names[i], sizeof(h->names[i]), "%s%d", prefix, i + 1);
+                ok = create_node(kc, h->names[i], cpu, memory) == 0;
+        }
+        orch_kube_free(kc);
+        if (ok && pthread_create(&h->th, NULL, hollow_main, h) == 0)
+                h->running = true;
+        return ok && h->running;
+}
+
+void t_hollow_kill(struct t_hollow *h, int i)
+{
+        atomic_store(&h->dead[i], true);
+}
+
+void t_hollow_stop(struct t_hollow *h)
+{
+        atomic_store(&h->stop, true);
+        if (h->running)
+                pthread_join(h->th, NULL);
+        h->running = false;
+        free(h->kubeconfig);
+        h->kubeconfig = NULL;
+}

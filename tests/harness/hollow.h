@@ -1,0 +1,46 @@
+/*
+ * hollow.h - hollow nodes for control-plane tests and benchmarks: Node
+ * objects created through the API whose heartbeats a thread renews, and a
+ * hollow kubelet in the same thread that marks the pods bound to them
+ * Running and Ready with a 127.x address (unless the pod carries the
+ * annotation "hollow.slipway.dev/never-ready") and confirms graceful
+ * deletions. Everything goes through the real API server over HTTP.
+ *
+ * Ownership: struct t_hollow is the caller's; t_hollow_stop() joins the
+ * thread and frees it. Threads: the `observe` callback runs on the
+ * hollow thread after each pass with the list of pods it saw.
+ */
+#ifndef SW_TEST_HOLLOW_H
+#define SW_TEST_HOLLOW_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#define T_HOLLOW_MAX 8
+
+struct t_hollow {
+        char *kubeconfig;
+        char names[T_HOLLOW_MAX][32];
+        atomic_bool dead[T_HOLLOW_MAX]; /* a dead node neither heartbeats nor runs pods */
+        int n;
+        atomic_bool stop;
+        pthread_t th;
+        bool running;
+        unsigned ipseq;
+        void (*observe)(void *arg, const json_t *pods);
+        void *observe_arg;
+};
+
+/* Create `n` nodes "<prefix>1".."<prefix>n" (cpu, memory, 110 pods) and start the thread. */
+bool t_hollow_start(struct t_hollow *h, const char *kubeconfig, const char *prefix, int n,
+                    const char *cpu, const char *memory);
+/* Stop heartbeating node `i` (0-based) and running its pods. */
+void t_hollow_kill(struct t_hollow *h, int i);
+void t_hollow_stop(struct t_hollow *h);
+
+/* "2026-11-27T00:00:00Z" for now. */
+void t_hollow_now(char *out, size_t n);
+
+#endif /* SW_TEST_HOLLOW_H */
