@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -657,6 +658,22 @@ static void test_delete_stops_with_sigterm(void)
         CHECK(wait_gone("web", 20000));
 }
 
+/* SIGTERM ends the agent; under ASan its log must hold no sanitizer report (leaks included). */
+static void test_agent_stops_cleanly(void)
+{
+        char *log = NULL;
+        struct sw_err err = SW_ERR_INIT;
+
+        if (agent_pid <= 0)
+                return;
+        CHECK_INT(kill(agent_pid, SIGTERM), 0);
+        CHECK_INT(t_wait(agent_pid, 20000), 0);
+        agent_pid = -1;
+        CHECK_OK(sw_read_file(&log, NULL, agent_log, 64 << 20, &err), &err);
+        CHECK(log && !strstr(log, "Sanitizer") && !strstr(log, "runtime error"));
+        free(log);
+}
+
 /* Whatever a failed test left: runc containers and mounts under our directory. */
 static void cleanup(void)
 {
@@ -708,7 +725,7 @@ int main(void)
         } else {
                 CHECK(!"setup failed");
         }
-        t_stop(agent_pid);
+        T_RUN(test_agent_stops_cleanly);
         cleanup();
         orch_kube_free(kube);
         t_registry_stop(reg);
