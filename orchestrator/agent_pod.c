@@ -974,7 +974,7 @@ static int start_ctr(struct orch_agent *a, struct agent_pod *p, struct agent_ctr
         json_t *env = NULL, *args = build_args(spec, img->config);
         const char **argv = NULL, **envv = NULL;
         const json_t *limits = json_object_get(json_object_get(spec, "resources"), "limits");
-        char hn[64];
+        char hn[64], cgpath[128];
         int rc;
 
         if (json_array_size(args) == 0) {
@@ -1027,6 +1027,10 @@ static int start_ctr(struct orch_agent *a, struct agent_pod *p, struct agent_ctr
         rp.memory_limit_bytes = quantity(limits, "memory", false);
         rp.cpu_quota_us = quantity(limits, "cpu", true) * 100;
         rp.no_new_privs = true;
+        /* Kept after it ends, so its cgroup can still tell whether the OOM killer ended it. */
+        snprintf(cgpath, sizeof(cgpath), "/slipway/%s", c->id);
+        rp.cgroups_path = cgpath;
+        rp.keep = true;
         step_rt_delete(a->runtime, a->runc_root, c->id);
         rc = step_rt_start(&rp, log, exit_path, err);
         if (rc)
@@ -1107,6 +1111,30 @@ static void try_start(struct orch_agent *a, struct agent_pod *p, struct agent_ct
 
 /* ---- exits, probes ---- */
 
+/*
+ * Did the kernel's OOM killer act in the container's memory cgroup? Read
+ * while the stopped container is kept (cgroup v1 memory.oom_control, or
+ * v2 memory.events).
+ */
+static bool oom_killed(const struct agent_ctr *c)
+{
+        const char *files[] = {"/sys/fs/cgroup/memory/slipway/", "/sys/fs/cgroup/slipway/"};
+        const char *leaf[] = {"memory.oom_control", "memory.events"};
+        bool oom = false;
+
+        for (size_t i = 0; i < 2 && !oom; i++) {
+                char path[256], *text = NULL, *k;
+                struct sw_err ignored = SW_ERR_INIT;
+                snprintf(path, sizeof(path), "%s%s/%s", files[i], c->id, leaf[i]);
+                if (sw_read_file(&text, NULL, path, 65536, &ignored) != 0)
+                        continue;
+                k = strstr(text, "oom_kill ");
+                oom = k && strtol(k + 9, NULL, 10) > 0;
+                free(text);
+        }
+        return oom;
+}
+
 /* The container's process ended: record how, and decide about a restart. */
 static void ctr_exited(struct orch_agent *a, struct agent_pod *p, struct agent_ctr *c,
                        const json_t *obj, int code)
@@ -1116,8 +1144,11 @@ static void ctr_exited(struct orch_agent *a, struct agent_pod *p, struct agent_c
         const char *reason = code == 0 ? "Completed" : "Error";
         json_t *t;
 
-        if (rerr && code != 0)
+        if (code != 0 && oom_killed(c))
+                reason = "OOMKilled";
+        else if (rerr && code != 0)
                 reason = "StartError";
+        step_rt_delete(a->runtime, a->runc_root, c->id);
         agent_time_fmt(finished, sizeof(finished), sw_now_ms());
         snprintf(cid, sizeof(cid), "runc://%s", c->id);
         t = json_pack("{s:i,s:s,s:s,s:s,s:s}", "exitCode", code, "reason", reason, "startedAt",

@@ -86,6 +86,8 @@ static void add_pod_settings(json_t *spec, const struct step_rt_process *p)
                                               "period", (json_int_t)100000));
         if (json_object_size(res))
                 json_object_set(linux, "resources", res);
+        if (p->cgroups_path)
+                json_object_set_new(linux, "cgroupsPath", json_string(p->cgroups_path));
         json_decref(res);
         if (p->no_new_privs)
                 json_object_set_new(json_object_get(spec, "process"), "noNewPrivileges",
@@ -422,10 +424,19 @@ int step_rt_start(const struct step_rt_process *p, const char *log_path, const c
                 goto out;
         }
         {
-                char *args[] = {
-                        (char *)runtime, "--root", (char *)state, "--log",    runc_log,
-                        "--log-format",  "json",   "run",         "--bundle", (char *)p->bundle_dir,
-                        (char *)p->id,   NULL};
+                char *args[] = {(char *)runtime,
+                                "--root",
+                                (char *)state,
+                                "--log",
+                                runc_log,
+                                "--log-format",
+                                "json",
+                                "run",
+                                "--bundle",
+                                (char *)p->bundle_dir,
+                                p->keep ? "--keep" : (char *)p->id,
+                                p->keep ? (char *)p->id : NULL,
+                                NULL};
                 pid = fork();
                 if (pid == 0) {
                         /* A middle process, so the supervisor is nobody's child here. */

@@ -54,6 +54,8 @@ struct step_rt_process {
         int64_t memory_limit_bytes; /* linux.resources.memory.limit; 0: none */
         int64_t cpu_quota_us;       /* CFS quota per 100 ms period; 0: none */
         bool no_new_privs;
+        const char *cgroups_path; /* linux.cgroupsPath ("/slipway/<id>"); NULL: runc's default */
+        bool keep; /* step_rt_start: keep the stopped container (and its cgroup) until deleted */
 };
 
 /*

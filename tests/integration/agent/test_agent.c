@@ -45,8 +45,8 @@ static bool up;
 static pid_t agent_pid = -1;
 static char *data_dir, *agent_log, image[256], missing_image[256];
 
-static const char *const applets[] = {"sh",  "echo", "mkdir", "httpd", "sleep", "cat",
-                                      "env", "ls",   "true",  "false", "id",    "pwd"};
+static const char *const applets[] = {"sh", "echo", "mkdir", "httpd", "sleep", "cat", "env",
+                                      "ls", "true", "false", "id",    "pwd",   "dd"};
 
 /* ---- the image ---- */
 
@@ -491,6 +491,35 @@ static void test_env_config_and_secret(void)
         CHECK(wait_gone("envpod", 20000));
 }
 
+static bool ended(const json_t *pod)
+{
+        return !strcmp(phase(pod), "Succeeded") || !strcmp(phase(pod), "Failed");
+}
+
+static void test_memory_limit_oom_killed(void)
+{
+        char *spec = sw_xasprintf(
+                "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"oom\"},"
+                "\"spec\":{\"restartPolicy\":\"Never\",\"containers\":[{\"name\":\"c\","
+                "\"image\":\"%s\",\"command\":[\"dd\",\"if=/dev/zero\",\"of=/dev/null\","
+                "\"bs=256M\",\"count=1\"],\"resources\":{\"limits\":{\"memory\":\"32Mi\"}}}]}}",
+                image);
+        json_t *pod;
+        const json_t *term;
+
+        CHECK(create_pod(spec));
+        free(spec);
+        pod = wait_pod("oom", ended, 30000);
+        CHECK(pod != NULL);
+        term = json_object_get(json_object_get(ctr_status(pod), "state"), "terminated");
+        CHECK_STR(phase(pod), "Failed");
+        CHECK_INT(sw_json_int(term, "exitCode", -1), 137);
+        CHECK_STR(sw_json_str(term, "reason", ""), "OOMKilled");
+        json_decref(pod);
+        delete_pod("oom");
+        CHECK(wait_gone("oom", 20000));
+}
+
 static bool crash_looping(const json_t *pod)
 {
         const json_t *cs = ctr_status(pod);
@@ -718,6 +747,7 @@ int main(void)
                 T_RUN(test_http_pod_runs_and_serves);
                 T_RUN(test_failing_container_crash_loops);
                 T_RUN(test_env_config_and_secret);
+                T_RUN(test_memory_limit_oom_killed);
                 T_RUN(test_missing_image_pull_backoff);
                 T_RUN(test_failing_readiness_probe);
                 T_RUN(test_agent_restart_adopts);
