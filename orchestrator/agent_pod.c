@@ -1190,14 +1190,27 @@ static int probe_port(const json_t *spec, const json_t *port)
         return json_is_string(port) ? (int)strtol(json_string_value(port), NULL, 10) : 0;
 }
 
-/* Run one probe; true on success. exec probes are not supported (counted as failures). */
-static bool probe_once(const struct agent_pod *p, const json_t *spec, const json_t *pr)
+/* Run one probe (httpGet, tcpSocket or exec); true on success. */
+static bool probe_once(struct orch_agent *a, const struct agent_pod *p, const struct agent_ctr *c,
+                       const json_t *spec, const json_t *pr)
 {
         int timeout_ms = (int)sw_json_int(pr, "timeoutSeconds", 1) * 1000;
         const json_t *h = json_object_get(pr, "httpGet"), *t = json_object_get(pr, "tcpSocket");
+        const json_t *x = json_object_get(pr, "exec");
         int fd, port;
         bool ok = false;
 
+        if (x) {
+                const char **argv = strv_from_json(json_object_get(x, "command"));
+                struct sw_err ignored = SW_ERR_INIT;
+                int code = -1;
+                ok = argv[0] &&
+                     step_rt_exec(&code, a->runtime, a->runc_root, c->id, argv, timeout_ms,
+                                  &ignored) == 0 &&
+                     code == 0;
+                free(argv);
+                return ok;
+        }
         if (t) {
                 port = probe_port(spec, json_object_get(t, "port"));
                 fd = agent_netns_connect(p->netns_path, port, timeout_ms);
@@ -1260,7 +1273,7 @@ static void run_probes(struct orch_agent *a, struct agent_pod *p, struct agent_c
         }
         c->next_probe_mono = now + sw_json_int(pr, "periodSeconds", 10) * 1000;
         if (rp) {
-                if (probe_once(p, spec, rp)) {
+                if (probe_once(a, p, c, spec, rp)) {
                         c->probe_failures = 0;
                         c->ready = true;
                 } else if (++c->probe_failures >= sw_json_int(rp, "failureThreshold", 3) ||
@@ -1269,7 +1282,7 @@ static void run_probes(struct orch_agent *a, struct agent_pod *p, struct agent_c
                 }
         }
         if (lp) {
-                if (probe_once(p, spec, lp))
+                if (probe_once(a, p, c, spec, lp))
                         c->live_failures = 0;
                 else if (++c->live_failures >= sw_json_int(lp, "failureThreshold", 3)) {
                         /* Restarted per the pod's restart policy once the exit file appears. */

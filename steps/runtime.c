@@ -596,3 +596,49 @@ char *step_rt_log_error(const char *bundle_dir)
         free(path);
         return msg;
 }
+
+int step_rt_exec(int *exit_code, const char *runtime, const char *state_dir, const char *id,
+                 const char *const *args, int64_t timeout_ms, struct sw_err *err)
+{
+        const char *rt = runtime ? runtime : "runc";
+        size_t n = 0;
+        char **argv;
+        int64_t until = sw_mono_ms() + (timeout_ms > 0 ? timeout_ms : 1000);
+        int st;
+        pid_t pid, w;
+
+        if (!valid_id(id))
+                return sw_err_set(err, SW_EINVAL, "container id '%s' is not valid", id);
+        while (args[n])
+                n++;
+        if (n == 0)
+                return sw_err_set(err, SW_EINVAL, "exec needs a command");
+        argv = sw_xcalloc(n + 6, sizeof(*argv));
+        argv[0] = (char *)rt;
+        argv[1] = "--root";
+        argv[2] = (char *)state_dir;
+        argv[3] = "exec";
+        argv[4] = (char *)id;
+        for (size_t i = 0; i < n; i++)
+                argv[5 + i] = (char *)args[i];
+        pid = spawn_runc(argv, -1);
+        free(argv);
+        if (pid < 0)
+                return sw_err_errno(err, SW_EIO, errno, "start %s", rt);
+        for (;;) {
+                w = waitpid(pid, &st, WNOHANG);
+                if (w == pid)
+                        break;
+                if (w < 0 && errno != EINTR)
+                        return sw_err_errno(err, SW_EIO, errno, "wait for %s", rt);
+                if (sw_mono_ms() >= until) {
+                        /* runc exec forwards the signal to the process it started. */
+                        kill(pid, SIGKILL);
+                        wait_status(pid);
+                        return sw_err_set(err, SW_ETIMEDOUT, "exec in '%s' timed out", id);
+                }
+                sw_sleep_ms(10);
+        }
+        *exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        return 0;
+}

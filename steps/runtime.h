@@ -96,6 +96,14 @@ int step_rt_kill(const char *runtime, const char *state_dir, const char *id, int
 /* `runtime delete --force id`; an absent container is no error. */
 void step_rt_delete(const char *runtime, const char *state_dir, const char *id);
 
+/*
+ * Run `args` (NULL-terminated) inside the running container `id` and wait
+ * up to timeout_ms (0: 1 s); *exit_code gets its status. SW_ETIMEDOUT
+ * when it took longer (the runtime process is killed).
+ */
+int step_rt_exec(int *exit_code, const char *runtime, const char *state_dir, const char *id,
+                 const char *const *args, int64_t timeout_ms, struct sw_err *err);
+
 /* The last error the runtime logged in `bundle_dir`/runc.log, or NULL (caller frees). */
 char *step_rt_log_error(const char *bundle_dir);
 

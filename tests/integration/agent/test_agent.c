@@ -520,6 +520,34 @@ static void test_memory_limit_oom_killed(void)
         CHECK(wait_gone("oom", 20000));
 }
 
+static bool restarted_by_liveness(const json_t *pod)
+{
+        const json_t *cs = ctr_status(pod);
+        return sw_json_int(cs, "restartCount", 0) >= 1 &&
+               sw_json_int(json_object_get(json_object_get(cs, "lastState"), "terminated"),
+                           "exitCode", 0) == 137;
+}
+
+static void test_liveness_exec_probe_restarts(void)
+{
+        char *spec = sw_xasprintf(
+                "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"live\"},"
+                "\"spec\":{\"terminationGracePeriodSeconds\":1,\"containers\":[{\"name\":\"c\","
+                "\"image\":\"%s\",\"command\":[\"sh\",\"-c\",\"echo x > /tmp/alive; sleep 2; "
+                "rm /tmp/alive; sleep 3600\"],\"livenessProbe\":{\"exec\":{\"command\":[\"cat\","
+                "\"/tmp/alive\"]},\"periodSeconds\":1,\"failureThreshold\":2}}]}}",
+                image);
+        json_t *pod;
+
+        CHECK(create_pod(spec));
+        free(spec);
+        pod = wait_pod("live", restarted_by_liveness, 30000);
+        CHECK(pod != NULL);
+        json_decref(pod);
+        delete_pod("live");
+        CHECK(wait_gone("live", 20000));
+}
+
 static bool crash_looping(const json_t *pod)
 {
         const json_t *cs = ctr_status(pod);
@@ -748,6 +776,7 @@ int main(void)
                 T_RUN(test_failing_container_crash_loops);
                 T_RUN(test_env_config_and_secret);
                 T_RUN(test_memory_limit_oom_killed);
+                T_RUN(test_liveness_exec_probe_restarts);
                 T_RUN(test_missing_image_pull_backoff);
                 T_RUN(test_failing_readiness_probe);
                 T_RUN(test_agent_restart_adopts);
