@@ -32,11 +32,13 @@ struct MHD_Daemon;
 struct agent_ctr {
         char *name;
         char *image;
-        char id[96];   /* runc container id: "<pod uid>-<index>" */
-        char *dir;     /* bundle dir: config.json, rootfs, upper, work, log, exit */
-        bool mounted;  /* the overlay rootfs is mounted */
-        bool running;  /* the runtime reports it running (or it is starting) */
-        bool ever_ran; /* started at least once */
+        bool init;       /* an init container (spec.initContainers[spec_idx]) */
+        size_t spec_idx; /* index in its spec list */
+        char id[96];     /* runc container id: "<pod uid>-<index>" */
+        char *dir;       /* bundle dir: config.json, rootfs, upper, work, log, exit */
+        bool mounted;    /* the overlay rootfs is mounted */
+        bool running;    /* the runtime reports it running (or it is starting) */
+        bool ever_ran;   /* started at least once */
         int pid;
         char started_at[32]; /* RFC 3339 time of the current/last start */
         int64_t start_mono;  /* when we launched it (monotonic), for the start timeout */

@@ -117,9 +117,21 @@ static const json_t *spec_containers(const json_t *obj)
         return json_object_get(json_object_get(obj, "spec"), "containers");
 }
 
-static const json_t *status_of(const json_t *obj, const char *name)
+static const json_t *spec_inits(const json_t *obj)
 {
-        const json_t *cs = json_object_get(json_object_get(obj, "status"), "containerStatuses"), *s;
+        return json_object_get(json_object_get(obj, "spec"), "initContainers");
+}
+
+static const json_t *ctr_spec(const json_t *obj, const struct agent_ctr *c)
+{
+        return json_array_get(c->init ? spec_inits(obj) : spec_containers(obj), c->spec_idx);
+}
+
+static const json_t *status_of(const json_t *obj, const char *name, bool init)
+{
+        const json_t *cs = json_object_get(json_object_get(obj, "status"),
+                                           init ? "initContainerStatuses" : "containerStatuses"),
+                     *s;
         size_t i;
 
         json_array_foreach(cs, i, s)
@@ -130,11 +142,16 @@ static const json_t *status_of(const json_t *obj, const char *name)
         return NULL;
 }
 
-/* Does the restart policy restart a container that ended with `code`? */
-static bool restarts(const json_t *obj, int code)
+/*
+ * Does the restart policy restart a container that ended with `code`? Init
+ * containers run to success: they are retried on failure unless Never.
+ */
+static bool restarts(const json_t *obj, bool init, int code)
 {
         const char *pol = sw_json_str(json_object_get(obj, "spec"), "restartPolicy", "Always");
 
+        if (init)
+                return code != 0 && strcmp(pol, "Never") != 0;
         return !strcmp(pol, "Always") || (!strcmp(pol, "OnFailure") && code != 0);
 }
 
@@ -157,51 +174,56 @@ static int read_exit(const char *path)
  */
 static void init_ctrs(struct orch_agent *a, struct agent_pod *p, const json_t *obj)
 {
-        const json_t *cs = spec_containers(obj), *c;
-        size_t i;
+        const json_t *lists[2] = {spec_inits(obj), spec_containers(obj)}, *c;
+        size_t i, n = json_array_size(lists[0]) + json_array_size(lists[1]);
 
-        p->ctrs = sw_xcalloc(json_array_size(cs) + 1, sizeof(*p->ctrs));
-        json_array_foreach(cs, i, c)
-        {
-                struct agent_ctr *k = &p->ctrs[p->nctrs++];
-                const json_t *st = status_of(obj, sw_json_str(c, "name", ""));
-                struct step_rt_state rs;
-                struct sw_err ignored = SW_ERR_INIT;
-                char *exit_path;
+        p->ctrs = sw_xcalloc(n + 1, sizeof(*p->ctrs));
+        for (int l = 0; l < 2; l++)
+                json_array_foreach(lists[l], i, c)
+                {
+                        struct agent_ctr *k = &p->ctrs[p->nctrs];
+                        const json_t *st = status_of(obj, sw_json_str(c, "name", ""), l == 0);
+                        struct step_rt_state rs;
+                        struct sw_err ignored = SW_ERR_INIT;
+                        char *exit_path;
 
-                k->name = sw_xstrdup(sw_json_str(c, "name", ""));
-                k->image = sw_xstrdup(sw_json_str(c, "image", ""));
-                snprintf(k->id, sizeof(k->id), "%s-%zu", p->uid, i);
-                k->dir = sw_xasprintf("%s/c%zu", p->dir, i);
-                k->restart_count = (int)sw_json_int(st, "restartCount", 0);
-                if (json_object_get(json_object_get(st, "lastState"), "terminated"))
-                        k->last_term = json_deep_copy(
-                                json_object_get(json_object_get(st, "lastState"), "terminated"));
-                exit_path = ctr_path(k, "exit");
-                if (step_rt_state(&rs, a->runtime, a->runc_root, k->id, &ignored) == 0 &&
-                    strcmp(rs.status, "stopped") != 0) {
-                        k->running = k->ever_ran = k->mounted = true;
-                        k->pid = rs.pid;
-                        agent_time_fmt(k->started_at, sizeof(k->started_at), rs.created_ms);
-                        /* The time reported before is kept, so the status does not move. */
-                        snprintf(k->started_at, sizeof(k->started_at), "%s",
-                                 sw_json_str(
-                                         json_object_get(json_object_get(st, "state"), "running"),
-                                         "startedAt", k->started_at));
-                        k->start_mono = sw_mono_ms();
-                } else if (access(exit_path, F_OK) == 0) {
-                        /* It ended while no agent watched: the exit file tells how. */
-                        k->running = k->ever_ran = k->mounted = true;
-                        k->start_mono = sw_mono_ms();
-                } else if (json_object_get(json_object_get(st, "state"), "terminated")) {
-                        const json_t *t =
-                                json_object_get(json_object_get(st, "state"), "terminated");
-                        k->ever_ran = true;
-                        if (!restarts(obj, (int)sw_json_int(t, "exitCode", 0)))
-                                k->term = json_deep_copy(t);
+                        k->init = l == 0;
+                        k->spec_idx = i;
+                        k->name = sw_xstrdup(sw_json_str(c, "name", ""));
+                        k->image = sw_xstrdup(sw_json_str(c, "image", ""));
+                        /* One numbering for both lists: the log endpoint reads it from pod.json. */
+                        snprintf(k->id, sizeof(k->id), "%s-%zu", p->uid, p->nctrs);
+                        k->dir = sw_xasprintf("%s/c%zu", p->dir, p->nctrs);
+                        p->nctrs++;
+                        k->restart_count = (int)sw_json_int(st, "restartCount", 0);
+                        if (json_object_get(json_object_get(st, "lastState"), "terminated"))
+                                k->last_term = json_deep_copy(json_object_get(
+                                        json_object_get(st, "lastState"), "terminated"));
+                        exit_path = ctr_path(k, "exit");
+                        if (step_rt_state(&rs, a->runtime, a->runc_root, k->id, &ignored) == 0 &&
+                            strcmp(rs.status, "stopped") != 0) {
+                                k->running = k->ever_ran = k->mounted = true;
+                                k->pid = rs.pid;
+                                agent_time_fmt(k->started_at, sizeof(k->started_at), rs.created_ms);
+                                /* The time reported before is kept, so the status does not move. */
+                                snprintf(k->started_at, sizeof(k->started_at), "%s",
+                                         sw_json_str(json_object_get(json_object_get(st, "state"),
+                                                                     "running"),
+                                                     "startedAt", k->started_at));
+                                k->start_mono = sw_mono_ms();
+                        } else if (access(exit_path, F_OK) == 0) {
+                                /* It ended while no agent watched: the exit file tells how. */
+                                k->running = k->ever_ran = k->mounted = true;
+                                k->start_mono = sw_mono_ms();
+                        } else if (json_object_get(json_object_get(st, "state"), "terminated")) {
+                                const json_t *t =
+                                        json_object_get(json_object_get(st, "state"), "terminated");
+                                k->ever_ran = true;
+                                if (!restarts(obj, k->init, (int)sw_json_int(t, "exitCode", 0)))
+                                        k->term = json_deep_copy(t);
+                        }
+                        free(exit_path);
                 }
-                free(exit_path);
-        }
 }
 
 /* ---- sandbox ---- */
@@ -281,11 +303,12 @@ static int ensure_sandbox(struct orch_agent *a, struct agent_pod *p, const json_
                 goto out;
         rec = json_pack("{s:s,s:s,s:s,s:[]}", "uid", p->uid, "namespace", p->ns, "name", p->name,
                         "containers");
-        for (size_t i = 0; i < json_array_size(spec_containers(obj)); i++)
-                json_array_append_new(
-                        json_object_get(rec, "containers"),
-                        json_string(
-                                sw_json_str(json_array_get(spec_containers(obj), i), "name", "")));
+        for (size_t i = 0; i < p->nctrs; i++)
+                json_array_append_new(json_object_get(rec, "containers"),
+                                      json_string(p->ctrs[i].name));
+        for (size_t i = 0; i < p->nctrs; i++)
+                if (p->ctrs[i].init)
+                        json_object_set_new(rec, "initCount", json_integer((json_int_t)i + 1));
         text = json_dumps(rec, JSON_COMPACT);
         rc = write_text(p->dir, "pod.json", text, err);
         free(text);
@@ -1159,7 +1182,7 @@ static void ctr_exited(struct orch_agent *a, struct agent_pod *p, struct agent_c
         c->running = false;
         c->ready = false;
         c->pid = 0;
-        if (restarts(obj, code)) {
+        if (restarts(obj, c->init, code)) {
                 char msg[256];
                 int64_t d = backoff_ms(a, c->restart_count);
                 json_decref(c->last_term);
@@ -1294,7 +1317,7 @@ static void run_probes(struct orch_agent *a, struct agent_pod *p, struct agent_c
 
 /* ---- status ---- */
 
-static json_t *ctr_status(const struct agent_pod *p, const struct agent_ctr *c)
+static json_t *ctr_status(const struct agent_pod *p, const struct agent_ctr *c, bool initializing)
 {
         char cid[128];
         json_t *st, *state;
@@ -1306,7 +1329,9 @@ static json_t *ctr_status(const struct agent_pod *p, const struct agent_ctr *c)
                 state = json_pack("{s:O}", "terminated", c->term);
         } else {
                 state = json_pack("{s:{s:s}}", "waiting", "reason",
-                                  c->waiting_reason[0] ? c->waiting_reason : "ContainerCreating");
+                                  c->waiting_reason[0] ? c->waiting_reason
+                                  : initializing       ? "PodInitializing"
+                                                       : "ContainerCreating");
                 if (c->waiting_msg)
                         json_object_set_new(json_object_get(state, "waiting"), "message",
                                             json_string(c->waiting_msg));
@@ -1324,16 +1349,25 @@ static json_t *ctr_status(const struct agent_pod *p, const struct agent_ctr *c)
 
 static void write_status(struct orch_agent *a, struct agent_pod *p, const json_t *obj)
 {
-        json_t *cs = json_array(), *conds, *status, *patch;
+        json_t *cs = json_array(), *ics = json_array(), *conds, *status, *patch;
         const json_t *old_conds = json_object_get(json_object_get(obj, "status"), "conditions");
-        bool all_ready = p->nctrs > 0, pending = false, all_term = p->nctrs > 0, all_ok = true;
+        bool all_ready = true, pending = false, all_term = true, all_ok = true;
+        bool initialized = true, init_failed = false;
         const char *phase;
         char now[32], *dump, *path;
         struct sw_err err = SW_ERR_INIT;
 
         for (size_t i = 0; i < p->nctrs; i++) {
                 const struct agent_ctr *c = &p->ctrs[i];
-                json_array_append_new(cs, ctr_status(p, c));
+                if (c->init) {
+                        json_array_append_new(ics, ctr_status(p, c, false));
+                        if (!(c->term && sw_json_int(c->term, "exitCode", -1) == 0))
+                                initialized = false;
+                        if (c->term && sw_json_int(c->term, "exitCode", -1) != 0)
+                                init_failed = true;
+                        continue;
+                }
+                json_array_append_new(cs, ctr_status(p, c, !initialized));
                 if (!(c->running && c->ready))
                         all_ready = false;
                 if (!c->ever_ran && !c->running)
@@ -1343,12 +1377,18 @@ static void write_status(struct orch_agent *a, struct agent_pod *p, const json_t
                 else if (sw_json_int(c->term, "exitCode", 0) != 0)
                         all_ok = false;
         }
-        phase = pending ? "Pending" : all_term ? (all_ok ? "Succeeded" : "Failed") : "Running";
+        if (!json_array_size(cs))
+                all_ready = all_term = false;
+        phase = init_failed    ? "Failed"
+                : !initialized ? "Pending"
+                : pending      ? "Pending"
+                : all_term     ? (all_ok ? "Succeeded" : "Failed")
+                               : "Running";
         agent_time_fmt(now, sizeof(now), sw_now_ms());
         conds = json_array();
         {
                 const char *types[] = {"PodScheduled", "Initialized", "ContainersReady", "Ready"};
-                bool vals[] = {true, true, all_ready, all_ready};
+                bool vals[] = {true, initialized, all_ready, all_ready};
                 for (int i = 0; i < 4; i++) {
                         const char *v = vals[i] ? "True" : "False", *since = now;
                         const json_t *oc;
@@ -1365,13 +1405,17 @@ static void write_status(struct orch_agent *a, struct agent_pod *p, const json_t
                                                         v, "lastTransitionTime", since));
                         if (!vals[i])
                                 json_object_set_new(json_array_get(conds, (size_t)i), "reason",
-                                                    json_string("ContainersNotReady"));
+                                                    json_string(i == 1 ? "ContainersNotInitialized"
+                                                                       : "ContainersNotReady"));
                 }
         }
         status = json_pack("{s:s,s:o,s:o,s:s,s:[{s:s}],s:s,s:[{s:s}],s:s}", "phase", phase,
                            "conditions", conds, "containerStatuses", cs, "podIP", "127.0.0.1",
                            "podIPs", "ip", "127.0.0.1", "hostIP", "127.0.0.1", "hostIPs", "ip",
                            "127.0.0.1", "startTime", p->start_time);
+        if (json_array_size(ics))
+                json_object_set(status, "initContainerStatuses", ics);
+        json_decref(ics);
         dump = json_dumps(status, JSON_COMPACT | JSON_SORT_KEYS);
         if (p->status_sent && !strcmp(p->status_sent, dump)) {
                 free(dump);
@@ -1476,8 +1520,8 @@ void agent_pod_destroy(struct orch_agent *a, struct agent_pod *p)
 void agent_pod_reconcile(struct orch_agent *a, struct agent_pod *p, const json_t *obj)
 {
         const json_t *meta = json_object_get(obj, "metadata");
-        const json_t *cs = spec_containers(obj);
         struct sw_err err = SW_ERR_INIT;
+        bool inits_done = true;
 
         if (!p->ctrs)
                 init_ctrs(a, p, obj);
@@ -1497,8 +1541,11 @@ void agent_pod_reconcile(struct orch_agent *a, struct agent_pod *p, const json_t
                 annotate_ports(a, p, obj);
         for (size_t i = 0; i < p->nctrs; i++) {
                 struct agent_ctr *c = &p->ctrs[i];
-                const json_t *spec = json_array_get(cs, i);
+                const json_t *spec = ctr_spec(obj, c);
 
+                /* Init containers one at a time, in order; the others once all succeeded. */
+                if (!inits_done)
+                        continue;
                 if (c->running) {
                         char *ep = ctr_path(c, "exit");
                         int code = access(ep, F_OK) == 0 ? read_exit(ep) : -1;
@@ -1521,9 +1568,11 @@ void agent_pod_reconcile(struct orch_agent *a, struct agent_pod *p, const json_t
                                     !strcmp(rs.status, "running"))
                                         c->pid = rs.pid;
                         }
-                        if (c->pid)
+                        if (c->pid && !c->init)
                                 run_probes(a, p, c, spec);
                 }
+                if (c->init && !(c->term && sw_json_int(c->term, "exitCode", -1) == 0))
+                        inits_done = false;
         }
         write_status(a, p, obj);
 }

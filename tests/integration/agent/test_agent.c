@@ -451,18 +451,23 @@ static void test_env_config_and_secret(void)
 {
         char *spec = sw_xasprintf(
                 "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"envpod\"},"
-                "\"spec\":{\"restartPolicy\":\"Never\",\"containers\":[{\"name\":\"c\","
+                "\"spec\":{\"restartPolicy\":\"Never\",\"initContainers\":[{\"name\":\"i\","
+                "\"image\":\"%s\",\"command\":[\"sh\",\"-c\",\"echo from-init > /work/f\"],"
+                "\"volumeMounts\":[{\"name\":\"w\",\"mountPath\":\"/work\"}]}],"
+                "\"containers\":[{\"name\":\"c\","
                 "\"image\":\"%s\",\"command\":[\"sh\",\"-c\",\"echo \\\"CM=$CFG_a "
-                "SEC=$SEC F=$(cat /etc/cfg/a) G=$(cat /etc/sec/key) X=$1\\\"\",\"sh\","
+                "SEC=$SEC F=$(cat /etc/cfg/a) G=$(cat /etc/sec/key) X=$1 I=$(cat /work/f)\\\"\","
+                "\"sh\","
                 "\"$(GREETING)-$$(x)\"],\"env\":[{\"name\":\"GREETING\",\"value\":\"hi\"},"
                 "{\"name\":\"SEC\",\"valueFrom\":{\"secretKeyRef\":{\"name\":\"sec\","
                 "\"key\":\"x\"}}}],\"envFrom\":[{\"prefix\":\"CFG_\",\"configMapRef\":{"
                 "\"name\":\"cfg\"}}],\"volumeMounts\":[{\"name\":\"c\",\"mountPath\":"
-                "\"/etc/cfg\"},{\"name\":\"s\",\"mountPath\":\"/etc/sec\"}]}],\"volumes\":[{"
+                "\"/etc/cfg\"},{\"name\":\"s\",\"mountPath\":\"/etc/sec\"},{\"name\":\"w\","
+                "\"mountPath\":\"/work\"}]}],\"volumes\":[{\"name\":\"w\",\"emptyDir\":{}},{"
                 "\"name\":\"c\",\"configMap\":{\"name\":\"cfg\"}},{\"name\":\"s\","
                 "\"secret\":{\"secretName\":\"sec\",\"items\":[{\"key\":\"x\",\"path\":"
                 "\"key\"}]}}]}}",
-                image);
+                image, image);
         json_t *pod;
         char *out = NULL;
 
@@ -482,7 +487,17 @@ static void test_env_config_and_secret(void)
                   0);
         out = logs("envpod", "");
         CHECK(out && strstr(out, "CM=from-configmap SEC=s3cr3t F=from-configmap G=s3cr3t "
-                                 "X=hi-$(x)"));
+                                 "X=hi-$(x) I=from-init"));
+        CHECK_STR(sw_json_str(json_object_get(
+                                      json_object_get(
+                                              json_array_get(json_object_get(
+                                                                     json_object_get(pod, "status"),
+                                                                     "initContainerStatuses"),
+                                                             0),
+                                              "state"),
+                                      "terminated"),
+                              "reason", ""),
+                  "Completed");
         if (out && !strstr(out, "CM=from"))
                 fprintf(stderr, "log: %s\n", out);
         free(out);
