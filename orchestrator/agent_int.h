@@ -128,11 +128,13 @@ struct agent_image {
 };
 /*
  * Make `image` available per `policy` ("Always", "IfNotPresent", "Never"):
- * pull it when needed, unpack its layers once per digest. SW_ENOTFOUND
+ * pull it when needed, unpack its layers once per digest. `docker_config`
+ * (may be NULL) is a Docker config.json of the pod's imagePullSecrets,
+ * tried before the agent's own credentials. SW_ENOTFOUND
  * with "ErrImageNeverPull" semantics when Never and absent.
  */
 int agent_image_ensure(struct agent_image *out, struct orch_agent *a, const char *image,
-                       const char *policy, struct sw_err *err);
+                       const char *policy, const char *docker_config, struct sw_err *err);
 void agent_image_release(struct agent_image *img);
 
 /* ---- agent_logs.c ---- */

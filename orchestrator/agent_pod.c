@@ -1100,6 +1100,66 @@ static const char *pull_policy(const json_t *spec, const char *image)
         return !colon || !strcmp(colon, ":latest") ? "Always" : "IfNotPresent";
 }
 
+/*
+ * The pod's imagePullSecrets (kubernetes.io/dockerconfigjson or
+ * dockercfg) merged into one Docker config.json, written to a private file
+ * for the registry client; *path_out NULL when the pod names none. The
+ * caller removes the file at once.
+ */
+static int pull_secrets_file(char **path_out, struct orch_agent *a, const struct agent_pod *p,
+                             const json_t *obj, struct sw_err *err)
+{
+        const json_t *refs = json_object_get(json_object_get(obj, "spec"), "imagePullSecrets"), *r;
+        json_t *auths = json_object();
+        char *path = NULL, *text = NULL;
+        size_t i;
+        int rc = 0;
+
+        *path_out = NULL;
+        json_array_foreach(refs, i, r)
+        {
+                json_t *data = NULL, *doc = NULL, *v;
+                const char *raw;
+                struct sw_err ignored = SW_ERR_INIT;
+
+                /* A missing secret is skipped, as the kubelet does (the pull may still work). */
+                if (fetch_data(&data, a, p->ns, "secrets", sw_json_str(r, "name", ""), false,
+                               &ignored) != 0)
+                        continue;
+                raw = sw_json_str(data, ".dockerconfigjson", NULL);
+                if (!raw)
+                        raw = sw_json_str(data, ".dockercfg", NULL);
+                if (raw && sw_json_parse(&doc, raw, strlen(raw), 0, &ignored) == 0) {
+                        const char *host;
+                        v = json_object_get(doc, "auths") ? json_object_get(doc, "auths") : doc;
+                        json_t *e;
+                        json_object_foreach(v, host, e)
+                        {
+                                if (!json_object_get(auths, host))
+                                        json_object_set(auths, host, e);
+                        }
+                }
+                json_decref(doc);
+                json_decref(data);
+        }
+        if (json_object_size(auths)) {
+                json_t *cfg = json_pack("{s:O}", "auths", auths);
+                path = sw_xasprintf("%s/pods/%s/pull-auth.json", a->root, p->uid);
+                text = json_dumps(cfg, JSON_COMPACT);
+                rc = sw_write_file_atomic(path, text, strlen(text), 0600, err);
+                sw_wipe(text, strlen(text));
+                free(text);
+                json_decref(cfg);
+                if (rc) {
+                        free(path);
+                        path = NULL;
+                }
+        }
+        json_decref(auths);
+        *path_out = path;
+        return rc;
+}
+
 /* Try to start `c` now: image, then the container. Failures become waiting reasons. */
 static void try_start(struct orch_agent *a, struct agent_pod *p, struct agent_ctr *c,
                       const json_t *obj, const json_t *spec)
@@ -1111,9 +1171,17 @@ static void try_start(struct orch_agent *a, struct agent_pod *p, struct agent_ct
         const char *eff = (!strcmp(policy, "Always") && json_object_get(a->images, c->image))
                                   ? "IfNotPresent"
                                   : policy;
+        char *auth = NULL;
         int rc;
 
-        rc = agent_image_ensure(&img, a, c->image, eff, &err);
+        rc = pull_secrets_file(&auth, a, p, obj, &err);
+        if (rc == 0)
+                rc = agent_image_ensure(&img, a, c->image, eff, auth, &err);
+        if (auth) {
+                struct sw_err ignored = SW_ERR_INIT;
+                sw_rm_rf(auth, &ignored);
+                free(auth);
+        }
         if (rc) {
                 c->pull_failures++;
                 c->next_start_mono = sw_mono_ms() + backoff_ms(a, c->pull_failures - 1);

@@ -20,6 +20,7 @@
 
 #include <jansson.h>
 
+#include "common/base64.h"
 #include "common/clock.h"
 #include "common/fs.h"
 #include "common/json.h"
@@ -563,6 +564,60 @@ static void test_liveness_exec_probe_restarts(void)
         CHECK(wait_gone("live", 20000));
 }
 
+static void test_image_pull_secret(void)
+{
+        struct t_registry *priv = t_registry_start(T_REG_BASIC);
+        struct step_registry_options ro = STEP_REGISTRY_OPTIONS_INIT;
+        struct step_registry *r = NULL;
+        struct step_oci_layout *l = NULL;
+        struct sw_err err = SW_ERR_INIT;
+        char *layout = sw_xasprintf("%s/layout", t_tmpdir());
+        char *auth = NULL, *cfg = NULL, *cfg64 = NULL, *secret = NULL, *spec = NULL;
+        json_t *pod;
+
+        CHECK(priv != NULL);
+        if (!priv)
+                goto out;
+        ro.host = priv->host;
+        ro.user = T_REG_USER;
+        ro.password = T_REG_PASSWORD;
+        ro.insecure = "127.0.0.1:*";
+        CHECK_OK(step_oci_layout_open(&l, layout, false, &err), &err);
+        CHECK_OK(step_registry_new(&r, &ro, &err), &err);
+        CHECK_OK(step_registry_push(NULL, r, l, "latest", "test/private", "1", NULL, &err), &err);
+        auth = sw_base64_encode(T_REG_USER ":" T_REG_PASSWORD,
+                                strlen(T_REG_USER ":" T_REG_PASSWORD));
+        cfg = sw_xasprintf("{\"auths\":{\"%s\":{\"auth\":\"%s\"}}}", priv->host, auth);
+        cfg64 = sw_base64_encode(cfg, strlen(cfg));
+        secret = sw_xasprintf("{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{"
+                              "\"name\":\"pull\"},\"type\":\"kubernetes.io/dockerconfigjson\","
+                              "\"data\":{\".dockerconfigjson\":\"%s\"}}",
+                              cfg64);
+        CHECK(create_obj("/api/v1/namespaces/default/secrets", secret));
+        spec = sw_xasprintf("{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":"
+                            "\"private\"},\"spec\":{\"restartPolicy\":\"Never\","
+                            "\"imagePullSecrets\":[{\"name\":\"pull\"}],\"containers\":[{"
+                            "\"name\":\"c\",\"image\":\"%s/test/private:1\",\"command\":["
+                            "\"true\"]}]}}",
+                            priv->host);
+        CHECK(create_pod(spec));
+        pod = wait_pod("private", succeeded, 30000);
+        CHECK(pod != NULL);
+        json_decref(pod);
+        delete_pod("private");
+        CHECK(wait_gone("private", 20000));
+out:
+        step_registry_free(r);
+        step_oci_layout_free(l);
+        t_registry_stop(priv);
+        free(layout);
+        free(auth);
+        free(cfg);
+        free(cfg64);
+        free(secret);
+        free(spec);
+}
+
 static bool crash_looping(const json_t *pod)
 {
         const json_t *cs = ctr_status(pod);
@@ -792,6 +847,7 @@ int main(void)
                 T_RUN(test_env_config_and_secret);
                 T_RUN(test_memory_limit_oom_killed);
                 T_RUN(test_liveness_exec_probe_restarts);
+                T_RUN(test_image_pull_secret);
                 T_RUN(test_missing_image_pull_backoff);
                 T_RUN(test_failing_readiness_probe);
                 T_RUN(test_agent_restart_adopts);
