@@ -61,9 +61,10 @@ struct agent_fwd;
 
 struct agent_pod {
         char *uid, *ns, *name;
-        char *dir;        /* <root>/pods/<uid> */
-        char *netns_path; /* <dir>/netns, a bind mount of the pod's network namespace */
-        bool sandbox;     /* netns and files exist */
+        char *dir;         /* <root>/pods/<uid> */
+        char *netns_path;  /* <dir>/netns, a bind mount of the pod's network namespace */
+        bool sandbox;      /* netns and files exist */
+        bool host_network; /* spec.hostNetwork: no namespace of its own, nothing forwarded */
         struct agent_ctr *ctrs;
         size_t nctrs;
         struct agent_fwd **fwds;
@@ -147,7 +148,7 @@ void agent_logs_stop(struct orch_agent *a);
 int agent_netns_create(const char *path, struct sw_err *err);
 /* Unmount and remove it; absent is fine. */
 void agent_netns_remove(const char *path);
-/* A TCP connection to 127.0.0.1:port inside the namespace; fd or -1 (errno set). */
+/* A TCP connection to 127.0.0.1:port inside the namespace (NULL: the host's); fd or -1. */
 int agent_netns_connect(const char *netns_path, int port, int timeout_ms);
 /*
  * Publish 127.0.0.1:host_port (0: any free port) on the host, forwarding

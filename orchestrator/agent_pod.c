@@ -266,6 +266,11 @@ static int publish_ports(struct agent_pod *p, const json_t *obj, struct sw_err *
                         snprintf(key, sizeof(key), "%d", cport);
                         if (json_object_get(p->ports, key))
                                 continue;
+                        if (p->host_network) {
+                                /* The container listens on the host itself. */
+                                json_object_set_new(p->ports, key, json_integer(cport));
+                                continue;
+                        }
                         if (!hport && old)
                                 hport = (int)json_integer_value(json_object_get(old, key));
                         rc = agent_fwd_start(&f, p->netns_path, hport, cport, err);
@@ -327,7 +332,8 @@ static int ensure_sandbox(struct orch_agent *a, struct agent_pod *p, const json_
         text = sw_xasprintf("%s\n", p->name);
         if (rc == 0)
                 rc = write_text(p->dir, "hostname", text, err);
-        if (rc == 0)
+        p->host_network = sw_json_bool(json_object_get(obj, "spec"), "hostNetwork", 0);
+        if (rc == 0 && !p->host_network)
                 rc = agent_netns_create(p->netns_path, err);
         if (rc == 0)
                 rc = publish_ports(p, obj, err);
@@ -1046,7 +1052,8 @@ static int start_ctr(struct orch_agent *a, struct agent_pod *p, struct agent_ctr
         rp.hostname = hn;
         rp.mounts = mounts;
         rp.nmounts = nm;
-        rp.netns_path = p->netns_path;
+        rp.netns_path = p->host_network ? NULL : p->netns_path;
+        rp.host_network = p->host_network;
         rp.memory_limit_bytes = quantity(limits, "memory", false);
         rp.cpu_quota_us = quantity(limits, "cpu", true) * 100;
         rp.no_new_privs = true;
@@ -1304,7 +1311,7 @@ static bool probe_once(struct orch_agent *a, const struct agent_pod *p, const st
         }
         if (t) {
                 port = probe_port(spec, json_object_get(t, "port"));
-                fd = agent_netns_connect(p->netns_path, port, timeout_ms);
+                fd = agent_netns_connect(p->host_network ? NULL : p->netns_path, port, timeout_ms);
                 if (fd >= 0)
                         close(fd);
                 return fd >= 0;
@@ -1312,7 +1319,7 @@ static bool probe_once(struct orch_agent *a, const struct agent_pod *p, const st
         if (!h)
                 return false;
         port = probe_port(spec, json_object_get(h, "port"));
-        fd = agent_netns_connect(p->netns_path, port, timeout_ms);
+        fd = agent_netns_connect(p->host_network ? NULL : p->netns_path, port, timeout_ms);
         if (fd >= 0) {
                 struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
                 char *req = sw_xasprintf("GET %s HTTP/1.0\r\nHost: 127.0.0.1:%d\r\n"

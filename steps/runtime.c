@@ -77,6 +77,9 @@ static void add_pod_settings(json_t *spec, const struct step_rt_process *p)
                 if (p->netns_path && !strcmp(sw_json_str(ns, "type", ""), "network"))
                         json_object_set_new(ns, "path", json_string(p->netns_path));
         }
+        for (i = 0; p->host_network && i < json_array_size(nss); i++)
+                if (!strcmp(sw_json_str(json_array_get(nss, i), "type", ""), "network"))
+                        json_array_remove(nss, i--);
         if (p->memory_limit_bytes > 0)
                 json_object_set_new(res, "memory",
                                     json_pack("{s:I}", "limit", (json_int_t)p->memory_limit_bytes));

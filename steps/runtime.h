@@ -56,6 +56,7 @@ struct step_rt_process {
         bool no_new_privs;
         const char *cgroups_path; /* linux.cgroupsPath ("/slipway/<id>"); NULL: runc's default */
         bool keep; /* step_rt_start: keep the stopped container (and its cgroup) until deleted */
+        bool host_network; /* share the caller's network namespace (hostNetwork pods) */
 };
 
 /*

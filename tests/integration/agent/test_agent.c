@@ -618,6 +618,34 @@ out:
         free(spec);
 }
 
+static void test_host_network_pod(void)
+{
+        int port = t_free_port();
+        char *spec = sw_xasprintf(
+                "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"hostnet\"},"
+                "\"spec\":{\"hostNetwork\":true,\"terminationGracePeriodSeconds\":1,"
+                "\"containers\":[{\"name\":\"c\",\"image\":\"%s\",\"command\":[\"sh\",\"-c\","
+                "\"mkdir -p /www && echo on-the-host > /www/index.html && exec httpd -f -p "
+                "127.0.0.1:%d -h /www\"],\"ports\":[{\"containerPort\":%d}],"
+                "\"readinessProbe\":{\"tcpSocket\":{\"port\":%d},\"periodSeconds\":1}}]}}",
+                image, port, port, port);
+        char key[16], *page;
+        json_t *pod;
+
+        CHECK(create_pod(spec));
+        free(spec);
+        pod = wait_pod("hostnet", running_ready, 30000);
+        CHECK(pod != NULL);
+        snprintf(key, sizeof(key), "%d", port);
+        CHECK_INT(pod ? host_port(pod, key) : 0, port);
+        page = http_get(port);
+        CHECK(page && strstr(page, "on-the-host"));
+        free(page);
+        json_decref(pod);
+        delete_pod("hostnet");
+        CHECK(wait_gone("hostnet", 20000));
+}
+
 static bool crash_looping(const json_t *pod)
 {
         const json_t *cs = ctr_status(pod);
@@ -848,6 +876,7 @@ int main(void)
                 T_RUN(test_memory_limit_oom_killed);
                 T_RUN(test_liveness_exec_probe_restarts);
                 T_RUN(test_image_pull_secret);
+                T_RUN(test_host_network_pod);
                 T_RUN(test_missing_image_pull_backoff);
                 T_RUN(test_failing_readiness_probe);
                 T_RUN(test_agent_restart_adopts);
