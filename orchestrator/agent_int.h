@@ -51,8 +51,9 @@ struct agent_ctr {
         int pull_failures;
         char image_id[SW_DIGEST_STR_LEN];
         bool ready;
-        int stop_sig;       /* the image's STOPSIGNAL; 0: SIGTERM */
-        int probe_failures; /* consecutive readiness failures */
+        bool post_start_done; /* the postStart hook ran for this instance */
+        int stop_sig;         /* the image's STOPSIGNAL; 0: SIGTERM */
+        int probe_failures;   /* consecutive readiness failures */
         int64_t next_probe_mono;
         int live_failures; /* consecutive liveness failures */
 };

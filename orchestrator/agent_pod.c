@@ -29,6 +29,7 @@
 #include "common/config.h"
 #include "common/fs.h"
 #include "common/json.h"
+#include "common/log.h"
 #include "common/mem.h"
 #include "common/validate.h"
 #include "orchestrator/agent_int.h"
@@ -38,6 +39,7 @@
 
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define MAX_ARGS 4096
+#define HOOK_TIMEOUT_S 10
 
 struct agent_pod *agent_pod_new(struct orch_agent *a, const char *uid, const char *ns,
                                 const char *name)
@@ -203,6 +205,7 @@ static void init_ctrs(struct orch_agent *a, struct agent_pod *p, const json_t *o
                         if (step_rt_state(&rs, a->runtime, a->runc_root, k->id, &ignored) == 0 &&
                             strcmp(rs.status, "stopped") != 0) {
                                 k->running = k->ever_ran = k->mounted = true;
+                                k->post_start_done = true; /* ran when it started */
                                 k->pid = rs.pid;
                                 agent_time_fmt(k->started_at, sizeof(k->started_at), rs.created_ms);
                                 /* The time reported before is kept, so the status does not move. */
@@ -1073,6 +1076,7 @@ static int start_ctr(struct orch_agent *a, struct agent_pod *p, struct agent_ctr
         c->start_mono = sw_mono_ms();
         c->ready = false;
         c->probe_failures = c->live_failures = 0;
+        c->post_start_done = false;
         c->next_probe_mono = 0;
         snprintf(c->image_id, sizeof(c->image_id), "%s", img->digest);
         c->stop_sig = parse_signal(sw_json_str(img->config, "StopSignal", ""));
@@ -1513,6 +1517,32 @@ static void write_status(struct orch_agent *a, struct agent_pod *p, const json_t
 
 /* ---- termination ---- */
 
+/*
+ * Run a lifecycle hook ("postStart" or "preStop": exec, httpGet or
+ * tcpSocket, like a probe) and wait for it, at most HOOK_TIMEOUT_S: the
+ * reconcile thread waits meanwhile, so hooks are kept short. True when
+ * there is none or it succeeded.
+ */
+static bool run_hook(struct orch_agent *a, const struct agent_pod *p, const struct agent_ctr *c,
+                     const json_t *obj, const char *which)
+{
+        const json_t *spec = ctr_spec(obj, c);
+        const json_t *h = json_object_get(json_object_get(spec, "lifecycle"), which);
+        json_t *copy;
+        bool ok;
+
+        if (!h)
+                return true;
+        copy = json_deep_copy(h);
+        json_object_set_new(copy, "timeoutSeconds", json_integer(HOOK_TIMEOUT_S));
+        ok = probe_once(a, p, c, spec, copy);
+        json_decref(copy);
+        if (!ok)
+                sw_log(SW_LOG_WARN, "orch_agent", "lifecycle hook failed", "{s:s,s:s,s:s,s:s}",
+                       "namespace", p->ns, "pod", p->name, "container", c->name, "hook", which);
+        return ok;
+}
+
 static void confirm_deleted(struct orch_agent *a, struct agent_pod *p)
 {
         json_t *body = json_pack("{s:s,s:s,s:i,s:{s:s}}", "kind", "DeleteOptions", "apiVersion",
@@ -1556,11 +1586,14 @@ static void terminate(struct orch_agent *a, struct agent_pod *p, const json_t *o
                                                         "terminationGracePeriodSeconds", 30));
                 p->terminating = true;
                 p->kill_deadline_mono = sw_mono_ms() + grace * 1000;
-                for (size_t i = 0; i < p->nctrs; i++)
-                        if (p->ctrs[i].running)
-                                step_rt_kill(a->runtime, a->runc_root, p->ctrs[i].id,
-                                             p->ctrs[i].stop_sig ? p->ctrs[i].stop_sig : SIGTERM,
-                                             false, &ignored);
+                for (size_t i = 0; i < p->nctrs; i++) {
+                        if (!p->ctrs[i].running)
+                                continue;
+                        run_hook(a, p, &p->ctrs[i], obj, "preStop");
+                        step_rt_kill(a->runtime, a->runc_root, p->ctrs[i].id,
+                                     p->ctrs[i].stop_sig ? p->ctrs[i].stop_sig : SIGTERM, false,
+                                     &ignored);
+                }
         }
         if (poll_exits(p) && sw_mono_ms() >= p->kill_deadline_mono && !p->killed) {
                 for (size_t i = 0; i < p->nctrs; i++)
@@ -1642,6 +1675,15 @@ void agent_pod_reconcile(struct orch_agent *a, struct agent_pod *p, const json_t
                                             0 &&
                                     !strcmp(rs.status, "running"))
                                         c->pid = rs.pid;
+                        }
+                        if (c->pid && !c->post_start_done) {
+                                c->post_start_done = true;
+                                if (!run_hook(a, p, c, obj, "postStart")) {
+                                        /* As the kubelet does: a failed hook kills the container. */
+                                        struct sw_err ignored = SW_ERR_INIT;
+                                        step_rt_kill(a->runtime, a->runc_root, c->id, SIGKILL, true,
+                                                     &ignored);
+                                }
                         }
                         if (c->pid && !c->init)
                                 run_probes(a, p, c, spec);

@@ -646,6 +646,46 @@ static void test_host_network_pod(void)
         CHECK(wait_gone("hostnet", 20000));
 }
 
+/* Poll the pod's log until it holds `what` (true) or timeout. */
+static bool log_shows(const char *pod, const char *what, int64_t timeout_ms)
+{
+        int64_t until = sw_mono_ms() + timeout_ms;
+
+        while (sw_mono_ms() < until) {
+                char *out = logs(pod, "");
+                bool ok = out && strstr(out, what);
+                free(out);
+                if (ok)
+                        return true;
+                sw_sleep_ms(100);
+        }
+        return false;
+}
+
+static void test_lifecycle_hooks(void)
+{
+        char *spec = sw_xasprintf(
+                "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"hooks\"},"
+                "\"spec\":{\"terminationGracePeriodSeconds\":4,\"containers\":[{\"name\":\"c\","
+                "\"image\":\"%s\",\"command\":[\"sh\",\"-c\",\"echo main; while true; do sleep "
+                "1; done\"],\"lifecycle\":{\"postStart\":{\"exec\":{\"command\":[\"sh\",\"-c\","
+                "\"echo poststart > /proc/1/fd/1\"]}},\"preStop\":{\"exec\":{\"command\":[\"sh\","
+                "\"-c\",\"echo prestop > /proc/1/fd/1\"]}}}}]}}",
+                image);
+        json_t *pod;
+
+        CHECK(create_pod(spec));
+        free(spec);
+        pod = wait_pod("hooks", running_ready, 30000);
+        CHECK(pod != NULL);
+        json_decref(pod);
+        CHECK(log_shows("hooks", "poststart", 10000));
+        delete_pod("hooks");
+        /* sh as pid 1 ignores SIGTERM: the pod lives out its grace period, log included. */
+        CHECK(log_shows("hooks", "prestop", 3000));
+        CHECK(wait_gone("hooks", 20000));
+}
+
 static bool crash_looping(const json_t *pod)
 {
         const json_t *cs = ctr_status(pod);
@@ -877,6 +917,7 @@ int main(void)
                 T_RUN(test_liveness_exec_probe_restarts);
                 T_RUN(test_image_pull_secret);
                 T_RUN(test_host_network_pod);
+                T_RUN(test_lifecycle_hooks);
                 T_RUN(test_missing_image_pull_backoff);
                 T_RUN(test_failing_readiness_probe);
                 T_RUN(test_agent_restart_adopts);
