@@ -666,7 +666,7 @@ static void test_lifecycle_hooks(void)
 {
         char *spec = sw_xasprintf(
                 "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"hooks\"},"
-                "\"spec\":{\"terminationGracePeriodSeconds\":4,\"containers\":[{\"name\":\"c\","
+                "\"spec\":{\"terminationGracePeriodSeconds\":2,\"containers\":[{\"name\":\"c\","
                 "\"image\":\"%s\",\"command\":[\"sh\",\"-c\",\"echo main; while true; do sleep "
                 "1; done\"],\"lifecycle\":{\"postStart\":{\"exec\":{\"command\":[\"sh\",\"-c\","
                 "\"echo poststart > /proc/1/fd/1\"]}},\"preStop\":{\"exec\":{\"command\":[\"sh\","
@@ -682,7 +682,7 @@ static void test_lifecycle_hooks(void)
         CHECK(log_shows("hooks", "poststart", 10000));
         delete_pod("hooks");
         /* sh as pid 1 ignores SIGTERM: the pod lives out its grace period, log included. */
-        CHECK(log_shows("hooks", "prestop", 3000));
+        CHECK(log_shows("hooks", "prestop", 1500));
         CHECK(wait_gone("hooks", 20000));
 }
 
@@ -791,7 +791,7 @@ static void test_failing_readiness_probe(void)
         pod = wait_pod("unready", running_not_ready, 30000);
         CHECK(pod != NULL);
         json_decref(pod);
-        sw_sleep_ms(3000);
+        sw_sleep_ms(1500);
         pod = get_pod("unready");
         CHECK(pod && running_not_ready(pod));
         json_decref(pod);
@@ -808,7 +808,7 @@ static void test_agent_restart_adopts(void)
         CHECK(pid_before > 0);
         t_kill(agent_pid);
         agent_pid = start_agent();
-        sw_sleep_ms(4000);
+        sw_sleep_ms(2000);
         after = wait_pod("web", running_ready, 20000);
         CHECK(after != NULL);
         if (before && after) {
