@@ -135,6 +135,21 @@ static void test_env_config_and_secret(void)
                                               "terminated"),
                               "exitCode", -1),
                   0);
+        {
+                /* kubectl logs: the API server's pods/log proxied to the agent. */
+                const char *args[] = {"logs", "envpod", "-c", "c", NULL};
+                const char *tail[] = {"logs", "envpod", "--tail=1", NULL};
+                char *kout = NULL;
+                CHECK_INT(t_kubectl(&t_agent.orch, &kout, NULL, args), 0);
+                CHECK(kout && strstr(kout, "CM=from-configmap SEC=s3cr3t"));
+                if (kout && !strstr(kout, "CM=from"))
+                        fprintf(stderr, "kubectl logs: %s\n", kout);
+                free(kout);
+                kout = NULL;
+                CHECK_INT(t_kubectl(&t_agent.orch, &kout, NULL, tail), 0);
+                CHECK(kout && strstr(kout, "I=from-init"));
+                free(kout);
+        }
         out = t_agent_logs("envpod", "");
         CHECK(out && strstr(out, "CM=from-configmap SEC=s3cr3t F=from-configmap G=s3cr3t "
                                  "X=hi-$(x) I=from-init"));
