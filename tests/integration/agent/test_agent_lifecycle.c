@@ -15,6 +15,7 @@
 
 #include "common/base64.h"
 #include "common/clock.h"
+#include "common/fs.h"
 #include "common/json.h"
 #include "common/libs.h"
 #include "common/mem.h"
@@ -204,9 +205,24 @@ static void test_lifecycle_hooks(void)
         CHECK(pod != NULL);
         json_decref(pod);
         CHECK(t_agent_log_shows("hooks", "poststart", 10000));
-        t_agent_delete_pod("hooks");
-        /* sh as pid 1 ignores SIGTERM: the pod lives out its grace period, log included. */
-        CHECK(t_agent_log_shows("hooks", "prestop", 1500));
+        /* kubectl logs -f follows until the container ends. */
+        {
+                const char *args[] = {"logs", "-f", "hooks", NULL};
+                char *path = sw_xasprintf("%s/follow.out", t_tmpdir());
+                pid_t k = t_kubectl_bg(&t_agent.orch, path, args);
+                char *text = NULL;
+                struct sw_err err = SW_ERR_INIT;
+
+                sw_sleep_ms(500);
+                t_agent_delete_pod("hooks");
+                CHECK_INT(t_wait_pid(k, 20000), 0);
+                CHECK_OK(sw_read_file(&text, NULL, path, 1 << 20, &err), &err);
+                CHECK(text && strstr(text, "main") && strstr(text, "prestop"));
+                if (text && !strstr(text, "prestop"))
+                        fprintf(stderr, "followed: %s\n", text);
+                free(text);
+                free(path);
+        }
         CHECK(t_agent_wait_gone("hooks", 20000));
 }
 
