@@ -55,7 +55,8 @@ struct agent_ctr {
         int stop_sig;         /* the image's STOPSIGNAL; 0: SIGTERM */
         int probe_failures;   /* consecutive readiness failures */
         int64_t next_probe_mono;
-        int live_failures; /* consecutive liveness failures */
+        int live_failures;      /* consecutive liveness failures */
+        int64_t next_live_mono; /* next liveness probe */
 };
 
 struct agent_fwd;

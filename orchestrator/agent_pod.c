@@ -1077,7 +1077,7 @@ static int start_ctr(struct orch_agent *a, struct agent_pod *p, struct agent_ctr
         c->ready = false;
         c->probe_failures = c->live_failures = 0;
         c->post_start_done = false;
-        c->next_probe_mono = 0;
+        c->next_probe_mono = c->next_live_mono = 0;
         snprintf(c->image_id, sizeof(c->image_id), "%s", img->digest);
         c->stop_sig = parse_signal(sw_json_str(img->config, "StopSignal", ""));
         set_waiting(c, "", NULL);
@@ -1352,38 +1352,42 @@ static bool probe_once(struct orch_agent *a, const struct agent_pod *p, const st
         return ok;
 }
 
+/* Is probe `pr` due now? `next` is its own schedule (0: never run yet). */
+static bool probe_due(int64_t *next, const struct agent_ctr *c, const json_t *pr, int64_t now)
+{
+        if (now < *next)
+                return false;
+        if (*next == 0 && now - c->start_mono < sw_json_int(pr, "initialDelaySeconds", 0) * 1000)
+                return false;
+        *next = now + sw_json_int(pr, "periodSeconds", 10) * 1000;
+        return true;
+}
+
+/*
+ * Readiness and liveness probes, each on its own period. Readiness starts
+ * false and follows success (successThreshold 1) and failureThreshold;
+ * liveness kills the container after failureThreshold failures in a row
+ * (the restart policy then applies).
+ */
 static void run_probes(struct orch_agent *a, struct agent_pod *p, struct agent_ctr *c,
                        const json_t *spec)
 {
         const json_t *rp = json_object_get(spec, "readinessProbe");
         const json_t *lp = json_object_get(spec, "livenessProbe");
-        const json_t *pr = rp ? rp : lp;
         int64_t now = sw_mono_ms();
         struct sw_err ignored = SW_ERR_INIT;
 
-        if (!rp && !lp) {
-                c->ready = true;
-                return;
-        }
         if (!rp)
                 c->ready = true;
-        if (now < c->next_probe_mono)
-                return;
-        if (c->next_probe_mono == 0 &&
-            now - c->start_mono < sw_json_int(pr, "initialDelaySeconds", 0) * 1000) {
-                return;
-        }
-        c->next_probe_mono = now + sw_json_int(pr, "periodSeconds", 10) * 1000;
-        if (rp) {
+        if (rp && probe_due(&c->next_probe_mono, c, rp, now)) {
                 if (probe_once(a, p, c, spec, rp)) {
                         c->probe_failures = 0;
                         c->ready = true;
-                } else if (++c->probe_failures >= sw_json_int(rp, "failureThreshold", 3) ||
-                           !c->ready) {
+                } else if (++c->probe_failures >= sw_json_int(rp, "failureThreshold", 3)) {
                         c->ready = false;
                 }
         }
-        if (lp) {
+        if (lp && probe_due(&c->next_live_mono, c, lp, now)) {
                 if (probe_once(a, p, c, spec, lp))
                         c->live_failures = 0;
                 else if (++c->live_failures >= sw_json_int(lp, "failureThreshold", 3)) {
