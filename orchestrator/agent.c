@@ -7,7 +7,7 @@
  * this node (fieldSelector spec.nodeName) and reconciles each against what
  * exists on the machine; pods that left the list are stopped and cleaned
  * up. The watch only makes a pass come sooner; without events a pass runs
- * every second (restart back-offs, probes and grace periods are timed from
+ * every half second (restart back-offs, probes and grace periods are timed from
  * there). On start, pod directories left by an earlier run are read back,
  * so their containers are adopted (runc state) rather than restarted.
  */
@@ -35,7 +35,7 @@
 #include "common/banned.h"
 
 #define LEASE_NS "kube-node-lease"
-#define PASS_MS 1000
+#define PASS_MS 500
 
 void agent_time_fmt(char *out, size_t size, int64_t epoch_ms)
 {

@@ -21,7 +21,7 @@
 #include "common/banned.h"
 
 static int pull(struct orch_agent *a, struct step_oci_layout *l, const char *image,
-                struct sw_err *err)
+                const char *docker_config, struct sw_err *err)
 {
         struct step_registry_options ro = STEP_REGISTRY_OPTIONS_INIT;
         struct step_registry_ref ref;
@@ -33,6 +33,20 @@ static int pull(struct orch_agent *a, struct step_oci_layout *l, const char *ima
         if (rc)
                 return rc;
         step_registry_options_from_config(&ro, a->o.cfg, ref.host);
+        if (docker_config) {
+                char *user = NULL, *password = NULL;
+                struct sw_err ignored = SW_ERR_INIT;
+                /* The pod's secrets hold an entry for this registry: they win. */
+                if (step_registry_docker_auth(&user, &password, docker_config, ref.host,
+                                              &ignored) == 0) {
+                        ro.docker_config = docker_config;
+                        ro.user = NULL;
+                        ro.password = NULL;
+                }
+                free(user);
+                if (password)
+                        sw_free_secret(password);
+        }
         ro.max_attempts = 3;
         rc = step_registry_new(&r, &ro, err);
         if (rc == 0)
@@ -73,7 +87,7 @@ static int unpack_layer(char **dir_out, struct orch_agent *a, struct step_oci_la
 }
 
 int agent_image_ensure(struct agent_image *out, struct orch_agent *a, const char *image,
-                       const char *policy, struct sw_err *err)
+                       const char *policy, const char *docker_config, struct sw_err *err)
 {
         struct step_oci_layout *l = NULL;
         struct step_oci_manifest m = {0};
@@ -102,7 +116,7 @@ int agent_image_ensure(struct agent_image *out, struct orch_agent *a, const char
         }
         /* Always: once per agent run and per start of a container that is not running. */
         if (!present || strcmp(policy, "Always") == 0) {
-                rc = pull(a, l, image, err);
+                rc = pull(a, l, image, docker_config, err);
                 if (rc)
                         goto out;
                 rc = step_oci_ref_resolve(&desc, l, image, err);

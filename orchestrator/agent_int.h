@@ -32,11 +32,13 @@ struct MHD_Daemon;
 struct agent_ctr {
         char *name;
         char *image;
-        char id[96];   /* runc container id: "<pod uid>-<index>" */
-        char *dir;     /* bundle dir: config.json, rootfs, upper, work, log, exit */
-        bool mounted;  /* the overlay rootfs is mounted */
-        bool running;  /* the runtime reports it running (or it is starting) */
-        bool ever_ran; /* started at least once */
+        bool init;       /* an init container (spec.initContainers[spec_idx]) */
+        size_t spec_idx; /* index in its spec list */
+        char id[96];     /* runc container id: "<pod uid>-<index>" */
+        char *dir;       /* bundle dir: config.json, rootfs, upper, work, log, exit */
+        bool mounted;    /* the overlay rootfs is mounted */
+        bool running;    /* the runtime reports it running (or it is starting) */
+        bool ever_ran;   /* started at least once */
         int pid;
         char started_at[32]; /* RFC 3339 time of the current/last start */
         int64_t start_mono;  /* when we launched it (monotonic), for the start timeout */
@@ -49,19 +51,22 @@ struct agent_ctr {
         int pull_failures;
         char image_id[SW_DIGEST_STR_LEN];
         bool ready;
-        int stop_sig;       /* the image's STOPSIGNAL; 0: SIGTERM */
-        int probe_failures; /* consecutive readiness failures */
+        bool post_start_done; /* the postStart hook ran for this instance */
+        int stop_sig;         /* the image's STOPSIGNAL; 0: SIGTERM */
+        int probe_failures;   /* consecutive readiness failures */
         int64_t next_probe_mono;
-        int live_failures; /* consecutive liveness failures */
+        int live_failures;      /* consecutive liveness failures */
+        int64_t next_live_mono; /* next liveness probe */
 };
 
 struct agent_fwd;
 
 struct agent_pod {
         char *uid, *ns, *name;
-        char *dir;        /* <root>/pods/<uid> */
-        char *netns_path; /* <dir>/netns, a bind mount of the pod's network namespace */
-        bool sandbox;     /* netns and files exist */
+        char *dir;         /* <root>/pods/<uid> */
+        char *netns_path;  /* <dir>/netns, a bind mount of the pod's network namespace */
+        bool sandbox;      /* netns and files exist */
+        bool host_network; /* spec.hostNetwork: no namespace of its own, nothing forwarded */
         struct agent_ctr *ctrs;
         size_t nctrs;
         struct agent_fwd **fwds;
@@ -126,11 +131,13 @@ struct agent_image {
 };
 /*
  * Make `image` available per `policy` ("Always", "IfNotPresent", "Never"):
- * pull it when needed, unpack its layers once per digest. SW_ENOTFOUND
+ * pull it when needed, unpack its layers once per digest. `docker_config`
+ * (may be NULL) is a Docker config.json of the pod's imagePullSecrets,
+ * tried before the agent's own credentials. SW_ENOTFOUND
  * with "ErrImageNeverPull" semantics when Never and absent.
  */
 int agent_image_ensure(struct agent_image *out, struct orch_agent *a, const char *image,
-                       const char *policy, struct sw_err *err);
+                       const char *policy, const char *docker_config, struct sw_err *err);
 void agent_image_release(struct agent_image *img);
 
 /* ---- agent_logs.c ---- */
@@ -143,7 +150,7 @@ void agent_logs_stop(struct orch_agent *a);
 int agent_netns_create(const char *path, struct sw_err *err);
 /* Unmount and remove it; absent is fine. */
 void agent_netns_remove(const char *path);
-/* A TCP connection to 127.0.0.1:port inside the namespace; fd or -1 (errno set). */
+/* A TCP connection to 127.0.0.1:port inside the namespace (NULL: the host's); fd or -1. */
 int agent_netns_connect(const char *netns_path, int port, int timeout_ms);
 /*
  * Publish 127.0.0.1:host_port (0: any free port) on the host, forwarding

@@ -70,8 +70,10 @@ static int find_ctr(char **dir_out, int *idx_out, const struct orch_agent *a, co
                     !strcmp(sw_json_str(rec, "name", ""), pod)) {
                         json_array_foreach(json_object_get(rec, "containers"), i, c)
                         {
-                                /* No container named: the first, as kubectl does for one. */
-                                if (rc != 0 && (!*ctr || !strcmp(json_string_value(c), ctr))) {
+                                /* No container named: the first app container. */
+                                if (rc != 0 &&
+                                    (*ctr ? !strcmp(json_string_value(c), ctr)
+                                          : (json_int_t)i == sw_json_int(rec, "initCount", 0))) {
                                         *dir_out = sw_xasprintf("%s/%s", pods, e->d_name);
                                         *idx_out = (int)i;
                                         rc = 0;

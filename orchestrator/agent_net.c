@@ -147,16 +147,18 @@ static void *connect_thread(void *arg)
 {
         struct connect_job *j = arg;
         struct sockaddr_in sa;
-        int nsfd = open(j->netns_path, O_RDONLY | O_CLOEXEC);
+        int nsfd = j->netns_path ? open(j->netns_path, O_RDONLY | O_CLOEXEC) : -2;
 
         j->fd = -1;
-        if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) != 0) {
+        if (nsfd == -2) {
+                /* The host's own namespace (hostNetwork pods). */
+        } else if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) != 0) {
                 j->err = errno;
                 if (nsfd >= 0)
                         close(nsfd);
                 return NULL;
-        }
-        close(nsfd);
+        } else
+                close(nsfd);
         memset(&sa, 0, sizeof(sa));
         sa.sin_family = AF_INET;
         sa.sin_port = htons((uint16_t)j->port);

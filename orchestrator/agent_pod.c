@@ -29,6 +29,7 @@
 #include "common/config.h"
 #include "common/fs.h"
 #include "common/json.h"
+#include "common/log.h"
 #include "common/mem.h"
 #include "common/validate.h"
 #include "orchestrator/agent_int.h"
@@ -38,6 +39,7 @@
 
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define MAX_ARGS 4096
+#define HOOK_TIMEOUT_S 10
 
 struct agent_pod *agent_pod_new(struct orch_agent *a, const char *uid, const char *ns,
                                 const char *name)
@@ -117,9 +119,21 @@ static const json_t *spec_containers(const json_t *obj)
         return json_object_get(json_object_get(obj, "spec"), "containers");
 }
 
-static const json_t *status_of(const json_t *obj, const char *name)
+static const json_t *spec_inits(const json_t *obj)
 {
-        const json_t *cs = json_object_get(json_object_get(obj, "status"), "containerStatuses"), *s;
+        return json_object_get(json_object_get(obj, "spec"), "initContainers");
+}
+
+static const json_t *ctr_spec(const json_t *obj, const struct agent_ctr *c)
+{
+        return json_array_get(c->init ? spec_inits(obj) : spec_containers(obj), c->spec_idx);
+}
+
+static const json_t *status_of(const json_t *obj, const char *name, bool init)
+{
+        const json_t *cs = json_object_get(json_object_get(obj, "status"),
+                                           init ? "initContainerStatuses" : "containerStatuses"),
+                     *s;
         size_t i;
 
         json_array_foreach(cs, i, s)
@@ -130,11 +144,16 @@ static const json_t *status_of(const json_t *obj, const char *name)
         return NULL;
 }
 
-/* Does the restart policy restart a container that ended with `code`? */
-static bool restarts(const json_t *obj, int code)
+/*
+ * Does the restart policy restart a container that ended with `code`? Init
+ * containers run to success: they are retried on failure unless Never.
+ */
+static bool restarts(const json_t *obj, bool init, int code)
 {
         const char *pol = sw_json_str(json_object_get(obj, "spec"), "restartPolicy", "Always");
 
+        if (init)
+                return code != 0 && strcmp(pol, "Never") != 0;
         return !strcmp(pol, "Always") || (!strcmp(pol, "OnFailure") && code != 0);
 }
 
@@ -157,51 +176,57 @@ static int read_exit(const char *path)
  */
 static void init_ctrs(struct orch_agent *a, struct agent_pod *p, const json_t *obj)
 {
-        const json_t *cs = spec_containers(obj), *c;
-        size_t i;
+        const json_t *lists[2] = {spec_inits(obj), spec_containers(obj)}, *c;
+        size_t i, n = json_array_size(lists[0]) + json_array_size(lists[1]);
 
-        p->ctrs = sw_xcalloc(json_array_size(cs) + 1, sizeof(*p->ctrs));
-        json_array_foreach(cs, i, c)
-        {
-                struct agent_ctr *k = &p->ctrs[p->nctrs++];
-                const json_t *st = status_of(obj, sw_json_str(c, "name", ""));
-                struct step_rt_state rs;
-                struct sw_err ignored = SW_ERR_INIT;
-                char *exit_path;
+        p->ctrs = sw_xcalloc(n + 1, sizeof(*p->ctrs));
+        for (int l = 0; l < 2; l++)
+                json_array_foreach(lists[l], i, c)
+                {
+                        struct agent_ctr *k = &p->ctrs[p->nctrs];
+                        const json_t *st = status_of(obj, sw_json_str(c, "name", ""), l == 0);
+                        struct step_rt_state rs;
+                        struct sw_err ignored = SW_ERR_INIT;
+                        char *exit_path;
 
-                k->name = sw_xstrdup(sw_json_str(c, "name", ""));
-                k->image = sw_xstrdup(sw_json_str(c, "image", ""));
-                snprintf(k->id, sizeof(k->id), "%s-%zu", p->uid, i);
-                k->dir = sw_xasprintf("%s/c%zu", p->dir, i);
-                k->restart_count = (int)sw_json_int(st, "restartCount", 0);
-                if (json_object_get(json_object_get(st, "lastState"), "terminated"))
-                        k->last_term = json_deep_copy(
-                                json_object_get(json_object_get(st, "lastState"), "terminated"));
-                exit_path = ctr_path(k, "exit");
-                if (step_rt_state(&rs, a->runtime, a->runc_root, k->id, &ignored) == 0 &&
-                    strcmp(rs.status, "stopped") != 0) {
-                        k->running = k->ever_ran = k->mounted = true;
-                        k->pid = rs.pid;
-                        agent_time_fmt(k->started_at, sizeof(k->started_at), rs.created_ms);
-                        /* The time reported before is kept, so the status does not move. */
-                        snprintf(k->started_at, sizeof(k->started_at), "%s",
-                                 sw_json_str(
-                                         json_object_get(json_object_get(st, "state"), "running"),
-                                         "startedAt", k->started_at));
-                        k->start_mono = sw_mono_ms();
-                } else if (access(exit_path, F_OK) == 0) {
-                        /* It ended while no agent watched: the exit file tells how. */
-                        k->running = k->ever_ran = k->mounted = true;
-                        k->start_mono = sw_mono_ms();
-                } else if (json_object_get(json_object_get(st, "state"), "terminated")) {
-                        const json_t *t =
-                                json_object_get(json_object_get(st, "state"), "terminated");
-                        k->ever_ran = true;
-                        if (!restarts(obj, (int)sw_json_int(t, "exitCode", 0)))
-                                k->term = json_deep_copy(t);
+                        k->init = l == 0;
+                        k->spec_idx = i;
+                        k->name = sw_xstrdup(sw_json_str(c, "name", ""));
+                        k->image = sw_xstrdup(sw_json_str(c, "image", ""));
+                        /* One numbering for both lists: the log endpoint reads it from pod.json. */
+                        snprintf(k->id, sizeof(k->id), "%s-%zu", p->uid, p->nctrs);
+                        k->dir = sw_xasprintf("%s/c%zu", p->dir, p->nctrs);
+                        p->nctrs++;
+                        k->restart_count = (int)sw_json_int(st, "restartCount", 0);
+                        if (json_object_get(json_object_get(st, "lastState"), "terminated"))
+                                k->last_term = json_deep_copy(json_object_get(
+                                        json_object_get(st, "lastState"), "terminated"));
+                        exit_path = ctr_path(k, "exit");
+                        if (step_rt_state(&rs, a->runtime, a->runc_root, k->id, &ignored) == 0 &&
+                            strcmp(rs.status, "stopped") != 0) {
+                                k->running = k->ever_ran = k->mounted = true;
+                                k->post_start_done = true; /* ran when it started */
+                                k->pid = rs.pid;
+                                agent_time_fmt(k->started_at, sizeof(k->started_at), rs.created_ms);
+                                /* The time reported before is kept, so the status does not move. */
+                                snprintf(k->started_at, sizeof(k->started_at), "%s",
+                                         sw_json_str(json_object_get(json_object_get(st, "state"),
+                                                                     "running"),
+                                                     "startedAt", k->started_at));
+                                k->start_mono = sw_mono_ms();
+                        } else if (access(exit_path, F_OK) == 0) {
+                                /* It ended while no agent watched: the exit file tells how. */
+                                k->running = k->ever_ran = k->mounted = true;
+                                k->start_mono = sw_mono_ms();
+                        } else if (json_object_get(json_object_get(st, "state"), "terminated")) {
+                                const json_t *t =
+                                        json_object_get(json_object_get(st, "state"), "terminated");
+                                k->ever_ran = true;
+                                if (!restarts(obj, k->init, (int)sw_json_int(t, "exitCode", 0)))
+                                        k->term = json_deep_copy(t);
+                        }
+                        free(exit_path);
                 }
-                free(exit_path);
-        }
 }
 
 /* ---- sandbox ---- */
@@ -244,6 +269,11 @@ static int publish_ports(struct agent_pod *p, const json_t *obj, struct sw_err *
                         snprintf(key, sizeof(key), "%d", cport);
                         if (json_object_get(p->ports, key))
                                 continue;
+                        if (p->host_network) {
+                                /* The container listens on the host itself. */
+                                json_object_set_new(p->ports, key, json_integer(cport));
+                                continue;
+                        }
                         if (!hport && old)
                                 hport = (int)json_integer_value(json_object_get(old, key));
                         rc = agent_fwd_start(&f, p->netns_path, hport, cport, err);
@@ -281,11 +311,12 @@ static int ensure_sandbox(struct orch_agent *a, struct agent_pod *p, const json_
                 goto out;
         rec = json_pack("{s:s,s:s,s:s,s:[]}", "uid", p->uid, "namespace", p->ns, "name", p->name,
                         "containers");
-        for (size_t i = 0; i < json_array_size(spec_containers(obj)); i++)
-                json_array_append_new(
-                        json_object_get(rec, "containers"),
-                        json_string(
-                                sw_json_str(json_array_get(spec_containers(obj), i), "name", "")));
+        for (size_t i = 0; i < p->nctrs; i++)
+                json_array_append_new(json_object_get(rec, "containers"),
+                                      json_string(p->ctrs[i].name));
+        for (size_t i = 0; i < p->nctrs; i++)
+                if (p->ctrs[i].init)
+                        json_object_set_new(rec, "initCount", json_integer((json_int_t)i + 1));
         text = json_dumps(rec, JSON_COMPACT);
         rc = write_text(p->dir, "pod.json", text, err);
         free(text);
@@ -304,7 +335,8 @@ static int ensure_sandbox(struct orch_agent *a, struct agent_pod *p, const json_
         text = sw_xasprintf("%s\n", p->name);
         if (rc == 0)
                 rc = write_text(p->dir, "hostname", text, err);
-        if (rc == 0)
+        p->host_network = sw_json_bool(json_object_get(obj, "spec"), "hostNetwork", 0);
+        if (rc == 0 && !p->host_network)
                 rc = agent_netns_create(p->netns_path, err);
         if (rc == 0)
                 rc = publish_ports(p, obj, err);
@@ -974,7 +1006,7 @@ static int start_ctr(struct orch_agent *a, struct agent_pod *p, struct agent_ctr
         json_t *env = NULL, *args = build_args(spec, img->config);
         const char **argv = NULL, **envv = NULL;
         const json_t *limits = json_object_get(json_object_get(spec, "resources"), "limits");
-        char hn[64];
+        char hn[64], cgpath[128];
         int rc;
 
         if (json_array_size(args) == 0) {
@@ -1023,10 +1055,15 @@ static int start_ctr(struct orch_agent *a, struct agent_pod *p, struct agent_ctr
         rp.hostname = hn;
         rp.mounts = mounts;
         rp.nmounts = nm;
-        rp.netns_path = p->netns_path;
+        rp.netns_path = p->host_network ? NULL : p->netns_path;
+        rp.host_network = p->host_network;
         rp.memory_limit_bytes = quantity(limits, "memory", false);
         rp.cpu_quota_us = quantity(limits, "cpu", true) * 100;
         rp.no_new_privs = true;
+        /* Kept after it ends, so its cgroup can still tell whether the OOM killer ended it. */
+        snprintf(cgpath, sizeof(cgpath), "/slipway/%s", c->id);
+        rp.cgroups_path = cgpath;
+        rp.keep = true;
         step_rt_delete(a->runtime, a->runc_root, c->id);
         rc = step_rt_start(&rp, log, exit_path, err);
         if (rc)
@@ -1039,7 +1076,8 @@ static int start_ctr(struct orch_agent *a, struct agent_pod *p, struct agent_ctr
         c->start_mono = sw_mono_ms();
         c->ready = false;
         c->probe_failures = c->live_failures = 0;
-        c->next_probe_mono = 0;
+        c->post_start_done = false;
+        c->next_probe_mono = c->next_live_mono = 0;
         snprintf(c->image_id, sizeof(c->image_id), "%s", img->digest);
         c->stop_sig = parse_signal(sw_json_str(img->config, "StopSignal", ""));
         set_waiting(c, "", NULL);
@@ -1073,6 +1111,66 @@ static const char *pull_policy(const json_t *spec, const char *image)
         return !colon || !strcmp(colon, ":latest") ? "Always" : "IfNotPresent";
 }
 
+/*
+ * The pod's imagePullSecrets (kubernetes.io/dockerconfigjson or
+ * dockercfg) merged into one Docker config.json, written to a private file
+ * for the registry client; *path_out NULL when the pod names none. The
+ * caller removes the file at once.
+ */
+static int pull_secrets_file(char **path_out, struct orch_agent *a, const struct agent_pod *p,
+                             const json_t *obj, struct sw_err *err)
+{
+        const json_t *refs = json_object_get(json_object_get(obj, "spec"), "imagePullSecrets"), *r;
+        json_t *auths = json_object();
+        char *path = NULL, *text = NULL;
+        size_t i;
+        int rc = 0;
+
+        *path_out = NULL;
+        json_array_foreach(refs, i, r)
+        {
+                json_t *data = NULL, *doc = NULL, *v;
+                const char *raw;
+                struct sw_err ignored = SW_ERR_INIT;
+
+                /* A missing secret is skipped, as the kubelet does (the pull may still work). */
+                if (fetch_data(&data, a, p->ns, "secrets", sw_json_str(r, "name", ""), false,
+                               &ignored) != 0)
+                        continue;
+                raw = sw_json_str(data, ".dockerconfigjson", NULL);
+                if (!raw)
+                        raw = sw_json_str(data, ".dockercfg", NULL);
+                if (raw && sw_json_parse(&doc, raw, strlen(raw), 0, &ignored) == 0) {
+                        const char *host;
+                        v = json_object_get(doc, "auths") ? json_object_get(doc, "auths") : doc;
+                        json_t *e;
+                        json_object_foreach(v, host, e)
+                        {
+                                if (!json_object_get(auths, host))
+                                        json_object_set(auths, host, e);
+                        }
+                }
+                json_decref(doc);
+                json_decref(data);
+        }
+        if (json_object_size(auths)) {
+                json_t *cfg = json_pack("{s:O}", "auths", auths);
+                path = sw_xasprintf("%s/pods/%s/pull-auth.json", a->root, p->uid);
+                text = json_dumps(cfg, JSON_COMPACT);
+                rc = sw_write_file_atomic(path, text, strlen(text), 0600, err);
+                sw_wipe(text, strlen(text));
+                free(text);
+                json_decref(cfg);
+                if (rc) {
+                        free(path);
+                        path = NULL;
+                }
+        }
+        json_decref(auths);
+        *path_out = path;
+        return rc;
+}
+
 /* Try to start `c` now: image, then the container. Failures become waiting reasons. */
 static void try_start(struct orch_agent *a, struct agent_pod *p, struct agent_ctr *c,
                       const json_t *obj, const json_t *spec)
@@ -1084,9 +1182,17 @@ static void try_start(struct orch_agent *a, struct agent_pod *p, struct agent_ct
         const char *eff = (!strcmp(policy, "Always") && json_object_get(a->images, c->image))
                                   ? "IfNotPresent"
                                   : policy;
+        char *auth = NULL;
         int rc;
 
-        rc = agent_image_ensure(&img, a, c->image, eff, &err);
+        rc = pull_secrets_file(&auth, a, p, obj, &err);
+        if (rc == 0)
+                rc = agent_image_ensure(&img, a, c->image, eff, auth, &err);
+        if (auth) {
+                struct sw_err ignored = SW_ERR_INIT;
+                sw_rm_rf(auth, &ignored);
+                free(auth);
+        }
         if (rc) {
                 c->pull_failures++;
                 c->next_start_mono = sw_mono_ms() + backoff_ms(a, c->pull_failures - 1);
@@ -1107,6 +1213,30 @@ static void try_start(struct orch_agent *a, struct agent_pod *p, struct agent_ct
 
 /* ---- exits, probes ---- */
 
+/*
+ * Did the kernel's OOM killer act in the container's memory cgroup? Read
+ * while the stopped container is kept (cgroup v1 memory.oom_control, or
+ * v2 memory.events).
+ */
+static bool oom_killed(const struct agent_ctr *c)
+{
+        const char *files[] = {"/sys/fs/cgroup/memory/slipway/", "/sys/fs/cgroup/slipway/"};
+        const char *leaf[] = {"memory.oom_control", "memory.events"};
+        bool oom = false;
+
+        for (size_t i = 0; i < 2 && !oom; i++) {
+                char path[256], *text = NULL, *k;
+                struct sw_err ignored = SW_ERR_INIT;
+                snprintf(path, sizeof(path), "%s%s/%s", files[i], c->id, leaf[i]);
+                if (sw_read_file(&text, NULL, path, 65536, &ignored) != 0)
+                        continue;
+                k = strstr(text, "oom_kill ");
+                oom = k && strtol(k + 9, NULL, 10) > 0;
+                free(text);
+        }
+        return oom;
+}
+
 /* The container's process ended: record how, and decide about a restart. */
 static void ctr_exited(struct orch_agent *a, struct agent_pod *p, struct agent_ctr *c,
                        const json_t *obj, int code)
@@ -1116,8 +1246,11 @@ static void ctr_exited(struct orch_agent *a, struct agent_pod *p, struct agent_c
         const char *reason = code == 0 ? "Completed" : "Error";
         json_t *t;
 
-        if (rerr && code != 0)
+        if (code != 0 && oom_killed(c))
+                reason = "OOMKilled";
+        else if (rerr && code != 0)
                 reason = "StartError";
+        step_rt_delete(a->runtime, a->runc_root, c->id);
         agent_time_fmt(finished, sizeof(finished), sw_now_ms());
         snprintf(cid, sizeof(cid), "runc://%s", c->id);
         t = json_pack("{s:i,s:s,s:s,s:s,s:s}", "exitCode", code, "reason", reason, "startedAt",
@@ -1128,7 +1261,7 @@ static void ctr_exited(struct orch_agent *a, struct agent_pod *p, struct agent_c
         c->running = false;
         c->ready = false;
         c->pid = 0;
-        if (restarts(obj, code)) {
+        if (restarts(obj, c->init, code)) {
                 char msg[256];
                 int64_t d = backoff_ms(a, c->restart_count);
                 json_decref(c->last_term);
@@ -1159,17 +1292,30 @@ static int probe_port(const json_t *spec, const json_t *port)
         return json_is_string(port) ? (int)strtol(json_string_value(port), NULL, 10) : 0;
 }
 
-/* Run one probe; true on success. exec probes are not supported (counted as failures). */
-static bool probe_once(const struct agent_pod *p, const json_t *spec, const json_t *pr)
+/* Run one probe (httpGet, tcpSocket or exec); true on success. */
+static bool probe_once(struct orch_agent *a, const struct agent_pod *p, const struct agent_ctr *c,
+                       const json_t *spec, const json_t *pr)
 {
         int timeout_ms = (int)sw_json_int(pr, "timeoutSeconds", 1) * 1000;
         const json_t *h = json_object_get(pr, "httpGet"), *t = json_object_get(pr, "tcpSocket");
+        const json_t *x = json_object_get(pr, "exec");
         int fd, port;
         bool ok = false;
 
+        if (x) {
+                const char **argv = strv_from_json(json_object_get(x, "command"));
+                struct sw_err ignored = SW_ERR_INIT;
+                int code = -1;
+                ok = argv[0] &&
+                     step_rt_exec(&code, a->runtime, a->runc_root, c->id, argv, timeout_ms,
+                                  &ignored) == 0 &&
+                     code == 0;
+                free(argv);
+                return ok;
+        }
         if (t) {
                 port = probe_port(spec, json_object_get(t, "port"));
-                fd = agent_netns_connect(p->netns_path, port, timeout_ms);
+                fd = agent_netns_connect(p->host_network ? NULL : p->netns_path, port, timeout_ms);
                 if (fd >= 0)
                         close(fd);
                 return fd >= 0;
@@ -1177,7 +1323,7 @@ static bool probe_once(const struct agent_pod *p, const json_t *spec, const json
         if (!h)
                 return false;
         port = probe_port(spec, json_object_get(h, "port"));
-        fd = agent_netns_connect(p->netns_path, port, timeout_ms);
+        fd = agent_netns_connect(p->host_network ? NULL : p->netns_path, port, timeout_ms);
         if (fd >= 0) {
                 struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
                 char *req = sw_xasprintf("GET %s HTTP/1.0\r\nHost: 127.0.0.1:%d\r\n"
@@ -1206,39 +1352,43 @@ static bool probe_once(const struct agent_pod *p, const json_t *spec, const json
         return ok;
 }
 
+/* Is probe `pr` due now? `next` is its own schedule (0: never run yet). */
+static bool probe_due(int64_t *next, const struct agent_ctr *c, const json_t *pr, int64_t now)
+{
+        if (now < *next)
+                return false;
+        if (*next == 0 && now - c->start_mono < sw_json_int(pr, "initialDelaySeconds", 0) * 1000)
+                return false;
+        *next = now + sw_json_int(pr, "periodSeconds", 10) * 1000;
+        return true;
+}
+
+/*
+ * Readiness and liveness probes, each on its own period. Readiness starts
+ * false and follows success (successThreshold 1) and failureThreshold;
+ * liveness kills the container after failureThreshold failures in a row
+ * (the restart policy then applies).
+ */
 static void run_probes(struct orch_agent *a, struct agent_pod *p, struct agent_ctr *c,
                        const json_t *spec)
 {
         const json_t *rp = json_object_get(spec, "readinessProbe");
         const json_t *lp = json_object_get(spec, "livenessProbe");
-        const json_t *pr = rp ? rp : lp;
         int64_t now = sw_mono_ms();
         struct sw_err ignored = SW_ERR_INIT;
 
-        if (!rp && !lp) {
-                c->ready = true;
-                return;
-        }
         if (!rp)
                 c->ready = true;
-        if (now < c->next_probe_mono)
-                return;
-        if (c->next_probe_mono == 0 &&
-            now - c->start_mono < sw_json_int(pr, "initialDelaySeconds", 0) * 1000) {
-                return;
-        }
-        c->next_probe_mono = now + sw_json_int(pr, "periodSeconds", 10) * 1000;
-        if (rp) {
-                if (probe_once(p, spec, rp)) {
+        if (rp && probe_due(&c->next_probe_mono, c, rp, now)) {
+                if (probe_once(a, p, c, spec, rp)) {
                         c->probe_failures = 0;
                         c->ready = true;
-                } else if (++c->probe_failures >= sw_json_int(rp, "failureThreshold", 3) ||
-                           !c->ready) {
+                } else if (++c->probe_failures >= sw_json_int(rp, "failureThreshold", 3)) {
                         c->ready = false;
                 }
         }
-        if (lp) {
-                if (probe_once(p, spec, lp))
+        if (lp && probe_due(&c->next_live_mono, c, lp, now)) {
+                if (probe_once(a, p, c, spec, lp))
                         c->live_failures = 0;
                 else if (++c->live_failures >= sw_json_int(lp, "failureThreshold", 3)) {
                         /* Restarted per the pod's restart policy once the exit file appears. */
@@ -1250,7 +1400,7 @@ static void run_probes(struct orch_agent *a, struct agent_pod *p, struct agent_c
 
 /* ---- status ---- */
 
-static json_t *ctr_status(const struct agent_pod *p, const struct agent_ctr *c)
+static json_t *ctr_status(const struct agent_pod *p, const struct agent_ctr *c, bool initializing)
 {
         char cid[128];
         json_t *st, *state;
@@ -1262,7 +1412,9 @@ static json_t *ctr_status(const struct agent_pod *p, const struct agent_ctr *c)
                 state = json_pack("{s:O}", "terminated", c->term);
         } else {
                 state = json_pack("{s:{s:s}}", "waiting", "reason",
-                                  c->waiting_reason[0] ? c->waiting_reason : "ContainerCreating");
+                                  c->waiting_reason[0] ? c->waiting_reason
+                                  : initializing       ? "PodInitializing"
+                                                       : "ContainerCreating");
                 if (c->waiting_msg)
                         json_object_set_new(json_object_get(state, "waiting"), "message",
                                             json_string(c->waiting_msg));
@@ -1280,16 +1432,25 @@ static json_t *ctr_status(const struct agent_pod *p, const struct agent_ctr *c)
 
 static void write_status(struct orch_agent *a, struct agent_pod *p, const json_t *obj)
 {
-        json_t *cs = json_array(), *conds, *status, *patch;
+        json_t *cs = json_array(), *ics = json_array(), *conds, *status, *patch;
         const json_t *old_conds = json_object_get(json_object_get(obj, "status"), "conditions");
-        bool all_ready = p->nctrs > 0, pending = false, all_term = p->nctrs > 0, all_ok = true;
+        bool all_ready = true, pending = false, all_term = true, all_ok = true;
+        bool initialized = true, init_failed = false;
         const char *phase;
         char now[32], *dump, *path;
         struct sw_err err = SW_ERR_INIT;
 
         for (size_t i = 0; i < p->nctrs; i++) {
                 const struct agent_ctr *c = &p->ctrs[i];
-                json_array_append_new(cs, ctr_status(p, c));
+                if (c->init) {
+                        json_array_append_new(ics, ctr_status(p, c, false));
+                        if (!(c->term && sw_json_int(c->term, "exitCode", -1) == 0))
+                                initialized = false;
+                        if (c->term && sw_json_int(c->term, "exitCode", -1) != 0)
+                                init_failed = true;
+                        continue;
+                }
+                json_array_append_new(cs, ctr_status(p, c, !initialized));
                 if (!(c->running && c->ready))
                         all_ready = false;
                 if (!c->ever_ran && !c->running)
@@ -1299,12 +1460,18 @@ static void write_status(struct orch_agent *a, struct agent_pod *p, const json_t
                 else if (sw_json_int(c->term, "exitCode", 0) != 0)
                         all_ok = false;
         }
-        phase = pending ? "Pending" : all_term ? (all_ok ? "Succeeded" : "Failed") : "Running";
+        if (!json_array_size(cs))
+                all_ready = all_term = false;
+        phase = init_failed    ? "Failed"
+                : !initialized ? "Pending"
+                : pending      ? "Pending"
+                : all_term     ? (all_ok ? "Succeeded" : "Failed")
+                               : "Running";
         agent_time_fmt(now, sizeof(now), sw_now_ms());
         conds = json_array();
         {
                 const char *types[] = {"PodScheduled", "Initialized", "ContainersReady", "Ready"};
-                bool vals[] = {true, true, all_ready, all_ready};
+                bool vals[] = {true, initialized, all_ready, all_ready};
                 for (int i = 0; i < 4; i++) {
                         const char *v = vals[i] ? "True" : "False", *since = now;
                         const json_t *oc;
@@ -1321,13 +1488,17 @@ static void write_status(struct orch_agent *a, struct agent_pod *p, const json_t
                                                         v, "lastTransitionTime", since));
                         if (!vals[i])
                                 json_object_set_new(json_array_get(conds, (size_t)i), "reason",
-                                                    json_string("ContainersNotReady"));
+                                                    json_string(i == 1 ? "ContainersNotInitialized"
+                                                                       : "ContainersNotReady"));
                 }
         }
         status = json_pack("{s:s,s:o,s:o,s:s,s:[{s:s}],s:s,s:[{s:s}],s:s}", "phase", phase,
                            "conditions", conds, "containerStatuses", cs, "podIP", "127.0.0.1",
                            "podIPs", "ip", "127.0.0.1", "hostIP", "127.0.0.1", "hostIPs", "ip",
                            "127.0.0.1", "startTime", p->start_time);
+        if (json_array_size(ics))
+                json_object_set(status, "initContainerStatuses", ics);
+        json_decref(ics);
         dump = json_dumps(status, JSON_COMPACT | JSON_SORT_KEYS);
         if (p->status_sent && !strcmp(p->status_sent, dump)) {
                 free(dump);
@@ -1349,6 +1520,32 @@ static void write_status(struct orch_agent *a, struct agent_pod *p, const json_t
 }
 
 /* ---- termination ---- */
+
+/*
+ * Run a lifecycle hook ("postStart" or "preStop": exec, httpGet or
+ * tcpSocket, like a probe) and wait for it, at most HOOK_TIMEOUT_S: the
+ * reconcile thread waits meanwhile, so hooks are kept short. True when
+ * there is none or it succeeded.
+ */
+static bool run_hook(struct orch_agent *a, const struct agent_pod *p, const struct agent_ctr *c,
+                     const json_t *obj, const char *which)
+{
+        const json_t *spec = ctr_spec(obj, c);
+        const json_t *h = json_object_get(json_object_get(spec, "lifecycle"), which);
+        json_t *copy;
+        bool ok;
+
+        if (!h)
+                return true;
+        copy = json_deep_copy(h);
+        json_object_set_new(copy, "timeoutSeconds", json_integer(HOOK_TIMEOUT_S));
+        ok = probe_once(a, p, c, spec, copy);
+        json_decref(copy);
+        if (!ok)
+                sw_log(SW_LOG_WARN, "orch_agent", "lifecycle hook failed", "{s:s,s:s,s:s,s:s}",
+                       "namespace", p->ns, "pod", p->name, "container", c->name, "hook", which);
+        return ok;
+}
 
 static void confirm_deleted(struct orch_agent *a, struct agent_pod *p)
 {
@@ -1393,11 +1590,14 @@ static void terminate(struct orch_agent *a, struct agent_pod *p, const json_t *o
                                                         "terminationGracePeriodSeconds", 30));
                 p->terminating = true;
                 p->kill_deadline_mono = sw_mono_ms() + grace * 1000;
-                for (size_t i = 0; i < p->nctrs; i++)
-                        if (p->ctrs[i].running)
-                                step_rt_kill(a->runtime, a->runc_root, p->ctrs[i].id,
-                                             p->ctrs[i].stop_sig ? p->ctrs[i].stop_sig : SIGTERM,
-                                             false, &ignored);
+                for (size_t i = 0; i < p->nctrs; i++) {
+                        if (!p->ctrs[i].running)
+                                continue;
+                        run_hook(a, p, &p->ctrs[i], obj, "preStop");
+                        step_rt_kill(a->runtime, a->runc_root, p->ctrs[i].id,
+                                     p->ctrs[i].stop_sig ? p->ctrs[i].stop_sig : SIGTERM, false,
+                                     &ignored);
+                }
         }
         if (poll_exits(p) && sw_mono_ms() >= p->kill_deadline_mono && !p->killed) {
                 for (size_t i = 0; i < p->nctrs; i++)
@@ -1432,8 +1632,8 @@ void agent_pod_destroy(struct orch_agent *a, struct agent_pod *p)
 void agent_pod_reconcile(struct orch_agent *a, struct agent_pod *p, const json_t *obj)
 {
         const json_t *meta = json_object_get(obj, "metadata");
-        const json_t *cs = spec_containers(obj);
         struct sw_err err = SW_ERR_INIT;
+        bool inits_done = true;
 
         if (!p->ctrs)
                 init_ctrs(a, p, obj);
@@ -1453,8 +1653,11 @@ void agent_pod_reconcile(struct orch_agent *a, struct agent_pod *p, const json_t
                 annotate_ports(a, p, obj);
         for (size_t i = 0; i < p->nctrs; i++) {
                 struct agent_ctr *c = &p->ctrs[i];
-                const json_t *spec = json_array_get(cs, i);
+                const json_t *spec = ctr_spec(obj, c);
 
+                /* Init containers one at a time, in order; the others once all succeeded. */
+                if (!inits_done)
+                        continue;
                 if (c->running) {
                         char *ep = ctr_path(c, "exit");
                         int code = access(ep, F_OK) == 0 ? read_exit(ep) : -1;
@@ -1477,9 +1680,20 @@ void agent_pod_reconcile(struct orch_agent *a, struct agent_pod *p, const json_t
                                     !strcmp(rs.status, "running"))
                                         c->pid = rs.pid;
                         }
-                        if (c->pid)
+                        if (c->pid && !c->post_start_done) {
+                                c->post_start_done = true;
+                                if (!run_hook(a, p, c, obj, "postStart")) {
+                                        /* As the kubelet does: a failed hook kills the container. */
+                                        struct sw_err ignored = SW_ERR_INIT;
+                                        step_rt_kill(a->runtime, a->runc_root, c->id, SIGKILL, true,
+                                                     &ignored);
+                                }
+                        }
+                        if (c->pid && !c->init)
                                 run_probes(a, p, c, spec);
                 }
+                if (c->init && !(c->term && sw_json_int(c->term, "exitCode", -1) == 0))
+                        inits_done = false;
         }
         write_status(a, p, obj);
 }

@@ -14,6 +14,7 @@
  * update that names a stale resourceVersion gets 409 Conflict.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/socket.h>
 
 #include "common/buf.h"
@@ -1854,6 +1856,141 @@ static enum MHD_Result method_not_allowed(struct req *q)
         return send_status(q, 405, "MethodNotAllowed", msg);
 }
 
+/* ---- pods/log: proxied to the node agent ------------------------------------ */
+
+/* Query values passed on to the agent: numbers and booleans only. */
+static bool log_arg_ok(const char *v)
+{
+        if (!v || !*v || strlen(v) > 20)
+                return false;
+        for (const char *s = v; *s; s++)
+                if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'z')))
+                        return false;
+        return true;
+}
+
+static ssize_t log_proxy_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+        int fd = (int)(intptr_t)cls;
+        ssize_t n;
+
+        (void)pos;
+        do
+                n = recv(fd, buf, max, 0);
+        while (n < 0 && errno == EINTR);
+        return n > 0 ? n : MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void log_proxy_free(void *cls)
+{
+        close((int)(intptr_t)cls);
+}
+
+/*
+ * GET pods/<name>/log: the node agent that runs the pod serves its
+ * containers' logs on 127.0.0.1 at the Node's
+ * status.daemonEndpoints.kubeletEndpoint.Port
+ * (/containerLogs/<ns>/<pod>/<container>); the answer is streamed through,
+ * so `kubectl logs -f` follows. container, follow, previous, tailLines and
+ * limitBytes are passed on.
+ */
+static enum MHD_Result handle_pod_log(struct req *q)
+{
+        static const char *const pass[] = {"follow", "previous", "tailLines", "limitBytes"};
+        json_t *pod = NULL, *node = NULL;
+        struct sw_err err = SW_ERR_INIT;
+        struct sw_buf path = SW_BUF_INIT;
+        const char *ctr = arg(q, "container"), *node_name;
+        char head[8192], msg[512];
+        size_t got = 0;
+        long port;
+        int fd = -1, code = 0;
+        enum MHD_Result ret;
+        struct sockaddr_in sa;
+
+        if (strcmp(q->method, "GET") != 0)
+                return method_not_allowed(q);
+        if (orch_store_get(&pod, q->api->store, "pods", ns_key(q), q->name, &err) != 0) {
+                ret = send_error(q, err.code, &err);
+                goto out;
+        }
+        node_name = sw_json_str(json_object_get(pod, "spec"), "nodeName", "");
+        if (!ctr || !*ctr)
+                ctr = sw_json_str(
+                        json_array_get(json_object_get(json_object_get(pod, "spec"), "containers"),
+                                       0),
+                        "name", "");
+        if (!*node_name) {
+                snprintf(msg, sizeof(msg), "pod %s does not have a host assigned", q->name);
+                ret = send_status(q, 400, "BadRequest", msg);
+                goto out;
+        }
+        if (orch_store_get(&node, q->api->store, "nodes", "", node_name, &err) != 0) {
+                ret = send_error(q, err.code, &err);
+                goto out;
+        }
+        port = (long)sw_json_int(
+                json_object_get(json_object_get(json_object_get(node, "status"), "daemonEndpoints"),
+                                "kubeletEndpoint"),
+                "Port", 0);
+        if (port <= 0 || port > 65535 || strchr(ctr, '/') || strchr(ctr, '?') || strchr(ctr, ' ')) {
+                snprintf(msg, sizeof(msg), "node %s serves no container logs", node_name);
+                ret = send_status(q, 503, "ServiceUnavailable", msg);
+                goto out;
+        }
+        sw_buf_printf(&path, &err, "GET /containerLogs/%s/%s/%s?x=1", q->ns, q->name, ctr);
+        for (size_t i = 0; i < sizeof(pass) / sizeof(pass[0]); i++)
+                if (log_arg_ok(arg(q, pass[i])))
+                        sw_buf_printf(&path, &err, "&%s=%s", pass[i], arg(q, pass[i]));
+        sw_buf_puts(&path, " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", &err);
+        memset(&sa, 0, sizeof(sa));
+        sa.sin_family = AF_INET;
+        sa.sin_port = htons((uint16_t)port);
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+            send(fd, sw_buf_str(&path), strlen(sw_buf_str(&path)), MSG_NOSIGNAL) < 0) {
+                snprintf(msg, sizeof(msg), "cannot reach the log endpoint of node %s", node_name);
+                ret = send_status(q, 503, "ServiceUnavailable", msg);
+                goto out;
+        }
+        /* The agent's status line and headers, read up to the blank line. */
+        while (got < sizeof(head) - 1 && !(got >= 4 && !memcmp(head + got - 4, "\r\n\r\n", 4))) {
+                ssize_t n = recv(fd, head + got, 1, 0);
+                if (n <= 0)
+                        break;
+                got += (size_t)n;
+        }
+        head[got] = '\0';
+        if (!strncmp(head, "HTTP/", 5) && strchr(head, ' '))
+                code = (int)strtol(strchr(head, ' ') + 1, NULL, 10);
+        if (code != 200) {
+                ssize_t n = recv(fd, msg, sizeof(msg) - 1, 0);
+                msg[n > 0 ? n : 0] = '\0';
+                msg[strcspn(msg, "\n")] = '\0';
+                ret = send_status(q, code == 404 || code == 400 ? (unsigned)code : 502,
+                                  code == 404 ? "NotFound" : "BadRequest",
+                                  *msg ? msg : "the node agent did not answer");
+                goto out;
+        }
+        {
+                struct MHD_Response *r =
+                        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, log_proxy_read,
+                                                          (void *)(intptr_t)fd, log_proxy_free);
+                fd = -1; /* the response closes it */
+                MHD_add_response_header(r, "Content-Type", "text/plain");
+                ret = MHD_queue_response(q->conn, 200, r);
+                MHD_destroy_response(r);
+        }
+out:
+        if (fd >= 0)
+                close(fd);
+        sw_buf_release(&path);
+        json_decref(pod);
+        json_decref(node);
+        return ret;
+}
+
 static enum MHD_Result route_resource(struct req *q, const char *group, const char *version,
                                       char **r, int n)
 {
@@ -1879,6 +2016,9 @@ static enum MHD_Result route_resource(struct req *q, const char *group, const ch
                 return not_found(q);
         if (q->ns && !q->kind->namespaced)
                 return not_found(q);
+        if (q->sub && q->name && q->ns && !strcmp(q->sub, "log") &&
+            !strcmp(q->kind->resource, "pods"))
+                return handle_pod_log(q);
         if (q->sub) {
                 unsigned need = strcmp(q->sub, "status") == 0    ? ORCH_SUB_STATUS
                                 : strcmp(q->sub, "scale") == 0   ? ORCH_SUB_SCALE

@@ -77,6 +77,9 @@ static void add_pod_settings(json_t *spec, const struct step_rt_process *p)
                 if (p->netns_path && !strcmp(sw_json_str(ns, "type", ""), "network"))
                         json_object_set_new(ns, "path", json_string(p->netns_path));
         }
+        for (i = 0; p->host_network && i < json_array_size(nss); i++)
+                if (!strcmp(sw_json_str(json_array_get(nss, i), "type", ""), "network"))
+                        json_array_remove(nss, i--);
         if (p->memory_limit_bytes > 0)
                 json_object_set_new(res, "memory",
                                     json_pack("{s:I}", "limit", (json_int_t)p->memory_limit_bytes));
@@ -86,6 +89,8 @@ static void add_pod_settings(json_t *spec, const struct step_rt_process *p)
                                               "period", (json_int_t)100000));
         if (json_object_size(res))
                 json_object_set(linux, "resources", res);
+        if (p->cgroups_path)
+                json_object_set_new(linux, "cgroupsPath", json_string(p->cgroups_path));
         json_decref(res);
         if (p->no_new_privs)
                 json_object_set_new(json_object_get(spec, "process"), "noNewPrivileges",
@@ -422,10 +427,19 @@ int step_rt_start(const struct step_rt_process *p, const char *log_path, const c
                 goto out;
         }
         {
-                char *args[] = {
-                        (char *)runtime, "--root", (char *)state, "--log",    runc_log,
-                        "--log-format",  "json",   "run",         "--bundle", (char *)p->bundle_dir,
-                        (char *)p->id,   NULL};
+                char *args[] = {(char *)runtime,
+                                "--root",
+                                (char *)state,
+                                "--log",
+                                runc_log,
+                                "--log-format",
+                                "json",
+                                "run",
+                                "--bundle",
+                                (char *)p->bundle_dir,
+                                p->keep ? "--keep" : (char *)p->id,
+                                p->keep ? (char *)p->id : NULL,
+                                NULL};
                 pid = fork();
                 if (pid == 0) {
                         /* A middle process, so the supervisor is nobody's child here. */
@@ -584,4 +598,50 @@ char *step_rt_log_error(const char *bundle_dir)
 
         free(path);
         return msg;
+}
+
+int step_rt_exec(int *exit_code, const char *runtime, const char *state_dir, const char *id,
+                 const char *const *args, int64_t timeout_ms, struct sw_err *err)
+{
+        const char *rt = runtime ? runtime : "runc";
+        size_t n = 0;
+        char **argv;
+        int64_t until = sw_mono_ms() + (timeout_ms > 0 ? timeout_ms : 1000);
+        int st;
+        pid_t pid, w;
+
+        if (!valid_id(id))
+                return sw_err_set(err, SW_EINVAL, "container id '%s' is not valid", id);
+        while (args[n])
+                n++;
+        if (n == 0)
+                return sw_err_set(err, SW_EINVAL, "exec needs a command");
+        argv = sw_xcalloc(n + 6, sizeof(*argv));
+        argv[0] = (char *)rt;
+        argv[1] = "--root";
+        argv[2] = (char *)state_dir;
+        argv[3] = "exec";
+        argv[4] = (char *)id;
+        for (size_t i = 0; i < n; i++)
+                argv[5 + i] = (char *)args[i];
+        pid = spawn_runc(argv, -1);
+        free(argv);
+        if (pid < 0)
+                return sw_err_errno(err, SW_EIO, errno, "start %s", rt);
+        for (;;) {
+                w = waitpid(pid, &st, WNOHANG);
+                if (w == pid)
+                        break;
+                if (w < 0 && errno != EINTR)
+                        return sw_err_errno(err, SW_EIO, errno, "wait for %s", rt);
+                if (sw_mono_ms() >= until) {
+                        /* runc exec forwards the signal to the process it started. */
+                        kill(pid, SIGKILL);
+                        wait_status(pid);
+                        return sw_err_set(err, SW_ETIMEDOUT, "exec in '%s' timed out", id);
+                }
+                sw_sleep_ms(10);
+        }
+        *exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        return 0;
 }

@@ -54,6 +54,9 @@ struct step_rt_process {
         int64_t memory_limit_bytes; /* linux.resources.memory.limit; 0: none */
         int64_t cpu_quota_us;       /* CFS quota per 100 ms period; 0: none */
         bool no_new_privs;
+        const char *cgroups_path; /* linux.cgroupsPath ("/slipway/<id>"); NULL: runc's default */
+        bool keep; /* step_rt_start: keep the stopped container (and its cgroup) until deleted */
+        bool host_network; /* share the caller's network namespace (hostNetwork pods) */
 };
 
 /*
@@ -93,6 +96,14 @@ int step_rt_kill(const char *runtime, const char *state_dir, const char *id, int
                  struct sw_err *err);
 /* `runtime delete --force id`; an absent container is no error. */
 void step_rt_delete(const char *runtime, const char *state_dir, const char *id);
+
+/*
+ * Run `args` (NULL-terminated) inside the running container `id` and wait
+ * up to timeout_ms (0: 1 s); *exit_code gets its status. SW_ETIMEDOUT
+ * when it took longer (the runtime process is killed).
+ */
+int step_rt_exec(int *exit_code, const char *runtime, const char *state_dir, const char *id,
+                 const char *const *args, int64_t timeout_ms, struct sw_err *err);
 
 /* The last error the runtime logged in `bundle_dir`/runc.log, or NULL (caller frees). */
 char *step_rt_log_error(const char *bundle_dir);
