@@ -1655,13 +1655,6 @@ static void watch_poll(struct watch *w)
         size_t n = 0;
         int rc;
 
-        /*
-         * Every event up to `seen` is looked at by this scan when it is not cut
-         * at 256: events of other kinds among them need not be scanned again,
-         * or a watch of a quiet kind would rescan all the others on every wake.
-         */
-        int64_t seen = orch_store_revision(w->api->store);
-
         rc = orch_store_events_raw(&evs, &n, w->api->store, w->kind->store, w->rev, 256, &err);
         if (rc) {
                 json_t *st = status_obj(410, "Expired", err.msg, NULL);
@@ -1700,8 +1693,6 @@ static void watch_poll(struct watch *w)
                         json_decref(prev);
                 }
         }
-        if (n < 256 && seen > w->rev)
-                w->rev = seen;
         orch_events_free(evs, n);
 }
 
