@@ -1,12 +1,14 @@
 /*
  * serve.c - the one-machine setup (see serve.h).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,6 +33,7 @@
 #include "orchestrator/ctrl.h"
 #include "orchestrator/orchestrator.h"
 #include "serve/serve.h"
+#include "steps/runtime.h"
 #include "steps/steps.h"
 #include "common/banned.h"
 
@@ -298,6 +301,59 @@ out:
         free(kubeconfig);
 }
 
+/*
+ * What the drain could not stop (an agent that did not get to it in time):
+ * kill and delete every container left in the node's runtime state, then
+ * unmount what is mounted under the node's directory (rootfs overlays, pod
+ * network namespaces). Nothing of the apps outlives `slipway serve`.
+ */
+static void reap_leftovers(struct serve *s)
+{
+        char *root = sw_xasprintf("%s/node/slipway-node", s->cfg->data);
+        char *state = sw_xasprintf("%s/runc", root);
+        const char *runtime = s->cfg->runtime ? s->cfg->runtime : "runc";
+        DIR *d = opendir(state);
+        struct dirent *de;
+        char *mounts = NULL;
+        struct sw_err ignored = SW_ERR_INIT;
+
+        while (d && (de = readdir(d)) != NULL) {
+                if (de->d_name[0] == '.')
+                        continue;
+                sw_log(SW_LOG_WARN, "serve", "container left running; killing it", "{s:s}", "id",
+                       de->d_name);
+                step_rt_kill(runtime, state, de->d_name, SIGKILL, true, &ignored);
+                sw_sleep_ms(100);
+                step_rt_delete(runtime, state, de->d_name);
+        }
+        if (d)
+                closedir(d);
+        /* deepest mount points first */
+        if (sw_read_file(&mounts, NULL, "/proc/self/mounts", 4 << 20, &ignored) == 0) {
+                char *points[1024];
+                size_t n = 0, len = strlen(root);
+                char *save = NULL;
+                for (char *l = strtok_r(mounts, "\n", &save); l && n < 1024;
+                     l = strtok_r(NULL, "\n", &save)) {
+                        char *sp = strchr(l, ' '), *mp, *end;
+                        if (!sp)
+                                continue;
+                        mp = sp + 1;
+                        end = strchr(mp, ' ');
+                        if (!end)
+                                continue;
+                        *end = '\0';
+                        if (strncmp(mp, root, len) == 0 && (mp[len] == '/' || !mp[len]))
+                                points[n++] = mp;
+                }
+                for (size_t i = n; i > 0; i--)
+                        umount2(points[i - 1], MNT_DETACH);
+        }
+        free(mounts);
+        free(state);
+        free(root);
+}
+
 /* Routes for the Ingress objects of the API server, through our nginx. */
 static int start_ingress_controller(struct serve *s, struct sw_err *err)
 {
@@ -478,6 +534,8 @@ out:
         if (s.agent && !keep_pods)
                 drain_pods(&s, 15000);
         orch_agent_stop(s.agent);
+        if (s.agent && !keep_pods)
+                reap_leftovers(&s);
         orch_api_stop(s.api);
         ingress_nginx_free(s.nginx);
         eng_super_free(s.sup);

@@ -6,6 +6,7 @@
  * through nginx.
  */
 #include <curl/curl.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -258,6 +259,16 @@ static void test_commit_to_image(void)
 
         kill(serve, SIGTERM);
         CHECK_INT(t_wait(serve, 60000), 0);
+        /* nothing of the app outlives serve: no container in the node's runtime state */
+        char *state = sw_xasprintf("%s/data/node/slipway-node/runc", tmp);
+        DIR *d = opendir(state);
+        struct dirent *de;
+        while (d && (de = readdir(d)) != NULL)
+                if (de->d_name[0] != '.')
+                        t_fail(__FILE__, __LINE__, "container %s left behind", de->d_name);
+        if (d)
+                closedir(d);
+        free(state);
         free(ready);
         free(log);
         free(repo);
