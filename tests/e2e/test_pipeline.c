@@ -261,13 +261,13 @@ static void test_commit_to_image(void)
         CHECK_INT(t_wait(serve, 60000), 0);
         /* nothing of the app outlives serve: no container in the node's runtime state */
         char *state = sw_xasprintf("%s/data/node/slipway-node/runc", tmp);
-        DIR *d = opendir(state);
+        DIR *sd = opendir(state);
         struct dirent *de;
-        while (d && (de = readdir(d)) != NULL)
+        while (sd && (de = readdir(sd)) != NULL)
                 if (de->d_name[0] != '.')
                         t_fail(__FILE__, __LINE__, "container %s left behind", de->d_name);
-        if (d)
-                closedir(d);
+        if (sd)
+                closedir(sd);
         free(state);
         free(ready);
         free(log);
