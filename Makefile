@@ -40,6 +40,8 @@ format:
 format-check:
 	@clang-format --dry-run --Werror $(FORMAT_FILES) && echo "format: ok"
 
+export DEMO_EXIT
+
 demo: build
 	@./scripts/demo.sh $(BUILD)
 

@@ -4,8 +4,10 @@
 # It starts `slipway serve` (queue workers, and on loopback a docker-registry,
 # PowerDNS and nginx), makes a git repository from examples/hello (a page
 # served by busybox httpd; the static busybox comes from Debian's
-# busybox-static), submits it and follows the job to its end. The pipeline
-# grows as slipway does; `slipway job` lists the steps it ran.
+# busybox-static), submits it and follows the job from the commit to the app
+# at its URL: resolved through PowerDNS, fetched through nginx. Then a second
+# commit rolls out. Run from a terminal it keeps the stack up until Ctrl-C;
+# DEMO_EXIT=1 (or no terminal) stops after the check.
 set -eu
 
 BUILD=${1:-build}
@@ -45,3 +47,31 @@ echo "==> slipway submit --wait"
 echo
 echo "==> slipway job 1"
 "$SLIPWAY" job 1
+
+HOST=hello.default.slipway.local
+INGRESS=${SLIPWAY_INGRESS_LISTEN:-127.0.0.1:8088}
+DNS=${SLIPWAY_DNS_LISTEN:-127.0.0.1:5353}
+echo
+echo "==> dig @${DNS%:*} -p ${DNS##*:} $HOST A"
+dig @"${DNS%:*}" -p "${DNS##*:}" "$HOST" A +short
+echo "==> curl -H 'Host: $HOST' http://$INGRESS/"
+curl -sS -H "Host: $HOST" "http://$INGRESS/"
+
+# A second commit: the rolling update replaces the pod with no failed request.
+sed -i 's|<h1>Hello from slipway</h1>|<h1>Hello again from slipway (second commit)</h1>|' \
+        "$DEMO/hello/index.html"
+git -C "$DEMO/hello" -c user.name=demo -c user.email=demo@localhost commit -q -am "second"
+echo
+echo "==> slipway submit --wait (second commit, rolling update)"
+"$SLIPWAY" submit --repo "file://$DEMO/hello" --branch main --name hello --wait | tail -n 3
+curl -sS -H "Host: $HOST" "http://$INGRESS/" | grep '<h1>'
+echo
+echo "kubectl --kubeconfig $SLIPWAY_DATA/kubeconfig get all -A"
+kubectl --kubeconfig "$SLIPWAY_DATA/kubeconfig" get all -A 2>/dev/null || true
+
+# Interactive: keep the stack up until Ctrl-C (DEMO_EXIT=1 stops now).
+if [ -t 0 ] && [ "${DEMO_EXIT:-0}" != 1 ]; then
+        echo
+        echo "slipway serve keeps running: try the commands above, or Ctrl-C to stop."
+        wait $SERVE
+fi
