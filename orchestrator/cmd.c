@@ -11,6 +11,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 
+#include "common/base64.h"
 #include "common/config.h"
 #include "common/fs.h"
 #include "common/log.h"
@@ -86,27 +87,6 @@ static char *default_db(const struct sw_config *cfg)
         return sw_xasprintf("%s/orchestrator.db", cfg->data);
 }
 
-static char *b64(const char *s, size_t n)
-{
-        static const char tbl[] =
-                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        char *out = sw_xmalloc((n + 2) / 3 * 4 + 1), *w = out;
-
-        for (size_t i = 0; i < n; i += 3) {
-                unsigned v = (unsigned)(unsigned char)s[i] << 16;
-                if (i + 1 < n)
-                        v |= (unsigned)(unsigned char)s[i + 1] << 8;
-                if (i + 2 < n)
-                        v |= (unsigned char)s[i + 2];
-                *w++ = tbl[(v >> 18) & 63];
-                *w++ = tbl[(v >> 12) & 63];
-                *w++ = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
-                *w++ = i + 2 < n ? tbl[v & 63] : '=';
-        }
-        *w = '\0';
-        return out;
-}
-
 /* A kubeconfig for `server` (with the CA in base64 and the token); the caller frees (secret). */
 static char *kubeconfig_text(const char *server, const char *ca64, const char *token)
 {
@@ -133,7 +113,7 @@ int orch_kubeconfig_write(const struct sw_config *cfg, const char *cert_path, ui
 
         if ((rc = sw_read_file(&ca, &len, cert_path, 1 << 20, err)) != 0)
                 return rc;
-        ca64 = b64(ca, len);
+        ca64 = sw_base64_encode(ca, len);
         if (!colon || colon == listen || strncmp(listen, "0.0.0.0:", 8) == 0)
                 server = sw_xasprintf("https://127.0.0.1:%u", (unsigned)port);
         else
@@ -291,7 +271,7 @@ int orch_cmd_kubeconfig(int argc, char **argv, const struct sw_config *cfg)
                 sw_free_secret(token);
                 return sw_cli_fail("kubeconfig", "%s", err.msg);
         }
-        ca64 = b64(ca, len);
+        ca64 = sw_base64_encode(ca, len);
         if (!server) {
                 listen = cfg->kube_listen;
                 colon = strrchr(listen, ':');

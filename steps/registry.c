@@ -20,8 +20,8 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 
+#include "common/base64.h"
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/config.h"
@@ -135,14 +135,6 @@ static void set_str(char **slot, const char *v)
 {
         free(*slot);
         *slot = v ? sw_xstrdup(v) : NULL;
-}
-
-static char *b64_encode(const void *data, size_t len)
-{
-        char *out = sw_xmalloc(4 * ((len + 2) / 3) + 1);
-
-        EVP_EncodeBlock((unsigned char *)out, data, (int)len);
-        return out;
 }
 
 static int64_t backoff_delay(const struct step_registry *r, int attempt)
@@ -664,7 +656,7 @@ static int creds_error(const struct step_registry *r, struct sw_err *err)
 static char *basic_header(const char *user, const char *password)
 {
         char *plain = sw_xasprintf("%s:%s", user, password ? password : "");
-        char *b64 = b64_encode(plain, strlen(plain));
+        char *b64 = sw_base64_encode(plain, strlen(plain));
         char *h = sw_xasprintf("Authorization: Basic %s", b64);
 
         sw_free_secret(plain);
