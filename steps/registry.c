@@ -20,7 +20,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-
 #include "common/base64.h"
 #include "common/buf.h"
 #include "common/clock.h"
