@@ -16,72 +16,28 @@
 #include "steps/build.h"
 #include "steps/layer.h"
 #include "steps/oci.h"
+#include "tests/harness/build_fixture.h"
 #include "tests/harness/engine_fixture.h"
 #include "tests/harness/proc.h"
 #include "tests/harness/registry_server.h"
 #include "tests/harness/t.h"
 
 static struct sw_config cfg;
-static struct sw_buf logbuf;
-
-static void on_log(void *arg, const char *line)
-{
-        struct sw_err ignored = SW_ERR_INIT;
-
-        (void)arg;
-        sw_buf_printf(&logbuf, &ignored, "%s\n", line);
-}
-
-static void on_output(void *arg, const char *data, size_t len)
-{
-        struct sw_err ignored = SW_ERR_INIT;
-
-        (void)arg;
-        sw_buf_append(&logbuf, data, len, &ignored);
-}
-
-static void put(const char *dir, const char *name, const char *text)
-{
-        struct sw_err err = SW_ERR_INIT;
-        char *path = sw_xasprintf("%s/%s", dir, name);
-        char *slash = strrchr(path, '/');
-
-        *slash = '\0';
-        CHECK_OK(sw_mkdir_p(path, 0755, &err), &err);
-        *slash = '/';
-        CHECK_OK(sw_write_file_atomic(path, text, strlen(text), 0644, &err), &err);
-        free(path);
-}
-
-/* A context with a static busybox and the given Dockerfile. */
-static char *context(const char *name, const char *dockerfile)
-{
-        char *dir = sw_xasprintf("%s/%s", t_tmpdir(), name);
-        char *bb = sw_xasprintf("%s/busybox", dir);
-        char *argv[] = {"/bin/cp", "/bin/busybox", bb, NULL};
-        char *out = NULL;
-
-        put(dir, "Dockerfile", dockerfile);
-        CHECK_INT(t_run_capture(&out, argv, NULL, 10000), 0);
-        free(out);
-        free(bb);
-        return dir;
-}
 
 static int build(struct step_build_result *res, const char *ctx, const char *layout,
                  const char *cache, const char *const *secrets, bool no_cache, struct sw_err *err)
 {
         struct step_build_options o = {0};
 
-        sw_buf_reset(&logbuf);
+        sw_buf_reset(&tb_log);
         o.cfg = &cfg;
         o.context_dir = ctx;
         o.layout_dir = layout;
         o.cache_dir = cache;
         o.secrets = secrets;
         o.no_cache = no_cache;
-        o.log = on_log;
-        o.output = on_output;
+        o.log = tb_on_log;
+        o.output = tb_on_output;
         return step_build_image(res, &o, err);
 }
 
@@ -114,17 +70,6 @@ static json_t *image_rootfs(const char *layout, const char *dir)
         return config;
 }
 
-static char *slurp(const char *dir, const char *name)
-{
-        char *path = sw_xasprintf("%s/%s", dir, name), *text = NULL;
-        struct sw_err err = SW_ERR_INIT;
-
-        if (sw_read_file(&text, NULL, path, 1 << 20, &err) != 0)
-                text = NULL;
-        free(path);
-        return text;
-}
-
 static const char *APP = "FROM scratch\n"
                          "COPY busybox /bin/busybox\n"
                          "RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n"
@@ -142,7 +87,7 @@ static const char *APP = "FROM scratch\n"
 
 static void test_build_cache_reproducible(void)
 {
-        char *ctx = context("app", APP);
+        char *ctx = tb_context("app", APP);
         char *cache = sw_xasprintf("%s/cache-a", t_tmpdir());
         char *cache2 = sw_xasprintf("%s/cache-b", t_tmpdir());
         char *out1 = sw_xasprintf("%s/out1", t_tmpdir()),
@@ -156,7 +101,7 @@ static void test_build_cache_reproducible(void)
         char *text;
         struct stat st;
 
-        put(ctx, "index.html", "<h1>hi</h1>\n");
+        tb_put(ctx, "index.html", "<h1>hi</h1>\n");
         CHECK_OK(build(&r1, ctx, out1, cache, NULL, false, &err), &err);
         CHECK_INT(r1.layers, 6);
         CHECK_INT(r1.cached, 0);
@@ -164,10 +109,10 @@ static void test_build_cache_reproducible(void)
 
         /* the image: files, ownership, config */
         config = image_rootfs(out1, root);
-        text = slurp(root, "www/greeting.txt");
+        text = tb_slurp(root, "www/greeting.txt");
         CHECK_STR(text, "hello from RUN\n");
         free(text);
-        text = slurp(root, "www/index.html");
+        text = tb_slurp(root, "www/index.html");
         CHECK_STR(text, "<h1>hi</h1>\n");
         free(text);
         char *priv = sw_xasprintf("%s/www/private.html", root);
@@ -197,7 +142,7 @@ static void test_build_cache_reproducible(void)
         CHECK_STR(r3.manifest_digest, r1.manifest_digest);
 
         /* a changed file reruns only what depends on it */
-        put(ctx, "index.html", "<h1>changed</h1>\n");
+        tb_put(ctx, "index.html", "<h1>changed</h1>\n");
         CHECK_OK(build(&r4, ctx, out4, cache, NULL, false, &err), &err);
         CHECK(strcmp(r4.manifest_digest, r1.manifest_digest) != 0);
         CHECK_INT(r4.cached, 3); /* COPY busybox, RUN --install, WORKDIR */
@@ -222,13 +167,13 @@ static void test_build_cache_reproducible(void)
 
 static void expect_failure(const char *name, const char *dockerfile, const char *needle)
 {
-        char *ctx = context(name, dockerfile);
+        char *ctx = tb_context(name, dockerfile);
         char *out = sw_xasprintf("%s/out-%s", t_tmpdir(), name);
         char *cache = sw_xasprintf("%s/cache-a", t_tmpdir());
         struct step_build_result r;
         struct sw_err err = SW_ERR_INIT;
 
-        put(ctx, "index.html", "x\n");
+        tb_put(ctx, "index.html", "x\n");
         if (build(&r, ctx, out, cache, NULL, false, &err) == 0)
                 t_fail(__FILE__, __LINE__, "%s: built", name);
         else if (!strstr(err.msg, needle))
@@ -260,7 +205,7 @@ static void test_failures(void)
         expect_failure("url", "FROM scratch\nADD http://127.0.0.1:1/x /x\n", "ADD of a URL");
 
         /* a symlink in the context that points out of it cannot be a source */
-        char *ctx = context("linkout", "FROM scratch\nCOPY link /x\n");
+        char *ctx = tb_context("linkout", "FROM scratch\nCOPY link /x\n");
         char *link = sw_xasprintf("%s/link", ctx);
         CHECK(symlink("/etc/passwd", link) == 0);
         char *out = sw_xasprintf("%s/out-linkout", t_tmpdir());
@@ -275,15 +220,15 @@ static void test_failures(void)
 
 static void test_dockerignore_secrets_cache_mounts(void)
 {
-        char *ctx = context("mounts",
-                            "FROM scratch\n"
-                            "COPY busybox /bin/busybox\n"
-                            "RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n"
-                            "COPY . /app/\n"
-                            "RUN test ! -e /app/secret.txt && test -e /app/keep.txt\n"
-                            "RUN --mount=type=secret,id=token wc -c < /run/secrets/token > /used\n"
-                            "RUN --mount=type=cache,target=/cache echo run >> /cache/count && "
-                            "cp /cache/count /count\n");
+        char *ctx = tb_context(
+                "mounts", "FROM scratch\n"
+                          "COPY busybox /bin/busybox\n"
+                          "RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n"
+                          "COPY . /app/\n"
+                          "RUN test ! -e /app/secret.txt && test -e /app/keep.txt\n"
+                          "RUN --mount=type=secret,id=token wc -c < /run/secrets/token > /used\n"
+                          "RUN --mount=type=cache,target=/cache echo run >> /cache/count && "
+                          "cp /cache/count /count\n");
         char *secret = sw_xasprintf("%s/token", t_tmpdir());
         char *spec = sw_xasprintf("token=%s", secret);
         const char *secrets[] = {spec, NULL};
@@ -294,13 +239,13 @@ static void test_dockerignore_secrets_cache_mounts(void)
         struct step_build_result r;
         struct sw_err err = SW_ERR_INIT;
 
-        put(ctx, ".dockerignore", "# not for the image\nsecret.txt\n");
-        put(ctx, "secret.txt", "do not ship\n");
-        put(ctx, "keep.txt", "ship\n");
+        tb_put(ctx, ".dockerignore", "# not for the image\nsecret.txt\n");
+        tb_put(ctx, "secret.txt", "do not ship\n");
+        tb_put(ctx, "keep.txt", "ship\n");
         CHECK_OK(sw_write_file_atomic(secret, "hunter2-token", 13, 0600, &err), &err);
         CHECK_OK(build(&r, ctx, out, cache, secrets, false, &err), &err);
         json_decref(image_rootfs(out, root));
-        char *used = slurp(root, "used");
+        char *used = tb_slurp(root, "used");
         CHECK(used && atoi(used) == 13);
         free(used);
         /* the secret is in no layer, and neither is its mount point's content */
@@ -333,9 +278,10 @@ static void test_dockerignore_secrets_cache_mounts(void)
 static void test_from_registry_and_stages(void)
 {
         struct t_registry *reg = t_registry_start(T_REG_OPEN);
-        char *base_ctx = context("base", "FROM scratch\nCOPY busybox /bin/busybox\n"
-                                         "RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n"
-                                         "ENV BASE=yes\nCMD [\"sh\"]\n");
+        char *base_ctx =
+                tb_context("base", "FROM scratch\nCOPY busybox /bin/busybox\n"
+                                   "RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n"
+                                   "ENV BASE=yes\nCMD [\"sh\"]\n");
         char *base_out = sw_xasprintf("%s/out-base", t_tmpdir());
         char *ref = NULL, *ctx = NULL, *out = NULL, *root = NULL, *cache = NULL;
         struct step_build_result r;
@@ -361,13 +307,13 @@ static void test_from_registry_and_stages(void)
                              "COPY --from=0 /base-env /base-env\n"
                              "ENTRYPOINT [\"/bin/echo\"]\n",
                              reg->host);
-        ctx = context("stages", df);
+        ctx = tb_context("stages", df);
         out = sw_xasprintf("%s/out-stages", t_tmpdir());
         root = sw_xasprintf("%s/root-stages", t_tmpdir());
         cache = sw_xasprintf("%s/cache-stages", t_tmpdir());
         CHECK_OK(build(&r, ctx, out, cache, NULL, false, &err), &err);
         json_t *config = image_rootfs(out, root);
-        char *a = slurp(root, "artifact"), *e = slurp(root, "base-env");
+        char *a = tb_slurp(root, "artifact"), *e = tb_slurp(root, "base-env");
         CHECK_STR(a, "built-by-builder\n");
         CHECK_STR(e, "yes\n");
         /* ENTRYPOINT replaced the inherited CMD (Docker's rule) */
@@ -396,13 +342,13 @@ int main(void)
                 return 0;
         }
         sw_libs_init();
-        sw_buf_init(&logbuf, 64 << 20);
+        sw_buf_init(&tb_log, 64 << 20);
         tf_config(&cfg, NULL);
         T_RUN(test_build_cache_reproducible);
         T_RUN(test_failures);
         T_RUN(test_dockerignore_secrets_cache_mounts);
         T_RUN(test_from_registry_and_stages);
         sw_config_release(&cfg);
-        sw_buf_release(&logbuf);
+        sw_buf_release(&tb_log);
         return t_done();
 }

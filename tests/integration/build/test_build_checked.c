@@ -20,94 +20,29 @@
 #include "steps/build.h"
 #include "steps/layer.h"
 #include "steps/oci.h"
+#include "tests/harness/build_fixture.h"
 #include "tests/harness/engine_fixture.h"
 #include "tests/harness/proc.h"
 #include "tests/harness/t.h"
 
 static struct sw_config cfg;
-static struct sw_buf logbuf;
-
-static void on_log(void *arg, const char *line)
-{
-        struct sw_err ignored = SW_ERR_INIT;
-
-        (void)arg;
-        sw_buf_printf(&logbuf, &ignored, "%s\n", line);
-}
-
-static void on_output(void *arg, const char *data, size_t len)
-{
-        struct sw_err ignored = SW_ERR_INIT;
-
-        (void)arg;
-        sw_buf_append(&logbuf, data, len, &ignored);
-}
 
 static const char *logtext(void)
 {
-        return logbuf.data ? logbuf.data : "";
-}
-
-static void put(const char *dir, const char *name, const char *text)
-{
-        struct sw_err err = SW_ERR_INIT;
-        char *path = sw_xasprintf("%s/%s", dir, name);
-        char *slash = strrchr(path, '/');
-
-        *slash = '\0';
-        CHECK_OK(sw_mkdir_p(path, 0755, &err), &err);
-        *slash = '/';
-        CHECK_OK(sw_write_file_atomic(path, text, strlen(text), 0644, &err), &err);
-        free(path);
-}
-
-static char *slurp(const char *dir, const char *name)
-{
-        char *path = sw_xasprintf("%s/%s", dir, name), *text = NULL;
-        struct sw_err err = SW_ERR_INIT;
-
-        if (sw_read_file(&text, NULL, path, 1 << 20, &err) != 0)
-                text = NULL;
-        free(path);
-        return text;
-}
-
-static bool exists(const char *dir, const char *name)
-{
-        char *path = sw_xasprintf("%s/%s", dir, name);
-        struct stat st;
-        bool yes = lstat(path, &st) == 0;
-
-        free(path);
-        return yes;
-}
-
-/* A context with a static busybox and the given Dockerfile. */
-static char *context(const char *name, const char *dockerfile)
-{
-        char *dir = sw_xasprintf("%s/%s", t_tmpdir(), name);
-        char *bb = sw_xasprintf("%s/busybox", dir);
-        char *argv[] = {"/bin/cp", "/bin/busybox", bb, NULL};
-        char *out = NULL;
-
-        put(dir, "Dockerfile", dockerfile);
-        CHECK_INT(t_run_capture(&out, argv, NULL, 10000), 0);
-        free(out);
-        free(bb);
-        return dir;
+        return tb_log.data ? tb_log.data : "";
 }
 
 static void options(struct step_build_options *o, const char *ctx, const char *layout,
                     const char *cache)
 {
         memset(o, 0, sizeof(*o));
-        sw_buf_reset(&logbuf);
+        sw_buf_reset(&tb_log);
         o->cfg = &cfg;
         o->context_dir = ctx;
         o->layout_dir = layout;
         o->cache_dir = cache;
-        o->log = on_log;
-        o->output = on_output;
+        o->log = tb_on_log;
+        o->output = tb_on_output;
 }
 
 /* The image's manifest and config from an OCI layout (the caller decrefs both). */
@@ -143,7 +78,7 @@ static const char *SMALL = "FROM scratch\n"
 /* Labels from the options, zstd layers, one progress line per instruction. */
 static void test_labels_zstd_progress(void)
 {
-        char *ctx = context("small", SMALL);
+        char *ctx = tb_context("small", SMALL);
         char *cache = sw_xasprintf("%s/cache-small", t_tmpdir());
         char *out1 = sw_xasprintf("%s/small-1", t_tmpdir());
         char *out2 = sw_xasprintf("%s/small-2", t_tmpdir());
@@ -182,7 +117,7 @@ static void test_labels_zstd_progress(void)
                         sw_json_str(json_array_get(json_object_get(m, "layers"), 0), "digest", ""));
                 CHECK_OK(sw_mkdir_p(root, 0755, &err), &err);
                 CHECK_OK(step_layer_apply(NULL, p, root, &uo, &err), &err);
-                CHECK(exists(root, "bin/busybox"));
+                CHECK(tb_exists(root, "bin/busybox"));
                 free(p);
                 step_oci_layout_free(l);
                 json_decref(m);
@@ -211,11 +146,11 @@ static void test_labels_zstd_progress(void)
         json_decref(c);
 
         /* a LABEL in the Dockerfile wins over the options */
-        put(ctx, "Dockerfile",
-            "FROM scratch AS base\n"
-            "LABEL org.opencontainers.image.source=https://mine.example.test/x\n"
-            "FROM base\n"
-            "COPY busybox /bin/busybox\n");
+        tb_put(ctx, "Dockerfile",
+               "FROM scratch AS base\n"
+               "LABEL org.opencontainers.image.source=https://mine.example.test/x\n"
+               "FROM base\n"
+               "COPY busybox /bin/busybox\n");
         options(&o, ctx, out3, cache);
         o.source = "https://git.example.test/team/app.git";
         o.revision = "abc";
@@ -241,7 +176,7 @@ static void test_labels_zstd_progress(void)
  */
 static void test_copy_fingerprint(void)
 {
-        char *ctx = context("fp", "FROM scratch\nCOPY busybox data /\n");
+        char *ctx = tb_context("fp", "FROM scratch\nCOPY busybox data /\n");
         char *cache = sw_xasprintf("%s/cache-fp", t_tmpdir());
         char *out = sw_xasprintf("%s/fp-out", t_tmpdir());
         char *root = sw_xasprintf("%s/fp-root", t_tmpdir());
@@ -250,7 +185,7 @@ static void test_copy_fingerprint(void)
         struct sw_err err = SW_ERR_INIT;
         json_t *m = NULL, *c = NULL;
 
-        put(ctx, "data/a.txt", "aaaa\n");
+        tb_put(ctx, "data/a.txt", "aaaa\n");
         options(&o, ctx, out, cache);
         CHECK_OK(step_build_image(&r1, &o, &err), &err);
         CHECK_INT(r1.cached, 0);
@@ -260,7 +195,7 @@ static void test_copy_fingerprint(void)
         CHECK_STR(r2.manifest_digest, r1.manifest_digest);
 
         /* same size, new content: copied again */
-        put(ctx, "data/a.txt", "bbbb\n");
+        tb_put(ctx, "data/a.txt", "bbbb\n");
         options(&o, ctx, out, cache);
         CHECK_OK(step_build_image(&r3, &o, &err), &err);
         CHECK_INT(r3.cached, 0);
@@ -275,7 +210,7 @@ static void test_copy_fingerprint(void)
                         sw_json_str(json_array_get(json_object_get(m, "layers"), 0), "digest", ""));
                 CHECK_OK(sw_mkdir_p(root, 0755, &err), &err);
                 CHECK_OK(step_layer_apply(NULL, p, root, &uo, &err), &err);
-                char *text = slurp(root, "a.txt");
+                char *text = tb_slurp(root, "a.txt");
                 CHECK_STR(text, "bbbb\n");
                 free(text);
                 free(p);
@@ -285,7 +220,7 @@ static void test_copy_fingerprint(void)
         json_decref(c);
 
         /* back to the first content (new inode and times): the first layer again */
-        put(ctx, "data/a.txt", "aaaa\n");
+        tb_put(ctx, "data/a.txt", "aaaa\n");
         options(&o, ctx, out, cache);
         CHECK_OK(step_build_image(&r4, &o, &err), &err);
         CHECK_INT(r4.cached, 1);
@@ -299,7 +234,7 @@ static void test_copy_fingerprint(void)
 /* `slipway build --oci-layout DIR --zstd` (and --layout, its alias). */
 static void test_cli(void)
 {
-        char *ctx = context("cli", SMALL);
+        char *ctx = tb_context("cli", SMALL);
         char *data = sw_xasprintf("%s/cli-data", t_tmpdir());
         char *out = sw_xasprintf("%s/cli-out", t_tmpdir());
         char *out2 = sw_xasprintf("%s/cli-out2", t_tmpdir());
@@ -336,7 +271,7 @@ static void test_cli(void)
         CHECK_INT(t_run_capture(&text, argv2, env, 30000), 0);
         CHECK(text && strstr(text, "Step 1/2 : COPY busybox /bin/busybox (cached)") != NULL);
         free(text);
-        CHECK(exists(out2, "index.json"));
+        CHECK(tb_exists(out2, "index.json"));
         free(ctx);
         free(data);
         free(out);
@@ -347,7 +282,7 @@ static void test_cli(void)
 /* An oversized context fails with the limit named; .dockerignore counts. */
 static void test_context_too_big(void)
 {
-        char *ctx = context("big", SMALL);
+        char *ctx = tb_context("big", SMALL);
         char *cache = sw_xasprintf("%s/cache-big", t_tmpdir());
         char *out = sw_xasprintf("%s/big-out", t_tmpdir());
         char *blob = sw_xmalloc(64 << 10);
@@ -359,7 +294,7 @@ static void test_context_too_big(void)
         struct stat st;
 
         memset(blob, 'x', 64 << 10);
-        put(ctx, "data/.keep", "");
+        tb_put(ctx, "data/.keep", "");
         CHECK_OK(sw_write_file_atomic(path, blob, 64 << 10, 0644, &err), &err);
         CHECK(stat("/bin/busybox", &st) == 0);
         bb_size = (int64_t)st.st_size;
@@ -369,11 +304,11 @@ static void test_context_too_big(void)
         CHECK_INT(step_build_image(&r, &o, &err), SW_ETOOBIG);
         CHECK(strstr(err.msg, "SLIPWAY_BUILD_CONTEXT_MAX_BYTES") != NULL);
         CHECK(strstr(err.msg, ctx) != NULL);
-        CHECK(!exists(out, "index.json"));
+        CHECK(!tb_exists(out, "index.json"));
 
         /* the same context with the blob ignored fits */
         sw_err_clear(&err);
-        put(ctx, ".dockerignore", "data/*.bin\n");
+        tb_put(ctx, ".dockerignore", "data/*.bin\n");
         options(&o, ctx, out, cache);
         o.context_max_bytes = bb_size + 4096;
         CHECK_OK(step_build_image(&r, &o, &err), &err);
@@ -406,7 +341,7 @@ static void test_add_evil_tar(void)
                 "with tarfile.open(sys.argv[1] + '/abs.tar', 'w', format=tarfile.GNU_FORMAT) as t:\n"
                 "    add(t, 'ok.txt', b'ok\\n')\n"
                 "    add(t, sys.argv[2])\n";
-        char *ctx = context("evil", "FROM scratch\nADD dotdot.tar /data/\n");
+        char *ctx = tb_context("evil", "FROM scratch\nADD dotdot.tar /data/\n");
         char *cache = sw_xasprintf("%s/cache-evil", t_tmpdir());
         char *out = sw_xasprintf("%s/evil-out", t_tmpdir());
         char *abs_target = sw_xasprintf("%s/slipway-evil-abs.txt", t_tmpdir());
@@ -427,7 +362,7 @@ static void test_add_evil_tar(void)
         CHECK(strstr(err.msg, "slipway-evil-dotdot") != NULL || strstr(err.msg, "..") != NULL);
         sw_err_clear(&err);
 
-        put(ctx, "Dockerfile", "FROM scratch\nADD abs.tar /data/\n");
+        tb_put(ctx, "Dockerfile", "FROM scratch\nADD abs.tar /data/\n");
         options(&o, ctx, out, cache);
         CHECK(step_build_image(&r, &o, &err) != 0);
         CHECK(strstr(err.msg, "ADD") != NULL);
@@ -438,13 +373,13 @@ static void test_add_evil_tar(void)
         CHECK_INT(t_run_capture(&text, find, NULL, 20000), 0);
         CHECK_STR(text ? text : "", "");
         free(text);
-        CHECK(!exists("", abs_target + 1));
+        CHECK(!tb_exists("", abs_target + 1));
         for (int n = 1; n < 12; n++) {
                 snprintf(top, sizeof(top), "slipway-evil-dotdot-%d.txt", n);
-                CHECK(!exists("", top));
-                CHECK(!exists("/tmp", top));
+                CHECK(!tb_exists("", top));
+                CHECK(!tb_exists("/tmp", top));
         }
-        CHECK(!exists(out, "index.json"));
+        CHECK(!tb_exists(out, "index.json"));
         free(ctx);
         free(cache);
         free(out);
@@ -478,7 +413,7 @@ static void append_strings(json_t *to, const json_t *a)
  */
 static void test_independent_tools(void)
 {
-        char *ctx = context("tools", APP);
+        char *ctx = tb_context("tools", APP);
         char *cache = sw_xasprintf("%s/cache-tools", t_tmpdir());
         char *out = sw_xasprintf("%s/tools-out", t_tmpdir());
         char *other = sw_xasprintf("%s/tools-other", t_tmpdir());
@@ -517,17 +452,17 @@ static void test_independent_tools(void)
         text = NULL;
 
         /* the tree, whiteouts and the opaque directory applied by umoci */
-        char *s = slurp(rootfs, "app/keep");
+        char *s = tb_slurp(rootfs, "app/keep");
         CHECK_STR(s, "keep\n");
         free(s);
-        s = slurp(rootfs, "app/old/b");
+        s = tb_slurp(rootfs, "app/old/b");
         CHECK_STR(s, "new\n");
         free(s);
-        CHECK(!exists(rootfs, "app/del"));
-        CHECK(!exists(rootfs, "app/old/a"));
-        CHECK(exists(rootfs, "bin/busybox"));
-        CHECK(exists(rootfs, "bin/sh"));
-        CHECK(!exists(rootfs, "proc/self"));
+        CHECK(!tb_exists(rootfs, "app/del"));
+        CHECK(!tb_exists(rootfs, "app/old/a"));
+        CHECK(tb_exists(rootfs, "bin/busybox"));
+        CHECK(tb_exists(rootfs, "bin/sh"));
+        CHECK(!tb_exists(rootfs, "proc/self"));
 
         /* the config as skopeo reads it, turned into a runc spec here */
         CHECK_INT(t_run_capture(&text, inspect, NULL, 30000), 0);
@@ -584,7 +519,7 @@ int main(void)
                 return 0;
         }
         sw_libs_init();
-        sw_buf_init(&logbuf, 64 << 20);
+        sw_buf_init(&tb_log, 64 << 20);
         tf_config(&cfg, NULL);
         T_RUN(test_labels_zstd_progress);
         T_RUN(test_copy_fingerprint);
@@ -593,6 +528,6 @@ int main(void)
         T_RUN(test_add_evil_tar);
         T_RUN(test_independent_tools);
         sw_config_release(&cfg);
-        sw_buf_release(&logbuf);
+        sw_buf_release(&tb_log);
         return t_done();
 }
