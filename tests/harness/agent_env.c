@@ -468,3 +468,29 @@ void t_agent_env_down(void)
         free(t_agent.data_dir);
         free(t_agent.agent_log);
 }
+
+void t_agent_test_node_registers(void)
+{
+        int64_t until = sw_mono_ms() + 15000;
+        json_t *node, *lease;
+
+        t_agent.agent_pid = t_agent_start_agent();
+        CHECK(t_agent.agent_pid > 0);
+        while (!t_agent_node_ready() && sw_mono_ms() < until)
+                sw_sleep_ms(200);
+        CHECK(t_agent_node_ready());
+        node = t_agent_get("/api/v1/nodes/" T_AGENT_NODE);
+        CHECK(*sw_json_str(json_object_get(json_object_get(node, "status"), "capacity"), "cpu",
+                           ""));
+        CHECK_STR(sw_json_str(
+                          json_array_get(
+                                  json_object_get(json_object_get(node, "status"), "addresses"), 0),
+                          "address", ""),
+                  "127.0.0.1");
+        CHECK(*sw_json_str(json_object_get(node, "spec"), "podCIDR", ""));
+        lease = t_agent_get(
+                "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/" T_AGENT_NODE);
+        CHECK_STR(sw_json_str(json_object_get(lease, "spec"), "holderIdentity", ""), T_AGENT_NODE);
+        json_decref(node);
+        json_decref(lease);
+}

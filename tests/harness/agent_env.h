@@ -70,6 +70,12 @@ char *t_agent_runc_root(void);
 /* The pid of the pod's first container, from runc state; -1 when none. */
 int t_agent_ctr_pid(const json_t *pod);
 bool t_agent_node_ready(void);
+
+/*
+ * The first test of each agent test file: start the agent and check the
+ * Node it registers (capacity, address, podCIDR) and its Lease.
+ */
+void t_agent_test_node_registers(void);
 bool t_agent_running_ready(const json_t *pod);
 bool t_agent_succeeded(const json_t *pod);
 bool t_agent_create_obj(const char *path, const char *text);
