@@ -151,7 +151,12 @@ enum sw_config_type {
         X(kube_tls_key, "SLIPWAY_KUBE_TLS_KEY", SW_CFG_STR, NULL, 0, 0, NULL, false,               \
           "PEM private key file of SLIPWAY_KUBE_TLS_CERT")                                         \
         X(service_cidr, "SLIPWAY_SERVICE_CIDR", SW_CFG_STR, "127.77.0.0/16", 0, 0, NULL, false,    \
-          "range Service ClusterIPs are allocated from")
+          "range Service ClusterIPs are allocated from")                                           \
+        X(default_toleration_seconds, "SLIPWAY_DEFAULT_TOLERATION_SECONDS", SW_CFG_INT, "300", 0,  \
+          31536000, NULL, false,                                                                   \
+          "tolerationSeconds of the node.kubernetes.io/not-ready and /unreachable NoExecute "      \
+          "tolerations the API server adds to pods that have none; their pods are evicted "        \
+          "that long after their node stops heartbeating")
 
 #define SW__CFG_CTYPE_SW_CFG_STR char *
 #define SW__CFG_CTYPE_SW_CFG_INT int64_t

@@ -51,6 +51,7 @@ struct orch_api {
         pthread_mutex_t alloc_mu; /* serialises ClusterIP and NodePort allocation */
         uint32_t svc_base, svc_size;
         char *tls_cert, *tls_key;
+        int64_t default_toleration_s;
 };
 
 /* What one request is about, after routing. */
@@ -525,7 +526,8 @@ static int admit(struct req *q, json_t *obj, const json_t *old, bool *invalid, s
                 return rc;
         }
         if (q->kind->namespaced &&
-            (rc = orch_admission_check(q->api->store, q->kind->store, obj, old, err)) != 0)
+            (rc = orch_admission_check(q->api->store, q->kind->store, obj, old,
+                                       q->api->default_toleration_s, err)) != 0)
                 return rc;
         if (strcmp(q->kind->kind, "Service") == 0) {
                 /* Keep allocated node ports the new spec does not name. */
@@ -2277,6 +2279,7 @@ int orch_api_start(struct orch_api **out, const struct orch_api_options *opts, s
                 goto fail;
         }
         api->token = sw_xstrdup(opts->token);
+        api->default_toleration_s = opts->default_toleration_s;
         if ((rc = parse_cidr(&api->svc_base, &api->svc_size,
                              opts->service_cidr ? opts->service_cidr : "127.77.0.0/16", err)) != 0)
                 goto fail;

@@ -123,7 +123,8 @@ struct orch_ctrl {
         char *kubeconfig;
         atomic_bool stop;
         struct orch_informer pods, rsets, deploys, services, nodes;
-        struct orch_ctrl_loop *loops[8];
+        struct orch_informer jobs, cronjobs, leases; /* leases: kube-node-lease only */
+        struct orch_ctrl_loop *loops[12];
         int nloops;
 };
 
@@ -160,5 +161,7 @@ void orch_ctrl_endpoints_init(struct orch_ctrl_loop *l, struct orch_ctrl *m);
 void orch_ctrl_nodes_init(struct orch_ctrl_loop *l, struct orch_ctrl *m);
 void orch_ctrl_gc_init(struct orch_ctrl_loop *l, struct orch_ctrl *m);
 void orch_sched_init(struct orch_ctrl_loop *l, struct orch_ctrl *m);
+void orch_ctrl_job_init(struct orch_ctrl_loop *l, struct orch_ctrl *m);
+void orch_ctrl_cronjob_init(struct orch_ctrl_loop *l, struct orch_ctrl *m);
 
 #endif /* SW_ORCH_CTRL_INT_H */

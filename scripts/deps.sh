@@ -12,6 +12,7 @@ git sqlite3 curl ca-certificates procps iproute2 busybox-static zstd
 docker-registry skopeo umoci runc nginx-light fcgiwrap pdns-server pdns-backend-sqlite3
 
 openssh-server openssl dnsutils
+tzdata
 "
 
 missing=""

@@ -217,6 +217,7 @@ static int start_api(struct serve *s, struct sw_err *err)
         ao.db_path = db;
         ao.token = token;
         ao.service_cidr = cfg->service_cidr;
+        ao.default_toleration_s = cfg->default_toleration_seconds;
         ao.tls_cert_path = cert;
         ao.tls_key_path = key;
         if ((rc = orch_api_start(&s->api, &ao, err)) != 0)

@@ -14,6 +14,7 @@
 #include "orchestrator/client/kube.h"
 
 #define NEVER_READY "hollow.slipway.dev/never-ready"
+#define EXIT_CODE "hollow.slipway.dev/exit-code"
 
 void t_hollow_now(char *out, size_t n)
 {
@@ -63,17 +64,76 @@ static int create_node(struct orch_kube *kc, const char *name, const char *cpu, 
         return rc;
 }
 
-static void heartbeat(struct orch_kube *kc, const char *name)
+/* Renew the node's Lease in kube-node-lease, creating it the first time. */
+static void renew_lease(struct orch_kube *kc, const char *name, const char *ts)
+{
+        struct sw_err err = SW_ERR_INIT;
+        char *path = sw_xasprintf("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/"
+                                  "leases/%s",
+                                  name);
+        json_t *lease = json_pack("{s:s,s:s,s:{s:s,s:s},s:{s:s,s:i,s:s}}", "apiVersion",
+                                  "coordination.k8s.io/v1", "kind", "Lease", "metadata", "name",
+                                  name, "namespace", "kube-node-lease", "spec", "holderIdentity",
+                                  name, "leaseDurationSeconds", 40, "renewTime", ts);
+
+        if (orch_kube_request(NULL, NULL, kc, "PATCH", path, "application/merge-patch+json", lease,
+                              &err) == SW_ENOTFOUND) {
+                sw_err_clear(&err);
+                orch_kube_request(NULL, NULL, kc, "POST",
+                                  "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
+                                  NULL, lease, &err);
+        }
+        json_decref(lease);
+        free(path);
+}
+
+/*
+ * A heartbeat: the Lease every time, the Ready condition's heartbeat only
+ * when `status` (every tenth beat), as a kubelet posts status less often
+ * once it has a lease.
+ */
+static void heartbeat(struct orch_kube *kc, const char *name, bool status)
 {
         struct sw_err err = SW_ERR_INIT;
         char ts[32], *path = sw_xasprintf("/api/v1/nodes/%s/status", name);
         json_t *st;
 
         t_hollow_now(ts, sizeof(ts));
-        st = json_pack("{s:{s:o}}", "status", "conditions", ready_conds(ts));
-        orch_kube_request(NULL, NULL, kc, "PATCH", path, "application/merge-patch+json", st, &err);
-        json_decref(st);
+        renew_lease(kc, name, ts);
+        if (status) {
+                st = json_pack("{s:{s:o}}", "status", "conditions", ready_conds(ts));
+                orch_kube_request(NULL, NULL, kc, "PATCH", path, "application/merge-patch+json", st,
+                                  &err);
+                json_decref(st);
+        }
         free(path);
+}
+
+/* A pod annotated with an exit code finishes: Succeeded for 0, else Failed. */
+static void finish_pod(struct orch_kube *kc, const json_t *pod, const char *path)
+{
+        const json_t *md = json_object_get(pod, "metadata");
+        const char *code = sw_json_str(json_object_get(md, "annotations"), EXIT_CODE, "0");
+        const json_t *c0 =
+                json_array_get(json_object_get(json_object_get(pod, "spec"), "containers"), 0);
+        int exit_code = (int)strtol(code, NULL, 10);
+        struct sw_err err = SW_ERR_INIT;
+        char ts[32], *spath = sw_xasprintf("%s/status", path);
+        json_t *st;
+
+        t_hollow_now(ts, sizeof(ts));
+        st = json_pack("{s:{s:s,s:[{s:s,s:s,s:s,s:s},{s:s,s:s,s:s,s:s}],"
+                       "s:[{s:s,s:b,s:i,s:{s:{s:i,s:s,s:s,s:s}}}]}}",
+                       "status", "phase", exit_code == 0 ? "Succeeded" : "Failed", "conditions",
+                       "type", "Ready", "status", "False", "reason", "PodCompleted",
+                       "lastTransitionTime", ts, "type", "ContainersReady", "status", "False",
+                       "reason", "PodCompleted", "lastTransitionTime", ts, "containerStatuses",
+                       "name", sw_json_str(c0, "name", "c"), "ready", 0, "restartCount", 0, "state",
+                       "terminated", "exitCode", exit_code, "reason",
+                       exit_code == 0 ? "Completed" : "Error", "startedAt", ts, "finishedAt", ts);
+        orch_kube_request(NULL, NULL, kc, "PATCH", spath, "application/merge-patch+json", st, &err);
+        json_decref(st);
+        free(spath);
 }
 
 static bool node_dead(struct t_hollow *h, const char *node)
@@ -108,7 +168,12 @@ static void pass(struct t_hollow *h, struct orch_kube *kc)
                         orch_kube_request(NULL, NULL, kc, "DELETE", path, NULL, body, &err);
                         sw_err_clear(&err);
                         json_decref(body);
-                } else if (strcmp(phase, "Running") != 0) {
+                } else if (strcmp(phase, "Succeeded") == 0 || strcmp(phase, "Failed") == 0) {
+                        /* finished for good */
+                } else if (strcmp(phase, "Running") == 0) {
+                        if (json_object_get(json_object_get(md, "annotations"), EXIT_CODE))
+                                finish_pod(kc, p, path);
+                } else {
                         bool never = json_object_get(json_object_get(md, "annotations"),
                                                      NEVER_READY) != NULL;
                         char ts[32], ip[32], *spath = sw_xasprintf("%s/status", path);
@@ -144,6 +209,7 @@ static void *hollow_main(void *arg)
         struct orch_kube *kc = NULL;
         struct sw_err err = SW_ERR_INIT;
         int64_t next_hb = 0;
+        unsigned beats = 0;
 
         if (orch_kube_from_kubeconfig(&kc, h->kubeconfig, NULL, &err) != 0)
                 return NULL;
@@ -151,7 +217,8 @@ static void *hollow_main(void *arg)
                 if (sw_mono_ms() >= next_hb) {
                         for (int i = 0; i < h->n; i++)
                                 if (!atomic_load(&h->dead[i]))
-                                        heartbeat(kc, h->names[i]);
+                                        heartbeat(kc, h->names[i], beats % 10 == 0);
+                        beats++;
                         next_hb = sw_mono_ms() + 1000;
                 }
                 pass(h, kc);

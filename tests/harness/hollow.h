@@ -4,7 +4,13 @@
  * hollow kubelet in the same thread that marks the pods bound to them
  * Running and Ready with a 127.x address (unless the pod carries the
  * annotation "hollow.slipway.dev/never-ready") and confirms graceful
- * deletions. Everything goes through the real API server over HTTP.
+ * deletions. A running pod annotated "hollow.slipway.dev/exit-code: N"
+ * finishes on the next pass: Succeeded for 0, Failed otherwise (its
+ * container terminated with that code), which is how Job tests complete
+ * or fail pods. Heartbeats renew each node's Lease in kube-node-lease
+ * every second and the Ready condition every ten seconds, as a kubelet
+ * does once it has a lease. Everything goes through the real API server
+ * over HTTP.
  *
  * Ownership: struct t_hollow is the caller's; t_hollow_stop() joins the
  * thread and frees it. Threads: the `observe` callback runs on the
