@@ -152,7 +152,7 @@ int orch_store_dependents(json_t **out, struct orch_store *s, const char *uid, s
 
 /* RFC 3339 UTC time with second precision ("2026-11-26T23:25:36Z"); `out` >= 32 bytes. */
 void orch_time_fmt(char *out, size_t size, int64_t epoch_ms);
-/* Parse that form back; -1 when it does not parse. */
+/* Parse that form back (a fraction of a second counts to the ms); -1 when it does not parse. */
 int64_t orch_time_parse(const char *s);
 
 /* ---- selector.c --------------------------------------------------------- */

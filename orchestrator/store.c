@@ -108,6 +108,16 @@ int64_t orch_time_parse(const char *s)
                 return -1;
         tm.tm_year -= 1900;
         tm.tm_mon -= 1;
+        /* a MicroTime's fraction ("…:05.123456Z") counts to the millisecond */
+        if (s[n] == '.') {
+                int ms = 0, digits = 0;
+                for (n++; s[n] >= '0' && s[n] <= '9'; n++)
+                        if (digits++ < 3)
+                                ms = ms * 10 + (s[n] - '0');
+                for (; digits < 3; digits++)
+                        ms *= 10;
+                return (int64_t)timegm(&tm) * 1000 + ms;
+        }
         return (int64_t)timegm(&tm) * 1000;
 }
 

@@ -89,7 +89,7 @@ static void renew_lease(struct orch_kube *kc, const char *name, const char *ts)
 
 /*
  * A heartbeat: the Lease every time, the Ready condition's heartbeat only
- * when `status` (every tenth beat), as a kubelet posts status less often
+ * when `status` (every 20th beat), as a kubelet posts status less often
  * once it has a lease.
  */
 static void heartbeat(struct orch_kube *kc, const char *name, bool status)
@@ -98,8 +98,17 @@ static void heartbeat(struct orch_kube *kc, const char *name, bool status)
         char ts[32], *path = sw_xasprintf("/api/v1/nodes/%s/status", name);
         json_t *st;
 
-        t_hollow_now(ts, sizeof(ts));
-        renew_lease(kc, name, ts);
+        {
+                /* the lease's renewTime is a MicroTime */
+                struct timespec now;
+                struct tm tm;
+                char micro[48];
+                clock_gettime(CLOCK_REALTIME, &now);
+                gmtime_r(&now.tv_sec, &tm);
+                strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+                snprintf(micro, sizeof(micro), "%.19s.%06ldZ", ts, now.tv_nsec / 1000);
+                renew_lease(kc, name, micro);
+        }
         if (status) {
                 st = json_pack("{s:{s:o}}", "status", "conditions", ready_conds(ts));
                 orch_kube_request(NULL, NULL, kc, "PATCH", path, "application/merge-patch+json", st,
@@ -217,9 +226,9 @@ static void *hollow_main(void *arg)
                 if (sw_mono_ms() >= next_hb) {
                         for (int i = 0; i < h->n; i++)
                                 if (!atomic_load(&h->dead[i]))
-                                        heartbeat(kc, h->names[i], beats % 10 == 0);
+                                        heartbeat(kc, h->names[i], beats % 20 == 0);
                         beats++;
-                        next_hb = sw_mono_ms() + 1000;
+                        next_hb = sw_mono_ms() + 500;
                 }
                 pass(h, kc);
                 sw_sleep_ms(100);

@@ -8,7 +8,7 @@
  * finishes on the next pass: Succeeded for 0, Failed otherwise (its
  * container terminated with that code), which is how Job tests complete
  * or fail pods. Heartbeats renew each node's Lease in kube-node-lease
- * every second and the Ready condition every ten seconds, as a kubelet
+ * every half second and the Ready condition every ten seconds, as a kubelet
  * does once it has a lease. Everything goes through the real API server
  * over HTTP.
  *

@@ -34,6 +34,13 @@ void t_orch_stop(struct t_orch *o);
  */
 int t_kubectl(const struct t_orch *o, char **out, const char *input, const char *const *args);
 
+/*
+ * Run kubectl `args` every 200 ms until its output contains `want` (true)
+ * or `timeout_ms` passes (false, printing the last output on stderr).
+ */
+bool t_kubectl_eventually(const struct t_orch *o, const char *want, int timeout_ms,
+                          const char *const *args);
+
 /* Start kubectl in the background with its output going to `out_path`; returns its PID. */
 pid_t t_kubectl_bg(const struct t_orch *o, const char *out_path, const char *const *args);
 
