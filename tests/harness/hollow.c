@@ -153,6 +153,49 @@ static bool node_dead(struct t_hollow *h, const char *node)
         return true; /* not ours */
 }
 
+static bool pod_ready(const json_t *pod)
+{
+        const json_t *c;
+        size_t i;
+
+        json_array_foreach(json_object_get(json_object_get(pod, "status"), "conditions"), i, c)
+        {
+                if (strcmp(sw_json_str(c, "type", ""), "Ready") == 0)
+                        return strcmp(sw_json_str(c, "status", ""), "True") == 0;
+        }
+        return false;
+}
+
+/*
+ * A running pod that someone else marked not ready (the node lifecycle
+ * controller, while the node seemed gone) is reported ready again, as a
+ * kubelet reports its pods' real state.
+ */
+static void ready_again(struct orch_kube *kc, const json_t *pod, const char *path)
+{
+        struct sw_err err = SW_ERR_INIT;
+        json_t *conds =
+                json_deep_copy(json_object_get(json_object_get(pod, "status"), "conditions"));
+        char ts[32], *spath = sw_xasprintf("%s/status", path);
+        json_t *c, *st;
+        size_t i;
+
+        t_hollow_now(ts, sizeof(ts));
+        json_array_foreach(conds, i, c)
+        {
+                const char *type = sw_json_str(c, "type", "");
+                if (strcmp(type, "Ready") != 0 && strcmp(type, "ContainersReady") != 0)
+                        continue;
+                json_object_set_new(c, "status", json_string("True"));
+                json_object_del(c, "reason");
+                json_object_set_new(c, "lastTransitionTime", json_string(ts));
+        }
+        st = json_pack("{s:{s:o}}", "status", "conditions", conds);
+        orch_kube_request(NULL, NULL, kc, "PATCH", spath, "application/merge-patch+json", st, &err);
+        json_decref(st);
+        free(spath);
+}
+
 static void pass(struct t_hollow *h, struct orch_kube *kc)
 {
         struct sw_err err = SW_ERR_INIT;
@@ -182,6 +225,10 @@ static void pass(struct t_hollow *h, struct orch_kube *kc)
                 } else if (strcmp(phase, "Running") == 0) {
                         if (json_object_get(json_object_get(md, "annotations"), EXIT_CODE))
                                 finish_pod(kc, p, path);
+                        else if (!json_object_get(json_object_get(md, "annotations"),
+                                                  NEVER_READY) &&
+                                 !pod_ready(p))
+                                ready_again(kc, p, path);
                 } else {
                         bool never = json_object_get(json_object_get(md, "annotations"),
                                                      NEVER_READY) != NULL;
@@ -212,24 +259,38 @@ static void pass(struct t_hollow *h, struct orch_kube *kc)
         json_decref(list);
 }
 
-static void *hollow_main(void *arg)
+/* Heartbeats in their own thread, so that a slow pass over many pods never delays them. */
+static void *heartbeat_main(void *arg)
 {
         struct t_hollow *h = arg;
         struct orch_kube *kc = NULL;
         struct sw_err err = SW_ERR_INIT;
-        int64_t next_hb = 0;
         unsigned beats = 0;
 
         if (orch_kube_from_kubeconfig(&kc, h->kubeconfig, NULL, &err) != 0)
                 return NULL;
         while (!atomic_load(&h->stop)) {
-                if (sw_mono_ms() >= next_hb) {
-                        for (int i = 0; i < h->n; i++)
-                                if (!atomic_load(&h->dead[i]))
-                                        heartbeat(kc, h->names[i], beats % 20 == 0);
-                        beats++;
-                        next_hb = sw_mono_ms() + 500;
-                }
+                int64_t next = sw_mono_ms() + 500;
+                for (int i = 0; i < h->n; i++)
+                        if (!atomic_load(&h->dead[i]))
+                                heartbeat(kc, h->names[i], beats % 20 == 0);
+                beats++;
+                while (!atomic_load(&h->stop) && sw_mono_ms() < next)
+                        sw_sleep_ms(50);
+        }
+        orch_kube_free(kc);
+        return NULL;
+}
+
+static void *hollow_main(void *arg)
+{
+        struct t_hollow *h = arg;
+        struct orch_kube *kc = NULL;
+        struct sw_err err = SW_ERR_INIT;
+
+        if (orch_kube_from_kubeconfig(&kc, h->kubeconfig, NULL, &err) != 0)
+                return NULL;
+        while (!atomic_load(&h->stop)) {
                 pass(h, kc);
                 sw_sleep_ms(100);
         }
@@ -259,7 +320,9 @@ bool t_hollow_start(struct t_hollow *h, const char *kubeconfig, const char *pref
         orch_kube_free(kc);
         if (ok && pthread_create(&h->th, NULL, hollow_main, h) == 0)
                 h->running = true;
-        return ok && h->running;
+        if (ok && pthread_create(&h->hb_th, NULL, heartbeat_main, h) == 0)
+                h->hb_running = true;
+        return ok && h->running && h->hb_running;
 }
 
 void t_hollow_kill(struct t_hollow *h, int i)
@@ -272,7 +335,10 @@ void t_hollow_stop(struct t_hollow *h)
         atomic_store(&h->stop, true);
         if (h->running)
                 pthread_join(h->th, NULL);
+        if (h->hb_running)
+                pthread_join(h->hb_th, NULL);
         h->running = false;
+        h->hb_running = false;
         free(h->kubeconfig);
         h->kubeconfig = NULL;
 }

@@ -1,7 +1,7 @@
 /*
  * hollow.h - hollow nodes for control-plane tests and benchmarks: Node
  * objects created through the API whose heartbeats a thread renews, and a
- * hollow kubelet in the same thread that marks the pods bound to them
+ * hollow kubelet in another thread that marks the pods bound to them
  * Running and Ready with a 127.x address (unless the pod carries the
  * annotation "hollow.slipway.dev/never-ready") and confirms graceful
  * deletions. A running pod annotated "hollow.slipway.dev/exit-code: N"
@@ -32,8 +32,8 @@ struct t_hollow {
         atomic_bool dead[T_HOLLOW_MAX]; /* a dead node neither heartbeats nor runs pods */
         int n;
         atomic_bool stop;
-        pthread_t th;
-        bool running;
+        pthread_t th, hb_th; /* the hollow kubelet, the heartbeats */
+        bool running, hb_running;
         unsigned ipseq;
         void (*observe)(void *arg, const json_t *pods);
         void *observe_arg;
