@@ -305,6 +305,18 @@ bool orch_ctrl_expect_met(struct orch_ctrl_loop *l, const char *key, struct orch
         return false;
 }
 
+void orch_ctrl_random_suffix(char *out, size_t n)
+{
+        static const char alnum[] = "bcdfghjklmnpqrstvwxz2456789";
+        unsigned char rnd[16];
+
+        if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+                memset(rnd, 7, sizeof(rnd));
+        for (size_t i = 0; i < n && i < sizeof(rnd); i++)
+                out[i] = alnum[rnd[i] % (sizeof(alnum) - 1)];
+        out[n] = '\0';
+}
+
 /* ---- events -------------------------------------------------------------- */
 
 void orch_ctrl_event(struct orch_ctrl_loop *l, const json_t *obj, const char *type,

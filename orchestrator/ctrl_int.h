@@ -144,6 +144,8 @@ bool orch_ctrl_pod_ready(const json_t *pod, int64_t min_ready_ms, int64_t now_ms
 bool orch_ctrl_pod_active(const json_t *pod);
 /* Whether `labels` match the LabelSelector `sel` (an empty selector matches nothing). */
 bool orch_ctrl_selects(const json_t *sel, const json_t *labels);
+/* `n` (<= 16) random characters of a generated name's suffix, as the real ones, into `out`. */
+void orch_ctrl_random_suffix(char *out, size_t n);
 /* A merge-patch of `sub` ("status" or NULL) of the object at `path`. */
 int orch_ctrl_patch(json_t **out, struct orch_ctrl_loop *l, const char *path, const json_t *patch,
                     struct sw_err *err);

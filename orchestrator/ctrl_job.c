@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "common/clock.h"
 #include "common/json.h"
@@ -98,18 +97,6 @@ static void set_cond(json_t *conds, const char *type, const char *status, const 
         json_array_append_new(conds, nc);
 }
 
-static void random_suffix(char *out, size_t n)
-{
-        static const char alnum[] = "bcdfghjklmnpqrstvwxz2456789";
-        unsigned char rnd[16];
-
-        if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
-                memset(rnd, 7, sizeof(rnd));
-        for (size_t i = 0; i < n && i < sizeof(rnd); i++)
-                out[i] = alnum[rnd[i] % (sizeof(alnum) - 1)];
-        out[n] = '\0';
-}
-
 static int create_pod(struct orch_ctrl_loop *l, const json_t *job, const char *key,
                       struct sw_err *err)
 {
@@ -122,7 +109,7 @@ static int create_pod(struct orch_ctrl_loop *l, const json_t *job, const char *k
         char sfx[6], *name, *path;
         int rc;
 
-        random_suffix(sfx, 5);
+        orch_ctrl_random_suffix(sfx, 5);
         name = sw_xasprintf("%s-%s", jname, sfx);
         labels = json_is_object(json_object_get(tmd, "labels"))
                          ? json_deep_copy(json_object_get(tmd, "labels"))
