@@ -18,7 +18,7 @@
  * scheduled minute, keeps successfulJobsHistoryLimit of them, and stops
  * when suspended; nodes renew Leases so they stay Ready between rare
  * status posts; pods get the default 300 s tolerations; a node that stops
- * heartbeating becomes NotReady, and its pods are evicted once their
+ * heartbeating (8 s grace) becomes NotReady, and its pods are evicted once their
  * toleration (3 s here) runs out and replaced on the other nodes.
  */
 #include <jansson.h>
@@ -93,7 +93,7 @@ static void test_start(void)
         if (!up)
                 return;
         co.kubeconfig = srv.kubeconfig;
-        co.node_grace_ms = 5000;
+        co.node_grace_ms = 8000;
         co.sched_backoff_max_ms = 1000;
         co.job_backoff_ms = 200;
         co.cron_time_scale = 60;
@@ -350,7 +350,7 @@ static void test_cronjob(void)
                         sw_sleep_ms(300);
         }
         CHECK(created >= 4);
-        CHECK(EVENTUALLY("Deleted job tick-", 10000, "get", "events", "-o",
+        CHECK(EVENTUALLY("Deleted job tick-", 20000, "get", "events", "-o",
                          "jsonpath={range .items[?(@.reason==\"SuccessfulDelete\")]}{.message}\n"
                          "{end}"));
         CHECK(EVENTUALLY("SawCompletedJob", 10000, "get", "events"));
@@ -427,7 +427,8 @@ static void test_node_dies(void)
 
         /*
          * The hollow kubelets post their status every 10 s and renew their
-         * Lease every second; with a 3 s grace only the Lease keeps them Ready.
+         * Lease every half second; with an 8 s grace only the Lease keeps
+         * them Ready.
          */
         CHECK_INT(KUBECTL(&out, NULL, "get", "lease", "-n", "kube-node-lease"), 0);
         CHECK(out && strstr(out, "j1") && strstr(out, "j2") && strstr(out, "j3"));
