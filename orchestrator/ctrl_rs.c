@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "common/clock.h"
 #include "common/json.h"
@@ -49,6 +50,18 @@ static void rs_on_rs(void *arg, const char *type, const json_t *obj, const json_
         free(key);
 }
 
+static void random_suffix(char *out, size_t n)
+{
+        static const char alnum[] = "bcdfghjklmnpqrstvwxz2456789";
+        unsigned char rnd[16];
+
+        if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+                memset(rnd, 7, sizeof(rnd));
+        for (size_t i = 0; i < n && i < sizeof(rnd); i++)
+                out[i] = alnum[rnd[i] % (sizeof(alnum) - 1)];
+        out[n] = '\0';
+}
+
 static int create_pod(struct orch_ctrl_loop *l, const json_t *rs, const char *ns,
                       const char *rsname, struct sw_err *err)
 {
@@ -58,7 +71,7 @@ static int create_pod(struct orch_ctrl_loop *l, const json_t *rs, const char *ns
         char sfx[6], *name, *path;
         int rc;
 
-        orch_ctrl_random_suffix(sfx, 5);
+        random_suffix(sfx, 5);
         name = sw_xasprintf("%s-%s", rsname, sfx);
         md = json_pack("{s:s,s:s,s:[{s:s,s:s,s:s,s:s,s:b,s:b}]}", "name", name, "namespace", ns,
                        "ownerReferences", "apiVersion", "apps/v1", "kind", "ReplicaSet", "name",
