@@ -26,39 +26,11 @@
 #include "engine/worker.h"
 #include "common/banned.h"
 
-static int open_queue(struct eng_queue **out, const struct sw_config *cfg, bool create,
-                      struct sw_err *err)
-{
-        struct eng_queue_options qo = ENG_QUEUE_OPTIONS_INIT;
-        char *path = eng__db_path(cfg->data);
-        int rc;
-
-        qo.path = path;
-        qo.create = create;
-        qo.synchronous_full = strcmp(cfg->synchronous, "FULL") == 0;
-        rc = eng_queue_open(out, &qo, err);
-        free(path);
-        return rc;
-}
-
-static int parse_i64(int64_t *out, const char *s, int64_t min, int64_t max)
-{
-        char *end = NULL;
-        long long v;
-
-        errno = 0;
-        v = strtoll(s, &end, 10);
-        if (errno || end == s || *end || v < min || v > max)
-                return -1;
-        *out = v;
-        return 0;
-}
-
 static int parse_job_id(int64_t *id, const char *cmd, int argc, char **argv)
 {
         if (optind != argc - 1)
                 return sw_cli_usage_error(cmd, "expected one job id");
-        if (parse_i64(id, argv[optind], 1, INT64_MAX) != 0)
+        if (sw_cli_parse_i64(id, argv[optind], 1, INT64_MAX) != 0)
                 return sw_cli_usage_error(cmd, "'%s' is not a job id", argv[optind]);
         return 0;
 }
@@ -202,7 +174,7 @@ int eng_cmd_submit(int argc, char **argv, const struct sw_config *cfg)
                         idem = optarg;
                         break;
                 case 'P':
-                        if (parse_i64(&priority, optarg, -1000, 1000) != 0) {
+                        if (sw_cli_parse_i64(&priority, optarg, -1000, 1000) != 0) {
                                 rc = sw_cli_usage_error("submit",
                                                         "--priority: '%s' is not a whole number "
                                                         "from -1000 to 1000",
@@ -238,7 +210,7 @@ int eng_cmd_submit(int argc, char **argv, const struct sw_config *cfg)
         spec.idempotency_key = idem;
         spec.concurrency_key = ckey;
         spec.supersede = true;
-        if (open_queue(&q, cfg, true, &err) != 0 ||
+        if (eng__open_queue(&q, cfg, true, &err) != 0 ||
             eng_queue_enqueue(&id, &existed, q, &spec, &err) != 0) {
                 rc = sw_cli_fail("submit", "%s", err.msg);
                 goto out;
@@ -338,7 +310,7 @@ int eng_cmd_jobs(int argc, char **argv, const struct sw_config *cfg)
                         have_state = true;
                         break;
                 case 'l':
-                        if (parse_i64(&limit, optarg, 1, 100000) != 0)
+                        if (sw_cli_parse_i64(&limit, optarg, 1, 100000) != 0)
                                 return sw_cli_usage_error("jobs", "--limit: '%s' is not a number",
                                                           optarg);
                         break;
@@ -349,7 +321,7 @@ int eng_cmd_jobs(int argc, char **argv, const struct sw_config *cfg)
                         return sw_cli_usage_error("jobs", "unknown option");
                 }
         }
-        if (open_queue(&q, cfg, false, &err) != 0 ||
+        if (eng__open_queue(&q, cfg, false, &err) != 0 ||
             eng_queue_list(&jobs, &n, q, have_state ? &state : NULL, (size_t)limit, &err) != 0) {
                 rc = sw_cli_fail("jobs", "%s", err.msg);
                 goto out;
@@ -420,7 +392,7 @@ int eng_cmd_job(int argc, char **argv, const struct sw_config *cfg)
         if ((rc = parse_job_id(&id, "job", argc, argv)) != 0)
                 return rc;
         rc = 1;
-        if (open_queue(&q, cfg, false, &err) != 0 || eng_queue_get(&job, q, id, &err) != 0 ||
+        if (eng__open_queue(&q, cfg, false, &err) != 0 || eng_queue_get(&job, q, id, &err) != 0 ||
             eng_steps_list(&steps, &n, q, id, &err) != 0) {
                 rc = sw_cli_fail("job", "%s", err.msg);
                 goto out;
@@ -529,7 +501,7 @@ int eng_cmd_logs(int argc, char **argv, const struct sw_config *cfg)
         }
         if ((rc = parse_job_id(&id, "logs", argc, argv)) != 0)
                 return rc;
-        if (open_queue(&q, cfg, false, &err) != 0 ||
+        if (eng__open_queue(&q, cfg, false, &err) != 0 ||
             follow_log(&final, q, id, follow, ts, &err) != 0)
                 rc = sw_cli_fail("logs", "%s", err.msg);
         eng_queue_close(q);
@@ -553,7 +525,8 @@ int eng_cmd_cancel(int argc, char **argv, const struct sw_config *cfg)
         optind = 1;
         if ((rc = parse_job_id(&id, "cancel", argc, argv)) != 0)
                 return rc;
-        if (open_queue(&q, cfg, false, &err) != 0 || eng_queue_cancel(&state, q, id, &err) != 0) {
+        if (eng__open_queue(&q, cfg, false, &err) != 0 ||
+            eng_queue_cancel(&state, q, id, &err) != 0) {
                 rc = sw_cli_fail("cancel", "%s", err.msg);
         } else if (state == ENG_JOB_RUNNING) {
                 printf("job %lld: cancel requested; its worker stops it within a second\n",
@@ -581,7 +554,7 @@ int eng_cmd_retry(int argc, char **argv, const struct sw_config *cfg)
         optind = 1;
         if ((rc = parse_job_id(&id, "retry", argc, argv)) != 0)
                 return rc;
-        if (open_queue(&q, cfg, false, &err) != 0 || eng_queue_retry(q, id, &err) != 0)
+        if (eng__open_queue(&q, cfg, false, &err) != 0 || eng_queue_retry(q, id, &err) != 0)
                 rc = sw_cli_fail("retry", "%s", err.msg);
         else
                 printf("job %lld queued again\n", (long long)id);
@@ -681,7 +654,7 @@ int eng_cmd_job_exec(int argc, char **argv, const struct sw_config *cfg)
                                "it is not meant to be run by hand.\n");
                         return 0;
                 case 'j':
-                        if (parse_i64(&id, optarg, 1, INT64_MAX) != 0)
+                        if (sw_cli_parse_i64(&id, optarg, 1, INT64_MAX) != 0)
                                 return sw_cli_usage_error("job-exec", "--job: '%s' is not a job id",
                                                           optarg);
                         break;
@@ -689,7 +662,7 @@ int eng_cmd_job_exec(int argc, char **argv, const struct sw_config *cfg)
                         owner = optarg;
                         break;
                 case 'r':
-                        if (parse_i64(&fd, optarg, 0, 1 << 20) != 0)
+                        if (sw_cli_parse_i64(&fd, optarg, 0, 1 << 20) != 0)
                                 return sw_cli_usage_error("job-exec", "--result-fd: '%s'", optarg);
                         break;
                 default:

@@ -24,33 +24,6 @@
 #include "engine/worker.h"
 #include "common/banned.h"
 
-static int open_queue(struct eng_queue **out, const struct sw_config *cfg, struct sw_err *err)
-{
-        struct eng_queue_options qo = ENG_QUEUE_OPTIONS_INIT;
-        char *path = eng__db_path(cfg->data);
-        int rc;
-
-        qo.path = path;
-        qo.create = true;
-        qo.synchronous_full = strcmp(cfg->synchronous, "FULL") == 0;
-        rc = eng_queue_open(out, &qo, err);
-        free(path);
-        return rc;
-}
-
-static int parse_workers(int64_t *out, const char *s)
-{
-        char *end = NULL;
-        long long v;
-
-        errno = 0;
-        v = strtoll(s, &end, 10);
-        if (errno || end == s || *end || v < 1 || v > 256)
-                return -1;
-        *out = v;
-        return 0;
-}
-
 char *eng_worker_sibling(const char *name)
 {
         char self[4096];
@@ -101,7 +74,7 @@ int eng_worker_main(int argc, char **argv, const struct sw_config *cfg,
                                "  --drain      exit once no job is queued or running\n");
                         return 0;
                 case 'w':
-                        if (parse_workers(&workers, optarg) != 0)
+                        if (sw_cli_parse_i64(&workers, optarg, 1, 256) != 0)
                                 return sw_cli_usage_error("worker", "--workers: '%s' is not 1-256",
                                                           optarg);
                         break;
@@ -129,7 +102,7 @@ int eng_worker_main(int argc, char **argv, const struct sw_config *cfg,
         sw_log(SW_LOG_INFO, "worker", "started", "{s:i,s:s,s:s}", "workers",
                (int)(workers ? workers : cfg->workers), "data", cfg->data, "jobs",
                ws->exec_path ? "process per job" : "threads");
-        if (drain && open_queue(&q, cfg, &err) != 0) {
+        if (drain && eng__open_queue(&q, cfg, true, &err) != 0) {
                 eng_pool_stop(pool, 0);
                 return sw_cli_fail("worker", "%s", err.msg);
         }
