@@ -1203,6 +1203,33 @@ static int copy_sources(struct builder *b, const struct step_dockerfile_node *in
 }
 
 /*
+ * A COPY's scratch directory (its new layer's tree, its views), created only
+ * when the step is not a cache hit: an unchanged rebuild creates and removes
+ * nothing.
+ */
+struct copy_scratch {
+        char *dir;
+        char *tree;
+        bool made;
+};
+
+static int copy_scratch_make(struct copy_scratch *sc, struct sw_err *err)
+{
+        struct sw_err ignored = SW_ERR_INIT;
+
+        if (sc->made)
+                return 0;
+        sw_rm_rf(sc->dir, &ignored); /* left by a killed build that had our pid */
+        sw_err_clear(&ignored);
+        if (sw_mkdir_p(sc->dir, 0700, &ignored) != 0 || mkdir(sc->tree, 0755) != 0) {
+                sw_err_clear(&ignored);
+                return sw_err_set(err, SW_EIO, "cannot create a scratch directory");
+        }
+        sc->made = true;
+        return 0;
+}
+
+/*
  * What a COPY must know of the stage's file system before its cache key:
  * whether the destination is a directory there (then the sources go inside
  * it), and the ids --chown names (`chown`, expanded, or NULL). The stage key
@@ -1213,7 +1240,7 @@ static int copy_sources(struct builder *b, const struct step_dockerfile_node *in
  */
 static int copy_view_facts(bool *dst_is_dir, int64_t *uid, int64_t *gid, char **view,
                            struct builder *b, struct stage *st,
-                           const struct step_dockerfile_node *ins, const char *scratch,
+                           const struct step_dockerfile_node *ins, struct copy_scratch *sc,
                            const char *dst_abs, const char *chown)
 {
         char key[SW_DIGEST_STR_LEN], *probe;
@@ -1247,7 +1274,8 @@ static int copy_view_facts(bool *dst_is_dir, int64_t *uid, int64_t *gid, char **
                 if (ok)
                         return 0;
         }
-        if ((rc = stage_view(view, b, st, scratch)) != 0)
+        if ((rc = copy_scratch_make(sc, b->err)) != 0 ||
+            (rc = stage_view(view, b, st, sc->dir)) != 0)
                 return rc;
         probe = sw_xasprintf("%s%s", *view, dst_abs);
         dir = stat(probe, &sb) == 0 && S_ISDIR(sb.st_mode);
@@ -1283,7 +1311,7 @@ static int copy_cached(bool *hit, char **view, struct builder *b, struct stage *
                        const struct step_dockerfile_node *ins, struct bld_copy *c,
                        char *const *srcs, size_t nsrcs, const char *dst_abs, bool dst_is_dir,
                        bool from, bool add, const char *meta, const char *created_by,
-                       const char *scratch)
+                       struct copy_scratch *sc)
 {
         char fp[SW_DIGEST_STR_LEN] = "", digest[SW_DIGEST_STR_LEN] = "";
         char key0[SW_DIGEST_STR_LEN];
@@ -1318,7 +1346,8 @@ static int copy_cached(bool *hit, char **view, struct builder *b, struct stage *
                 }
         }
         /* a real copy: new parent directories take the image's attributes from the view */
-        if (!*view && (rc = stage_view(view, b, st, scratch)) != 0)
+        if ((rc = copy_scratch_make(sc, b->err)) != 0 ||
+            (!*view && (rc = stage_view(view, b, st, sc->dir)) != 0))
                 return rc;
         c->view_root = *view;
         c->hash = sw_sha256_new();
@@ -1350,8 +1379,8 @@ static int do_copy(struct builder *b, struct stage *st, const struct step_docker
         const struct step_dockerfile_node *n;
         struct bld_copy c;
         struct sw_err ignored = SW_ERR_INIT;
-        char *scratch = NULL, *tree = NULL, *view = NULL, *src_view = NULL, *dest = NULL,
-             *dst_abs = NULL, *chown = NULL;
+        char *view = NULL, *src_view = NULL, *dest = NULL, *dst_abs = NULL, *chown = NULL;
+        struct copy_scratch sc = {NULL, NULL, false};
         char **srcs = NULL;
         size_t nsrcs = 0, nwords = 0;
         int src_fd = -1, rc = 0;
@@ -1389,26 +1418,20 @@ static int do_copy(struct builder *b, struct stage *st, const struct step_docker
         dst_is_dir = nsrcs > 1 || dest[strlen(dest) - 1] == '/' || !strcmp(dest, ".") ||
                      (strlen(dest) >= 2 && !strcmp(dest + strlen(dest) - 2, "/."));
 
-        scratch = work_dir(b);
-        if (!scratch) {
-                rc = sw_err_set(b->err, SW_EIO, "cannot create a scratch directory");
-                goto out;
-        }
-        tree = sw_xasprintf("%s/tree", scratch);
-        mkdir(tree, 0755);
+        sc.dir = sw_xasprintf("%s/s%u-%d", b->work, ++b->seq, (int)getpid());
+        sc.tree = sw_xasprintf("%s/tree", sc.dir);
         c.uid = c.gid = -1;
         if (chown_spec && (rc = expand(&chown, b, st, chown_spec)) != 0) {
                 rc = ins_error(b, ins, rc, "--chown");
                 goto out;
         }
-        rc = copy_view_facts(&dst_is_dir, &c.uid, &c.gid, &view, b, st, ins, scratch, dst_abs,
-                             chown);
+        rc = copy_view_facts(&dst_is_dir, &c.uid, &c.gid, &view, b, st, ins, &sc, dst_abs, chown);
         if (rc)
                 goto out;
         /* the source: the context, or another stage's (or image's) file system */
         if (from) {
                 int idx = stage_find(b, from, (size_t)(st - b->stages));
-                char *fromdir = sw_xasprintf("%s/from", scratch);
+                char *fromdir = sw_xasprintf("%s/from", sc.dir);
                 if (idx < 0) {
                         free(fromdir);
                         rc = ins_error(b, ins, SW_EINVAL,
@@ -1416,7 +1439,8 @@ static int do_copy(struct builder *b, struct stage *st, const struct step_docker
                                        "are not supported yet: add a FROM stage for it)");
                         goto out;
                 }
-                if ((rc = build_stage(b, (size_t)idx)) != 0) {
+                if ((rc = build_stage(b, (size_t)idx)) != 0 ||
+                    (rc = copy_scratch_make(&sc, b->err)) != 0) {
                         free(fromdir);
                         goto out;
                 }
@@ -1432,7 +1456,7 @@ static int do_copy(struct builder *b, struct stage *st, const struct step_docker
                 c.ignore = b->ignore;
         }
         c.src_root_fd = src_fd;
-        c.dst_root = tree;
+        c.dst_root = sc.tree;
         c.view_root = NULL; /* copy_cached mounts it when it copies */
         c.mode = -1;
         c.extract_archives = add;
@@ -1452,7 +1476,7 @@ static int do_copy(struct builder *b, struct stage *st, const struct step_docker
                          (long long)c.mode,
                          from ? b->stages[stage_find(b, from, (size_t)(st - b->stages))].key : "-");
                 rc = copy_cached(&hit, &view, b, st, ins, &c, srcs, nsrcs, dst_abs, dst_is_dir,
-                                 from != NULL, add, meta, created_by, scratch);
+                                 from != NULL, add, meta, created_by, &sc);
         }
         if (rc)
                 goto out;
@@ -1465,7 +1489,7 @@ static int do_copy(struct builder *b, struct stage *st, const struct step_docker
         free(src_view);
         src_view = NULL;
         if (!hit)
-                rc = commit_layer(b, st, tree, false, created_by, scratch);
+                rc = commit_layer(b, st, sc.tree, false, created_by, sc.dir);
 out:
         if (view)
                 bld_overlay_umount(view);
@@ -1473,13 +1497,13 @@ out:
                 bld_overlay_umount(src_view);
         if (src_fd >= 0)
                 close(src_fd);
-        if (scratch)
-                sw_rm_rf(scratch, &ignored);
+        if (sc.made)
+                sw_rm_rf(sc.dir, &ignored);
         for (size_t i = 0; i < nsrcs; i++)
                 free(srcs[i]);
         free(srcs);
-        free(scratch);
-        free(tree);
+        free(sc.dir);
+        free(sc.tree);
         free(view);
         free(src_view);
         free(dest);
