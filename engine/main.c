@@ -105,7 +105,9 @@ int main(int argc, char **argv)
          * Library global state is set up here, once, before any thread starts,
          * except for the worker, which defers it to its first job (common/libs.h).
          */
-        if (strcmp(cmd->name, "worker") != 0 && strcmp(cmd->name, "serve") != 0)
+        if (strcmp(cmd->name, "build") == 0)
+                sw_libs_init_http(); /* no git in a build: common/libs.h */
+        else if (strcmp(cmd->name, "worker") != 0 && strcmp(cmd->name, "serve") != 0)
                 step_libs_init();
 
         rc = cmd->run(argc - 1, argv + 1, &cfg);
