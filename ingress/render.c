@@ -12,6 +12,10 @@
  * sources produce the same location, the first source wins (creation order,
  * then name); any explicit route beats a defaultBackend fallback.
  *
+ * A host whose only route is Prefix / to an IP address (what slipway
+ * renders for every app) gets no server of its own: it is listed in one
+ * shared server whose `map $host` picks the backend (see put_mapped()).
+ *
  * Everything is sorted (servers by host, locations by path, upstreams by
  * address) so that the same table always gives the same bytes. Values were
  * validated by the table (validate.c) and go in as bare words.
