@@ -159,6 +159,20 @@ static void wait_routed(const char *listen, const char *host)
         }
 }
 
+/* Wait until `host` is no longer routed (its removal reloaded nginx). */
+static void wait_unrouted(const char *listen, const char *host)
+{
+        int64_t end = sw_mono_ms() + 120000;
+
+        while (th_get(listen, host, "/", NULL) != 404) {
+                if (sw_mono_ms() > end) {
+                        fprintf(stderr, "bench: %s was still routed after 120 s\n", host);
+                        exit(1);
+                }
+                sw_sleep_ms(20);
+        }
+}
+
 int main(void)
 {
         struct orch_api_options ao = ORCH_API_OPTIONS_INIT;
@@ -257,6 +271,8 @@ int main(void)
                                          "ingresses/%s",
                                          name);
                                 die_on(orch_kube_delete(kube, host, NULL, &err), &err);
+                                snprintf(host, sizeof(host), "new-%d.bench.test", round_no - 1);
+                                wait_unrouted(listen, host);
                         }
                         sw_sleep_ms(1000); /* that reload done, its old workers gone */
                         snprintf(name, sizeof(name), "new-%d", round_no);
