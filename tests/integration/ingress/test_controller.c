@@ -6,9 +6,9 @@
  * swapped in (the old routes keep serving), gets a Warning Event with
  * nginx's message, and does not hold back an Ingress applied after it.
  *
- * The backend is a pod the test marks ready, publishing a tiny HTTP server
- * of the test process through the slipway.dev/ports annotation. "Routed"
- * means answered by a route rather than by nginx's default server (404).
+ * The backend is a tiny HTTP server of the test process, behind a Service
+ * and a pod the test marks ready. "Routed" means answered by a route rather
+ * than by nginx's default server (404).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +18,9 @@
 #include "common/json.h"
 #include "common/libs.h"
 #include "common/mem.h"
+#include "common/yaml.h"
 #include "ingress/controller.h"
+#include "orchestrator/client/kube.h"
 #include "tests/harness/edge.h"
 #include "tests/harness/orch.h"
 #include "tests/harness/t.h"
@@ -26,6 +28,7 @@
 #define EDGE_IP "127.0.0.7"
 
 static struct t_orch srv;
+static int app_port; /* the test's HTTP server: the Service's clusterIP port and its pod's */
 
 #define KUBECTL(outp, input, ...)                                                                  \
         t_kubectl(&srv, (outp), (input), (const char *const[]){__VA_ARGS__, NULL})
@@ -40,6 +43,22 @@ static void kubectl_ok(const char *input, const char *const *args)
         free(out);
 }
 #define KUBECTL_OK(input, ...) kubectl_ok((input), (const char *const[]){__VA_ARGS__, NULL})
+
+/* Server-side apply of every document of `yaml` through the API client (quicker than kubectl). */
+static void apply_yaml(const char *yaml)
+{
+        struct sw_err err = SW_ERR_INIT;
+        struct orch_kube *kube = NULL;
+        json_t *docs = NULL, *d;
+        size_t i;
+
+        CHECK_OK(orch_kube_from_kubeconfig(&kube, srv.kubeconfig, NULL, &err), &err);
+        CHECK_OK(sw_yaml_load(&docs, yaml, strlen(yaml), "test", &err), &err);
+        json_array_foreach(docs, i, d)
+                CHECK_OK(orch_kube_apply(NULL, kube, d, "test", true, &err), &err);
+        json_decref(docs);
+        orch_kube_free(kube);
+}
 
 /* Wait until GET / for `host` through nginx is (or, with `routed` false, is not) routed. */
 static bool wait_routed(const struct th_edge *e, const char *host, bool routed, long *status_out)
@@ -107,13 +126,17 @@ static char *ingress_yaml(const char *name, const char *host, const char *tls_se
                                "          service:\n"
                                "            name: web\n"
                                "            port:\n"
-                               "              number: 80\n",
-                               name, tls, host);
+                               "              number: %d\n",
+                               name, tls, host, app_port);
         free(tls);
         return y;
 }
 
-/* Service web (port 80 -> 8080) and its one pod, ready, publishing `app`'s port. */
+/*
+ * Service web and its one pod, ready: `app` is reachable both as the
+ * Service's clusterIP:port and as the pod's published port, so it answers
+ * whichever the controller routes to.
+ */
 static void make_backend(const struct th_httpd *app)
 {
         char *yaml = sw_xasprintf("apiVersion: v1\n"
@@ -122,9 +145,10 @@ static void make_backend(const struct th_httpd *app)
                                   "  name: web\n"
                                   "  namespace: default\n"
                                   "spec:\n"
+                                  "  clusterIP: 127.0.0.1\n"
                                   "  selector: {app: web}\n"
                                   "  ports:\n"
-                                  "  - port: 80\n"
+                                  "  - port: %d\n"
                                   "    targetPort: 8080\n"
                                   "---\n"
                                   "apiVersion: v1\n"
@@ -141,9 +165,9 @@ static void make_backend(const struct th_httpd *app)
                                   "    image: example.invalid/web:1\n"
                                   "    ports:\n"
                                   "    - containerPort: 8080\n",
-                                  th_httpd_port(app));
+                                  th_httpd_port(app), th_httpd_port(app));
 
-        KUBECTL_OK(yaml, "apply", "-f", "-");
+        apply_yaml(yaml);
         KUBECTL_OK(NULL, "patch", "pod", "web-1", "--subresource=status", "--type=merge", "-p",
                    "{\"status\":{\"phase\":\"Running\",\"podIP\":\"127.0.0.1\",\"conditions\":[{"
                    "\"type\":\"Ready\",\"status\":\"True\"}]}}");
@@ -169,27 +193,28 @@ static void test_status_and_rejected_config(void)
         o.edge_ip = EDGE_IP;
         o.tls_dir = tls_dir;
         CHECK_OK(ingress_ctrl_start(&ctrl, &o, &err), &err);
+        app_port = th_httpd_port(app);
         make_backend(app);
 
         /* applied with kubectl -> routed through nginx, and the edge IP in its status */
         y = ingress_yaml("web", "web.test", NULL);
-        KUBECTL_OK(y, "apply", "-f", "-");
+        apply_yaml(y);
         free(y);
         CHECK(wait_routed(&e, "web.test", true, &st));
+        CHECK_INT(st, 200);
         CHECK(EVENTUALLY(EDGE_IP, "get", "ingress", "web", "-o",
                          "jsonpath={.status.loadBalancer.ingress[*].ip}"));
 
         /* a TLS Secret nginx cannot load: rejected, the old routes keep serving */
-        KUBECTL_OK("apiVersion: v1\n"
+        apply_yaml("apiVersion: v1\n"
                    "kind: Secret\n"
                    "metadata: {name: bad-tls, namespace: default}\n"
                    "type: kubernetes.io/tls\n"
-                   "stringData:\n"
-                   "  tls.crt: not a certificate\n"
-                   "  tls.key: not a key\n",
-                   "apply", "-f", "-");
+                   "data:\n"
+                   "  tls.crt: bm90IGEgY2VydGlmaWNhdGU=\n" /* "not a certificate" */
+                   "  tls.key: bm90IGEga2V5\n");           /* "not a key" */
         y = ingress_yaml("bad", "bad.test", "bad-tls");
-        KUBECTL_OK(y, "apply", "-f", "-");
+        apply_yaml(y);
         free(y);
         CHECK(EVENTUALLY("RejectedConfig", "get", "events", "-o",
                          "custom-columns=OBJ:.involvedObject.name,TYPE:.type,REASON:.reason"));
@@ -232,7 +257,7 @@ static void test_status_and_rejected_config(void)
 
         /* the rejected one does not hold back the next */
         y = ingress_yaml("later", "later.test", NULL);
-        KUBECTL_OK(y, "apply", "-f", "-");
+        apply_yaml(y);
         free(y);
         CHECK(wait_routed(&e, "later.test", true, NULL));
         CHECK(EVENTUALLY(EDGE_IP, "get", "ingress", "later", "-o",
@@ -240,7 +265,7 @@ static void test_status_and_rejected_config(void)
 
         /* fixed (a new generation): tried again; deleted: its route goes */
         y = ingress_yaml("bad", "bad.test", NULL);
-        KUBECTL_OK(y, "apply", "-f", "-");
+        apply_yaml(y);
         free(y);
         CHECK(wait_routed(&e, "bad.test", true, NULL));
         KUBECTL_OK(NULL, "delete", "ingress", "later");
