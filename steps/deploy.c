@@ -300,6 +300,8 @@ static int step_deploy_roll_back(struct eng_step_ctx *ctx, struct orch_kube *kub
         int rc;
 
         snprintf(why, sizeof(why), "%s", err->msg);
+        if (eng_step_config(ctx)->pdns_api_key)
+                eng_step_add_secret(ctx, eng_step_config(ctx)->pdns_api_key);
         eng_step_log(ctx, "rollout failed: %s", why);
         rc = step_release_rollback(&rel, kube, eng_step_config(ctx), ns, name,
                                    eng_step_stop_flag(ctx), log_progress, ctx, &rerr);
