@@ -108,6 +108,9 @@ enum sw_config_type {
           "orchestrator's, $SLIPWAY_DATA/kubeconfig)")                                             \
         X(rollout_timeout_ms, "SLIPWAY_ROLLOUT_TIMEOUT_MS", SW_CFG_INT, "300000", 1000, 86400000,  \
           NULL, false, "how long the deploy step waits for a rollout before it fails")             \
+        X(auto_rollback, "SLIPWAY_AUTO_ROLLBACK", SW_CFG_BOOL, "false", 0, 0, NULL, false,         \
+          "when a rollout fails, apply the app's last good release again (Deployment, Service, "   \
+          "Ingress, DNS record) and fail the job naming it")                                       \
         X(runtime, "SLIPWAY_RUNTIME", SW_CFG_STR, "runc", 0, 0, NULL, false,                       \
           "the OCI runtime that runs RUN steps and containers")                                    \
         X(ingress_listen, "SLIPWAY_INGRESS_LISTEN", SW_CFG_STR, "127.0.0.1:8088", 0, 0, NULL,      \
