@@ -35,7 +35,7 @@ enum sw_config_type {
           "data directory: the database, caches and scratch space (default /var/lib/slipway "      \
           "for root, else ~/.local/share/slipway)")                                                \
         X(workers, "SLIPWAY_WORKERS", SW_CFG_INT, "2", 1, 256, NULL, false,                        \
-          "worker threads per process that run jobs")                                              \
+          "jobs one worker process (or `slipway serve`) runs at once")                             \
         X(lease_ms, "SLIPWAY_LEASE_MS", SW_CFG_INT, "30000", 500, 3600000, NULL, false,            \
           "how long a claimed job stays leased without a heartbeat before another worker "         \
           "may take it over")                                                                      \

@@ -39,6 +39,7 @@ int eng_cmd_logs(int argc, char **argv, const struct sw_config *cfg);
 int eng_cmd_cancel(int argc, char **argv, const struct sw_config *cfg);
 int eng_cmd_retry(int argc, char **argv, const struct sw_config *cfg);
 int eng_cmd_worker(int argc, char **argv, const struct sw_config *cfg);
+int eng_cmd_job_exec(int argc, char **argv, const struct sw_config *cfg);
 int eng_cmd_config(int argc, char **argv, const struct sw_config *cfg);
 
 #endif /* SW_ENGINE_CLI_H */

@@ -37,6 +37,7 @@ static const struct sw_cmd commands[] = {
         {"serve", serve_cmd, "run everything on this machine (workers, registry, DNS, ingress)"},
         {"status", serve_status_cmd, "show the parts `slipway serve` runs and their health"},
         {"worker", eng_cmd_worker, "run queue workers until SIGTERM"},
+        {"job-exec", eng_cmd_job_exec, "run one claimed job (started by `slipway worker`)"},
         {"build", step_build_cmd, "build a Dockerfile into an OCI image, without a Docker daemon"},
         {"render", step_render_cmd, "print the Kubernetes documents a deploy would apply"},
         {"config", eng_cmd_config, "print every SLIPWAY_* setting and its value"},

@@ -1653,9 +1653,11 @@ static void watch_poll(struct watch *w)
         struct orch_event *evs = NULL;
         bool plain = !w->table && !w->selective;
         size_t n = 0;
+        int64_t scanned = w->rev;
         int rc;
 
-        rc = orch_store_events_raw(&evs, &n, w->api->store, w->kind->store, w->rev, 256, &err);
+        rc = orch_store_events_raw(&evs, &n, &scanned, w->api->store, w->kind->store, w->rev, 256,
+                                   &err);
         if (rc) {
                 json_t *st = status_obj(410, "Expired", err.msg, NULL);
                 watch_emit(w, "ERROR", st);
@@ -1694,6 +1696,13 @@ static void watch_poll(struct watch *w)
                 }
         }
         orch_events_free(evs, n);
+        /*
+         * Events of other kinds up to `scanned` were looked at under the store
+         * lock and skipped: resume past them, or the wait below returns at once
+         * and the next poll scans them again.
+         */
+        if (scanned > w->rev)
+                w->rev = scanned;
 }
 
 static ssize_t watch_read(void *cls, uint64_t pos, char *buf, size_t max)
