@@ -307,6 +307,7 @@ int main(int argc, char **argv)
         bool watching = false;
         json_t *patch;
 
+        setvbuf(stdout, NULL, _IOLBF, 0);
         sw_libs_init();
         memset(&s, 0, sizeof(s));
         pthread_mutex_init(&s.mu, NULL);

@@ -24,6 +24,10 @@
  * clusters only a share of the nodes (50% - nodes/125, at least 5% and 100
  * nodes) is searched for feasible ones, starting where the previous pod's
  * search stopped.
+ * The chosen node is assumed at once (the accounting counts the pod
+ * there) and the binding, with its Scheduled Event, is POSTed by one of
+ * BINDERS threads, as kube-scheduler's binding cycle runs apart from its
+ * scheduling cycle; a failed binding undoes the assumption.
  * A pod that fits nowhere gets PodScheduled=False/Unschedulable with
  * kubectl's wording and a FailedScheduling Event, and is retried with
  * backoff, or at once when nodes or pods change.
@@ -40,6 +44,7 @@
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/json.h"
+#include "common/log.h"
 #include "common/mem.h"
 #include "common/validate.h"
 #include "orchestrator/client/kube.h"
@@ -50,6 +55,14 @@
 #define HOSTNAME_KEY "kubernetes.io/hostname"
 #define MAX_CONSTRAINTS 8
 #define COUNTER_IDLE_MS (10 * 60 * 1000)
+#define BINDERS 4
+#define BIND_QUEUE 1024
+
+/* A pod assumed on a node, waiting for its binding. */
+struct bind_job {
+        json_t *pod; /* the informer's (immutable) object */
+        char *key, *node;
+};
 
 /* One node slot; slots are never reused for another name. */
 struct sched_node {
@@ -98,6 +111,15 @@ struct sched_state {
         size_t ncounters;
         json_t *counter_idx; /* counter key -> index in counters */
         size_t next_start;   /* where the next search for feasible nodes begins */
+        /* The binding cycle, as kube-scheduler's, runs apart from the choice. */
+        pthread_mutex_t bmu; /* guards the fields below; never taken with `mu` held */
+        pthread_cond_t bcv;
+        struct bind_job *jobs; /* ring of BIND_QUEUE */
+        size_t jhead, njobs;
+        bool closing;
+        pthread_t binders[BINDERS];
+        int nbinders;
+        struct orch_ctrl_loop *loop;
 };
 
 static void sched_state_free(void *p)
@@ -106,6 +128,21 @@ static void sched_state_free(void *p)
 
         if (!s)
                 return;
+        pthread_mutex_lock(&s->bmu);
+        s->closing = true;
+        pthread_cond_broadcast(&s->bcv);
+        pthread_mutex_unlock(&s->bmu);
+        for (int i = 0; i < s->nbinders; i++)
+                pthread_join(s->binders[i], NULL);
+        for (size_t i = 0; i < s->njobs; i++) {
+                struct bind_job *j = &s->jobs[(s->jhead + i) % BIND_QUEUE];
+                json_decref(j->pod);
+                free(j->key);
+                free(j->node);
+        }
+        free(s->jobs);
+        pthread_cond_destroy(&s->bcv);
+        pthread_mutex_destroy(&s->bmu);
         for (size_t i = 0; i < s->nnodes; i++) {
                 free(s->nodes[i].name);
                 json_decref(s->nodes[i].node);
@@ -1041,8 +1078,7 @@ static long sched_choose(struct sched_state *s, struct placing *pl, const char *
 }
 
 /* Bind `pod` to `node` through the binding subresource. */
-static int sched_bind(struct orch_ctrl_loop *l, const json_t *pod, const char *node,
-                      struct sw_err *err)
+static int sched_bind(struct orch_kube *kc, const json_t *pod, const char *node, struct sw_err *err)
 {
         const json_t *md = json_object_get(pod, "metadata");
         json_t *b = json_pack("{s:s,s:s,s:{s:s,s:s},s:{s:s,s:s,s:s}}", "apiVersion", "v1", "kind",
@@ -1051,11 +1087,97 @@ static int sched_bind(struct orch_ctrl_loop *l, const json_t *pod, const char *n
                               "v1", "kind", "Node", "name", node);
         char *path = sw_xasprintf("/api/v1/namespaces/%s/pods/%s/binding",
                                   sw_json_str(md, "namespace", ""), sw_json_str(md, "name", ""));
-        int rc = orch_kube_request(NULL, NULL, l->kc, "POST", path, NULL, b, err);
+        int rc = orch_kube_request(NULL, NULL, kc, "POST", path, NULL, b, err);
 
         json_decref(b);
         free(path);
         return rc;
+}
+
+/*
+ * A binder thread: POST the bindings the loop queued, each with its
+ * Scheduled Event; a binding that fails undoes the assumption, and the
+ * pod is tried again unless it is gone or someone else bound it.
+ */
+static void *binder_main(void *arg)
+{
+        struct sched_state *s = arg;
+        struct orch_ctrl_loop *l = s->loop, self;
+        struct sw_err err = SW_ERR_INIT;
+        struct orch_kube *kc = NULL;
+
+        if (orch_kube_from_kubeconfig(&kc, l->mgr->kubeconfig, NULL, &err) != 0) {
+                sw_log(SW_LOG_ERROR, "sched", "binder without a client", "{s:s}", "error", err.msg);
+                kc = NULL;
+        }
+        /* Events go out through this thread's own client, as the scheduler. */
+        memset(&self, 0, sizeof(self));
+        self.name = l->name;
+        self.mgr = l->mgr;
+        self.kc = kc;
+        for (;;) {
+                struct bind_job j;
+                int rc;
+                pthread_mutex_lock(&s->bmu);
+                while (!s->closing && s->njobs == 0)
+                        pthread_cond_wait(&s->bcv, &s->bmu);
+                if (s->njobs == 0) {
+                        pthread_mutex_unlock(&s->bmu);
+                        break;
+                }
+                j = s->jobs[s->jhead];
+                s->jhead = (s->jhead + 1) % BIND_QUEUE;
+                s->njobs--;
+                pthread_cond_broadcast(&s->bcv);
+                pthread_mutex_unlock(&s->bmu);
+                sw_err_clear(&err);
+                rc = kc && !atomic_load(&l->mgr->stop) ? sched_bind(kc, j.pod, j.node, &err)
+                                                       : SW_EUNAVAIL;
+                if (rc == 0) {
+                        const json_t *md = json_object_get(j.pod, "metadata");
+                        orch_ctrl_event(&self, j.pod, "Normal", "Scheduled",
+                                        "Successfully assigned %s/%s to %s",
+                                        sw_json_str(md, "namespace", ""),
+                                        sw_json_str(md, "name", ""), j.node);
+                } else {
+                        struct sched_pod *p;
+                        pthread_mutex_lock(&s->mu);
+                        p = pod_find(s, j.key);
+                        if (p && p->assumed)
+                                pod_forget(s, j.key);
+                        pthread_mutex_unlock(&s->mu);
+                        if (rc != SW_ENOTFOUND && rc != SW_ECONFLICT && !atomic_load(&l->mgr->stop))
+                                orch_ctrl_queue_add_after(&l->q, j.key, 200);
+                }
+                json_decref(j.pod);
+                free(j.key);
+                free(j.node);
+        }
+        orch_kube_free(kc);
+        return NULL;
+}
+
+/* Hand a binding to the binders, waiting while BIND_QUEUE are in flight. */
+static void bind_enqueue(struct sched_state *s, const json_t *pod, const char *key,
+                         const char *node)
+{
+        struct bind_job *j;
+
+        pthread_mutex_lock(&s->bmu);
+        if (!s->jobs)
+                s->jobs = sw_xcalloc(BIND_QUEUE, sizeof(*s->jobs));
+        while (s->nbinders < BINDERS &&
+               pthread_create(&s->binders[s->nbinders], NULL, binder_main, s) == 0)
+                s->nbinders++;
+        while (!s->closing && s->njobs == BIND_QUEUE)
+                pthread_cond_wait(&s->bcv, &s->bmu);
+        j = &s->jobs[(s->jhead + s->njobs) % BIND_QUEUE];
+        j->pod = json_incref((json_t *)pod);
+        j->key = sw_xstrdup(key);
+        j->node = sw_xstrdup(node);
+        s->njobs++;
+        pthread_cond_signal(&s->bcv);
+        pthread_mutex_unlock(&s->bmu);
 }
 
 static void sched_batch(struct orch_ctrl_loop *l, json_t *keys)
@@ -1079,14 +1201,12 @@ static void sched_batch(struct orch_ctrl_loop *l, json_t *keys)
         pthread_mutex_unlock(&s->mu);
         qsort(todo, ntodo, sizeof(*todo), cmp_pods);
         for (size_t t = 0; t < ntodo && !atomic_load(&l->mgr->stop); t++) {
-                const json_t *pod = todo[t], *md = json_object_get(pod, "metadata");
+                const json_t *pod = todo[t];
                 const json_t *spec = json_object_get(pod, "spec");
                 struct placing pl;
                 struct sw_buf msg;
-                struct sw_err err = SW_ERR_INIT;
                 char *key = orch_ctrl_key(pod), *node = NULL;
                 long slot;
-                int rc;
 
                 memset(&pl, 0, sizeof(pl));
                 pl.pod = pod;
@@ -1101,29 +1221,10 @@ static void sched_batch(struct orch_ctrl_loop *l, json_t *keys)
                         node = sw_xstrdup(s->nodes[slot].name);
                 pthread_mutex_unlock(&s->mu);
                 placing_release(&pl);
-                if (slot < 0) {
+                if (slot < 0)
                         unschedulable(l, pod, key, sw_buf_str(&msg));
-                        goto next;
-                }
-                rc = sched_bind(l, pod, node, &err);
-                if (rc == 0) {
-                        orch_ctrl_event(l, pod, "Normal", "Scheduled",
-                                        "Successfully assigned %s/%s to %s",
-                                        sw_json_str(md, "namespace", ""),
-                                        sw_json_str(md, "name", ""), node);
-                        goto next;
-                }
-                /* Not bound: undo the assumption (unless the cache moved on). */
-                pthread_mutex_lock(&s->mu);
-                {
-                        struct sched_pod *p = pod_find(s, key);
-                        if (p && p->assumed)
-                                pod_forget(s, key);
-                }
-                pthread_mutex_unlock(&s->mu);
-                if (rc != SW_ENOTFOUND && rc != SW_ECONFLICT)
-                        orch_ctrl_queue_add_after(&l->q, key, 200);
-        next:
+                else
+                        bind_enqueue(s, pod, key, node);
                 sw_buf_release(&msg);
                 free(node);
                 free(key);
@@ -1140,6 +1241,9 @@ void orch_sched_init(struct orch_ctrl_loop *l, struct orch_ctrl *m)
         struct sched_state *s = sw_xcalloc(1, sizeof(*s));
 
         pthread_mutex_init(&s->mu, NULL);
+        pthread_mutex_init(&s->bmu, NULL);
+        pthread_cond_init(&s->bcv, NULL);
+        s->loop = l;
         s->waiting = json_object();
         s->node_idx = json_object();
         s->pod_idx = json_object();
