@@ -78,10 +78,11 @@ struct sched_node {
 
 /* Pods per node matching one spread selector. */
 struct sched_counter {
-        char *ns;      /* namespace of a labelSelector counter */
-        json_t *sel;   /* labelSelector, or NULL for an owner counter */
-        char *owner;   /* controller owner uid of an owner counter */
-        int *per_node; /* by node slot, s->node_cap long */
+        char *ns;                     /* namespace of a labelSelector counter */
+        json_t *sel;                  /* labelSelector, or NULL for an owner counter */
+        struct orch_selector *parsed; /* `sel` parsed; NULL when it selects nothing */
+        char *owner;                  /* controller owner uid of an owner counter */
+        int *per_node;                /* by node slot, s->node_cap long */
         int64_t used_ms;
 };
 
@@ -160,6 +161,7 @@ static void sched_state_free(void *p)
                 free(s->counters[i]->ns);
                 free(s->counters[i]->owner);
                 json_decref(s->counters[i]->sel);
+                orch_selector_free(s->counters[i]->parsed);
                 free(s->counters[i]->per_node);
                 free(s->counters[i]);
         }
@@ -278,7 +280,7 @@ static bool counter_matches(const struct sched_counter *c, const struct sched_po
 {
         if (c->owner)
                 return p->owner && strcmp(c->owner, p->owner) == 0;
-        return strcmp(c->ns, p->ns) == 0 && orch_ctrl_selects(c->sel, p->labels);
+        return c->parsed && strcmp(c->ns, p->ns) == 0 && orch_labelsel_match(c->parsed, p->labels);
 }
 
 /* Add (`sign` 1) or take away (-1) pod `p`'s share of its node. */
@@ -398,6 +400,12 @@ static struct sched_counter *counter_get(struct sched_state *s, const char *ns, 
         c->owner = owner ? sw_xstrdup(owner) : NULL;
         c->ns = owner ? NULL : sw_xstrdup(ns);
         c->sel = owner ? NULL : json_deep_copy(sel);
+        /* As orch_ctrl_selects: an absent or empty selector selects nothing. */
+        if (!owner && json_is_object(sel) && json_object_size(sel) > 0) {
+                struct sw_err err = SW_ERR_INIT;
+                if (orch_labelsel_from_json(&c->parsed, sel, &err) != 0)
+                        c->parsed = NULL;
+        }
         c->per_node = sw_xcalloc(s->node_cap ? s->node_cap : 1, sizeof(int));
         c->used_ms = sw_mono_ms();
         for (size_t i = 0; i < s->npods; i++) {
@@ -434,6 +442,7 @@ static void counters_expire(struct sched_state *s)
                 free(c->ns);
                 free(c->owner);
                 json_decref(c->sel);
+                orch_selector_free(c->parsed);
                 free(c->per_node);
                 free(c);
                 s->counters[i] = NULL;
@@ -477,7 +486,12 @@ static void sched_on_pod(void *arg, const char *type, const json_t *obj, const j
                    (orch_ctrl_pod_active(obj) ||
                     json_object_get(json_object_get(obj, "metadata"), "deletionTimestamp"))) {
                 /* Bound: a terminating pod still holds its node until it is gone. */
-                pod_remember(s, key, obj, node_slot(s, node), false);
+                long slot = node_slot(s, node);
+                /* Status updates change nothing accounted: requests and ports are fixed. */
+                const json_t *labels = json_object_get(json_object_get(obj, "metadata"), "labels");
+                if (!p || p->assumed || p->slot != slot ||
+                    (labels ? !json_equal(p->labels, labels) : json_object_size(p->labels) > 0))
+                        pod_remember(s, key, obj, slot, false);
         } else if (!*node && orch_ctrl_pod_active(obj)) {
                 /* Pending: keep an assumption, the binding is on its way. */
                 pending = !(p && p->assumed);
