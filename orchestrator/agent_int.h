@@ -2,7 +2,8 @@
  * agent_int.h - internals of the node agent shared by its files:
  * agent.c (node, heartbeat, the reconcile loop), agent_pod.c (one pod's
  * containers and status), agent_image.c (pull and content store) and
- * agent_net.c (pod network namespaces and port forwarders).
+ * agent_net.c (pod network namespaces and port forwarders), agent_volume.c
+ * (volumes and Events).
  *
  * Threads: the pod table and every struct agent_pod belong to the
  * reconcile thread alone; forwarders run threads of their own that touch
@@ -55,8 +56,11 @@ struct agent_ctr {
         int stop_sig;         /* the image's STOPSIGNAL; 0: SIGTERM */
         int probe_failures;   /* consecutive readiness failures */
         int64_t next_probe_mono;
-        int live_failures;      /* consecutive liveness failures */
-        int64_t next_live_mono; /* next liveness probe */
+        int live_failures;         /* consecutive liveness failures */
+        int64_t next_live_mono;    /* next liveness probe */
+        bool started;              /* the startupProbe succeeded (or there is none) */
+        int startup_failures;      /* consecutive startupProbe failures */
+        int64_t next_startup_mono; /* next startup probe */
 };
 
 struct agent_fwd;
@@ -120,6 +124,28 @@ void agent_pod_destroy(struct orch_agent *a, struct agent_pod *p);
 struct agent_pod *agent_pod_new(struct orch_agent *a, const char *uid, const char *ns,
                                 const char *name);
 void agent_pod_free(struct agent_pod *p);
+
+/*
+ * The data of a ConfigMap or Secret (`kind` "configmaps" or "secrets") as an
+ * object of strings, Secret values decoded; an absent `optional` one gives {}.
+ */
+int agent_pod_fetch_data(json_t **out, struct orch_agent *a, const char *ns, const char *kind,
+                         const char *name, bool optional, struct sw_err *err);
+
+/* ---- agent_volume.c ---- */
+/*
+ * Make volume `vol` (an entry of spec.volumes) of the pod ready to mount:
+ * *path_out (caller frees) the host path to bind, *ro_out true when the
+ * volume is read-only whatever the mount says (configMap, secret,
+ * downwardAPI, projected). Idempotent; SW_EINVAL for unsupported or bad
+ * volumes, SW_ENOTFOUND for a missing object, key or hostPath.
+ */
+int agent_volume_prepare(char **path_out, bool *ro_out, struct orch_agent *a,
+                         const struct agent_pod *p, const json_t *obj, const json_t *vol,
+                         struct sw_err *err);
+/* Post an Event (type "Normal"/"Warning") about the pod; failures are only logged. */
+void agent_event(struct orch_agent *a, const struct agent_pod *p, const char *type,
+                 const char *reason, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* ---- agent_image.c ---- */
 struct agent_image {
