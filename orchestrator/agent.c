@@ -309,6 +309,7 @@ static void pass(struct orch_agent *a)
                 } else
                         pp = &p->next;
         }
+        agent_gc_run(a);
 out:
         json_decref(list);
         free(path);
@@ -391,6 +392,7 @@ static void agent_free(struct orch_agent *a)
         if (!a)
                 return;
         atomic_store(&a->stop, true); /* ends log followers */
+        agent_pulls_free(a->pulls);   /* before a->mu goes: workers wake the loop through it */
         agent_logs_stop(a);
         while (a->pods) {
                 struct agent_pod *p = a->pods;
@@ -400,6 +402,7 @@ static void agent_free(struct orch_agent *a)
         orch_kube_free(a->kube);
         orch_kube_free(a->wkube);
         json_decref(a->images);
+        json_decref(a->image_used);
         pthread_mutex_destroy(&a->mu);
         pthread_cond_destroy(&a->cond);
         free(a->kubeconfig);
@@ -448,6 +451,7 @@ int orch_agent_start(struct orch_agent **out, const struct orch_agent_options *o
         a->root = sw_xasprintf("%s/node/%s", a->data_dir, a->node_name);
         a->runc_root = sw_xasprintf("%s/runc", a->root);
         a->images = json_object();
+        a->image_used = json_object();
         pthread_mutex_init(&a->mu, NULL);
         pthread_cond_init(&a->cond, NULL);
         rc = sw_mkdir_p(a->root, 0700, err);

@@ -10,7 +10,14 @@
  * pods/log subresource can proxy to it. Pods are found through the
  * pod.json files in the pod directories, not through the reconcile
  * thread's table, so the server threads share nothing with it.
- * Following ends when the container's log is rotated or removed (restart,
+ * A log file is rotated when it passes SLIPWAY_POD_LOG_MAX: copied to
+ * <name>.log.1 (older copies shifted up to SLIPWAY_POD_LOG_FILES - 1) and
+ * truncated, the container writing on through its O_APPEND descriptor.
+ * Requests read the rotated copies, oldest first, then the current file;
+ * tailLines counts across them; a follower that finds the file truncated
+ * under it reads the rest from the copy. A restart retires the files to
+ * <name>.previous.log[.N].
+ * Following ends when the container's log is replaced or removed (restart,
  * deletion), when the container has exited, or when the agent stops.
  *
  * Threads: libmicrohttpd runs one thread per connection.
@@ -28,6 +35,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/config.h"
 #include "common/fs.h"
 #include "common/json.h"
 #include "common/mem.h"
@@ -36,13 +44,23 @@
 
 #define TAIL_MAX_BYTES ((size_t)64 << 20)
 
+/*
+ * One log request: the files of a container's log, oldest first (the
+ * rotated ones, then the one being written), read in turn.
+ */
 struct follow {
         struct orch_agent *a;
+        char **paths; /* oldest first; the last is the file being written */
+        size_t n;
+        size_t cur; /* the file being read */
         int fd;
-        char *path;      /* the log file, to notice rotation */
-        char *exit_path; /* appears when the container ends */
-        ino_t ino;
-        int64_t limit; /* bytes left to send; -1: no limit */
+        off_t pos;
+        int side_fd;      /* the rotated copy of what we had not read yet, or -1 */
+        off_t side_pos;   /* where reading it goes on */
+        char *exit_path;  /* appears when the container ends */
+        char *ended_path; /* what the agent renames it to once it has seen it */
+        ino_t ino;        /* of the last file, to notice a restart */
+        int64_t limit;    /* bytes left to send; -1: no limit */
         bool follow;
 };
 
@@ -90,40 +108,87 @@ static int find_ctr(char **dir_out, int *idx_out, const struct orch_agent *a, co
         return rc;
 }
 
-/* Offset where the last `n` lines of the file start. */
-static off_t tail_offset(int fd, int64_t n)
+/*
+ * Where the last `n` lines of the concatenated files start: the file index
+ * (f->cur) and offset (f->pos). A final newline ends the last line; it does
+ * not start one.
+ */
+static void tail_start(struct follow *f, int64_t n)
 {
-        struct stat st;
         char buf[8192];
-        off_t pos, end;
         int64_t lines = 0;
+        size_t scanned = 0;
+        bool at_end = true;
 
-        if (fstat(fd, &st) != 0 || n < 0)
-                return 0;
-        if (n == 0)
-                return st.st_size;
-        end = pos = st.st_size;
-        while (pos > 0) {
-                size_t chunk = pos > (off_t)sizeof(buf) ? sizeof(buf) : (size_t)pos;
-                ssize_t got;
-                pos -= (off_t)chunk;
-                got = pread(fd, buf, chunk, pos);
-                if (got <= 0)
-                        return 0;
-                for (ssize_t i = got - 1; i >= 0; i--) {
-                        /* A final newline ends the last line; it does not start one. */
-                        if (buf[i] == '\n' && pos + i != end - 1 && ++lines == n)
-                                return pos + i + 1;
+        f->cur = 0;
+        f->pos = 0;
+        if (n < 0)
+                return;
+        for (size_t k = f->n; k-- > 0;) {
+                int fd = open(f->paths[k], O_RDONLY | O_CLOEXEC);
+                struct stat st;
+                off_t pos;
+
+                if (fd < 0)
+                        continue;
+                if (fstat(fd, &st) != 0) {
+                        close(fd);
+                        continue;
                 }
-                if ((size_t)(end - pos) > TAIL_MAX_BYTES)
-                        return pos;
+                pos = st.st_size;
+                if (n == 0) {
+                        f->cur = k;
+                        f->pos = pos;
+                        close(fd);
+                        return;
+                }
+                while (pos > 0) {
+                        size_t chunk = pos > (off_t)sizeof(buf) ? sizeof(buf) : (size_t)pos;
+                        ssize_t got;
+                        pos -= (off_t)chunk;
+                        got = pread(fd, buf, chunk, pos);
+                        if (got <= 0)
+                                break;
+                        for (ssize_t i = got - 1; i >= 0; i--) {
+                                bool final = at_end && pos + i == st.st_size - 1;
+                                if (buf[i] == '\n' && !final && ++lines == n) {
+                                        f->cur = k;
+                                        f->pos = pos + i + 1;
+                                        close(fd);
+                                        return;
+                                }
+                        }
+                        scanned += (size_t)got;
+                        if (scanned > TAIL_MAX_BYTES) {
+                                f->cur = k;
+                                f->pos = pos;
+                                close(fd);
+                                return;
+                        }
+                }
+                if (st.st_size > 0)
+                        at_end = false;
+                close(fd);
         }
-        return 0;
+}
+
+/* Open file f->cur (skipping vanished ones); false when there is none left. */
+static bool open_cur(struct follow *f)
+{
+        while (f->cur < f->n) {
+                f->fd = open(f->paths[f->cur], O_RDONLY | O_CLOEXEC);
+                if (f->fd >= 0)
+                        return true;
+                f->cur++;
+                f->pos = 0;
+        }
+        return false;
 }
 
 static ssize_t read_log(void *cls, uint64_t pos, char *buf, size_t max)
 {
         struct follow *f = cls;
+        ssize_t n;
 
         (void)pos;
         if (f->limit == 0)
@@ -131,31 +196,142 @@ static ssize_t read_log(void *cls, uint64_t pos, char *buf, size_t max)
         if (f->limit > 0 && (int64_t)max > f->limit)
                 max = (size_t)f->limit;
         for (;;) {
-                ssize_t n = read(f->fd, buf, max);
                 struct stat st;
-                if (n > 0) {
-                        if (f->limit > 0)
-                                f->limit -= n;
-                        return n;
+
+                if (f->side_fd >= 0) {
+                        n = pread(f->side_fd, buf, max, f->side_pos);
+                        if (n > 0) {
+                                f->side_pos += n;
+                                goto got;
+                        }
+                        close(f->side_fd);
+                        f->side_fd = -1;
+                        f->pos = 0;
                 }
-                if (n < 0 || !f->follow || atomic_load(&f->a->stop))
+                if (f->fd < 0 && !open_cur(f))
                         return MHD_CONTENT_READER_END_OF_STREAM;
+                n = pread(f->fd, buf, max, f->pos);
+                if (n > 0) {
+                        f->pos += n;
+                        goto got;
+                }
+                if (n < 0)
+                        return MHD_CONTENT_READER_END_OF_STREAM;
+                if (f->cur + 1 < f->n) {
+                        /* The end of a rotated file: on to the next one. */
+                        close(f->fd);
+                        f->fd = -1;
+                        f->cur++;
+                        f->pos = 0;
+                        continue;
+                }
+                if (!f->follow || atomic_load(&f->a->stop))
+                        return MHD_CONTENT_READER_END_OF_STREAM;
+                if (fstat(f->fd, &st) == 0 && st.st_size < f->pos) {
+                        /*
+                         * Rotated (copied to .1, then truncated): what we had
+                         * not read yet is at the same offset in the copy.
+                         */
+                        char *rotated = sw_xasprintf("%s.1", f->paths[f->cur]);
+                        f->side_fd = open(rotated, O_RDONLY | O_CLOEXEC);
+                        f->side_pos = f->pos;
+                        f->pos = 0;
+                        free(rotated);
+                        continue;
+                }
                 /* At the end: wait for more unless the container is gone. */
-                if (stat(f->path, &st) != 0 || st.st_ino != f->ino ||
-                    access(f->exit_path, F_OK) == 0)
+                if (stat(f->paths[f->cur], &st) != 0 || st.st_ino != f->ino ||
+                    access(f->exit_path, F_OK) == 0 || access(f->ended_path, F_OK) == 0)
                         return MHD_CONTENT_READER_END_OF_STREAM;
                 sw_sleep_ms(200);
         }
+got:
+        if (f->limit > 0)
+                f->limit -= n;
+        return n;
 }
 
 static void free_follow(void *cls)
 {
         struct follow *f = cls;
 
-        close(f->fd);
-        free(f->path);
+        if (f->fd >= 0)
+                close(f->fd);
+        if (f->side_fd >= 0)
+                close(f->side_fd);
+        for (size_t i = 0; i < f->n; i++)
+                free(f->paths[i]);
+        free(f->paths);
         free(f->exit_path);
+        free(f->ended_path);
         free(f);
+}
+
+/* Rotated file `i` of `base` ("<base>.<i>"); 0 is the file being written. */
+static char *rotated_path(const char *base, int i)
+{
+        return i ? sw_xasprintf("%s.%d", base, i) : sw_xstrdup(base);
+}
+
+void agent_logs_rotate(const struct orch_agent *a, const char *path)
+{
+        int files = (int)a->o.cfg->pod_log_files;
+        char *tmp = NULL, *first = NULL, buf[65536];
+        int in = -1, out = -1;
+        struct stat st;
+        off_t done = 0;
+
+        if (stat(path, &st) != 0 || st.st_size < a->o.cfg->pod_log_max)
+                return;
+        for (int i = files - 1; i >= 1; i--) {
+                char *from = rotated_path(path, i - 1), *to = rotated_path(path, i);
+                if (i == files - 1)
+                        unlink(to);
+                if (i > 1)
+                        rename(from, to);
+                free(from);
+                free(to);
+        }
+        /*
+         * Copy, then truncate: the container keeps its O_APPEND descriptor,
+         * so it writes on at the start of the emptied file. A line written
+         * between the last copy and the truncation is lost.
+         */
+        first = rotated_path(path, 1);
+        tmp = sw_xasprintf("%s.tmp", first);
+        in = open(path, O_RDONLY | O_CLOEXEC);
+        out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (in < 0 || out < 0)
+                goto out;
+        for (;;) {
+                ssize_t n = pread(in, buf, sizeof(buf), done);
+                if (n <= 0)
+                        break;
+                if (write(out, buf, (size_t)n) != n)
+                        goto out;
+                done += n;
+        }
+        if (rename(tmp, first) == 0 && truncate(path, 0) != 0)
+                unlink(first);
+out:
+        if (in >= 0)
+                close(in);
+        if (out >= 0)
+                close(out);
+        unlink(tmp);
+        free(tmp);
+        free(first);
+}
+
+void agent_logs_retire(const struct orch_agent *a, const char *path, const char *prev)
+{
+        for (int i = 0; i < (int)a->o.cfg->pod_log_files; i++) {
+                char *from = rotated_path(path, i), *to = rotated_path(prev, i);
+                unlink(to);
+                rename(from, to);
+                free(from);
+                free(to);
+        }
 }
 
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned code, const char *msg)
@@ -197,7 +373,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         struct MHD_Response *r;
         struct follow *f;
         enum MHD_Result ret;
-        int idx = 0, n = 0, fd;
+        int idx = 0, n = 0;
         int64_t tail = num(conn, "tailLines"), limit = num(conn, "limitBytes");
         bool previous = flag(conn, "previous");
         struct stat st;
@@ -236,22 +412,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         free(path);
         path = sw_xasprintf("%s/logs/%s%s.log", dir, name ? name : "", previous ? ".previous" : "");
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0 || fstat(fd, &st) != 0) {
-                if (fd >= 0)
-                        close(fd);
+        if (stat(path, &st) != 0) {
                 ret = reply(conn, previous ? 400 : 404,
                             previous ? "previous terminated container not found\n"
                                      : "container has no log yet\n");
                 goto out;
         }
-        if (tail >= 0)
-                lseek(fd, tail_offset(fd, tail), SEEK_SET);
         f = sw_xcalloc(1, sizeof(*f));
         f->a = a;
-        f->fd = fd;
-        f->path = sw_xstrdup(path);
+        f->fd = f->side_fd = -1;
+        f->paths = sw_xcalloc((size_t)a->o.cfg->pod_log_files, sizeof(*f->paths));
+        for (int i = (int)a->o.cfg->pod_log_files - 1; i >= 0; i--) {
+                char *p = rotated_path(path, i);
+                if (i == 0 || access(p, F_OK) == 0)
+                        f->paths[f->n++] = p;
+                else
+                        free(p);
+        }
+        tail_start(f, tail);
         f->exit_path = sw_xasprintf("%s/c%d/exit", dir, idx);
+        f->ended_path = sw_xasprintf("%s/c%d/ended", dir, idx);
         f->ino = st.st_ino;
         f->limit = limit;
         f->follow = flag(conn, "follow") && !previous;

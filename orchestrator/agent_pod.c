@@ -943,8 +943,8 @@ static int start_ctr(struct orch_agent *a, struct agent_pod *p, struct agent_ctr
         rc = volume_mounts(mounts, &nm, 64, mpaths, a, p, obj, spec, err);
         if (rc)
                 goto out;
-        if (c->ever_ran && access(log, F_OK) == 0)
-                rename(log, prev);
+        if (c->ever_ran)
+                agent_logs_retire(a, log, prev);
         for (size_t i = 0; i < json_array_size(args); i++) {
                 char *x = expand_vars(json_string_value(json_array_get(args, i))
                                               ? json_string_value(json_array_get(args, i))
@@ -980,6 +980,11 @@ static int start_ctr(struct orch_agent *a, struct agent_pod *p, struct agent_ctr
         rp.cgroups_path = cgpath;
         rp.keep = true;
         step_rt_delete(a->runtime, a->runc_root, c->id);
+        {
+                char *ended = ctr_path(c, "ended");
+                unlink(ended);
+                free(ended);
+        }
         rc = step_rt_start(&rp, log, exit_path, err);
         if (rc)
                 goto out;
@@ -1089,27 +1094,56 @@ static int pull_secrets_file(char **path_out, struct orch_agent *a, const struct
         return rc;
 }
 
-/* Try to start `c` now: image, then the container. Failures become waiting reasons. */
+/*
+ * Try to start `c` now: image, then the container. Failures become waiting
+ * reasons. An image that must be pulled is asked of the pull workers; the
+ * container keeps waiting until a later pass finds the pull done.
+ */
 static void try_start(struct orch_agent *a, struct agent_pod *p, struct agent_ctr *c,
                       const json_t *obj, const json_t *spec)
 {
         struct agent_image img = {0};
         struct sw_err err = SW_ERR_INIT;
         const char *policy = pull_policy(spec, c->image);
-        /* Always pulls once per agent run; after that the stored copy is used between restarts. */
-        const char *eff = (!strcmp(policy, "Always") && json_object_get(a->images, c->image))
-                                  ? "IfNotPresent"
-                                  : policy;
+        char digest[SW_DIGEST_STR_LEN];
         char *auth = NULL;
-        int rc;
+        /* Always pulls once per agent run; after that the stored copy is used between restarts. */
+        bool pull = !strcmp(policy, "Always") && !json_object_get(a->images, c->image);
+        int rc = 0;
 
-        rc = pull_secrets_file(&auth, a, p, obj, &err);
-        if (rc == 0)
-                rc = agent_image_ensure(&img, a, c->image, eff, auth, &err);
-        if (auth) {
-                struct sw_err ignored = SW_ERR_INIT;
-                sw_rm_rf(auth, &ignored);
-                free(auth);
+        if (!pull) {
+                rc = agent_image_ensure(&img, a, c->image, &err);
+                if (rc == SW_ENOTFOUND && !strcmp(policy, "Never")) {
+                        sw_err_clear(&err);
+                        rc = sw_err_set(&err, SW_ENOTFOUND,
+                                        "container image \"%s\" is not present with pull policy "
+                                        "of Never",
+                                        c->image);
+                } else if (rc == SW_ENOTFOUND) {
+                        sw_err_clear(&err);
+                        rc = 0;
+                        pull = true;
+                }
+        }
+        if (pull && !a->pulls)
+                rc = agent_pulls_new(&a->pulls, a, &err);
+        if (pull && rc == 0) {
+                if (!c->pull_pending)
+                        rc = pull_secrets_file(&auth, a, p, obj, &err);
+                if (rc == 0)
+                        rc = agent_pulls_poll(digest, a->pulls, c->image, &auth, &err);
+                if (auth) {
+                        struct sw_err ignored = SW_ERR_INIT;
+                        sw_rm_rf(auth, &ignored);
+                        free(auth);
+                }
+                c->pull_pending = rc == 1;
+                if (rc == 1)
+                        return;
+                if (rc == 0) {
+                        json_object_set_new(a->images, c->image, json_string(digest));
+                        rc = agent_image_ensure(&img, a, c->image, &err);
+                }
         }
         if (rc) {
                 c->pull_failures++;
@@ -1120,6 +1154,7 @@ static void try_start(struct orch_agent *a, struct agent_pod *p, struct agent_ct
                 return;
         }
         c->pull_failures = 0;
+        agent_gc_touch(a, c->image);
         rc = start_ctr(a, p, c, obj, spec, &img, &err);
         if (rc) {
                 c->next_start_mono = sw_mono_ms() + backoff_ms(a, c->restart_count);
@@ -1602,7 +1637,13 @@ void agent_pod_reconcile(struct orch_agent *a, struct agent_pod *p, const json_t
                         char *ep = ctr_path(c, "exit");
                         int code = access(ep, F_OK) == 0 ? read_exit(ep) : -1;
                         if (code >= 0) {
-                                unlink(ep);
+                                /* Kept as "ended" for log followers of this instance. */
+                                {
+                                        char *ended = ctr_path(c, "ended");
+                                        if (rename(ep, ended) != 0)
+                                                unlink(ep);
+                                        free(ended);
+                                }
                                 ctr_exited(a, p, c, obj, code);
                         }
                         free(ep);
@@ -1631,6 +1672,11 @@ void agent_pod_reconcile(struct orch_agent *a, struct agent_pod *p, const json_t
                         }
                         if (c->pid && !c->init)
                                 run_probes(a, p, c, spec);
+                        {
+                                char *log = log_path(p, c, false);
+                                agent_logs_rotate(a, log);
+                                free(log);
+                        }
                 }
                 if (c->init && !(c->term && sw_json_int(c->term, "exitCode", -1) == 0))
                         inits_done = false;
