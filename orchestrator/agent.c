@@ -36,6 +36,7 @@
 
 #define LEASE_NS "kube-node-lease"
 #define PASS_MS 500
+#define QUICK_PASS_MS 20 /* while a container is starting */
 
 void agent_time_fmt(char *out, size_t size, int64_t epoch_ms)
 {
@@ -271,6 +272,7 @@ static void pass(struct orch_agent *a)
         struct sw_err err = SW_ERR_INIT;
         size_t i;
 
+        a->quick_pass = false;
         heartbeat(a);
         sel = sw_xasprintf("spec.nodeName%%3D%s", a->node_name);
         path = sw_xasprintf("/api/v1/pods?fieldSelector=%s", sel);
@@ -326,7 +328,7 @@ static void *loop_main(void *arg)
 
                 pass(a);
                 clock_gettime(CLOCK_REALTIME, &ts);
-                ts.tv_nsec += (long)PASS_MS * 1000000L;
+                ts.tv_nsec += (long)(a->quick_pass ? QUICK_PASS_MS : PASS_MS) * 1000000L;
                 ts.tv_sec += ts.tv_nsec / 1000000000L;
                 ts.tv_nsec %= 1000000000L;
                 pthread_mutex_lock(&a->mu);

@@ -109,6 +109,7 @@ struct orch_agent {
         struct agent_pulls *pulls; /* image pull workers (agent_pull.c), made on first use */
         json_t *image_used;      /* image reference -> epoch ms a container last started from it */
         int64_t next_gc_mono;    /* next image garbage collection check */
+        bool quick_pass;         /* a container is starting: the next pass comes soon */
         struct MHD_Daemon *logd; /* the container log endpoint */
         int log_port;
 };

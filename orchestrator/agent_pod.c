@@ -1604,6 +1604,43 @@ void agent_pod_destroy(struct orch_agent *a, struct agent_pod *p)
 
 /* ---- the pod ---- */
 
+/*
+ * The pid of a started container, 0 while it is not started yet. With
+ * runc this reads the runtime's own state (<root>/<id>/state.json, whose
+ * exec.fifo exists until the container is started) instead of running
+ * `runc state` for every starting container on every pass; other
+ * runtimes are asked.
+ */
+static int started_pid(struct orch_agent *a, const struct agent_ctr *c)
+{
+        const char *base = strrchr(a->runtime, '/') ? strrchr(a->runtime, '/') + 1 : a->runtime;
+        struct sw_err ignored = SW_ERR_INIT;
+        char *path, *text = NULL, *fifo;
+        json_t *st = NULL;
+        int pid = 0;
+
+        if (strcmp(base, "runc") != 0) {
+                struct step_rt_state rs;
+                if (step_rt_state(&rs, a->runtime, a->runc_root, c->id, &ignored) == 0 &&
+                    !strcmp(rs.status, "running"))
+                        pid = rs.pid;
+                return pid;
+        }
+        path = sw_xasprintf("%s/%s/state.json", a->runc_root, c->id);
+        fifo = sw_xasprintf("%s/%s/exec.fifo", a->runc_root, c->id);
+        if (sw_read_file(&text, NULL, path, 1 << 20, &ignored) == 0 &&
+            sw_json_parse(&st, text, strlen(text), 0, &ignored) == 0 && access(fifo, F_OK) != 0) {
+                pid = (int)sw_json_int(st, "init_process_pid", 0);
+                if (pid > 0 && kill(pid, 0) != 0)
+                        pid = 0;
+        }
+        json_decref(st);
+        free(text);
+        free(path);
+        free(fifo);
+        return pid > 0 ? pid : 0;
+}
+
 void agent_pod_reconcile(struct orch_agent *a, struct agent_pod *p, const json_t *obj)
 {
         const json_t *meta = json_object_get(obj, "metadata");
@@ -1653,14 +1690,10 @@ void agent_pod_reconcile(struct orch_agent *a, struct agent_pod *p, const json_t
                 else if (!c->running && !strcmp(c->waiting_reason, "ErrImagePull"))
                         set_waiting(c, "ImagePullBackOff", c->waiting_msg);
                 if (c->running) {
-                        if (!c->pid) {
-                                struct step_rt_state rs;
-                                struct sw_err ignored = SW_ERR_INIT;
-                                if (step_rt_state(&rs, a->runtime, a->runc_root, c->id, &ignored) ==
-                                            0 &&
-                                    !strcmp(rs.status, "running"))
-                                        c->pid = rs.pid;
-                        }
+                        if (!c->pid)
+                                c->pid = started_pid(a, c);
+                        if (!c->pid)
+                                a->quick_pass = true; /* look again soon, not in PASS_MS */
                         if (c->pid && !c->post_start_done) {
                                 c->post_start_done = true;
                                 if (!run_hook(a, p, c, obj, "postStart")) {
