@@ -1,13 +1,15 @@
 /*
  * agent_int.h - internals of the node agent shared by its files:
  * agent.c (node, heartbeat, the reconcile loop), agent_pod.c (one pod's
- * containers and status), agent_image.c (pull and content store) and
- * agent_net.c (pod network namespaces and port forwarders), agent_volume.c
- * (volumes and Events).
+ * containers and status), agent_image.c (content store), agent_pull.c
+ * (pull workers), agent_gc.c (image garbage collection), agent_logs.c
+ * (log endpoint and rotation), agent_net.c (pod network namespaces and port
+ * forwarders), agent_volume.c (volumes and Events).
  *
  * Threads: the pod table and every struct agent_pod belong to the
  * reconcile thread alone; forwarders run threads of their own that touch
- * only their struct agent_fwd.
+ * only their struct agent_fwd; pull workers share only struct agent_pulls
+ * (its own mutex) and wake the loop through orch_agent.mu.
  */
 #ifndef SW_ORCH_AGENT_INT_H
 #define SW_ORCH_AGENT_INT_H
