@@ -5,17 +5,23 @@
  * Containers write stdout and stderr to <root>/pods/<uid>/logs/<name>.log
  * (the previous instance's file is <name>.previous.log). This serves
  *   GET /containerLogs/<namespace>/<pod>/<container>?follow=&tailLines=&previous=&limitBytes=
+ *       &timestamps=
  * over plain HTTP on 127.0.0.1 only, with the node's port published as
  * status.daemonEndpoints.kubeletEndpoint.Port, so the API server's
  * pods/log subresource can proxy to it. Pods are found through the
  * pod.json files in the pod directories, not through the reconcile
  * thread's table, so the server threads share nothing with it.
+ * Each line of a log file starts with the time it was written (RFC 3339,
+ * nanoseconds, stamped by the container's supervisor), sent with
+ * timestamps=true and dropped otherwise.
  * A log file is rotated when it passes SLIPWAY_POD_LOG_MAX: copied to
  * <name>.log.1 (older copies shifted up to SLIPWAY_POD_LOG_FILES - 1) and
  * truncated, the container writing on through its O_APPEND descriptor.
  * Requests read the rotated copies, oldest first, then the current file;
- * tailLines counts across them; a follower that finds the file truncated
- * under it reads the rest from the copy. A restart retires the files to
+ * tailLines counts across them. Each rotation counts up <name>.log.gen; a
+ * follower that sees the count grow by k reads the rest of what it was
+ * reading from the copy .k (same offset), then the newer copies, then the
+ * file being written from its start. A restart retires the files to
  * <name>.previous.log[.N].
  * Following ends when the container's log is replaced or removed (restart,
  * deletion), when the container has exited, or when the agent stops.
@@ -55,13 +61,18 @@ struct follow {
         size_t cur; /* the file being read */
         int fd;
         off_t pos;
-        int side_fd;      /* the rotated copy of what we had not read yet, or -1 */
+        int side_fd;      /* a rotated copy read after a rotation under a follower, or -1 */
         off_t side_pos;   /* where reading it goes on */
+        int side_idx;     /* its number (".<idx>"); 0: reading the files in order */
+        long gen;         /* rotations of the file being written, as last seen */
         char *exit_path;  /* appears when the container ends */
         char *ended_path; /* what the agent renames it to once it has seen it */
         ino_t ino;        /* of the last file, to notice a restart */
         int64_t limit;    /* bytes left to send; -1: no limit */
         bool follow;
+        bool timestamps; /* send the time stamped on each line (else it is dropped) */
+        bool bol;        /* stripping: at the start of a line */
+        bool skipping;   /* stripping: inside a line's time stamp */
 };
 
 /* The pod dir and container index of ns/pod/container, from the pod.json files. */
@@ -185,31 +196,70 @@ static bool open_cur(struct follow *f)
         return false;
 }
 
-static ssize_t read_log(void *cls, uint64_t pos, char *buf, size_t max)
+/* The next bytes of the files, as they are; END_OF_STREAM at the end. */
+/* The rotation count of log file `path` (its "<path>.gen"), 0 when never rotated. */
+static long read_gen(const char *path)
 {
-        struct follow *f = cls;
+        char *gp = sw_xasprintf("%s.gen", path), *text = NULL;
+        struct sw_err ignored = SW_ERR_INIT;
+        long g = 0;
+
+        if (sw_read_file(&text, NULL, gp, 64, &ignored) == 0)
+                g = strtol(text, NULL, 10);
+        free(text);
+        free(gp);
+        return g;
+}
+
+/* Open rotated file f->side_idx (".<idx>") of the file being written, at f->side_pos. */
+static void open_side(struct follow *f)
+{
+        char *p = sw_xasprintf("%s.%d", f->paths[f->n - 1], f->side_idx);
+
+        f->side_fd = open(p, O_RDONLY | O_CLOEXEC);
+        free(p);
+}
+
+static ssize_t read_raw(struct follow *f, char *buf, size_t max)
+{
         ssize_t n;
 
-        (void)pos;
-        if (f->limit == 0)
-                return MHD_CONTENT_READER_END_OF_STREAM;
-        if (f->limit > 0 && (int64_t)max > f->limit)
-                max = (size_t)f->limit;
         for (;;) {
                 struct stat st;
 
-                if (f->side_fd >= 0) {
-                        n = pread(f->side_fd, buf, max, f->side_pos);
+                if (f->side_idx > 0) {
+                        n = f->side_fd >= 0 ? pread(f->side_fd, buf, max, f->side_pos) : 0;
                         if (n > 0) {
                                 f->side_pos += n;
                                 goto got;
                         }
-                        close(f->side_fd);
+                        /* On to the next newer copy, and at last the file being written. */
+                        if (f->side_fd >= 0)
+                                close(f->side_fd);
                         f->side_fd = -1;
-                        f->pos = 0;
+                        f->side_pos = 0;
+                        if (--f->side_idx > 0)
+                                open_side(f);
+                        continue;
                 }
                 if (f->fd < 0 && !open_cur(f))
                         return MHD_CONTENT_READER_END_OF_STREAM;
+                if (f->follow && f->cur + 1 == f->n) {
+                        long g = read_gen(f->paths[f->cur]);
+                        if (g > f->gen) {
+                                /*
+                                 * Rotated g - gen times since we looked: what we had
+                                 * not read is at the same offset in the copy made
+                                 * first (now ".<g - gen>"), then come the newer ones.
+                                 */
+                                f->side_idx = (int)(g - f->gen);
+                                f->side_pos = f->pos;
+                                f->pos = 0;
+                                f->gen = g;
+                                open_side(f);
+                                continue;
+                        }
+                }
                 n = pread(f->fd, buf, max, f->pos);
                 if (n > 0) {
                         f->pos += n;
@@ -227,26 +277,58 @@ static ssize_t read_log(void *cls, uint64_t pos, char *buf, size_t max)
                 }
                 if (!f->follow || atomic_load(&f->a->stop))
                         return MHD_CONTENT_READER_END_OF_STREAM;
-                if (fstat(f->fd, &st) == 0 && st.st_size < f->pos) {
-                        /*
-                         * Rotated (copied to .1, then truncated): what we had
-                         * not read yet is at the same offset in the copy.
-                         */
-                        char *rotated = sw_xasprintf("%s.1", f->paths[f->cur]);
-                        f->side_fd = open(rotated, O_RDONLY | O_CLOEXEC);
-                        f->side_pos = f->pos;
-                        f->pos = 0;
-                        free(rotated);
-                        continue;
-                }
                 /* At the end: wait for more unless the container is gone. */
                 if (stat(f->paths[f->cur], &st) != 0 || st.st_ino != f->ino ||
                     access(f->exit_path, F_OK) == 0 || access(f->ended_path, F_OK) == 0)
                         return MHD_CONTENT_READER_END_OF_STREAM;
-                sw_sleep_ms(200);
+                /* Truncated and the rotation count not written yet: look again soon. */
+                sw_sleep_ms(fstat(f->fd, &st) == 0 && st.st_size < f->pos ? 20 : 200);
         }
 got:
-        if (f->limit > 0)
+        return n;
+}
+
+/*
+ * Drop the time the agent stamped on each line ("<RFC 3339> "), keeping
+ * the state across reads; returns the bytes left in `buf`.
+ */
+static ssize_t strip_stamps(struct follow *f, char *buf, ssize_t n)
+{
+        ssize_t o = 0;
+
+        for (ssize_t i = 0; i < n; i++) {
+                char c = buf[i];
+                if (f->bol) {
+                        f->bol = false;
+                        f->skipping = c >= '0' && c <= '9';
+                }
+                if (f->skipping && c != '\n') {
+                        f->skipping = c != ' ';
+                        continue;
+                }
+                f->skipping = false;
+                buf[o++] = c;
+                f->bol = c == '\n';
+        }
+        return o;
+}
+
+static ssize_t read_log(void *cls, uint64_t pos, char *buf, size_t max)
+{
+        struct follow *f = cls;
+        ssize_t n;
+
+        (void)pos;
+        if (f->limit == 0)
+                return MHD_CONTENT_READER_END_OF_STREAM;
+        if (f->limit > 0 && (int64_t)max > f->limit)
+                max = (size_t)f->limit;
+        do {
+                n = read_raw(f, buf, max);
+                if (n > 0 && !f->timestamps)
+                        n = strip_stamps(f, buf, n);
+        } while (n == 0);
+        if (n > 0 && f->limit > 0)
                 f->limit -= n;
         return n;
 }
@@ -311,8 +393,18 @@ void agent_logs_rotate(const struct orch_agent *a, const char *path)
                         goto out;
                 done += n;
         }
-        if (rename(tmp, first) == 0 && truncate(path, 0) != 0)
-                unlink(first);
+        if (rename(tmp, first) == 0) {
+                if (truncate(path, 0) != 0) {
+                        unlink(first);
+                } else {
+                        /* Followers learn from the count how many copies to read first. */
+                        char *gp = sw_xasprintf("%s.gen", path), num[32];
+                        struct sw_err ignored = SW_ERR_INIT;
+                        snprintf(num, sizeof(num), "%ld\n", read_gen(path) + 1);
+                        sw_write_file_atomic(gp, num, strlen(num), 0600, &ignored);
+                        free(gp);
+                }
+        }
 out:
         if (in >= 0)
                 close(in);
@@ -325,6 +417,10 @@ out:
 
 void agent_logs_retire(const struct orch_agent *a, const char *path, const char *prev)
 {
+        char *gp = sw_xasprintf("%s.gen", path);
+
+        unlink(gp);
+        free(gp);
         for (int i = 0; i < (int)a->o.cfg->pod_log_files; i++) {
                 char *from = rotated_path(path, i), *to = rotated_path(prev, i);
                 unlink(to);
@@ -430,11 +526,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                         free(p);
         }
         tail_start(f, tail);
+        f->gen = read_gen(path);
         f->exit_path = sw_xasprintf("%s/c%d/exit", dir, idx);
         f->ended_path = sw_xasprintf("%s/c%d/ended", dir, idx);
         f->ino = st.st_ino;
         f->limit = limit;
         f->follow = flag(conn, "follow") && !previous;
+        f->timestamps = flag(conn, "timestamps");
+        f->bol = true;
         r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, read_log, f, free_follow);
         MHD_add_response_header(r, "Content-Type", "text/plain");
         ret = MHD_queue_response(conn, 200, r);

@@ -979,6 +979,7 @@ static int start_ctr(struct orch_agent *a, struct agent_pod *p, struct agent_ctr
         snprintf(cgpath, sizeof(cgpath), "/slipway/%s", c->id);
         rp.cgroups_path = cgpath;
         rp.keep = true;
+        rp.log_timestamps = true;
         step_rt_delete(a->runtime, a->runc_root, c->id);
         {
                 char *ended = ctr_path(c, "ended");

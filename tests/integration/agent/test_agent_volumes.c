@@ -204,9 +204,9 @@ static void test_startup_probe(void)
                 "\"spec\":{\"terminationGracePeriodSeconds\":1,\"containers\":[{\"name\":\"c\","
                 "\"image\":\"%s\",\"command\":[\"sh\",\"-c\",\"sleep 3; echo x > /up; "
                 "sleep 3600\"],\"startupProbe\":{\"exec\":{\"command\":[\"cat\",\"/up\"]},"
-                "\"periodSeconds\":1,\"failureThreshold\":30},\"livenessProbe\":{\"exec\":{"
-                "\"command\":[\"cat\",\"/up\"]},\"periodSeconds\":1,\"failureThreshold\":1},"
-                "\"readinessProbe\":{\"exec\":{\"command\":[\"true\"]},\"periodSeconds\":1}}]}}",
+                "\"periodSeconds\":1,\"timeoutSeconds\":10,\"failureThreshold\":30},\"livenessProbe\":{\"exec\":{"
+                "\"command\":[\"cat\",\"/up\"]},\"periodSeconds\":1,\"timeoutSeconds\":10,\"failureThreshold\":1},"
+                "\"readinessProbe\":{\"exec\":{\"command\":[\"true\"]},\"periodSeconds\":1,\"timeoutSeconds\":10}}]}}",
                 t_agent.image);
         char *never = sw_xasprintf(
                 "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"neverstart\"},"
@@ -411,6 +411,19 @@ static void test_log_rotation(void)
                 const char *args[] = {"logs", "chatty", "--tail=60", NULL};
                 CHECK_INT(t_kubectl(&t_agent.orch, &tail, NULL, args), 0);
                 CHECK_INT(tail ? check_lines(tail, 340, 399) : -1, 60);
+                CHECK(tail && !strncmp(tail, "line-340 ", 9));
+        }
+        {
+                /* --timestamps: each line with the time it was written, RFC 3339 UTC. */
+                const char *args[] = {"logs", "chatty", "--tail=2", "--timestamps", NULL};
+                char *ts = NULL;
+                CHECK_INT(t_kubectl(&t_agent.orch, &ts, NULL, args), 0);
+                CHECK(ts && strlen(ts) > 40 && !strncmp(ts, "20", 2) && ts[10] == 'T' &&
+                      !strncmp(ts + 29, "Z line-398 ", 11));
+                CHECK(ts && strstr(ts, "Z line-399 "));
+                if (ts && strncmp(ts + 29, "Z line-398", 10))
+                        fprintf(stderr, "kubectl logs --timestamps: %.200s\n", ts);
+                free(ts);
         }
         t_agent_delete_pod("chatty");
         CHECK(t_agent_wait_gone("chatty", 20000));
