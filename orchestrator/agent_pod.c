@@ -1131,6 +1131,15 @@ static void try_start(struct orch_agent *a, struct agent_pod *p, struct agent_ct
         if (pull && rc == 0) {
                 if (!c->pull_pending)
                         rc = pull_secrets_file(&auth, a, p, obj, &err);
+                if (auth) {
+                        /* One file per container: the pull worker owns it from here. */
+                        char *own = sw_xasprintf("%s.%s", auth, c->id);
+                        if (rename(auth, own) == 0) {
+                                free(auth);
+                                auth = own;
+                        } else
+                                free(own);
+                }
                 if (rc == 0)
                         rc = agent_pulls_poll(digest, a->pulls, c->image, &auth, &err);
                 if (auth) {
