@@ -113,6 +113,14 @@ enum sw_config_type {
           "Ingress, DNS record) and fail the job naming it")                                       \
         X(runtime, "SLIPWAY_RUNTIME", SW_CFG_STR, "runc", 0, 0, NULL, false,                       \
           "the OCI runtime that runs RUN steps and containers")                                    \
+        X(pod_log_max, "SLIPWAY_POD_LOG_MAX", SW_CFG_INT, "10485760", 1024, 1073741824, NULL,      \
+          false, "node agent: size in bytes at which a container's log file is rotated")          \
+        X(pod_log_files, "SLIPWAY_POD_LOG_FILES", SW_CFG_INT, "5", 2, 100, NULL, false,            \
+          "node agent: log files kept per container, the one being written included")              \
+        X(image_gc_high, "SLIPWAY_IMAGE_GC_HIGH", SW_CFG_INT, "85", 0, 100, NULL, false,           \
+          "node agent: image store disk usage (percent) above which unused images are removed")    \
+        X(image_gc_low, "SLIPWAY_IMAGE_GC_LOW", SW_CFG_INT, "80", 0, 100, NULL, false,             \
+          "node agent: usage (percent) image garbage collection brings the disk down to")          \
         X(ingress_listen, "SLIPWAY_INGRESS_LISTEN", SW_CFG_STR, "127.0.0.1:8088", 0, 0, NULL,      \
           false, "address:port where the supervised nginx serves the routed apps over HTTP")       \
         X(ingress_tls_listen, "SLIPWAY_INGRESS_TLS_LISTEN", SW_CFG_STR, "127.0.0.1:8443", 0, 0,    \

@@ -1891,12 +1891,13 @@ static void log_proxy_free(void *cls)
  * containers' logs on 127.0.0.1 at the Node's
  * status.daemonEndpoints.kubeletEndpoint.Port
  * (/containerLogs/<ns>/<pod>/<container>); the answer is streamed through,
- * so `kubectl logs -f` follows. container, follow, previous, tailLines and
- * limitBytes are passed on.
+ * so `kubectl logs -f` follows. container, follow, previous, tailLines,
+ * limitBytes and timestamps are passed on.
  */
 static enum MHD_Result handle_pod_log(struct req *q)
 {
-        static const char *const pass[] = {"follow", "previous", "tailLines", "limitBytes"};
+        static const char *const pass[] = {"follow", "previous", "tailLines", "limitBytes",
+                                           "timestamps"};
         json_t *pod = NULL, *node = NULL;
         struct sw_err err = SW_ERR_INIT;
         struct sw_buf path = SW_BUF_INIT;
