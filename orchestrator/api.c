@@ -1655,9 +1655,11 @@ static void watch_poll(struct watch *w)
         struct orch_event *evs = NULL;
         bool plain = !w->table && !w->selective;
         size_t n = 0;
+        int64_t scanned = w->rev;
         int rc;
 
-        rc = orch_store_events_raw(&evs, &n, w->api->store, w->kind->store, w->rev, 256, &err);
+        rc = orch_store_events_raw(&evs, &n, &scanned, w->api->store, w->kind->store, w->rev, 256,
+                                   &err);
         if (rc) {
                 json_t *st = status_obj(410, "Expired", err.msg, NULL);
                 watch_emit(w, "ERROR", st);
@@ -1696,6 +1698,13 @@ static void watch_poll(struct watch *w)
                 }
         }
         orch_events_free(evs, n);
+        /*
+         * Events of other kinds up to `scanned` were looked at under the store
+         * lock and skipped: resume past them, or the wait below returns at once
+         * and the next poll scans them again.
+         */
+        if (scanned > w->rev)
+                w->rev = scanned;
 }
 
 static ssize_t watch_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -1884,12 +1893,13 @@ static void log_proxy_free(void *cls)
  * containers' logs on 127.0.0.1 at the Node's
  * status.daemonEndpoints.kubeletEndpoint.Port
  * (/containerLogs/<ns>/<pod>/<container>); the answer is streamed through,
- * so `kubectl logs -f` follows. container, follow, previous, tailLines and
- * limitBytes are passed on.
+ * so `kubectl logs -f` follows. container, follow, previous, tailLines,
+ * limitBytes and timestamps are passed on.
  */
 static enum MHD_Result handle_pod_log(struct req *q)
 {
-        static const char *const pass[] = {"follow", "previous", "tailLines", "limitBytes"};
+        static const char *const pass[] = {"follow", "previous", "tailLines", "limitBytes",
+                                           "timestamps"};
         json_t *pod = NULL, *node = NULL;
         struct sw_err err = SW_ERR_INIT;
         struct sw_buf path = SW_BUF_INIT;

@@ -131,10 +131,14 @@ struct orch_event {
 /*
  * Like orch_store_events(), as text: served from memory for the latest
  * revisions (no query), from the log on disk for older ones. Free the
- * array with orch_events_free().
+ * array with orch_events_free(). *scanned_out is the revision up to which
+ * the log was examined, read under the store lock together with the scan:
+ * no event of `resource` lies in (after, *scanned_out] beyond those
+ * returned, so a watcher may resume from there even when none matched.
  */
-int orch_store_events_raw(struct orch_event **out, size_t *n_out, struct orch_store *s,
-                          const char *resource, int64_t after, int max, struct sw_err *err);
+int orch_store_events_raw(struct orch_event **out, size_t *n_out, int64_t *scanned_out,
+                          struct orch_store *s, const char *resource, int64_t after, int max,
+                          struct sw_err *err);
 void orch_events_free(struct orch_event *evs, size_t n);
 
 /*

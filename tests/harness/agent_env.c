@@ -120,11 +120,15 @@ pid_t t_agent_start_agent(void)
 {
         char *env_data = sw_xasprintf("SLIPWAY_DATA=%s", t_agent.data_dir);
         char *env_reg = sw_xasprintf("SLIPWAY_REGISTRY=%s", t_agent.reg->host);
-        const char *env[] = {env_data, env_reg, "SLIPWAY_LOG_LEVEL=info", NULL};
+        const char *env[12] = {env_data, env_reg, "SLIPWAY_LOG_LEVEL=info", NULL};
         char *argv[] = {(char *)t_slipway(),     "node",   "--kubeconfig",
                         t_agent.orch.kubeconfig, "--name", T_AGENT_NODE,
                         "--backoff-ms",          "500",    NULL};
-        pid_t pid = t_spawn_extra(argv, env, t_agent.agent_log);
+        pid_t pid;
+
+        for (size_t i = 0, n = 3; i < 8 && t_agent.extra_env[i]; i++)
+                env[n++] = t_agent.extra_env[i];
+        pid = t_spawn_extra(argv, env, t_agent.agent_log);
 
         free(env_data);
         free(env_reg);

@@ -266,8 +266,8 @@ pid_t t_kubectl_bg(const struct t_orch *o, const char *out_path, const char *con
         return pid;
 }
 
-bool t_kubectl_eventually(const struct t_orch *o, const char *want, int timeout_ms,
-                          const char *const *args)
+bool t_kubectl_until(const struct t_orch *o, const char *want, int64_t timeout_ms,
+                     const char *const *args)
 {
         int64_t end = sw_mono_ms() + timeout_ms;
         char *out = NULL;

@@ -10,6 +10,7 @@
 #define SW_TEST_ORCH_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct t_orch {
@@ -34,17 +35,18 @@ void t_orch_stop(struct t_orch *o);
  */
 int t_kubectl(const struct t_orch *o, char **out, const char *input, const char *const *args);
 
-/*
- * Run kubectl `args` every 200 ms until its output contains `want` (true)
- * or `timeout_ms` passes (false, printing the last output on stderr).
- */
-bool t_kubectl_eventually(const struct t_orch *o, const char *want, int timeout_ms,
-                          const char *const *args);
-
 /* Start kubectl in the background with its output going to `out_path`; returns its PID. */
 pid_t t_kubectl_bg(const struct t_orch *o, const char *out_path, const char *const *args);
 
 /* Wait up to `timeout_ms` for `pid` to exit (then SIGKILL); returns its exit status. */
 int t_wait_pid(pid_t pid, int timeout_ms);
+
+/*
+ * Run kubectl `args` (NULL-terminated) every 200 ms until its output
+ * contains `want` (true) or `timeout_ms` passes (false, with the last
+ * output on stderr).
+ */
+bool t_kubectl_until(const struct t_orch *o, const char *want, int64_t timeout_ms,
+                     const char *const *args);
 
 #endif /* SW_TEST_ORCH_H */

@@ -46,7 +46,7 @@ static atomic_int max_active; /* most unfinished pods of Job "ok" seen at once *
 #define KUBECTL(outp, input, ...)                                                                  \
         t_kubectl(&srv, (outp), (input), (const char *const[]){__VA_ARGS__, NULL})
 #define EVENTUALLY(want, ms, ...)                                                                  \
-        t_kubectl_eventually(&srv, (want), (ms), (const char *const[]){__VA_ARGS__, NULL})
+        t_kubectl_until(&srv, (want), (ms), (const char *const[]){__VA_ARGS__, NULL})
 
 /* Whether `out` contains `want`; prints what it was otherwise. */
 static bool has(const char *out, const char *want)
