@@ -114,7 +114,7 @@ enum sw_config_type {
         X(runtime, "SLIPWAY_RUNTIME", SW_CFG_STR, "runc", 0, 0, NULL, false,                       \
           "the OCI runtime that runs RUN steps and containers")                                    \
         X(pod_log_max, "SLIPWAY_POD_LOG_MAX", SW_CFG_INT, "10485760", 1024, 1073741824, NULL,      \
-          false, "node agent: size in bytes at which a container's log file is rotated")          \
+          false, "node agent: size in bytes at which a container's log file is rotated")           \
         X(pod_log_files, "SLIPWAY_POD_LOG_FILES", SW_CFG_INT, "5", 2, 100, NULL, false,            \
           "node agent: log files kept per container, the one being written included")              \
         X(image_gc_high, "SLIPWAY_IMAGE_GC_HIGH", SW_CFG_INT, "85", 0, 100, NULL, false,           \
