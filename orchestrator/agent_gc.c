@@ -100,7 +100,7 @@ static size_t sweep(const char *dir, const json_t *keep, bool dirs)
 
                 if (e->d_name[0] == '.' || strlen(e->d_name) != 64)
                         continue;
-                snprintf(digest, sizeof(digest), "sha256:%s", e->d_name);
+                snprintf(digest, sizeof(digest), "sha256:%.64s", e->d_name);
                 if (json_object_get(keep, digest))
                         continue;
                 path = sw_xasprintf("%s/%s", dir, e->d_name);
