@@ -528,10 +528,16 @@ static void informer_init(struct orch_informer *inf, const char *path, atomic_bo
         inf->stop = stop;
 }
 
-static void informer_release(struct orch_informer *inf)
+static void informer_join(struct orch_informer *inf)
 {
         if (inf->running)
                 pthread_join(inf->th, NULL);
+        inf->running = false;
+}
+
+static void informer_release(struct orch_informer *inf)
+{
+        informer_join(inf);
         orch_kube_free(inf->kc);
         json_decref(inf->cache);
         free(inf->rv);
@@ -607,6 +613,22 @@ void orch_ctrl_stop(struct orch_ctrl *c)
         atomic_store(&c->stop, true);
         for (int i = 0; i < c->nloops; i++)
                 orch_ctrl_queue_close(&c->loops[i]->q);
+        /*
+         * Every thread ends before anything is freed: the watch threads call
+         * the loops' handlers, and the loops read the informers' caches.
+         */
+        for (int i = 0; i < c->nloops; i++) {
+                if (c->loops[i] && c->loops[i]->running)
+                        pthread_join(c->loops[i]->th, NULL);
+                if (c->loops[i])
+                        c->loops[i]->running = false;
+        }
+        {
+                struct orch_informer *all[] = {&c->pods,  &c->rsets, &c->deploys,  &c->services,
+                                               &c->nodes, &c->jobs,  &c->cronjobs, &c->leases};
+                for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+                        informer_join(all[i]);
+        }
         for (int i = 0; i < c->nloops; i++)
                 loop_free(c->loops[i]);
         informer_release(&c->pods);
