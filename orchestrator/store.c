@@ -995,12 +995,17 @@ int orch_store_events_raw(struct orch_event **out, size_t *n_out, int64_t *scann
                                   (long long)after, (long long)compacted + 1);
         }
         if (after >= s->rev - (int64_t)s->ring_count) {
-                evs = sw_xcalloc((size_t)max, sizeof(*evs));
+                size_t cap = 0;
                 for (int64_t r = after + 1; r <= s->rev && (int)n < max; r++) {
                         const struct ring_event *re = &s->ring[r % STORE_RING];
                         scanned = r;
                         if (resource && strcmp(re->resource, resource) != 0)
                                 continue;
+                        if (n == cap) {
+                                /* Grown as needed: most wake-ups carry one event. */
+                                cap = cap ? cap * 2 : 4;
+                                evs = sw_xrealloc(evs, cap * sizeof(*evs));
+                        }
                         evs[n].rev = re->rev;
                         memcpy(evs[n].type, re->type, sizeof(evs[n].type));
                         evs[n].ns = sw_xstrdup(re->ns);
