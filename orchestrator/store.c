@@ -45,8 +45,9 @@
 #define STORE_BODY_MAX ((size_t)16 << 20)
 #define STORE_MIGRATIONS "schema/orchestrator/"
 
-#define STORE_RING 2048 /* recent events kept in memory for watches */
-#define STORE_STMTS 32  /* prepared statements cached */
+#define STORE_RING 2048             /* recent events kept in memory for watches */
+#define STORE_STMTS 32              /* prepared statements cached */
+#define STORE_CHECKPOINT_PAGES 1000 /* SQLite's default autocheckpoint */
 
 struct ring_event {
         int64_t rev;
@@ -75,6 +76,8 @@ struct orch_store {
         pthread_rwlock_t ring_mu;
         struct ring_event ring[STORE_RING];
         size_t ring_count;
+        /* WAL pages not yet checkpointed (store_wal_hook), guarded by mu. */
+        int wal_pages;
         /* Prepared statements by SQL text (store_prepare), guarded by mu. */
         sqlite3_stmt *stmts[STORE_STMTS];
         char *stmt_sql[STORE_STMTS];
@@ -286,6 +289,23 @@ rollback:
         return sw_err_wrap(err, "migrate '%s'", path);
 }
 
+/*
+ * Replaces SQLite's automatic checkpoint, which runs inside the COMMIT that
+ * crosses 1000 WAL pages and syncs the files: the event of that commit then
+ * reached its watchers only after the sync (a stall of tens of ms in the
+ * watch latency under load). commit_write() checkpoints after it has
+ * published the event and woken the watchers.
+ */
+static int store_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+        struct orch_store *s = arg;
+
+        (void)db;
+        (void)name;
+        s->wal_pages = pages;
+        return SQLITE_OK;
+}
+
 int orch_store_open(struct orch_store **out, const struct orch_store_options *opts,
                     struct sw_err *err)
 {
@@ -317,6 +337,7 @@ int orch_store_open(struct orch_store **out, const struct orch_store_options *op
             (rc = store_int(s, "SELECT value FROM counters WHERE name='compacted'", &s->compacted,
                             err)) != 0)
                 goto fail;
+        sqlite3_wal_hook(s->db, store_wal_hook, s);
         atomic_store(&s->pub_rev, s->rev);
         *out = s;
         return 0;
@@ -570,6 +591,11 @@ static int commit_write(struct orch_store *s, const char *type, const char *reso
         pthread_rwlock_unlock(&s->ring_mu);
         atomic_store(&s->pub_rev, rev);
         store_wake_all(s);
+        if (s->wal_pages >= STORE_CHECKPOINT_PAGES) {
+                /* Best effort, as SQLite's own: a failed checkpoint is retried next time. */
+                sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+                s->wal_pages = 0;
+        }
         return 0;
 rollback:
         free(body);
