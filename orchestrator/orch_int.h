@@ -297,13 +297,16 @@ int orch_object_admit(json_t *obj, const json_t *old, const struct orch_kind *k,
                       struct sw_err *err);
 
 /*
- * Fields of `obj` that its kind does not have, in the structures described
- * (top level, metadata, and the specs of Deployment, ReplicaSet, Pod and
- * Service with their pod templates, containers and ports). Without `prune`
- * the first is refused: SW_EINVAL "unknown field \"spec.foo\""
- * (fieldValidation=Strict). With `prune` they are removed, as the real
- * server drops them when decoding, and 0 is returned with the first one
- * named in `err` when there was one (for fieldValidation=Warn).
+ * Fields of `obj` that its kind does not have, at every level of the
+ * structures described (metadata with owner references; the specs of every
+ * served kind with a spec, down through pod templates, containers, probes,
+ * env sources, resources, volumes, security contexts, selectors,
+ * strategies, Job templates and Ingress rules; maps such as labels and
+ * resource lists are not walked). Without `prune` they are refused:
+ * SW_EINVAL with all of them listed, `unknown field "spec.foo", unknown
+ * field "spec.bar"` (fieldValidation=Strict). With `prune` they are
+ * removed, as the real server drops them when decoding, and 0 is returned
+ * with the same list in `err` when there was one (for fieldValidation=Warn).
  */
 int orch_object_strict(json_t *obj, const struct orch_kind *k, bool prune, struct sw_err *err);
 

@@ -10,6 +10,14 @@
  * described here, field number by field number from the API's
  * generated.proto; other kinds are refused with 415 so that the caller
  * knows to send JSON. Replies are always JSON, which these clients accept.
+ *
+ * apps/v1 Deployment and batch/v1 Job (`kubectl create deployment|job`) are
+ * described with their pod template: the pod spec and container fields
+ * that map to plain values. Their messages follow Go's encoding, where a
+ * zero value (empty string, 0, false) is the same as an absent field, so
+ * zeros are dropped unless the Go field is a pointer (PB_OPTINT, PB_OPTBOOL:
+ * `replicas: 0` stays). A non-empty field these messages do not model is
+ * refused (415) rather than dropped without a word.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +40,10 @@ enum pb_type {
         PB_STRS,    /* repeated string */
         PB_MSGS,    /* repeated message */
         PB_TIME,    /* metav1.Time {1 seconds, 2 nanos} as RFC 3339 */
+        PB_OPTINT,  /* varint of a Go pointer field: kept when 0 */
+        PB_OPTBOOL, /* bool of a Go pointer field: kept when false */
+        PB_MAP_QTY, /* map<string, resource.Quantity {1 string}> */
+        PB_INTSTR,  /* intstr.IntOrString {1 type, 2 intVal, 3 strVal} */
 };
 
 struct pb_msg;
@@ -43,6 +55,8 @@ struct pb_field {
 };
 struct pb_msg {
         const struct pb_field *fields; /* ends with num 0 */
+        const char *name;              /* for errors; NULL for the older, lenient messages */
+        bool go_zero; /* zeros are absent; unmodelled non-empty fields are refused */
 };
 
 static const struct pb_field owner_f[] = {
@@ -51,7 +65,7 @@ static const struct pb_field owner_f[] = {
         {6, "controller", PB_BOOL, NULL}, {7, "blockOwnerDeletion", PB_BOOL, NULL},
         {0, NULL, PB_INT, NULL},
 };
-static const struct pb_msg owner_m = {owner_f};
+static const struct pb_msg owner_m = {owner_f, NULL, false};
 
 static const struct pb_field meta_f[] = {
         {1, "name", PB_STRING, NULL},
@@ -68,7 +82,7 @@ static const struct pb_field meta_f[] = {
         {14, "finalizers", PB_STRS, NULL},
         {0, NULL, PB_INT, NULL},
 };
-static const struct pb_msg meta_m = {meta_f};
+static const struct pb_msg meta_m = {meta_f, NULL, false};
 
 static const struct pb_field cm_f[] = {
         {1, "metadata", PB_MSG, &meta_m},
@@ -77,41 +91,202 @@ static const struct pb_field cm_f[] = {
         {4, "immutable", PB_BOOL, NULL},
         {0, NULL, PB_INT, NULL},
 };
-static const struct pb_msg cm_m = {cm_f};
+static const struct pb_msg cm_m = {cm_f, NULL, false};
 
 static const struct pb_field secret_f[] = {
         {1, "metadata", PB_MSG, &meta_m}, {2, "data", PB_MAP_B64, NULL},
         {3, "type", PB_STRING, NULL},     {4, "stringData", PB_MAP_STR, NULL},
         {5, "immutable", PB_BOOL, NULL},  {0, NULL, PB_INT, NULL},
 };
-static const struct pb_msg secret_m = {secret_f};
+static const struct pb_msg secret_m = {secret_f, NULL, false};
 
 static const struct pb_field nsspec_f[] = {
         {1, "finalizers", PB_STRS, NULL},
         {0, NULL, PB_INT, NULL},
 };
-static const struct pb_msg nsspec_m = {nsspec_f};
+static const struct pb_msg nsspec_m = {nsspec_f, NULL, false};
 
 static const struct pb_field ns_f[] = {
         {1, "metadata", PB_MSG, &meta_m},
         {2, "spec", PB_MSG, &nsspec_m},
         {0, NULL, PB_INT, NULL},
 };
-static const struct pb_msg ns_m = {ns_f};
+static const struct pb_msg ns_m = {ns_f, NULL, false};
 
 static const struct pb_field sa_f[] = {
         {1, "metadata", PB_MSG, &meta_m},
         {4, "automountServiceAccountToken", PB_BOOL, NULL},
         {0, NULL, PB_INT, NULL},
 };
-static const struct pb_msg sa_m = {sa_f};
+static const struct pb_msg sa_m = {sa_f, NULL, false};
+
+/* ---- apps/v1 Deployment, batch/v1 Job and their pod template ---------------- */
+
+#define END_F                                                                                      \
+        {                                                                                          \
+                0, NULL, PB_INT, NULL                                                              \
+        }
+
+static const struct pb_field podmeta_f[] = {
+        {1, "name", PB_STRING, NULL},
+        {2, "generateName", PB_STRING, NULL},
+        {3, "namespace", PB_STRING, NULL},
+        {11, "labels", PB_MAP_STR, NULL},
+        {12, "annotations", PB_MAP_STR, NULL},
+        {8, "creationTimestamp", PB_TIME, NULL},
+        END_F,
+};
+static const struct pb_msg podmeta_m = {podmeta_f, "ObjectMeta", true};
+
+static const struct pb_field selreq_f[] = {
+        {1, "key", PB_STRING, NULL},
+        {2, "operator", PB_STRING, NULL},
+        {3, "values", PB_STRS, NULL},
+        END_F,
+};
+static const struct pb_msg selreq_m = {selreq_f, "LabelSelectorRequirement", true};
+
+static const struct pb_field selector_f[] = {
+        {1, "matchLabels", PB_MAP_STR, NULL},
+        {2, "matchExpressions", PB_MSGS, &selreq_m},
+        END_F,
+};
+static const struct pb_msg selector_m = {selector_f, "LabelSelector", true};
+
+static const struct pb_field port_f[] = {
+        {1, "name", PB_STRING, NULL},       {2, "hostPort", PB_INT, NULL},
+        {3, "containerPort", PB_INT, NULL}, {4, "protocol", PB_STRING, NULL},
+        {5, "hostIP", PB_STRING, NULL},     END_F,
+};
+static const struct pb_msg port_m = {port_f, "ContainerPort", true};
+
+static const struct pb_field env_f[] = {
+        {1, "name", PB_STRING, NULL},
+        {2, "value", PB_STRING, NULL},
+        END_F,
+};
+static const struct pb_msg env_m = {env_f, "EnvVar", true};
+
+static const struct pb_field resources_f[] = {
+        {1, "limits", PB_MAP_QTY, NULL},
+        {2, "requests", PB_MAP_QTY, NULL},
+        END_F,
+};
+static const struct pb_msg resources_m = {resources_f, "ResourceRequirements", true};
+
+static const struct pb_field container_f[] = {
+        {1, "name", PB_STRING, NULL},
+        {2, "image", PB_STRING, NULL},
+        {3, "command", PB_STRS, NULL},
+        {4, "args", PB_STRS, NULL},
+        {5, "workingDir", PB_STRING, NULL},
+        {6, "ports", PB_MSGS, &port_m},
+        {7, "env", PB_MSGS, &env_m},
+        {8, "resources", PB_MSG, &resources_m},
+        {13, "terminationMessagePath", PB_STRING, NULL},
+        {14, "imagePullPolicy", PB_STRING, NULL},
+        {16, "stdin", PB_BOOL, NULL},
+        {17, "stdinOnce", PB_BOOL, NULL},
+        {18, "tty", PB_BOOL, NULL},
+        {20, "terminationMessagePolicy", PB_STRING, NULL},
+        END_F,
+};
+static const struct pb_msg container_m = {container_f, "Container", true};
+
+static const struct pb_field podspec_f[] = {
+        {2, "containers", PB_MSGS, &container_m},
+        {3, "restartPolicy", PB_STRING, NULL},
+        {4, "terminationGracePeriodSeconds", PB_OPTINT, NULL},
+        {5, "activeDeadlineSeconds", PB_OPTINT, NULL},
+        {6, "dnsPolicy", PB_STRING, NULL},
+        {7, "nodeSelector", PB_MAP_STR, NULL},
+        {8, "serviceAccountName", PB_STRING, NULL},
+        {10, "nodeName", PB_STRING, NULL},
+        {11, "hostNetwork", PB_BOOL, NULL},
+        {16, "hostname", PB_STRING, NULL},
+        {19, "schedulerName", PB_STRING, NULL},
+        {20, "initContainers", PB_MSGS, &container_m},
+        {21, "automountServiceAccountToken", PB_OPTBOOL, NULL},
+        {24, "priorityClassName", PB_STRING, NULL},
+        END_F,
+};
+static const struct pb_msg podspec_m = {podspec_f, "PodSpec", true};
+
+static const struct pb_field template_f[] = {
+        {1, "metadata", PB_MSG, &podmeta_m},
+        {2, "spec", PB_MSG, &podspec_m},
+        END_F,
+};
+static const struct pb_msg template_m = {template_f, "PodTemplateSpec", true};
+
+static const struct pb_field rolling_f[] = {
+        {1, "maxUnavailable", PB_INTSTR, NULL},
+        {2, "maxSurge", PB_INTSTR, NULL},
+        END_F,
+};
+static const struct pb_msg rolling_m = {rolling_f, "RollingUpdateDeployment", true};
+
+static const struct pb_field strategy_f[] = {
+        {1, "type", PB_STRING, NULL},
+        {2, "rollingUpdate", PB_MSG, &rolling_m},
+        END_F,
+};
+static const struct pb_msg strategy_m = {strategy_f, "DeploymentStrategy", true};
+
+static const struct pb_field dspec_f[] = {
+        {1, "replicas", PB_OPTINT, NULL},
+        {2, "selector", PB_MSG, &selector_m},
+        {3, "template", PB_MSG, &template_m},
+        {4, "strategy", PB_MSG, &strategy_m},
+        {5, "minReadySeconds", PB_INT, NULL},
+        {6, "revisionHistoryLimit", PB_OPTINT, NULL},
+        {7, "paused", PB_BOOL, NULL},
+        {9, "progressDeadlineSeconds", PB_OPTINT, NULL},
+        END_F,
+};
+static const struct pb_msg dspec_m = {dspec_f, "DeploymentSpec", true};
+
+/* Status is the server's to write: an empty one is accepted, its content ignored. */
+static const struct pb_field nostatus_f[] = {END_F};
+static const struct pb_msg nostatus_m = {nostatus_f, NULL, false};
+
+static const struct pb_field deploy_f[] = {
+        {1, "metadata", PB_MSG, &meta_m},
+        {2, "spec", PB_MSG, &dspec_m},
+        {3, "status", PB_MSG, &nostatus_m},
+        END_F,
+};
+static const struct pb_msg deploy_m = {deploy_f, "Deployment", true};
+
+static const struct pb_field jspec_f[] = {
+        {1, "parallelism", PB_OPTINT, NULL},
+        {2, "completions", PB_OPTINT, NULL},
+        {3, "activeDeadlineSeconds", PB_OPTINT, NULL},
+        {4, "selector", PB_MSG, &selector_m},
+        {5, "manualSelector", PB_OPTBOOL, NULL},
+        {6, "template", PB_MSG, &template_m},
+        {7, "backoffLimit", PB_OPTINT, NULL},
+        {8, "ttlSecondsAfterFinished", PB_OPTINT, NULL},
+        {9, "completionMode", PB_STRING, NULL},
+        {10, "suspend", PB_OPTBOOL, NULL},
+        END_F,
+};
+static const struct pb_msg jspec_m = {jspec_f, "JobSpec", true};
+
+static const struct pb_field job_f[] = {
+        {1, "metadata", PB_MSG, &meta_m},
+        {2, "spec", PB_MSG, &jspec_m},
+        {3, "status", PB_MSG, &nostatus_m},
+        END_F,
+};
+static const struct pb_msg job_m = {job_f, "Job", true};
 
 static const struct pb_field typemeta_f[] = {
         {1, "apiVersion", PB_STRING, NULL},
         {2, "kind", PB_STRING, NULL},
         {0, NULL, PB_INT, NULL},
 };
-static const struct pb_msg typemeta_m = {typemeta_f};
+static const struct pb_msg typemeta_m = {typemeta_f, NULL, false};
 
 static const struct pb_field unknown_f[] = {
         {1, "typeMeta", PB_MSG, &typemeta_m},
@@ -120,7 +295,7 @@ static const struct pb_field unknown_f[] = {
         {4, "contentType", PB_STRING, NULL},
         {0, NULL, PB_INT, NULL},
 };
-static const struct pb_msg unknown_m = {unknown_f};
+static const struct pb_msg unknown_m = {unknown_f, NULL, false};
 
 struct pb_reader {
         const unsigned char *p, *end;
@@ -216,6 +391,61 @@ static int pb_map_entry(json_t *map, const unsigned char *data, size_t len, bool
         return 0;
 }
 
+/* A map<string, Quantity> entry: {1 key, 2 Quantity {1 string}}. */
+static int pb_qty_entry(json_t *map, const unsigned char *data, size_t len, struct sw_err *err)
+{
+        struct pb_reader r = {data, data + len};
+        json_t *q = json_object();
+        char *key = sw_xstrdup("");
+        int rc = 0;
+
+        while (r.p < r.end && rc == 0) {
+                uint64_t tag;
+                const unsigned char *d;
+                size_t n;
+                if (pb_varint(&tag, &r) != 0 || (tag & 7) != 2 || pb_bytes(&d, &n, &r) != 0) {
+                        rc = sw_err_set(err, SW_EINVAL, "malformed protobuf quantity entry");
+                } else if ((tag >> 3) == 1) {
+                        free(key);
+                        key = sw_xstrndup((const char *)d, n);
+                } else if ((tag >> 3) == 2) {
+                        static const struct pb_field qf[] = {{1, "string", PB_STRING, NULL},
+                                                             {0, NULL, PB_INT, NULL}};
+                        static const struct pb_msg qm = {qf, "Quantity", true};
+                        rc = pb_decode(q, d, n, &qm, 1, err);
+                }
+        }
+        if (rc == 0)
+                json_object_set(map, key,
+                                json_object_get(q, "string") ? json_object_get(q, "string")
+                                                             : json_string("0"));
+        json_decref(q);
+        free(key);
+        return rc;
+}
+
+/* intstr.IntOrString {1 type (0 int, 1 string), 2 intVal, 3 strVal} as a JSON int or string. */
+static int pb_intstr(json_t **out, const unsigned char *data, size_t len, struct sw_err *err)
+{
+        static const struct pb_field f[] = {{1, "type", PB_INT, NULL},
+                                            {2, "intVal", PB_INT, NULL},
+                                            {3, "strVal", PB_STRING, NULL},
+                                            {0, NULL, PB_INT, NULL}};
+        static const struct pb_msg m = {f, "IntOrString", true};
+        json_t *v = json_object();
+        int rc = pb_decode(v, data, len, &m, 1, err);
+
+        if (rc == 0) {
+                json_t *sv = json_object_get(v, "strVal");
+                if (json_integer_value(json_object_get(v, "type")) == 1)
+                        *out = json_string(sv ? json_string_value(sv) : "");
+                else
+                        *out = json_integer(json_integer_value(json_object_get(v, "intVal")));
+        }
+        json_decref(v);
+        return rc;
+}
+
 static json_t *child(json_t *obj, const char *name, bool array)
 {
         json_t *c = json_object_get(obj, name);
@@ -260,12 +490,37 @@ static int pb_decode(json_t *obj, const unsigned char *data, size_t len, const s
                 for (const struct pb_field *x = m->fields; x->num; x++)
                         if ((uint64_t)x->num == tag >> 3)
                                 f = x;
+                if (!f && m->go_zero && (n > 0 || v != 0 || (wire != 0 && wire != 2)))
+                        return sw_err_set(err, SW_EPROTO,
+                                          "protobuf field %llu of %s is not supported here; send "
+                                          "the object as JSON",
+                                          (unsigned long long)(tag >> 3), m->name);
                 if (!f)
-                        continue; /* fields we do not model are skipped */
+                        continue; /* fields we do not model are skipped (or empty) */
+                if (m->go_zero && ((f->type == PB_STRING && n == 0) ||
+                                   ((f->type == PB_INT || f->type == PB_BOOL) && v == 0)))
+                        continue; /* Go's zero value: the field is absent */
                 switch (f->type) {
                 case PB_STRING:
                         json_object_set_new(obj, f->name, json_stringn((const char *)d, n));
                         break;
+                case PB_OPTINT:
+                        json_object_set_new(obj, f->name, json_integer((json_int_t)v));
+                        break;
+                case PB_OPTBOOL:
+                        json_object_set_new(obj, f->name, json_boolean(v != 0));
+                        break;
+                case PB_MAP_QTY:
+                        if ((rc = pb_qty_entry(child(obj, f->name, false), d, n, err)) != 0)
+                                return rc;
+                        break;
+                case PB_INTSTR: {
+                        json_t *is = NULL;
+                        if ((rc = pb_intstr(&is, d, n, err)) != 0)
+                                return rc;
+                        json_object_set_new(obj, f->name, is);
+                        break;
+                }
                 case PB_BYTES: {
                         char *enc = b64(d, n);
                         json_object_set_new(obj, f->name, json_string(enc));
@@ -369,11 +624,16 @@ int orch_proto_decode(json_t **out, const void *body, size_t len, const char *ki
                 m = &ns_m;
         else if (strcmp(kind, "ServiceAccount") == 0)
                 m = &sa_m;
+        else if (strcmp(kind, "Deployment") == 0)
+                m = &deploy_m;
+        else if (strcmp(kind, "Job") == 0)
+                m = &job_m;
         if (!m) {
                 json_decref(env);
                 return sw_err_set(err, SW_EPROTO,
                                   "protobuf request bodies are supported for ConfigMap, Secret, "
-                                  "Namespace and ServiceAccount only; send %s as JSON",
+                                  "Namespace, ServiceAccount, Deployment and Job only; send %s "
+                                  "as JSON",
                                   kind);
         }
         if (len < 4 || memcmp(body, "k8s\0", 4) != 0) {

@@ -7,18 +7,31 @@
  * that watches replay. The log is compacted to a window of revisions; a
  * watcher that asks for an older revision is told so (410 Gone upstream).
  *
- * The store owns one SQLite connection guarded by one mutex (the only lock
- * in this file); writes run in IMMEDIATE transactions so that other
- * processes opening the same file stay consistent. Waiters for new
- * revisions sleep on a condition variable tied to that mutex.
+ * The store owns one SQLite connection guarded by one mutex; writes run in
+ * IMMEDIATE transactions so that other processes opening the same file stay
+ * consistent. The in-memory ring of recent events has its own reader-writer
+ * lock (lock order: mu, then ring_mu), so that many watchers copy events out
+ * at the same time without queueing on the connection's mutex.
+ *
+ * Waiters for new revisions sleep on a Linux futex on a wake-up counter
+ * rather than on a condition variable: a broadcast on a condition variable
+ * makes every woken waiter re-take its mutex one after the other, and with
+ * a hundred watches that convoy, each link waiting for the scheduler, was
+ * most of the latency of delivering one event to all of them.
  */
+#include <assert.h>
 #include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "common/clock.h"
@@ -32,7 +45,9 @@
 #define STORE_BODY_MAX ((size_t)16 << 20)
 #define STORE_MIGRATIONS "schema/orchestrator/"
 
-#define STORE_RING 2048 /* recent events kept in memory for watches */
+#define STORE_RING 2048             /* recent events kept in memory for watches */
+#define STORE_STMTS 32              /* prepared statements cached */
+#define STORE_CHECKPOINT_PAGES 1000 /* SQLite's default autocheckpoint */
 
 struct ring_event {
         int64_t rev;
@@ -42,21 +57,43 @@ struct ring_event {
 };
 
 struct orch_store {
-        pthread_mutex_t mu; /* guards everything below */
-        pthread_cond_t changed;
+        pthread_mutex_t mu; /* guards db; taken before ring_mu */
         sqlite3 *db;
-        int64_t rev;       /* last revision written */
-        int64_t compacted; /* events at or below this revision are gone */
         int64_t window;
-        bool woken;
+        /*
+         * Written with both locks held, so that either one is enough to read:
+         * the last revision written and the compaction floor (events at or
+         * below it are gone).
+         */
+        int64_t rev;
+        int64_t compacted;
         /*
          * The latest events in memory, so that many watches are served without
          * a query each: slots hold revisions ring_count back from rev (every
          * revision is one event, and this process is the store's only writer).
+         * Guarded by ring_mu.
          */
+        pthread_rwlock_t ring_mu;
         struct ring_event ring[STORE_RING];
         size_t ring_count;
+        /* WAL pages not yet checkpointed (store_wal_hook), guarded by mu. */
+        int wal_pages;
+        /* Prepared statements by SQL text (store_prepare), guarded by mu. */
+        sqlite3_stmt *stmts[STORE_STMTS];
+        char *stmt_sql[STORE_STMTS];
+        size_t n_stmts;
+        /* Wake-ups without a lock: rev as published, and a futex word bumped on each change. */
+        _Atomic int64_t pub_rev;
+        atomic_uint wake_seq;
+        atomic_bool woken;
 };
+
+/* Wake every thread sleeping in orch_store_wait(). */
+static void store_wake_all(struct orch_store *s)
+{
+        atomic_fetch_add(&s->wake_seq, 1);
+        syscall(SYS_futex, &s->wake_seq, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
 
 static int store_sqlite_err(sqlite3 *db, int rc, struct sw_err *err, const char *what)
 {
@@ -151,6 +188,55 @@ static int migration_number(const char *name)
         return base[3] == '_' ? n : -1;
 }
 
+/*
+ * A cached prepared statement for `sql` (the connection's lock held): every
+ * request runs the same few statements, and compiling them again each time
+ * was a noticeable part of a create. Hand it back with store_release().
+ */
+static int store_prepare(sqlite3_stmt **out, struct orch_store *s, const char *sql)
+{
+        size_t i;
+        int rc;
+
+        for (i = 0; i < s->n_stmts; i++)
+                if (s->stmt_sql[i] == sql || strcmp(s->stmt_sql[i], sql) == 0) {
+                        *out = s->stmts[i];
+                        return SQLITE_OK;
+                }
+        assert(s->n_stmts < STORE_STMTS); /* sized for the statements of this file */
+        rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
+        if (rc != SQLITE_OK)
+                return rc;
+        s->stmt_sql[s->n_stmts] = sw_xstrdup(sql);
+        s->stmts[s->n_stmts++] = *out;
+        return SQLITE_OK;
+}
+
+/* Reset a statement from store_prepare() for its next use; accepts NULL. */
+static void store_release(sqlite3_stmt *st)
+{
+        if (!st)
+                return;
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+}
+
+/* One statement, from the cache (BEGIN, COMMIT, ROLLBACK). */
+static int store_run(struct orch_store *s, const char *sql, struct sw_err *err)
+{
+        sqlite3_stmt *st = NULL;
+        int rc = store_prepare(&st, s, sql);
+
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+                rc = store_sqlite_err(s->db, rc, err, sql);
+        else
+                rc = 0;
+        store_release(st);
+        return rc;
+}
+
 static int store_exec(struct orch_store *s, const char *sql, struct sw_err *err)
 {
         int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
@@ -161,7 +247,7 @@ static int store_exec(struct orch_store *s, const char *sql, struct sw_err *err)
 static int store_int(struct orch_store *s, const char *sql, int64_t *out, struct sw_err *err)
 {
         sqlite3_stmt *st = NULL;
-        int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+        int rc = store_prepare(&st, s, sql);
 
         if (rc == SQLITE_OK)
                 rc = sqlite3_step(st);
@@ -171,7 +257,7 @@ static int store_int(struct orch_store *s, const char *sql, int64_t *out, struct
                 *out = sqlite3_column_int64(st, 0);
                 rc = 0;
         }
-        sqlite3_finalize(st);
+        store_release(st);
         return rc;
 }
 
@@ -190,13 +276,13 @@ static int store_migrate(struct orch_store *s, const char *path, struct sw_err *
                 n = migration_number(f->name);
                 if (n <= 0)
                         continue;
-                if ((rc = store_exec(s, "BEGIN IMMEDIATE", err)) != 0)
+                if ((rc = store_run(s, "BEGIN IMMEDIATE", err)) != 0)
                         return sw_err_wrap(err, "migrate '%s'", path);
                 rc = store_int(s, "PRAGMA user_version", &have, err);
                 if (rc)
                         goto rollback;
                 if (have >= n) {
-                        store_exec(s, "COMMIT", NULL);
+                        store_run(s, "COMMIT", NULL);
                         continue;
                 }
                 sql = sw_xasprintf("%s\nPRAGMA user_version = %d;", f->data, n);
@@ -204,27 +290,40 @@ static int store_migrate(struct orch_store *s, const char *path, struct sw_err *
                 free(sql);
                 if (rc)
                         goto rollback;
-                if ((rc = store_exec(s, "COMMIT", err)) != 0)
+                if ((rc = store_run(s, "COMMIT", err)) != 0)
                         goto rollback;
         }
         return 0;
 rollback:
-        store_exec(s, "ROLLBACK", NULL);
+        store_run(s, "ROLLBACK", NULL);
         return sw_err_wrap(err, "migrate '%s'", path);
+}
+
+/*
+ * Replaces SQLite's automatic checkpoint, which runs inside the COMMIT that
+ * crosses 1000 WAL pages and syncs the files: the event of that commit then
+ * reached its watchers only after the sync (a stall of tens of ms in the
+ * watch latency under load). commit_write() checkpoints after it has
+ * published the event and woken the watchers.
+ */
+static int store_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+        struct orch_store *s = arg;
+
+        (void)db;
+        (void)name;
+        s->wal_pages = pages;
+        return SQLITE_OK;
 }
 
 int orch_store_open(struct orch_store **out, const struct orch_store_options *opts,
                     struct sw_err *err)
 {
         struct orch_store *s = sw_xcalloc(1, sizeof(*s));
-        pthread_condattr_t ca;
         int rc;
 
         pthread_mutex_init(&s->mu, NULL);
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&s->changed, &ca);
-        pthread_condattr_destroy(&ca);
+        pthread_rwlock_init(&s->ring_mu, NULL);
         s->window = opts->event_window > 0 ? opts->event_window : STORE_DEFAULT_WINDOW;
 
         rc = sqlite3_open_v2(opts->path, &s->db,
@@ -248,6 +347,8 @@ int orch_store_open(struct orch_store **out, const struct orch_store_options *op
             (rc = store_int(s, "SELECT value FROM counters WHERE name='compacted'", &s->compacted,
                             err)) != 0)
                 goto fail;
+        sqlite3_wal_hook(s->db, store_wal_hook, s);
+        atomic_store(&s->pub_rev, s->rev);
         *out = s;
         return 0;
 fail:
@@ -259,6 +360,10 @@ void orch_store_free(struct orch_store *s)
 {
         if (!s)
                 return;
+        for (size_t i = 0; i < s->n_stmts; i++) {
+                sqlite3_finalize(s->stmts[i]);
+                free(s->stmt_sql[i]);
+        }
         sqlite3_close_v2(s->db);
         for (size_t i = 0; i < STORE_RING; i++) {
                 free(s->ring[i].resource);
@@ -266,19 +371,14 @@ void orch_store_free(struct orch_store *s)
                 free(s->ring[i].body);
                 free(s->ring[i].prev);
         }
-        pthread_cond_destroy(&s->changed);
+        pthread_rwlock_destroy(&s->ring_mu);
         pthread_mutex_destroy(&s->mu);
         free(s);
 }
 
 int64_t orch_store_revision(struct orch_store *s)
 {
-        int64_t rev;
-
-        pthread_mutex_lock(&s->mu);
-        rev = s->rev;
-        pthread_mutex_unlock(&s->mu);
-        return rev;
+        return atomic_load(&s->pub_rev);
 }
 
 static json_t *meta_of(json_t *obj)
@@ -308,9 +408,8 @@ static int row_get(json_t **out, struct orch_store *s, const char *resource, con
         int rc;
 
         *out = NULL;
-        rc = sqlite3_prepare_v2(
-                s->db, "SELECT body FROM objects WHERE resource=?1 AND namespace=?2 AND name=?3",
-                -1, &st, NULL);
+        rc = store_prepare(
+                &st, s, "SELECT body FROM objects WHERE resource=?1 AND namespace=?2 AND name=?3");
         if (rc != SQLITE_OK)
                 return store_sqlite_err(s->db, rc, err, "get");
         sqlite3_bind_text(st, 1, resource, -1, SQLITE_STATIC);
@@ -327,15 +426,8 @@ static int row_get(json_t **out, struct orch_store *s, const char *resource, con
         } else {
                 rc = store_sqlite_err(s->db, rc, err, "get");
         }
-        sqlite3_finalize(st);
+        store_release(st);
         return rc;
-}
-
-static int next_rev(struct orch_store *s, int64_t *out, struct sw_err *err)
-{
-        return store_int(s,
-                         "UPDATE counters SET value=value+1 WHERE name='revision' RETURNING value",
-                         out, err);
 }
 
 static int run_stmt(struct orch_store *s, sqlite3_stmt *st, const char *what, struct sw_err *err)
@@ -346,20 +438,39 @@ static int run_stmt(struct orch_store *s, sqlite3_stmt *st, const char *what, st
                 rc = store_sqlite_err(s->db, rc, err, what);
         else
                 rc = 0;
-        sqlite3_finalize(st);
+        store_release(st);
         return rc;
+}
+
+/*
+ * The next revision. The file is opened in exclusive locking mode, so this
+ * process is its only writer and s->rev is the stored counter; a plain
+ * single-row UPDATE (unlike UPDATE ... RETURNING) needs no statement
+ * journal, whose allocation and release per write made glibc trim and
+ * re-grow the thread's heap (madvise and TLB shootdowns) on every create.
+ */
+static int next_rev(struct orch_store *s, int64_t *out, struct sw_err *err)
+{
+        sqlite3_stmt *st = NULL;
+        int rc = store_prepare(&st, s, "UPDATE counters SET value=?1 WHERE name='revision'");
+
+        if (rc != SQLITE_OK)
+                return store_sqlite_err(s->db, rc, err, "next revision");
+        sqlite3_bind_int64(st, 1, s->rev + 1);
+        if ((rc = run_stmt(s, st, "next revision", err)) != 0)
+                return rc;
+        *out = s->rev + 1;
+        return 0;
 }
 
 static int row_put(struct orch_store *s, const char *resource, const char *ns, const char *name,
                    const char *uid, int64_t rev, const char *body, struct sw_err *err)
 {
         sqlite3_stmt *st = NULL;
-        int rc =
-                sqlite3_prepare_v2(s->db,
-                                   "INSERT INTO objects (resource, namespace, name, uid, rev, body)"
-                                   " VALUES (?1,?2,?3,?4,?5,?6) ON CONFLICT (resource, namespace,"
-                                   " name) DO UPDATE SET rev=excluded.rev, body=excluded.body",
-                                   -1, &st, NULL);
+        int rc = store_prepare(&st, s,
+                               "INSERT INTO objects (resource, namespace, name, uid, rev, body)"
+                               " VALUES (?1,?2,?3,?4,?5,?6) ON CONFLICT (resource, namespace,"
+                               " name) DO UPDATE SET rev=excluded.rev, body=excluded.body");
 
         if (rc != SQLITE_OK)
                 return store_sqlite_err(s->db, rc, err, "put");
@@ -376,9 +487,8 @@ static int row_delete(struct orch_store *s, const char *resource, const char *ns
                       struct sw_err *err)
 {
         sqlite3_stmt *st = NULL;
-        int rc = sqlite3_prepare_v2(
-                s->db, "DELETE FROM objects WHERE resource=?1 AND namespace=?2 AND name=?3", -1,
-                &st, NULL);
+        int rc = store_prepare(
+                &st, s, "DELETE FROM objects WHERE resource=?1 AND namespace=?2 AND name=?3");
 
         if (rc != SQLITE_OK)
                 return store_sqlite_err(s->db, rc, err, "delete");
@@ -392,11 +502,9 @@ static int log_event(struct orch_store *s, int64_t rev, const char *type, const 
                      const char *ns, const char *name, const char *body, struct sw_err *err)
 {
         sqlite3_stmt *st = NULL;
-        int rc =
-                sqlite3_prepare_v2(s->db,
-                                   "INSERT INTO events (rev, type, resource, namespace, name, body)"
-                                   " VALUES (?1,?2,?3,?4,?5,?6)",
-                                   -1, &st, NULL);
+        int rc = store_prepare(&st, s,
+                               "INSERT INTO events (rev, type, resource, namespace, name, body)"
+                               " VALUES (?1,?2,?3,?4,?5,?6)");
 
         if (rc != SQLITE_OK)
                 return store_sqlite_err(s->db, rc, err, "log event");
@@ -420,14 +528,13 @@ static int maybe_compact(struct orch_store *s, int64_t rev, int64_t *compacted_o
         *compacted_out = s->compacted;
         if (floor <= s->compacted || rev % 64 != 0)
                 return 0;
-        rc = sqlite3_prepare_v2(s->db, "DELETE FROM events WHERE rev <= ?1", -1, &st, NULL);
+        rc = store_prepare(&st, s, "DELETE FROM events WHERE rev <= ?1");
         if (rc != SQLITE_OK)
                 return store_sqlite_err(s->db, rc, err, "compact");
         sqlite3_bind_int64(st, 1, floor);
         if ((rc = run_stmt(s, st, "compact", err)) != 0)
                 return rc;
-        rc = sqlite3_prepare_v2(s->db, "UPDATE counters SET value=?1 WHERE name='compacted'", -1,
-                                &st, NULL);
+        rc = store_prepare(&st, s, "UPDATE counters SET value=?1 WHERE name='compacted'");
         if (rc != SQLITE_OK)
                 return store_sqlite_err(s->db, rc, err, "compact");
         sqlite3_bind_int64(st, 1, floor);
@@ -471,8 +578,9 @@ static int commit_write(struct orch_store *s, const char *type, const char *reso
                 goto rollback;
         if ((rc = maybe_compact(s, rev, &compacted, err)) != 0)
                 goto rollback;
-        if ((rc = store_exec(s, "COMMIT", err)) != 0)
+        if ((rc = store_run(s, "COMMIT", err)) != 0)
                 goto rollback;
+        pthread_rwlock_wrlock(&s->ring_mu);
         {
                 struct ring_event *e = &s->ring[rev % STORE_RING];
                 free(e->resource);
@@ -490,11 +598,18 @@ static int commit_write(struct orch_store *s, const char *type, const char *reso
         }
         s->rev = rev;
         s->compacted = compacted;
-        pthread_cond_broadcast(&s->changed);
+        pthread_rwlock_unlock(&s->ring_mu);
+        atomic_store(&s->pub_rev, rev);
+        store_wake_all(s);
+        if (s->wal_pages >= STORE_CHECKPOINT_PAGES) {
+                /* Best effort, as SQLite's own: a failed checkpoint is retried next time. */
+                sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+                s->wal_pages = 0;
+        }
         return 0;
 rollback:
         free(body);
-        store_exec(s, "ROLLBACK", NULL);
+        store_run(s, "ROLLBACK", NULL);
         return rc;
 }
 
@@ -553,14 +668,14 @@ int orch_store_create(json_t **out, struct orch_store *s, const char *resource, 
                 json_object_del(meta, "generation");
 
         pthread_mutex_lock(&s->mu);
-        if ((rc = store_exec(s, "BEGIN IMMEDIATE", err)) != 0)
+        if ((rc = store_run(s, "BEGIN IMMEDIATE", err)) != 0)
                 goto out;
         if ((rc = row_get(&old, s, resource, ns, name, err)) != 0) {
-                store_exec(s, "ROLLBACK", NULL);
+                store_run(s, "ROLLBACK", NULL);
                 goto out;
         }
         if (old) {
-                store_exec(s, "ROLLBACK", NULL);
+                store_run(s, "ROLLBACK", NULL);
                 rc = sw_err_set(err, SW_EEXIST, "%s \"%s\" already exists", resource, name);
                 goto out;
         }
@@ -623,7 +738,7 @@ int orch_store_update(json_t **out, bool *gone_out, struct orch_store *s, const 
 
         meta = meta_of(obj);
         pthread_mutex_lock(&s->mu);
-        if ((rc = store_exec(s, "BEGIN IMMEDIATE", err)) != 0)
+        if ((rc = store_run(s, "BEGIN IMMEDIATE", err)) != 0)
                 goto out;
         if ((rc = row_get(&old, s, resource, ns, name, err)) != 0)
                 goto rollback;
@@ -655,7 +770,7 @@ int orch_store_update(json_t **out, bool *gone_out, struct orch_store *s, const 
         }
         json_object_set(meta, "resourceVersion", json_object_get(old_meta, "resourceVersion"));
         if (same_content(obj, old)) {
-                store_exec(s, "ROLLBACK", NULL);
+                store_run(s, "ROLLBACK", NULL);
                 json_decref(obj);
                 obj = old;
                 old = NULL;
@@ -670,7 +785,7 @@ int orch_store_update(json_t **out, bool *gone_out, struct orch_store *s, const 
         }
         goto out;
 rollback:
-        store_exec(s, "ROLLBACK", NULL);
+        store_run(s, "ROLLBACK", NULL);
 out:
         pthread_mutex_unlock(&s->mu);
         json_decref(old);
@@ -700,7 +815,7 @@ int orch_store_delete_graceful(json_t **out, bool *gone_out, struct orch_store *
         int rc;
 
         pthread_mutex_lock(&s->mu);
-        if ((rc = store_exec(s, "BEGIN IMMEDIATE", err)) != 0)
+        if ((rc = store_run(s, "BEGIN IMMEDIATE", err)) != 0)
                 goto out;
         if ((rc = row_get(&obj, s, resource, ns, name, err)) != 0)
                 goto rollback;
@@ -729,7 +844,7 @@ int orch_store_delete_graceful(json_t **out, bool *gone_out, struct orch_store *
             (grace_s >= sw_json_int(meta, "deletionGracePeriodSeconds", 0) ||
              has_finalizers(obj)) &&
             !(grace_s == 0 && !has_finalizers(obj))) {
-                store_exec(s, "ROLLBACK", NULL);
+                store_run(s, "ROLLBACK", NULL);
                 goto out; /* already being deleted at least as soon: nothing to write */
         }
         if (grace_s > 0 || has_finalizers(obj)) {
@@ -744,7 +859,7 @@ int orch_store_delete_graceful(json_t **out, bool *gone_out, struct orch_store *
         }
         goto out;
 rollback:
-        store_exec(s, "ROLLBACK", NULL);
+        store_run(s, "ROLLBACK", NULL);
 out:
         pthread_mutex_unlock(&s->mu);
         if (rc) {
@@ -773,7 +888,7 @@ int orch_store_list(json_t **items_out, int64_t *rev_out, bool *more_out, struct
                  q->after_ns ? " AND (namespace, name) > (?3, ?4)" : "");
         pthread_mutex_lock(&s->mu);
         rev = s->rev;
-        rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+        rc = store_prepare(&st, s, sql);
         if (rc != SQLITE_OK) {
                 rc = store_sqlite_err(s->db, rc, err, "list");
                 goto out;
@@ -812,7 +927,7 @@ int orch_store_list(json_t **items_out, int64_t *rev_out, bool *more_out, struct
         }
         rc = 0;
 out:
-        sqlite3_finalize(st);
+        store_release(st);
         pthread_mutex_unlock(&s->mu);
         if (rc) {
                 json_decref(items);
@@ -842,12 +957,11 @@ static int events_locked(json_t **out, int64_t *scanned_out, struct orch_store *
                                 (long long)after, (long long)s->compacted + 1);
                 goto out;
         }
-        rc = sqlite3_prepare_v2(s->db,
-                                resource ? "SELECT rev, type, resource, body FROM events WHERE "
-                                           "rev > ?1 AND resource = ?3 ORDER BY rev LIMIT ?2"
-                                         : "SELECT rev, type, resource, body FROM events WHERE "
-                                           "rev > ?1 ORDER BY rev LIMIT ?2",
-                                -1, &st, NULL);
+        rc = store_prepare(&st, s,
+                           resource ? "SELECT rev, type, resource, body FROM events WHERE "
+                                      "rev > ?1 AND resource = ?3 ORDER BY rev LIMIT ?2"
+                                    : "SELECT rev, type, resource, body FROM events WHERE "
+                                      "rev > ?1 ORDER BY rev LIMIT ?2");
         if (rc != SQLITE_OK) {
                 rc = store_sqlite_err(s->db, rc, err, "events");
                 goto out;
@@ -876,7 +990,7 @@ static int events_locked(json_t **out, int64_t *scanned_out, struct orch_store *
         }
         rc = 0;
 out:
-        sqlite3_finalize(st);
+        store_release(st);
         if (rc) {
                 json_decref(events);
                 return rc;
@@ -909,19 +1023,25 @@ int orch_store_events_raw(struct orch_event **out, size_t *n_out, int64_t *scann
         size_t i;
         int rc;
 
-        pthread_mutex_lock(&s->mu);
+        pthread_rwlock_rdlock(&s->ring_mu);
         if (after < s->compacted) {
-                pthread_mutex_unlock(&s->mu);
+                int64_t compacted = s->compacted;
+                pthread_rwlock_unlock(&s->ring_mu);
                 return sw_err_set(err, SW_ENOTFOUND, "too old resource version: %lld (%lld)",
-                                  (long long)after, (long long)s->compacted + 1);
+                                  (long long)after, (long long)compacted + 1);
         }
         if (after >= s->rev - (int64_t)s->ring_count) {
-                evs = sw_xcalloc((size_t)max, sizeof(*evs));
+                size_t cap = 0;
                 for (int64_t r = after + 1; r <= s->rev && (int)n < max; r++) {
                         const struct ring_event *re = &s->ring[r % STORE_RING];
                         scanned = r;
                         if (resource && strcmp(re->resource, resource) != 0)
                                 continue;
+                        if (n == cap) {
+                                /* Grown as needed: most wake-ups carry one event. */
+                                cap = cap ? cap * 2 : 4;
+                                evs = sw_xrealloc(evs, cap * sizeof(*evs));
+                        }
                         evs[n].rev = re->rev;
                         memcpy(evs[n].type, re->type, sizeof(evs[n].type));
                         evs[n].ns = sw_xstrdup(re->ns);
@@ -929,13 +1049,15 @@ int orch_store_events_raw(struct orch_event **out, size_t *n_out, int64_t *scann
                         evs[n].prev = re->prev ? sw_xstrdup(re->prev) : NULL;
                         n++;
                 }
-                pthread_mutex_unlock(&s->mu);
+                pthread_rwlock_unlock(&s->ring_mu);
                 *out = evs;
                 *n_out = n;
                 *scanned_out = scanned;
                 return 0;
         }
-        /* Older than the ring: from the log on disk, still under the lock. */
+        pthread_rwlock_unlock(&s->ring_mu);
+        /* Older than the ring: from the log on disk, under the connection's lock. */
+        pthread_mutex_lock(&s->mu);
         rc = events_locked(&parsed, &scanned, s, resource, after, max, err);
         pthread_mutex_unlock(&s->mu);
         if (rc)
@@ -970,31 +1092,26 @@ void orch_events_free(struct orch_event *evs, size_t n)
 
 int64_t orch_store_wait(struct orch_store *s, int64_t after, int64_t timeout_ms)
 {
-        struct timespec until;
-        int64_t rev;
+        int64_t until = sw_mono_ms() + timeout_ms;
 
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += (time_t)(timeout_ms / 1000);
-        until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
+        for (;;) {
+                /* The word is read before the revision: a change in between fails the wait. */
+                unsigned seq = atomic_load(&s->wake_seq);
+                int64_t rev = atomic_load(&s->pub_rev), left = until - sw_mono_ms();
+                struct timespec ts;
+
+                if (rev > after || atomic_load(&s->woken) || left <= 0)
+                        return rev;
+                ts.tv_sec = (time_t)(left / 1000);
+                ts.tv_nsec = (long)(left % 1000) * 1000000L;
+                syscall(SYS_futex, &s->wake_seq, FUTEX_WAIT_PRIVATE, seq, &ts, NULL, 0);
         }
-        pthread_mutex_lock(&s->mu);
-        while (s->rev <= after && !s->woken)
-                if (pthread_cond_timedwait(&s->changed, &s->mu, &until) == ETIMEDOUT)
-                        break;
-        rev = s->rev;
-        pthread_mutex_unlock(&s->mu);
-        return rev;
 }
 
 void orch_store_wake(struct orch_store *s)
 {
-        pthread_mutex_lock(&s->mu);
-        s->woken = true;
-        pthread_cond_broadcast(&s->changed);
-        pthread_mutex_unlock(&s->mu);
+        atomic_store(&s->woken, true);
+        store_wake_all(s);
 }
 
 int orch_store_dependents(json_t **out, struct orch_store *s, const char *uid, struct sw_err *err)
@@ -1004,9 +1121,7 @@ int orch_store_dependents(json_t **out, struct orch_store *s, const char *uid, s
         int rc;
 
         pthread_mutex_lock(&s->mu);
-        rc = sqlite3_prepare_v2(s->db,
-                                "SELECT resource, body FROM objects WHERE instr(body, ?1) > 0", -1,
-                                &st, NULL);
+        rc = store_prepare(&st, s, "SELECT resource, body FROM objects WHERE instr(body, ?1) > 0");
         if (rc != SQLITE_OK) {
                 rc = store_sqlite_err(s->db, rc, err, "dependents");
                 goto out;
@@ -1034,7 +1149,7 @@ int orch_store_dependents(json_t **out, struct orch_store *s, const char *uid, s
         }
         rc = rc == SQLITE_DONE ? 0 : store_sqlite_err(s->db, rc, err, "dependents");
 out:
-        sqlite3_finalize(st);
+        store_release(st);
         pthread_mutex_unlock(&s->mu);
         if (rc) {
                 json_decref(deps);

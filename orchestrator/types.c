@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "common/buf.h"
 #include "common/json.h"
 #include "common/mem.h"
 #include "common/validate.h"
@@ -779,13 +780,128 @@ static const char *const meta_fields[] = {"name",
                                           "finalizers",
                                           "managedFields",
                                           NULL};
-static const struct strict_node meta_node = {meta_fields, NULL};
+#define STRICT_END                                                                                 \
+        {                                                                                          \
+                NULL, NULL, false                                                                  \
+        }
+/* A node whose fields are all leaves (or maps, which are not walked). */
+#define STRICT_LEAF(var, ...)                                                                      \
+        static const char *const var##_fields[] = {__VA_ARGS__, NULL};                             \
+        static const struct strict_node var = {var##_fields, NULL}
+
+STRICT_LEAF(owner_node, "apiVersion", "kind", "name", "uid", "controller", "blockOwnerDeletion");
+STRICT_LEAF(mfield_node, "manager", "operation", "apiVersion", "time", "fieldsType", "fieldsV1",
+            "subresource");
+static const struct strict_child meta_children[] = {
+        {"ownerReferences", &owner_node, true}, {"managedFields", &mfield_node, true}, STRICT_END};
+static const struct strict_node meta_node = {meta_fields, meta_children};
+
+STRICT_LEAF(selreq_node, "key", "operator", "values");
+static const char *const selector_fields[] = {"matchLabels", "matchExpressions", NULL};
+static const struct strict_child selector_children[] = {{"matchExpressions", &selreq_node, true},
+                                                        STRICT_END};
+static const struct strict_node selector_node = {selector_fields, selector_children};
+
+STRICT_LEAF(keyref_node, "name", "key", "optional");
+STRICT_LEAF(fieldref_node, "apiVersion", "fieldPath");
+STRICT_LEAF(resref_node, "containerName", "resource", "divisor");
+static const char *const valuefrom_fields[] = {"configMapKeyRef", "secretKeyRef", "fieldRef",
+                                               "resourceFieldRef", NULL};
+static const struct strict_child valuefrom_children[] = {{"configMapKeyRef", &keyref_node, false},
+                                                         {"secretKeyRef", &keyref_node, false},
+                                                         {"fieldRef", &fieldref_node, false},
+                                                         {"resourceFieldRef", &resref_node, false},
+                                                         STRICT_END};
+static const struct strict_node valuefrom_node = {valuefrom_fields, valuefrom_children};
+
+STRICT_LEAF(nameref_node, "name", "optional");
+static const char *const envfrom_fields[] = {"prefix", "configMapRef", "secretRef", NULL};
+static const struct strict_child envfrom_children[] = {
+        {"configMapRef", &nameref_node, false}, {"secretRef", &nameref_node, false}, STRICT_END};
+static const struct strict_node envfrom_node = {envfrom_fields, envfrom_children};
+
+STRICT_LEAF(claimref_node, "name", "request");
+static const char *const resources_fields[] = {"limits", "requests", "claims", NULL};
+static const struct strict_child resources_children[] = {{"claims", &claimref_node, true},
+                                                         STRICT_END};
+static const struct strict_node resources_node = {resources_fields, resources_children};
+
+STRICT_LEAF(vmount_node, "name", "readOnly", "recursiveReadOnly", "mountPath", "subPath",
+            "mountPropagation", "subPathExpr");
+STRICT_LEAF(vdevice_node, "name", "devicePath");
+STRICT_LEAF(resize_node, "resourceName", "restartPolicy");
+
+STRICT_LEAF(exec_node, "command");
+STRICT_LEAF(header_node, "name", "value");
+static const char *const httpget_fields[] = {"path", "port", "host", "scheme", "httpHeaders", NULL};
+static const struct strict_child httpget_children[] = {{"httpHeaders", &header_node, true},
+                                                       STRICT_END};
+static const struct strict_node httpget_node = {httpget_fields, httpget_children};
+STRICT_LEAF(tcp_node, "port", "host");
+STRICT_LEAF(grpc_node, "port", "service");
+static const char *const probe_fields[] = {"exec",
+                                           "httpGet",
+                                           "tcpSocket",
+                                           "grpc",
+                                           "initialDelaySeconds",
+                                           "timeoutSeconds",
+                                           "periodSeconds",
+                                           "successThreshold",
+                                           "failureThreshold",
+                                           "terminationGracePeriodSeconds",
+                                           NULL};
+static const struct strict_child probe_children[] = {{"exec", &exec_node, false},
+                                                     {"httpGet", &httpget_node, false},
+                                                     {"tcpSocket", &tcp_node, false},
+                                                     {"grpc", &grpc_node, false},
+                                                     STRICT_END};
+static const struct strict_node probe_node = {probe_fields, probe_children};
+
+STRICT_LEAF(sleep_node, "seconds");
+static const char *const handler_fields[] = {"exec", "httpGet", "tcpSocket", "sleep", NULL};
+static const struct strict_child handler_children[] = {{"exec", &exec_node, false},
+                                                       {"httpGet", &httpget_node, false},
+                                                       {"tcpSocket", &tcp_node, false},
+                                                       {"sleep", &sleep_node, false},
+                                                       STRICT_END};
+static const struct strict_node handler_node = {handler_fields, handler_children};
+static const char *const lifecycle_fields[] = {"postStart", "preStop", "stopSignal", NULL};
+static const struct strict_child lifecycle_children[] = {
+        {"postStart", &handler_node, false}, {"preStop", &handler_node, false}, STRICT_END};
+static const struct strict_node lifecycle_node = {lifecycle_fields, lifecycle_children};
+
+STRICT_LEAF(caps_node, "add", "drop");
+STRICT_LEAF(selinux_node, "user", "role", "type", "level");
+STRICT_LEAF(seccomp_node, "type", "localhostProfile");
+STRICT_LEAF(apparmor_node, "type", "localhostProfile");
+STRICT_LEAF(winopts_node, "gmsaCredentialSpecName", "gmsaCredentialSpec", "runAsUserName",
+            "hostProcess");
+static const char *const csec_fields[] = {"capabilities",
+                                          "privileged",
+                                          "seLinuxOptions",
+                                          "windowsOptions",
+                                          "runAsUser",
+                                          "runAsGroup",
+                                          "runAsNonRoot",
+                                          "readOnlyRootFilesystem",
+                                          "allowPrivilegeEscalation",
+                                          "procMount",
+                                          "seccompProfile",
+                                          "appArmorProfile",
+                                          NULL};
+static const struct strict_child csec_children[] = {
+        {"capabilities", &caps_node, false},        {"seLinuxOptions", &selinux_node, false},
+        {"windowsOptions", &winopts_node, false},   {"seccompProfile", &seccomp_node, false},
+        {"appArmorProfile", &apparmor_node, false}, STRICT_END};
+static const struct strict_node csec_node = {csec_fields, csec_children};
 
 static const char *const cport_fields[] = {"name",     "hostPort", "containerPort",
                                            "protocol", "hostIP",   NULL};
 static const struct strict_node cport_node = {cport_fields, NULL};
 static const char *const env_fields[] = {"name", "value", "valueFrom", NULL};
-static const struct strict_node env_node = {env_fields, NULL};
+static const struct strict_child env_children[] = {{"valueFrom", &valuefrom_node, false},
+                                                   STRICT_END};
+static const struct strict_node env_node = {env_fields, env_children};
 static const char *const container_fields[] = {"name",
                                                "image",
                                                "command",
@@ -811,8 +927,19 @@ static const char *const container_fields[] = {"name",
                                                "stdinOnce",
                                                "tty",
                                                NULL};
-static const struct strict_child container_children[] = {
-        {"ports", &cport_node, true}, {"env", &env_node, true}, {NULL, NULL, false}};
+static const struct strict_child container_children[] = {{"ports", &cport_node, true},
+                                                         {"env", &env_node, true},
+                                                         {"envFrom", &envfrom_node, true},
+                                                         {"resources", &resources_node, false},
+                                                         {"resizePolicy", &resize_node, true},
+                                                         {"volumeMounts", &vmount_node, true},
+                                                         {"volumeDevices", &vdevice_node, true},
+                                                         {"livenessProbe", &probe_node, false},
+                                                         {"readinessProbe", &probe_node, false},
+                                                         {"startupProbe", &probe_node, false},
+                                                         {"lifecycle", &lifecycle_node, false},
+                                                         {"securityContext", &csec_node, false},
+                                                         STRICT_END};
 static const struct strict_node container_node = {container_fields, container_children};
 
 static const char *const podspec_fields[] = {"volumes",
@@ -856,9 +983,99 @@ static const char *const podspec_fields[] = {"volumes",
                                              "resourceClaims",
                                              "resources",
                                              NULL};
-static const struct strict_child podspec_children[] = {{"containers", &container_node, true},
-                                                       {"initContainers", &container_node, true},
-                                                       {NULL, NULL, false}};
+STRICT_LEAF(keypath_node, "key", "path", "mode");
+static const char *const cmvol_fields[] = {"name", "items", "defaultMode", "optional", NULL};
+static const struct strict_child vol_items[] = {{"items", &keypath_node, true}, STRICT_END};
+static const struct strict_node cmvol_node = {cmvol_fields, vol_items};
+static const char *const secvol_fields[] = {"secretName", "items", "defaultMode", "optional", NULL};
+static const struct strict_node secvol_node = {secvol_fields, vol_items};
+STRICT_LEAF(emptydir_node, "medium", "sizeLimit");
+STRICT_LEAF(hostpath_node, "path", "type");
+STRICT_LEAF(pvc_node, "claimName", "readOnly");
+static const char *const volume_fields[] = {"name",
+                                            "hostPath",
+                                            "emptyDir",
+                                            "gcePersistentDisk",
+                                            "awsElasticBlockStore",
+                                            "gitRepo",
+                                            "secret",
+                                            "nfs",
+                                            "iscsi",
+                                            "glusterfs",
+                                            "persistentVolumeClaim",
+                                            "rbd",
+                                            "flexVolume",
+                                            "cinder",
+                                            "cephfs",
+                                            "flocker",
+                                            "downwardAPI",
+                                            "fc",
+                                            "azureFile",
+                                            "configMap",
+                                            "vsphereVolume",
+                                            "quobyte",
+                                            "azureDisk",
+                                            "photonPersistentDisk",
+                                            "projected",
+                                            "portworxVolume",
+                                            "scaleIO",
+                                            "storageos",
+                                            "csi",
+                                            "ephemeral",
+                                            "image",
+                                            NULL};
+static const struct strict_child volume_children[] = {
+        {"configMap", &cmvol_node, false},           {"secret", &secvol_node, false},
+        {"emptyDir", &emptydir_node, false},         {"hostPath", &hostpath_node, false},
+        {"persistentVolumeClaim", &pvc_node, false}, STRICT_END};
+static const struct strict_node volume_node = {volume_fields, volume_children};
+
+STRICT_LEAF(toleration_node, "key", "operator", "value", "effect", "tolerationSeconds");
+STRICT_LEAF(pullsecret_node, "name");
+STRICT_LEAF(hostalias_node, "ip", "hostnames");
+STRICT_LEAF(gate_node, "conditionType");
+STRICT_LEAF(schedgate_node, "name");
+STRICT_LEAF(sysctl_node, "name", "value");
+static const char *const psec_fields[] = {"seLinuxOptions",
+                                          "windowsOptions",
+                                          "runAsUser",
+                                          "runAsGroup",
+                                          "runAsNonRoot",
+                                          "supplementalGroups",
+                                          "supplementalGroupsPolicy",
+                                          "fsGroup",
+                                          "sysctls",
+                                          "fsGroupChangePolicy",
+                                          "seccompProfile",
+                                          "appArmorProfile",
+                                          "seLinuxChangePolicy",
+                                          NULL};
+static const struct strict_child psec_children[] = {{"seLinuxOptions", &selinux_node, false},
+                                                    {"windowsOptions", &winopts_node, false},
+                                                    {"sysctls", &sysctl_node, true},
+                                                    {"seccompProfile", &seccomp_node, false},
+                                                    {"appArmorProfile", &apparmor_node, false},
+                                                    STRICT_END};
+static const struct strict_node psec_node = {psec_fields, psec_children};
+static const char *const tsc_fields[] = {"maxSkew",          "topologyKey",    "whenUnsatisfiable",
+                                         "labelSelector",    "minDomains",     "nodeAffinityPolicy",
+                                         "nodeTaintsPolicy", "matchLabelKeys", NULL};
+static const struct strict_child tsc_children[] = {{"labelSelector", &selector_node, false},
+                                                   STRICT_END};
+static const struct strict_node tsc_node = {tsc_fields, tsc_children};
+
+static const struct strict_child podspec_children[] = {
+        {"containers", &container_node, true},
+        {"initContainers", &container_node, true},
+        {"volumes", &volume_node, true},
+        {"tolerations", &toleration_node, true},
+        {"imagePullSecrets", &pullsecret_node, true},
+        {"hostAliases", &hostalias_node, true},
+        {"readinessGates", &gate_node, true},
+        {"schedulingGates", &schedgate_node, true},
+        {"securityContext", &psec_node, false},
+        {"topologySpreadConstraints", &tsc_node, true},
+        STRICT_END};
 static const struct strict_node podspec_node = {podspec_fields, podspec_children};
 
 static const char *const template_fields[] = {"metadata", "spec", NULL};
@@ -875,13 +1092,103 @@ static const char *const deployspec_fields[] = {"replicas",
                                                 "paused",
                                                 "progressDeadlineSeconds",
                                                 NULL};
+STRICT_LEAF(rolling_node, "maxUnavailable", "maxSurge");
+static const char *const strategy_fields[] = {"type", "rollingUpdate", NULL};
+static const struct strict_child strategy_children[] = {{"rollingUpdate", &rolling_node, false},
+                                                        STRICT_END};
+static const struct strict_node strategy_node = {strategy_fields, strategy_children};
 static const struct strict_child deployspec_children[] = {{"template", &template_node, false},
-                                                          {NULL, NULL, false}};
+                                                          {"selector", &selector_node, false},
+                                                          {"strategy", &strategy_node, false},
+                                                          STRICT_END};
+static const struct strict_child rsspec_children[] = {
+        {"template", &template_node, false}, {"selector", &selector_node, false}, STRICT_END};
 static const struct strict_node deployspec_node = {deployspec_fields, deployspec_children};
 
 static const char *const rsspec_fields[] = {"replicas", "minReadySeconds", "selector", "template",
                                             NULL};
-static const struct strict_node rsspec_node = {rsspec_fields, deployspec_children};
+static const struct strict_node rsspec_node = {rsspec_fields, rsspec_children};
+
+static const char *const jobspec_fields[] = {"parallelism",
+                                             "completions",
+                                             "activeDeadlineSeconds",
+                                             "podFailurePolicy",
+                                             "successPolicy",
+                                             "backoffLimit",
+                                             "backoffLimitPerIndex",
+                                             "maxFailedIndexes",
+                                             "selector",
+                                             "manualSelector",
+                                             "template",
+                                             "ttlSecondsAfterFinished",
+                                             "completionMode",
+                                             "suspend",
+                                             "podReplacementPolicy",
+                                             "managedBy",
+                                             NULL};
+static const struct strict_node jobspec_node = {jobspec_fields, rsspec_children};
+static const char *const jobtmpl_fields[] = {"metadata", "spec", NULL};
+static const struct strict_child jobtmpl_children[] = {
+        {"metadata", &meta_node, false}, {"spec", &jobspec_node, false}, STRICT_END};
+static const struct strict_node jobtmpl_node = {jobtmpl_fields, jobtmpl_children};
+static const char *const cronspec_fields[] = {
+        "schedule", "timeZone",    "startingDeadlineSeconds",    "concurrencyPolicy",
+        "suspend",  "jobTemplate", "successfulJobsHistoryLimit", "failedJobsHistoryLimit",
+        NULL};
+static const struct strict_child cronspec_children[] = {{"jobTemplate", &jobtmpl_node, false},
+                                                        STRICT_END};
+static const struct strict_node cronspec_node = {cronspec_fields, cronspec_children};
+
+STRICT_LEAF(svcport_ref_node, "name", "number");
+static const char *const isvc_fields[] = {"name", "port", NULL};
+static const struct strict_child isvc_children[] = {{"port", &svcport_ref_node, false}, STRICT_END};
+static const struct strict_node isvc_node = {isvc_fields, isvc_children};
+STRICT_LEAF(typedref_node, "apiGroup", "kind", "name");
+static const char *const backend_fields[] = {"service", "resource", NULL};
+static const struct strict_child backend_children[] = {
+        {"service", &isvc_node, false}, {"resource", &typedref_node, false}, STRICT_END};
+static const struct strict_node backend_node = {backend_fields, backend_children};
+static const char *const ipath_fields[] = {"path", "pathType", "backend", NULL};
+static const struct strict_child ipath_children[] = {{"backend", &backend_node, false}, STRICT_END};
+static const struct strict_node ipath_node = {ipath_fields, ipath_children};
+static const char *const ihttp_fields[] = {"paths", NULL};
+static const struct strict_child ihttp_children[] = {{"paths", &ipath_node, true}, STRICT_END};
+static const struct strict_node ihttp_node = {ihttp_fields, ihttp_children};
+static const char *const irule_fields[] = {"host", "http", NULL};
+static const struct strict_child irule_children[] = {{"http", &ihttp_node, false}, STRICT_END};
+static const struct strict_node irule_node = {irule_fields, irule_children};
+STRICT_LEAF(itls_node, "hosts", "secretName");
+static const char *const ingspec_fields[] = {"ingressClassName", "defaultBackend", "tls", "rules",
+                                             NULL};
+static const struct strict_child ingspec_children[] = {{"defaultBackend", &backend_node, false},
+                                                       {"tls", &itls_node, true},
+                                                       {"rules", &irule_node, true},
+                                                       STRICT_END};
+static const struct strict_node ingspec_node = {ingspec_fields, ingspec_children};
+
+STRICT_LEAF(nsspec_node, "finalizers");
+STRICT_LEAF(taint_node, "key", "value", "effect", "timeAdded");
+static const char *const nodespec_fields[] = {"podCIDR",       "podCIDRs", "providerID",
+                                              "unschedulable", "taints",   "configSource",
+                                              "externalID",    NULL};
+static const struct strict_child nodespec_children[] = {{"taints", &taint_node, true}, STRICT_END};
+static const struct strict_node nodespec_node = {nodespec_fields, nodespec_children};
+STRICT_LEAF(scopereq_node, "scopeName", "operator", "values");
+static const char *const scopesel_fields[] = {"matchExpressions", NULL};
+static const struct strict_child scopesel_children[] = {{"matchExpressions", &scopereq_node, true},
+                                                        STRICT_END};
+static const struct strict_node scopesel_node = {scopesel_fields, scopesel_children};
+static const char *const quotaspec_fields[] = {"hard", "scopes", "scopeSelector", NULL};
+static const struct strict_child quotaspec_children[] = {{"scopeSelector", &scopesel_node, false},
+                                                         STRICT_END};
+static const struct strict_node quotaspec_node = {quotaspec_fields, quotaspec_children};
+STRICT_LEAF(lritem_node, "type", "max", "min", "default", "defaultRequest", "maxLimitRequestRatio");
+static const char *const lrspec_fields[] = {"limits", NULL};
+static const struct strict_child lrspec_children[] = {{"limits", &lritem_node, true}, STRICT_END};
+static const struct strict_node lrspec_node = {lrspec_fields, lrspec_children};
+STRICT_LEAF(leasespec_node, "holderIdentity", "leaseDurationSeconds", "acquireTime", "renewTime",
+            "leaseTransitions", "strategy", "preferredHolder");
+STRICT_LEAF(icspec_node, "controller", "parameters");
 
 static const char *const sport_fields[] = {"name",       "protocol", "appProtocol", "port",
                                            "targetPort", "nodePort", NULL};
@@ -911,6 +1218,24 @@ static const struct strict_child svcspec_children[] = {{"ports", &sport_node, tr
                                                        {NULL, NULL, false}};
 static const struct strict_node svcspec_node = {svcspec_fields, svcspec_children};
 
+static const struct strict_child spec_status_job[] = {
+        {"metadata", &meta_node, false}, {"spec", &jobspec_node, false}, STRICT_END};
+static const struct strict_child spec_status_cron[] = {
+        {"metadata", &meta_node, false}, {"spec", &cronspec_node, false}, STRICT_END};
+static const struct strict_child spec_status_ing[] = {
+        {"metadata", &meta_node, false}, {"spec", &ingspec_node, false}, STRICT_END};
+static const struct strict_child spec_status_ns[] = {
+        {"metadata", &meta_node, false}, {"spec", &nsspec_node, false}, STRICT_END};
+static const struct strict_child spec_status_node[] = {
+        {"metadata", &meta_node, false}, {"spec", &nodespec_node, false}, STRICT_END};
+static const struct strict_child spec_status_quota[] = {
+        {"metadata", &meta_node, false}, {"spec", &quotaspec_node, false}, STRICT_END};
+static const struct strict_child spec_status_lr[] = {
+        {"metadata", &meta_node, false}, {"spec", &lrspec_node, false}, STRICT_END};
+static const struct strict_child spec_status_lease[] = {
+        {"metadata", &meta_node, false}, {"spec", &leasespec_node, false}, STRICT_END};
+static const struct strict_child spec_status_ic[] = {
+        {"metadata", &meta_node, false}, {"spec", &icspec_node, false}, STRICT_END};
 static const struct strict_child spec_status_deploy[] = {
         {"metadata", &meta_node, false}, {"spec", &deployspec_node, false}, {NULL, NULL, false}};
 static const struct strict_child spec_status_rs[] = {
@@ -965,22 +1290,30 @@ static const struct strict_node secret_top = {top_secret, meta_only};
 static const struct strict_node ep_top = {top_ep, meta_only};
 static const struct strict_node sa_top = {top_sa, meta_only};
 static const struct strict_node event_top = {top_event, meta_only};
-static const struct strict_node ic_top = {top_ic, meta_only};
+static const struct strict_node ic_top = {top_ic, spec_status_ic};
+static const struct strict_node job_top = {top_spec, spec_status_job};
+static const struct strict_node cron_top = {top_spec, spec_status_cron};
+static const struct strict_node ing_top = {top_spec, spec_status_ing};
+static const struct strict_node ns_top = {top_spec, spec_status_ns};
+static const struct strict_node node_top = {top_spec, spec_status_node};
+static const struct strict_node quota_top = {top_spec, spec_status_quota};
+static const struct strict_node lr_top = {top_spec, spec_status_lr};
+static const struct strict_node lease_top = {top_spec, spec_status_lease};
 
 /*
- * Check (or, with `prune`, remove) the fields of `v` that node `n` does not
- * describe. When pruning, the first removed field is still reported in
- * `err` (for a Warning header) but the walk goes on and returns 0.
+ * Find (and, with `prune`, remove) the fields of `v` that node `n` does not
+ * describe, appending `unknown field "path"` for each to `found`, comma
+ * separated as the real server lists them.
  */
-static int strict_walk(json_t *v, const struct strict_node *n, const char *path, bool prune,
-                       struct sw_err *err)
+static void strict_walk(json_t *v, const struct strict_node *n, const char *path, bool prune,
+                        struct sw_buf *found)
 {
         const char *key;
         json_t *x;
         void *tmp;
 
         if (!json_is_object(v))
-                return 0;
+                return;
         json_object_foreach_safe(v, tmp, key, x)
         {
                 bool known = false;
@@ -990,10 +1323,10 @@ static int strict_walk(json_t *v, const struct strict_node *n, const char *path,
                         known = strcmp(*f, key) == 0;
                 snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", key);
                 if (!known) {
-                        sw_err_set(err, SW_EINVAL, "unknown field \"%s\"", sub);
-                        if (!prune)
-                                return SW_EINVAL;
-                        json_object_del(v, key);
+                        sw_buf_printf(found, NULL, "%sunknown field \"%s\"", found->len ? ", " : "",
+                                      sub);
+                        if (prune)
+                                json_object_del(v, key);
                         continue;
                 }
                 for (const struct strict_child *c = n->children; c && c->field; c++) {
@@ -1006,15 +1339,13 @@ static int strict_walk(json_t *v, const struct strict_node *n, const char *path,
                                 {
                                         char el[560];
                                         snprintf(el, sizeof(el), "%s[%zu]", sub, i);
-                                        if (strict_walk(e, c->node, el, prune, err) != 0)
-                                                return SW_EINVAL;
+                                        strict_walk(e, c->node, el, prune, found);
                                 }
-                        } else if (strict_walk(x, c->node, sub, prune, err) != 0) {
-                                return SW_EINVAL;
+                        } else {
+                                strict_walk(x, c->node, sub, prune, found);
                         }
                 }
         }
-        return 0;
 }
 
 int orch_object_strict(json_t *obj, const struct orch_kind *k, bool prune, struct sw_err *err)
@@ -1041,5 +1372,32 @@ int orch_object_strict(json_t *obj, const struct orch_kind *k, bool prune, struc
                 n = &event_top;
         else if (strcmp(k->kind, "IngressClass") == 0)
                 n = &ic_top;
-        return strict_walk(obj, n, "", prune, err);
+        else if (strcmp(k->kind, "Job") == 0)
+                n = &job_top;
+        else if (strcmp(k->kind, "CronJob") == 0)
+                n = &cron_top;
+        else if (strcmp(k->kind, "Ingress") == 0)
+                n = &ing_top;
+        else if (strcmp(k->kind, "Namespace") == 0)
+                n = &ns_top;
+        else if (strcmp(k->kind, "Node") == 0)
+                n = &node_top;
+        else if (strcmp(k->kind, "ResourceQuota") == 0)
+                n = &quota_top;
+        else if (strcmp(k->kind, "LimitRange") == 0)
+                n = &lr_top;
+        else if (strcmp(k->kind, "Lease") == 0)
+                n = &lease_top;
+        {
+                struct sw_buf found = SW_BUF_INIT;
+                int rc = 0;
+
+                strict_walk(obj, n, "", prune, &found);
+                if (found.len) {
+                        sw_err_set(err, SW_EINVAL, "%s", sw_buf_str(&found));
+                        rc = prune ? 0 : SW_EINVAL;
+                }
+                sw_buf_release(&found);
+                return rc;
+        }
 }

@@ -303,6 +303,67 @@ static void test_strict_validation(void)
         }
 }
 
+/*
+ * Strict validation walks every level of the served types: a typo deep in
+ * a pod template, in a Deployment's strategy or in a Job's probe is
+ * refused with the real server's message, all unknown fields listed;
+ * --validate=warn creates the object and kubectl prints the Warning.
+ */
+static void test_strict_validation_nested(void)
+{
+        const char *deploy = "apiVersion: apps/v1\nkind: Deployment\n"
+                             "metadata: {name: typo, namespace: shop}\n"
+                             "spec:\n"
+                             "  selector: {matchLabels: {app: typo}}\n"
+                             "  strategy: {rollingUpdate: {maxSurg: 1}}\n"
+                             "  template:\n"
+                             "    metadata: {labels: {app: typo}}\n"
+                             "    spec:\n"
+                             "      containers:\n"
+                             "      - name: c\n"
+                             "        image: busybox:1.36\n"
+                             "        imagePullPolcy: Always\n"
+                             "        resources: {limitz: {cpu: 100m}}\n";
+        const char *job = "apiVersion: batch/v1\nkind: Job\n"
+                          "metadata: {name: typo, namespace: shop}\n"
+                          "spec:\n"
+                          "  template:\n"
+                          "    spec:\n"
+                          "      restartPolicy: Never\n"
+                          "      containers:\n"
+                          "      - name: c\n"
+                          "        image: busybox:1.36\n"
+                          "        livenessProbe: {httpGet: {paht: /healthz, port: 80}}\n";
+        char *out = NULL;
+
+        CHECK(KUBECTL(&out, deploy, "apply", "-f", "-") != 0);
+        CHECK(strstr(out, "Deployment in version \"v1\" cannot be handled as a Deployment: "
+                          "strict decoding error: "));
+        CHECK(strstr(out, "unknown field \"spec.strategy.rollingUpdate.maxSurg\""));
+        CHECK(strstr(out, "unknown field \"spec.template.spec.containers[0].imagePullPolcy\""));
+        CHECK(strstr(out, "unknown field \"spec.template.spec.containers[0].resources.limitz\""));
+        free(out);
+        CHECK(KUBECTL(&out, job, "apply", "-f", "-") != 0);
+        CHECK(strstr(out, "strict decoding error: unknown field "
+                          "\"spec.template.spec.containers[0].livenessProbe.httpGet.paht\""));
+        free(out);
+        CHECK_INT(KUBECTL(&out, job, "apply", "--validate=warn", "-f", "-"), 0);
+        CHECK(strstr(out, "Warning: unknown field "
+                          "\"spec.template.spec.containers[0].livenessProbe.httpGet.paht\""));
+        CHECK(strstr(out, "job.batch/typo created"));
+        free(out);
+        /* The unknown field was dropped, the known ones kept. */
+        {
+                json_t *j = get_json("shop", "job/typo");
+                json_t *get = jpath(j, "spec.template.spec.containers");
+                json_t *hg = json_object_get(
+                        json_object_get(json_array_get(get, 0), "livenessProbe"), "httpGet");
+                CHECK(hg && !json_object_get(hg, "paht"));
+                CHECK_INT(json_integer_value(json_object_get(hg, "port")), 80);
+                json_decref(j);
+        }
+}
+
 static void test_server_starts(void)
 {
         up = t_orch_start(&srv, "apply");
@@ -328,6 +389,7 @@ int main(void)
                 T_RUN(test_server_side_apply);
                 T_RUN(test_client_side_to_server_side);
                 T_RUN(test_strict_validation);
+                T_RUN(test_strict_validation_nested);
         }
         T_RUN(test_server_stops_cleanly);
         return t_done();

@@ -78,6 +78,61 @@ static void test_create_imperative(void)
         free(out);
 }
 
+/*
+ * kubectl's typed creates of a Deployment and a Job post protobuf bodies
+ * (application/vnd.kubernetes.protobuf); the server decodes them with the
+ * pod template, keeps an explicit zero, and defaults what Go left empty.
+ */
+static void test_create_typed_workloads(void)
+{
+        char *out = NULL;
+
+        CHECK_INT(KUBECTL(&out, NULL, "-n", "ops", "create", "deployment", "web",
+                          "--image=nginx:1.27", "--replicas=3", "--port=8080"),
+                  0);
+        CHECK(strstr(out, "deployment.apps/web created"));
+        free(out);
+        CHECK_INT(KUBECTL(&out, NULL, "-n", "ops", "get", "deployment", "web", "-o",
+                          "jsonpath={.spec.replicas} {.spec.selector.matchLabels.app} "
+                          "{.spec.template.metadata.labels.app} "
+                          "{.spec.template.spec.containers[0].name} "
+                          "{.spec.template.spec.containers[0].image} "
+                          "{.spec.template.spec.containers[0].ports[0].containerPort} "
+                          "{.spec.strategy.type} "
+                          "{.spec.template.spec.containers[0].imagePullPolicy} "
+                          "{.metadata.generation}"),
+                  0);
+        CHECK_STR(out, "3 web web nginx nginx:1.27 8080 RollingUpdate IfNotPresent 1");
+        free(out);
+        CHECK_INT(KUBECTL(&out, NULL, "-n", "ops", "create", "deployment", "idle",
+                          "--image=busybox:1.36", "--replicas=0"),
+                  0);
+        free(out);
+        CHECK_INT(KUBECTL(&out, NULL, "-n", "ops", "get", "deployment", "idle", "-o",
+                          "jsonpath={.spec.replicas}"),
+                  0);
+        CHECK_STR(out, "0");
+        free(out);
+        CHECK_INT(KUBECTL(&out, NULL, "-n", "ops", "create", "job", "hello", "--image=busybox:1.36",
+                          "--", "echo", "hi there"),
+                  0);
+        CHECK(strstr(out, "job.batch/hello created"));
+        free(out);
+        CHECK_INT(KUBECTL(&out, NULL, "-n", "ops", "get", "job", "hello", "-o",
+                          "jsonpath={.spec.template.spec.containers[0].name} "
+                          "{.spec.template.spec.containers[0].image} "
+                          "{.spec.template.spec.containers[0].command} "
+                          "{.spec.template.spec.restartPolicy}"),
+                  0);
+        CHECK_STR(out, "hello busybox:1.36 [\"echo\",\"hi there\"] Never");
+        free(out);
+        /* A bad name is still refused by validation, protobuf or not. */
+        CHECK(KUBECTL(&out, NULL, "-n", "ops", "create", "deployment", "Bad_Name",
+                      "--image=nginx") != 0);
+        CHECK(strstr(out, "Deployment.apps \"Bad_Name\" is invalid: metadata.name"));
+        free(out);
+}
+
 static void test_label_and_select(void)
 {
         char *out = NULL;
@@ -345,6 +400,7 @@ int main(void)
         T_RUN(test_server_starts);
         if (up) {
                 T_RUN(test_create_imperative);
+                T_RUN(test_create_typed_workloads);
                 T_RUN(test_label_and_select);
                 T_RUN(test_watch_streams_events);
                 T_RUN(test_pod_table_columns);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/mem.h"
 #include "orchestrator/orch_int.h"
@@ -327,6 +328,35 @@ static void test_events_raw_scanned(void)
         orch_store_free(s);
 }
 
+/*
+ * The store checkpoints its write-ahead log itself (after publishing each
+ * event, not inside the commit): the log stays bounded however many writes.
+ */
+static void test_wal_checkpointed(void)
+{
+        struct orch_store *s = open_store("wal", 0);
+        struct sw_err err = SW_ERR_INIT;
+        char *wal = sw_xasprintf("%s/wal.db-wal", t_tmpdir());
+        char name[32], big[2048];
+        struct stat st;
+
+        memset(big, 'x', sizeof(big) - 1);
+        big[sizeof(big) - 1] = '\0';
+        for (int i = 0; i < 4000; i++) {
+                json_t *in, *o = NULL;
+                snprintf(name, sizeof(name), "w%d", i);
+                in = cm("ns", name, big);
+                CHECK_OK(orch_store_create(&o, s, "configmaps", in, 0, &err), &err);
+                json_decref(o);
+                json_decref(in);
+        }
+        /* 4000 writes of > 2 KiB each: far past 16 MiB without checkpoints. */
+        CHECK(stat(wal, &st) == 0);
+        CHECK(st.st_size < ((off_t)12 << 20));
+        free(wal);
+        orch_store_free(s);
+}
+
 static void test_reopen_keeps_revision(void)
 {
         struct orch_store *s = open_store("reopen", 0);
@@ -356,6 +386,7 @@ int main(void)
         T_RUN(test_list_paging);
         T_RUN(test_events_and_compaction);
         T_RUN(test_events_raw_scanned);
+        T_RUN(test_wal_checkpointed);
         T_RUN(test_reopen_keeps_revision);
         return t_done();
 }
