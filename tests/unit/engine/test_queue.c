@@ -66,6 +66,7 @@ static void *excl_thread(void *arg)
                 size_t n = 0;
                 sw_err_clear(&err);
                 if (eng_queue_claim_batch(jobs, 4, &n, q, owner, 60000, &err) != 0) {
+                        fprintf(stderr, "claim: %s\n", err.msg);
                         atomic_fetch_add(&x->errors, 1);
                         continue;
                 }
@@ -76,8 +77,10 @@ static void *excl_thread(void *arg)
                                 atomic_fetch_add(&x->claims[jobs[i]->id], 1);
                         atomic_fetch_add(&x->total, 1);
                         sw_err_clear(&err);
-                        if (eng_queue_complete(q, jobs[i]->id, owner, &err) != 0)
+                        if (eng_queue_complete(q, jobs[i]->id, owner, &err) != 0) {
+                                fprintf(stderr, "complete: %s\n", err.msg);
                                 atomic_fetch_add(&x->errors, 1);
+                        }
                         eng_job_free(jobs[i]);
                 }
         }
