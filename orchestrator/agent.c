@@ -137,16 +137,60 @@ static int patch_node_status(struct orch_agent *a, struct sw_err *err)
         return rc;
 }
 
+/*
+ * This node's /24 of SLIPWAY_POD_CIDR, picked by a hash of its name; a
+ * Node that exists already keeps the podCIDR it has (see register_node).
+ */
+static int node_cidr(struct orch_agent *a, char *cidr, size_t size, struct sw_err *err)
+{
+        const char *range = a->o.cfg->pod_cidr ? a->o.cfg->pod_cidr : "127.1.0.0/16";
+        unsigned h = 5381;
+        uint32_t net;
+        int prefix, rc = agent_cidr_parse(&net, &prefix, range, err);
+
+        if (rc)
+                return sw_err_wrap(err, "SLIPWAY_POD_CIDR");
+        if ((net >> 24) != 127 || prefix > 24)
+                return sw_err_set(err, SW_EINVAL,
+                                  "SLIPWAY_POD_CIDR '%s' must lie inside 127.0.0.0/8 and hold a "
+                                  "/24 per node",
+                                  range);
+        for (const char *s = a->node_name; *s; s++)
+                h = h * 33 + (unsigned char)*s;
+        a->pod_net = net + ((h % (1u << (24 - prefix))) << 8);
+        agent_ip_fmt(cidr, a->pod_net);
+        snprintf(cidr + strlen(cidr), size - strlen(cidr), "/24");
+        return 0;
+}
+
+/* Adopt the podCIDR of the Node as registered before, when it is a /24 on loopback. */
+static void adopt_cidr(struct orch_agent *a)
+{
+        char *path = sw_xasprintf("/api/v1/nodes/%s", a->node_name);
+        struct sw_err ignored = SW_ERR_INIT;
+        json_t *node = NULL;
+        uint32_t net;
+        int prefix;
+
+        if (orch_kube_get(&node, a->kube, path, &ignored) == 0 &&
+            agent_cidr_parse(&net, &prefix,
+                             sw_json_str(json_object_get(node, "spec"), "podCIDR", ""),
+                             &ignored) == 0 &&
+            prefix == 24 && (net >> 24) == 127)
+                a->pod_net = net;
+        json_decref(node);
+        free(path);
+}
+
 static int register_node(struct orch_agent *a, struct sw_err *err)
 {
-        unsigned h = 5381;
         char cidr[32];
         json_t *node;
         int rc;
 
-        for (const char *s = a->node_name; *s; s++)
-                h = h * 33 + (unsigned char)*s;
-        snprintf(cidr, sizeof(cidr), "127.1.%u.0/24", h % 256);
+        rc = node_cidr(a, cidr, sizeof(cidr), err);
+        if (rc)
+                return rc;
         node = json_pack("{s:s,s:s,s:{s:s,s:{s:s,s:s,s:s}},s:{s:s,s:[s]}}", "apiVersion", "v1",
                          "kind", "Node", "metadata", "name", a->node_name, "labels",
                          "kubernetes.io/hostname", a->node_name, "kubernetes.io/os", "linux",
@@ -155,6 +199,7 @@ static int register_node(struct orch_agent *a, struct sw_err *err)
         json_decref(node);
         if (rc == SW_ECONFLICT || rc == SW_EEXIST) {
                 sw_err_clear(err);
+                adopt_cidr(a);
                 rc = 0;
         }
         if (rc == 0)
@@ -392,6 +437,7 @@ static void agent_free(struct orch_agent *a)
                 return;
         atomic_store(&a->stop, true); /* ends log followers */
         agent_logs_stop(a);
+        agent_proxy_stop(a->proxy);
         while (a->pods) {
                 struct agent_pod *p = a->pods;
                 a->pods = p->next;
@@ -459,6 +505,8 @@ int orch_agent_start(struct orch_agent **out, const struct orch_agent_options *o
                 rc = orch_kube_from_kubeconfig(&a->wkube, a->kubeconfig, NULL, err);
         if (rc == 0)
                 rc = register_node(a, err);
+        if (rc == 0)
+                rc = agent_proxy_start(&a->proxy, a, err);
         if (rc)
                 goto fail;
         a->last_heartbeat_mono = sw_mono_ms();
