@@ -505,12 +505,13 @@ int orch_agent_start(struct orch_agent **out, const struct orch_agent_options *o
                 rc = orch_kube_from_kubeconfig(&a->wkube, a->kubeconfig, NULL, err);
         if (rc == 0)
                 rc = register_node(a, err);
-        if (rc == 0)
-                rc = agent_proxy_start(&a->proxy, a, err);
         if (rc)
                 goto fail;
         a->last_heartbeat_mono = sw_mono_ms();
         renew_lease(a);
+        rc = agent_proxy_start(&a->proxy, a, err);
+        if (rc)
+                goto fail;
         if (pthread_create(&a->loop_thread, NULL, loop_main, a) != 0) {
                 rc = sw_err_set(err, SW_EIO, "cannot start the agent's thread");
                 goto fail;

@@ -266,6 +266,11 @@ int t_agent_host_port(const json_t *pod, const char *cport)
 /* GET `path` on 127.0.0.1:port; the whole answer (caller frees) or NULL. */
 char *t_agent_http_get_path(int port, const char *path)
 {
+        return t_agent_http_get_at("127.0.0.1", port, path);
+}
+
+char *t_agent_http_get_at(const char *ip, int port, const char *path)
+{
         struct sockaddr_in sa;
         int fd = socket(AF_INET, SOCK_STREAM, 0);
         struct timeval tv = {5, 0};
@@ -276,7 +281,12 @@ char *t_agent_http_get_path(int port, const char *path)
         memset(&sa, 0, sizeof(sa));
         sa.sin_family = AF_INET;
         sa.sin_port = htons((uint16_t)port);
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (inet_pton(AF_INET, ip, &sa.sin_addr) != 1) {
+                close(fd);
+                free(buf);
+                free(req);
+                return NULL;
+        }
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
         if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
             write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
