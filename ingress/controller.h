@@ -5,11 +5,13 @@
  * class in the cluster (level-driven: every resync lists Ingresses, Services
  * and Pods through the Kubernetes API and rebuilds the route table; nginx is
  * reloaded only when the rendered configuration changed). A Service port
- * resolves to its first ready pod (by name) that matches the selector: the
- * pod's published host port (annotation slipway.dev/ports, {"<containerPort>":
- * <hostPort>}, written by the node agent, whose pods live on loopback) or, for
- * pods with a routable IP (a real cluster), podIP:containerPort. An Ingress
- * without a ready backend is left out until it has one.
+ * resolves to the Service's clusterIP:port, which the node agents' service
+ * proxy balances over the ready endpoints (as kube-proxy would). A headless
+ * Service (clusterIP None) resolves to its first ready pod (by name) that
+ * matches the selector: the pod's published host port (annotation
+ * slipway.dev/ports, {"<containerPort>": <hostPort>}, written by the node
+ * agent) or podIP:containerPort. An Ingress whose Service has no ready pod
+ * is left out until it has one.
  *
  * Ownership: ingress_ctrl_start() returns a running controller owned by the
  * caller; ingress_ctrl_stop() stops and frees it (accepts NULL). The nginx
