@@ -308,64 +308,82 @@ int agent_ip_parse(uint32_t *out, const char *s)
         return 0;
 }
 
-/*
- * Move everything from `from` to `to` through `pipe_fds` without copying
- * to user space: false when `from` reached its end or either side failed.
- */
-static bool splice_once(int from, int to, const int pipe_fds[2])
-{
-        ssize_t n =
-                splice(from, NULL, pipe_fds[1], NULL, 1 << 16, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+/* One direction of a relay: from -> pipe -> to. */
+struct relay_dir {
+        int from, to;
+        int pipe[2];
+        size_t pending; /* bytes in the pipe */
+        bool eof;       /* `from` ended (or failed) */
+        bool done;      /* eof passed on with shutdown(SHUT_WR) */
+};
 
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-                return true;
-        if (n <= 0)
-                return false;
-        while (n > 0) {
-                ssize_t w = splice(pipe_fds[0], NULL, to, NULL, (size_t)n, SPLICE_F_MOVE);
-                if (w < 0 && errno == EINTR)
-                        continue;
-                if (w <= 0)
-                        return false;
-                n -= w;
+/* Move what can be moved now; false on a write error (the peer is gone). */
+static bool relay_step(struct relay_dir *d)
+{
+        for (;;) {
+                if (!d->pending && !d->eof) {
+                        ssize_t n = splice(d->from, NULL, d->pipe[1], NULL, 1 << 20,
+                                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+                        if (n > 0)
+                                d->pending = (size_t)n;
+                        else if (n == 0 || (errno != EAGAIN && errno != EINTR))
+                                d->eof = true;
+                }
+                if (d->pending) {
+                        ssize_t w = splice(d->pipe[0], NULL, d->to, NULL, d->pending,
+                                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+                        if (w < 0 && errno != EAGAIN && errno != EINTR)
+                                return false;
+                        if (w > 0) {
+                                d->pending -= (size_t)w;
+                                continue;
+                        }
+                        return true; /* `to` is full: wait for POLLOUT */
+                }
+                if (d->eof) {
+                        if (!d->done)
+                                shutdown(d->to, SHUT_WR); /* half-close: pass the end on */
+                        d->done = true;
+                }
+                return true; /* `from` has nothing now (or ended) */
         }
-        return true;
 }
 
 void agent_relay(int a, int b)
 {
-        struct pollfd p[2] = {{a, POLLIN, 0}, {b, POLLIN, 0}};
-        int pipes[2][2] = {{-1, -1}, {-1, -1}};
-        bool open_[2] = {true, true};
+        struct relay_dir d[2] = {{a, b, {-1, -1}, 0, false, false},
+                                 {b, a, {-1, -1}, 0, false, false}};
 
-        if (pipe2(pipes[0], O_CLOEXEC) != 0 || pipe2(pipes[1], O_CLOEXEC) != 0)
-                goto out;
-        while (open_[0] || open_[1]) {
-                p[0].fd = open_[0] ? a : -1;
-                p[1].fd = open_[1] ? b : -1;
-                if (poll(p, 2, -1) < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        break;
+        fcntl(a, F_SETFL, fcntl(a, F_GETFL) | O_NONBLOCK);
+        fcntl(b, F_SETFL, fcntl(b, F_GETFL) | O_NONBLOCK);
+        for (int i = 0; i < 2; i++) {
+                if (pipe2(d[i].pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+                        goto out;
+                fcntl(d[i].pipe[1], F_SETPIPE_SZ, 1 << 20); /* a larger pipe when allowed */
+        }
+        while (!d[0].done || !d[1].done) {
+                struct pollfd p[2] = {{a, 0, 0}, {b, 0, 0}};
+                for (int i = 0; i < 2; i++) {
+                        if (!relay_step(&d[i]))
+                                goto out;
                 }
                 for (int i = 0; i < 2; i++) {
-                        int from = i ? b : a, to = i ? a : b;
-                        if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
-                                continue;
-                        if (!splice_once(from, to, pipes[i])) {
-                                /* Half-close: pass the end of the stream on. */
-                                shutdown(to, SHUT_WR);
-                                open_[i] = false;
-                                if (p[i].revents & POLLERR)
-                                        goto out;
-                        }
+                        /* d[0] reads a and writes b; d[1] the other way round. */
+                        if (!d[i].pending && !d[i].eof)
+                                p[i].events |= POLLIN;
+                        if (d[i].pending)
+                                p[1 - i].events |= POLLOUT;
                 }
+                if ((d[0].done && d[1].done) || (!p[0].events && !p[1].events))
+                        break;
+                if (poll(p, 2, -1) < 0 && errno != EINTR)
+                        break;
         }
 out:
         for (int i = 0; i < 2; i++)
                 for (int j = 0; j < 2; j++)
-                        if (pipes[i][j] >= 0)
-                                close(pipes[i][j]);
+                        if (d[i].pipe[j] >= 0)
+                                close(d[i].pipe[j]);
 }
 
 /* ---- forwarders ---- */
