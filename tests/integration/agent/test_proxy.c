@@ -145,6 +145,7 @@ static void test_pod_reaches_service_by_name(void)
         free(spec);
         CHECK(t_agent_log_shows("client", want, 30000));
         CHECK(t_agent_log_shows("client", "served by echo-", 30000));
+        json_decref(t_agent_wait_pod("client", t_agent_ended, 30000));
         log = t_agent_logs("client", "");
         /* Three answers: svc.ns, svc and the full name. */
         {
