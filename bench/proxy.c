@@ -351,8 +351,13 @@ int main(void)
                 goto out;
         }
         {
-                char *argv[] = {(char *)t_slipway(), "controller-manager", "--kubeconfig",
-                                t_agent.orch.kubeconfig, NULL};
+                char *argv[] = {(char *)t_slipway(),
+                                "controller-manager",
+                                "--kubeconfig",
+                                t_agent.orch.kubeconfig,
+                                "--node-grace-ms",
+                                "600000",
+                                NULL};
                 const char *env[] = {NULL};
                 log = sw_xasprintf("%s/ctrl.log", t_tmpdir());
                 ctrl = t_spawn_extra(argv, env, log);

@@ -167,7 +167,7 @@ static void test_unready_pod_leaves_balancing(void)
         int a, b, c, failed;
 
         /* Ready for a few seconds, then its readiness file goes away for good. */
-        CHECK(create_echo("echo-c", "(sleep 6; rm /www/ready) &"));
+        CHECK(create_echo("echo-c", "(sleep 12; rm /www/ready) &"));
         CHECK(wait_endpoints(3, 20000));
         CHECK(wait_endpoints(2, 30000));
         sw_sleep_ms(500);
@@ -186,8 +186,13 @@ static void test_unready_pod_leaves_balancing(void)
 int main(void)
 {
         if (t_agent_env_up("proxy")) {
-                char *argv[] = {(char *)t_slipway(), "controller-manager", "--kubeconfig",
-                                t_agent.orch.kubeconfig, NULL};
+                char *argv[] = {(char *)t_slipway(),
+                                "controller-manager",
+                                "--kubeconfig",
+                                t_agent.orch.kubeconfig,
+                                "--node-grace-ms",
+                                "600000",
+                                NULL};
                 char *log = sw_xasprintf("%s/ctrl.log", t_tmpdir());
                 const char *env[] = {NULL};
                 ctrl_pid = t_spawn_extra(argv, env, log);
