@@ -498,8 +498,12 @@ void t_agent_test_node_registers(void)
                           "address", ""),
                   "127.0.0.1");
         CHECK(*sw_json_str(json_object_get(node, "spec"), "podCIDR", ""));
-        lease = t_agent_get(
-                "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/" T_AGENT_NODE);
+        /* The Lease follows the Node's first status: give it a moment on a loaded machine. */
+        until = sw_mono_ms() + 10000;
+        while (!(lease = t_agent_get("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/"
+                                     "leases/" T_AGENT_NODE)) &&
+               sw_mono_ms() < until)
+                sw_sleep_ms(200);
         CHECK_STR(sw_json_str(json_object_get(lease, "spec"), "holderIdentity", ""), T_AGENT_NODE);
         json_decref(node);
         json_decref(lease);
