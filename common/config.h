@@ -151,7 +151,7 @@ enum sw_config_type {
         X(kube_tls_key, "SLIPWAY_KUBE_TLS_KEY", SW_CFG_STR, NULL, 0, 0, NULL, false,               \
           "PEM private key file of SLIPWAY_KUBE_TLS_CERT")                                         \
         X(service_cidr, "SLIPWAY_SERVICE_CIDR", SW_CFG_STR, "127.77.0.0/16", 0, 0, NULL, false,    \
-          "range Service ClusterIPs are allocated from")                                          \
+          "range Service ClusterIPs are allocated from")                                           \
         X(pod_cidr, "SLIPWAY_POD_CIDR", SW_CFG_STR, "127.1.0.0/16", 0, 0, NULL, false,             \
           "range of pod IPs, inside 127.0.0.0/8; each node agent takes a /24 of it")
 
