@@ -1,12 +1,14 @@
 /*
  * agent_int.h - internals of the node agent shared by its files:
  * agent.c (node, heartbeat, the reconcile loop), agent_pod.c (one pod's
- * containers and status), agent_image.c (pull and content store) and
- * agent_net.c (pod network namespaces and port forwarders).
+ * containers and status), agent_image.c (pull and content store),
+ * agent_net.c (pod network namespaces, port forwarders, the splice relay)
+ * and agent_proxy.c (the service proxy and the pods' /etc/hosts).
  *
  * Threads: the pod table and every struct agent_pod belong to the
  * reconcile thread alone; forwarders run threads of their own that touch
- * only their struct agent_fwd.
+ * only their struct agent_fwd; the service proxy runs its own threads and
+ * locks (see agent_proxy.c), called from the reconcile thread.
  */
 #ifndef SW_ORCH_AGENT_INT_H
 #define SW_ORCH_AGENT_INT_H
