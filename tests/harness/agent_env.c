@@ -120,12 +120,15 @@ pid_t t_agent_start_agent(void)
 {
         char *env_data = sw_xasprintf("SLIPWAY_DATA=%s", t_agent.data_dir);
         char *env_reg = sw_xasprintf("SLIPWAY_REGISTRY=%s", t_agent.reg->host);
-        const char *env[] = {env_data, env_reg, "SLIPWAY_LOG_LEVEL=info", NULL};
+        /* Pod IPs of its own too, for the same reason (see t_agent_env_up). */
+        char *env_pods = sw_xasprintf("SLIPWAY_POD_CIDR=127.%d.0.0/16", 180 + (int)(getpid() % 70));
+        const char *env[] = {env_data, env_reg, env_pods, "SLIPWAY_LOG_LEVEL=info", NULL};
         char *argv[] = {(char *)t_slipway(),     "node",   "--kubeconfig",
                         t_agent.orch.kubeconfig, "--name", T_AGENT_NODE,
                         "--backoff-ms",          "500",    NULL};
         pid_t pid = t_spawn_extra(argv, env, t_agent.agent_log);
 
+        free(env_pods);
         free(env_data);
         free(env_reg);
         return pid;
@@ -449,6 +452,14 @@ bool t_agent_env_up(const char *name)
 {
         t_agent.data_dir = sw_xasprintf("%s/agent-data", t_tmpdir());
         t_agent.agent_log = sw_xasprintf("%s/agent.log", t_tmpdir());
+        /*
+         * ClusterIPs and pod IPs of its own (see t_agent_start_agent): the
+         * node agents of tests running at once all serve on this machine's
+         * loopback.
+         */
+        snprintf(t_agent.service_cidr, sizeof(t_agent.service_cidr), "127.%d.0.0/16",
+                 78 + (int)(getpid() % 100));
+        t_agent.orch.service_cidr = t_agent.service_cidr;
         if (!t_orch_start(&t_agent.orch, name))
                 return false;
         t_agent.reg = t_registry_start(T_REG_OPEN);

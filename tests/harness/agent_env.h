@@ -34,6 +34,7 @@ struct t_agent_env {
         char *data_dir, *agent_log;
         char image[256];         /* "127.0.0.1:PORT/test/busybox:1" */
         char missing_image[256]; /* a reference the registry does not have */
+        char service_cidr[32];   /* the API server's SLIPWAY_SERVICE_CIDR, per test process */
 };
 
 extern struct t_agent_env t_agent;
