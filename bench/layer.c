@@ -68,6 +68,7 @@ static size_t make_tree(const char *root, size_t mib)
         uint64_t seed = 88172645463325252ull;
         size_t big = 4u << 20, small = 48u << 10;
         char *buf = sw_xmalloc(big + 1);
+        struct sw_err err = SW_ERR_INIT;
 
         while (total < target) {
                 bool is_big = i % 50 == 49;
@@ -78,9 +79,12 @@ static size_t make_tree(const char *root, size_t mib)
                         fill_binary(buf, n, &seed);
                 else
                         fill_text(buf, n, &seed);
-                buf[n] = '\0';
                 t_mkdirs(dir, 0755);
-                t_write(path, buf, 0644);
+                /* Not t_write(): binary content has NUL bytes, all n of them count. */
+                if (sw_write_file_atomic(path, buf, n, 0644, &err) != 0) {
+                        fprintf(stderr, "bench: %s\n", err.msg);
+                        exit(1);
+                }
                 total += n;
                 i++;
                 free(dir);

@@ -35,7 +35,7 @@ enum sw_config_type {
           "data directory: the database, caches and scratch space (default /var/lib/slipway "      \
           "for root, else ~/.local/share/slipway)")                                                \
         X(workers, "SLIPWAY_WORKERS", SW_CFG_INT, "2", 1, 256, NULL, false,                        \
-          "worker threads per process that run jobs")                                              \
+          "jobs one worker process (or `slipway serve`) runs at once")                             \
         X(lease_ms, "SLIPWAY_LEASE_MS", SW_CFG_INT, "30000", 500, 3600000, NULL, false,            \
           "how long a claimed job stays leased without a heartbeat before another worker "         \
           "may take it over")                                                                      \
@@ -108,8 +108,19 @@ enum sw_config_type {
           "orchestrator's, $SLIPWAY_DATA/kubeconfig)")                                             \
         X(rollout_timeout_ms, "SLIPWAY_ROLLOUT_TIMEOUT_MS", SW_CFG_INT, "300000", 1000, 86400000,  \
           NULL, false, "how long the deploy step waits for a rollout before it fails")             \
+        X(auto_rollback, "SLIPWAY_AUTO_ROLLBACK", SW_CFG_BOOL, "false", 0, 0, NULL, false,         \
+          "when a rollout fails, apply the app's last good release again (Deployment, Service, "   \
+          "Ingress, DNS record) and fail the job naming it")                                       \
         X(runtime, "SLIPWAY_RUNTIME", SW_CFG_STR, "runc", 0, 0, NULL, false,                       \
           "the OCI runtime that runs RUN steps and containers")                                    \
+        X(pod_log_max, "SLIPWAY_POD_LOG_MAX", SW_CFG_INT, "10485760", 1024, 1073741824, NULL,      \
+          false, "node agent: size in bytes at which a container's log file is rotated")           \
+        X(pod_log_files, "SLIPWAY_POD_LOG_FILES", SW_CFG_INT, "5", 2, 100, NULL, false,            \
+          "node agent: log files kept per container, the one being written included")              \
+        X(image_gc_high, "SLIPWAY_IMAGE_GC_HIGH", SW_CFG_INT, "85", 0, 100, NULL, false,           \
+          "node agent: image store disk usage (percent) above which unused images are removed")    \
+        X(image_gc_low, "SLIPWAY_IMAGE_GC_LOW", SW_CFG_INT, "80", 0, 100, NULL, false,             \
+          "node agent: usage (percent) image garbage collection brings the disk down to")          \
         X(ingress_listen, "SLIPWAY_INGRESS_LISTEN", SW_CFG_STR, "127.0.0.1:8088", 0, 0, NULL,      \
           false, "address:port where the supervised nginx serves the routed apps over HTTP")       \
         X(ingress_tls_listen, "SLIPWAY_INGRESS_TLS_LISTEN", SW_CFG_STR, "127.0.0.1:8443", 0, 0,    \
@@ -152,6 +163,11 @@ enum sw_config_type {
           "PEM private key file of SLIPWAY_KUBE_TLS_CERT")                                         \
         X(service_cidr, "SLIPWAY_SERVICE_CIDR", SW_CFG_STR, "127.77.0.0/16", 0, 0, NULL, false,    \
           "range Service ClusterIPs are allocated from")                                           \
+        X(default_toleration_seconds, "SLIPWAY_DEFAULT_TOLERATION_SECONDS", SW_CFG_INT, "300", 0,  \
+          31536000, NULL, false,                                                                   \
+          "tolerationSeconds of the node.kubernetes.io/not-ready and /unreachable NoExecute "      \
+          "tolerations the API server adds to pods that have none; their pods are evicted "        \
+          "that long after their node stops heartbeating")                                         \
         X(pod_cidr, "SLIPWAY_POD_CIDR", SW_CFG_STR, "127.1.0.0/16", 0, 0, NULL, false,             \
           "range of pod IPs, inside 127.0.0.0/8; each node agent takes a /24 of it")
 

@@ -13,6 +13,12 @@
 
 /* Initialise libcurl and libgit2 once per process; safe from any thread. */
 void sw_libs_init(void);
+/*
+ * Initialise libcurl alone, once; for commands that never use git (`build`):
+ * libgit2's init reads and parses the whole CA bundle, about 10 ms of CPU on
+ * every start. A later sw_libs_init() still sets up libgit2.
+ */
+void sw_libs_init_http(void);
 /* Undo sw_libs_init() at exit, if it ran; call from main() after threads stopped. */
 void sw_libs_shutdown(void);
 

@@ -1,8 +1,10 @@
 /*
  * cli.c - helpers shared by the subcommands.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/cli.h"
@@ -41,4 +43,17 @@ int sw_cli_usage_error(const char *cmd, const char *fmt, ...)
         va_end(ap);
         fprintf(stderr, "\nRun 'slipway %s --help' for usage.\n", cmd);
         return 2;
+}
+
+int sw_cli_parse_i64(int64_t *out, const char *s, int64_t min, int64_t max)
+{
+        char *end = NULL;
+        long long v;
+
+        errno = 0;
+        v = strtoll(s, &end, 10);
+        if (errno || end == s || *end || v < min || v > max)
+                return -1;
+        *out = v;
+        return 0;
 }

@@ -11,6 +11,7 @@
 #define SW_ENGINE_CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct sw_config;
 struct eng_pipeline_def;
@@ -27,6 +28,8 @@ bool sw_cli_wants_help(int argc, char **argv);
 int sw_cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Print a usage error and the hint to run --help; returns 2. */
 int sw_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A whole decimal integer in [min, max] into *out: 0, or -1 leaving *out alone. */
+int sw_cli_parse_i64(int64_t *out, const char *s, int64_t min, int64_t max);
 
 /* The pipelines the slipway binary runs, by job kind (steps/pipelines.c). */
 const struct eng_pipeline_def *sw_pipelines(unsigned long *n_out);
@@ -39,6 +42,7 @@ int eng_cmd_logs(int argc, char **argv, const struct sw_config *cfg);
 int eng_cmd_cancel(int argc, char **argv, const struct sw_config *cfg);
 int eng_cmd_retry(int argc, char **argv, const struct sw_config *cfg);
 int eng_cmd_worker(int argc, char **argv, const struct sw_config *cfg);
+int eng_cmd_job_exec(int argc, char **argv, const struct sw_config *cfg);
 int eng_cmd_config(int argc, char **argv, const struct sw_config *cfg);
 
 #endif /* SW_ENGINE_CLI_H */

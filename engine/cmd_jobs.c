@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "common/config.h"
@@ -22,41 +23,14 @@
 #include "engine/pool.h"
 #include "engine/queue.h"
 #include "engine/request.h"
+#include "engine/worker.h"
 #include "common/banned.h"
-
-static int open_queue(struct eng_queue **out, const struct sw_config *cfg, bool create,
-                      struct sw_err *err)
-{
-        struct eng_queue_options qo = ENG_QUEUE_OPTIONS_INIT;
-        char *path = eng__db_path(cfg->data);
-        int rc;
-
-        qo.path = path;
-        qo.create = create;
-        qo.synchronous_full = strcmp(cfg->synchronous, "FULL") == 0;
-        rc = eng_queue_open(out, &qo, err);
-        free(path);
-        return rc;
-}
-
-static int parse_i64(int64_t *out, const char *s, int64_t min, int64_t max)
-{
-        char *end = NULL;
-        long long v;
-
-        errno = 0;
-        v = strtoll(s, &end, 10);
-        if (errno || end == s || *end || v < min || v > max)
-                return -1;
-        *out = v;
-        return 0;
-}
 
 static int parse_job_id(int64_t *id, const char *cmd, int argc, char **argv)
 {
         if (optind != argc - 1)
                 return sw_cli_usage_error(cmd, "expected one job id");
-        if (parse_i64(id, argv[optind], 1, INT64_MAX) != 0)
+        if (sw_cli_parse_i64(id, argv[optind], 1, INT64_MAX) != 0)
                 return sw_cli_usage_error(cmd, "'%s' is not a job id", argv[optind]);
         return 0;
 }
@@ -200,7 +174,7 @@ int eng_cmd_submit(int argc, char **argv, const struct sw_config *cfg)
                         idem = optarg;
                         break;
                 case 'P':
-                        if (parse_i64(&priority, optarg, -1000, 1000) != 0) {
+                        if (sw_cli_parse_i64(&priority, optarg, -1000, 1000) != 0) {
                                 rc = sw_cli_usage_error("submit",
                                                         "--priority: '%s' is not a whole number "
                                                         "from -1000 to 1000",
@@ -236,7 +210,7 @@ int eng_cmd_submit(int argc, char **argv, const struct sw_config *cfg)
         spec.idempotency_key = idem;
         spec.concurrency_key = ckey;
         spec.supersede = true;
-        if (open_queue(&q, cfg, true, &err) != 0 ||
+        if (eng__open_queue(&q, cfg, true, &err) != 0 ||
             eng_queue_enqueue(&id, &existed, q, &spec, &err) != 0) {
                 rc = sw_cli_fail("submit", "%s", err.msg);
                 goto out;
@@ -336,7 +310,7 @@ int eng_cmd_jobs(int argc, char **argv, const struct sw_config *cfg)
                         have_state = true;
                         break;
                 case 'l':
-                        if (parse_i64(&limit, optarg, 1, 100000) != 0)
+                        if (sw_cli_parse_i64(&limit, optarg, 1, 100000) != 0)
                                 return sw_cli_usage_error("jobs", "--limit: '%s' is not a number",
                                                           optarg);
                         break;
@@ -347,7 +321,7 @@ int eng_cmd_jobs(int argc, char **argv, const struct sw_config *cfg)
                         return sw_cli_usage_error("jobs", "unknown option");
                 }
         }
-        if (open_queue(&q, cfg, false, &err) != 0 ||
+        if (eng__open_queue(&q, cfg, false, &err) != 0 ||
             eng_queue_list(&jobs, &n, q, have_state ? &state : NULL, (size_t)limit, &err) != 0) {
                 rc = sw_cli_fail("jobs", "%s", err.msg);
                 goto out;
@@ -418,7 +392,7 @@ int eng_cmd_job(int argc, char **argv, const struct sw_config *cfg)
         if ((rc = parse_job_id(&id, "job", argc, argv)) != 0)
                 return rc;
         rc = 1;
-        if (open_queue(&q, cfg, false, &err) != 0 || eng_queue_get(&job, q, id, &err) != 0 ||
+        if (eng__open_queue(&q, cfg, false, &err) != 0 || eng_queue_get(&job, q, id, &err) != 0 ||
             eng_steps_list(&steps, &n, q, id, &err) != 0) {
                 rc = sw_cli_fail("job", "%s", err.msg);
                 goto out;
@@ -527,7 +501,7 @@ int eng_cmd_logs(int argc, char **argv, const struct sw_config *cfg)
         }
         if ((rc = parse_job_id(&id, "logs", argc, argv)) != 0)
                 return rc;
-        if (open_queue(&q, cfg, false, &err) != 0 ||
+        if (eng__open_queue(&q, cfg, false, &err) != 0 ||
             follow_log(&final, q, id, follow, ts, &err) != 0)
                 rc = sw_cli_fail("logs", "%s", err.msg);
         eng_queue_close(q);
@@ -551,7 +525,8 @@ int eng_cmd_cancel(int argc, char **argv, const struct sw_config *cfg)
         optind = 1;
         if ((rc = parse_job_id(&id, "cancel", argc, argv)) != 0)
                 return rc;
-        if (open_queue(&q, cfg, false, &err) != 0 || eng_queue_cancel(&state, q, id, &err) != 0) {
+        if (eng__open_queue(&q, cfg, false, &err) != 0 ||
+            eng_queue_cancel(&state, q, id, &err) != 0) {
                 rc = sw_cli_fail("cancel", "%s", err.msg);
         } else if (state == ENG_JOB_RUNNING) {
                 printf("job %lld: cancel requested; its worker stops it within a second\n",
@@ -579,7 +554,7 @@ int eng_cmd_retry(int argc, char **argv, const struct sw_config *cfg)
         optind = 1;
         if ((rc = parse_job_id(&id, "retry", argc, argv)) != 0)
                 return rc;
-        if (open_queue(&q, cfg, false, &err) != 0 || eng_queue_retry(q, id, &err) != 0)
+        if (eng__open_queue(&q, cfg, false, &err) != 0 || eng_queue_retry(q, id, &err) != 0)
                 rc = sw_cli_fail("retry", "%s", err.msg);
         else
                 printf("job %lld queued again\n", (long long)id);
@@ -591,83 +566,30 @@ int eng_cmd_retry(int argc, char **argv, const struct sw_config *cfg)
 
 int eng_cmd_worker(int argc, char **argv, const struct sw_config *cfg)
 {
-        static const struct option opts[] = {
-                {"workers", required_argument, NULL, 'w'},
-                {"drain", no_argument, NULL, 'd'},
-                {"help", no_argument, NULL, 'h'},
-                {NULL, 0, NULL, 0},
-        };
-        struct eng_pool_options po = ENG_POOL_OPTIONS_INIT;
-        struct eng_pool *pool = NULL;
-        struct eng_queue *q = NULL;
-        struct sw_err err = SW_ERR_INIT;
-        bool drain = false;
-        int64_t workers = 0;
+        struct eng_worker_setup ws = {0};
         unsigned long npipelines = 0;
-        sigset_t set;
-        int c, sig = 0;
+        char *slim;
 
-        optind = 1;
-        while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-                switch (c) {
-                case 'h':
-                        printf("usage: slipway worker [--workers N] [--drain]\n\n"
-                               "Run queue workers: claim jobs and run their pipelines until\n"
-                               "SIGTERM or SIGINT. On a signal, running steps get\n"
-                               "SLIPWAY_SHUTDOWN_GRACE_MS to finish; the jobs still running then\n"
-                               "are released for another worker to resume.\n\n"
-                               "  --workers N  worker threads (default: SLIPWAY_WORKERS)\n"
-                               "  --drain      exit once no job is queued or running\n");
-                        return 0;
-                case 'w':
-                        if (parse_i64(&workers, optarg, 1, 256) != 0)
-                                return sw_cli_usage_error("worker", "--workers: '%s' is not 1-256",
-                                                          optarg);
-                        break;
-                case 'd':
-                        drain = true;
-                        break;
-                default:
-                        return sw_cli_usage_error("worker", "unknown option");
-                }
+        /*
+         * The supervising process is `slipway-worker` (engine/worker_main.c),
+         * built next to this binary: it links only SQLite and jansson, so an
+         * idle worker stays small, and it runs each job in `slipway
+         * job-exec`. Without it (a partial install), the jobs run on threads
+         * of this process.
+         */
+        slim = eng_worker_sibling("slipway-worker");
+        if (slim && access(slim, X_OK) == 0) {
+                argv[0] = slim;
+                execv(slim, argv);
+                sw_log(SW_LOG_WARN, "worker",
+                       "cannot start slipway-worker; running jobs in-process", "{s:s,s:s}", "path",
+                       slim, "error", strerror(errno));
         }
-        /* Block the stop signals in every thread; this one waits for them. */
-        sigemptyset(&set);
-        sigaddset(&set, SIGTERM);
-        sigaddset(&set, SIGINT);
-        pthread_sigmask(SIG_BLOCK, &set, NULL);
-
-        po.cfg = cfg;
-        po.workers = (int)workers;
-        po.pipelines = sw_pipelines(&npipelines);
-        po.npipelines = npipelines;
-        po.before_job = step_libs_init;
-        if (eng_pool_start(&pool, &po, &err) != 0)
-                return sw_cli_fail("worker", "%s", err.msg);
-        sw_log(SW_LOG_INFO, "worker", "started", "{s:i,s:s}", "workers",
-               (int)(workers ? workers : cfg->workers), "data", cfg->data);
-        if (drain && open_queue(&q, cfg, true, &err) != 0) {
-                eng_pool_stop(pool, 0);
-                return sw_cli_fail("worker", "%s", err.msg);
-        }
-        for (;;) {
-                struct timespec tick = {0, 200 * 1000000};
-                int64_t counts[5];
-
-                sig = sigtimedwait(&set, NULL, &tick);
-                if (sig > 0)
-                        break;
-                if (drain && eng_queue_counts(counts, q, &err) == 0 &&
-                    counts[ENG_JOB_QUEUED] == 0 && counts[ENG_JOB_RUNNING] == 0)
-                        break;
-        }
-        sw_log(SW_LOG_INFO, "worker", "stopping", "{s:s,s:I}", "reason",
-               sig > 0 ? (sig == SIGTERM ? "SIGTERM" : "SIGINT") : "drained", "grace_ms",
-               (json_int_t)cfg->shutdown_grace_ms);
-        eng_pool_stop(pool, cfg->shutdown_grace_ms);
-        eng_queue_close(q);
-        sw_log(SW_LOG_INFO, "worker", "stopped", NULL);
-        return 0;
+        free(slim);
+        ws.pipelines = sw_pipelines(&npipelines);
+        ws.npipelines = npipelines;
+        ws.before_job = step_libs_init;
+        return eng_worker_main(argc, argv, cfg, &ws);
 }
 
 /* ---- config ---- */
@@ -703,5 +625,55 @@ int eng_cmd_config(int argc, char **argv, const struct sw_config *cfg)
                 printf("%s=%s\n    default: %s; %s\n", vars[i].env, value, *def ? def : "(unset)",
                        vars[i].help);
         }
+        return 0;
+}
+
+int eng_cmd_job_exec(int argc, char **argv, const struct sw_config *cfg)
+{
+        static const struct option opts[] = {
+                {"job", required_argument, NULL, 'j'},
+                {"owner", required_argument, NULL, 'o'},
+                {"result-fd", required_argument, NULL, 'r'},
+                {"help", no_argument, NULL, 'h'},
+                {NULL, 0, NULL, 0},
+        };
+        struct sw_err err = SW_ERR_INIT;
+        unsigned long npipelines = 0;
+        const struct eng_pipeline_def *defs;
+        const char *owner = NULL;
+        int64_t id = 0, fd = -1;
+        int c;
+
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+                switch (c) {
+                case 'h':
+                        printf("usage: slipway job-exec --job ID --owner OWNER --result-fd FD\n\n"
+                               "Run the pipeline of one job that OWNER has claimed, and write\n"
+                               "the outcome to FD. `slipway worker` starts one of these per job;\n"
+                               "it is not meant to be run by hand.\n");
+                        return 0;
+                case 'j':
+                        if (sw_cli_parse_i64(&id, optarg, 1, INT64_MAX) != 0)
+                                return sw_cli_usage_error("job-exec", "--job: '%s' is not a job id",
+                                                          optarg);
+                        break;
+                case 'o':
+                        owner = optarg;
+                        break;
+                case 'r':
+                        if (sw_cli_parse_i64(&fd, optarg, 0, 1 << 20) != 0)
+                                return sw_cli_usage_error("job-exec", "--result-fd: '%s'", optarg);
+                        break;
+                default:
+                        return sw_cli_usage_error("job-exec", "unknown option");
+                }
+        }
+        if (!id || !owner || fd < 0)
+                return sw_cli_usage_error("job-exec",
+                                          "--job, --owner and --result-fd are required");
+        defs = sw_pipelines(&npipelines);
+        if (eng_pool_exec_child(cfg, defs, npipelines, id, owner, (int)fd, &err) != 0)
+                return sw_cli_fail("job-exec", "%s", err.msg);
         return 0;
 }

@@ -10,9 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/config.h"
 #include "common/embed.h"
 #include "common/mem.h"
 #include "engine/engine_int.h"
+#include "engine/queue.h"
 #include "common/banned.h"
 
 int eng__sqlite_err(sqlite3 *db, int rc, struct sw_err *err, const char *what)
@@ -138,5 +140,20 @@ int eng__migrate(sqlite3 *db, const char *path, struct sw_err *err)
         return 0;
 rollback:
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+}
+
+int eng__open_queue(struct eng_queue **out, const struct sw_config *cfg, bool create,
+                    struct sw_err *err)
+{
+        struct eng_queue_options qo = ENG_QUEUE_OPTIONS_INIT;
+        char *path = eng__db_path(cfg->data);
+        int rc;
+
+        qo.path = path;
+        qo.create = create;
+        qo.synchronous_full = strcmp(cfg->synchronous, "FULL") == 0;
+        rc = eng_queue_open(out, &qo, err);
+        free(path);
         return rc;
 }

@@ -5,6 +5,7 @@
 #define SW_ENGINE_INT_H
 
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/err.h"
@@ -17,5 +18,11 @@ int eng__migrate(sqlite3 *db, const char *path, struct sw_err *err);
 
 /* The database file under the data directory. */
 char *eng__db_path(const char *data_dir);
+
+struct eng_queue;
+struct sw_config;
+/* Open the queue at $SLIPWAY_DATA/slipway.db with the configured synchronous mode. */
+int eng__open_queue(struct eng_queue **out, const struct sw_config *cfg, bool create,
+                    struct sw_err *err);
 
 #endif /* SW_ENGINE_INT_H */

@@ -37,6 +37,7 @@ static const struct sw_cmd commands[] = {
         {"serve", serve_cmd, "run everything on this machine (workers, registry, DNS, ingress)"},
         {"status", serve_status_cmd, "show the parts `slipway serve` runs and their health"},
         {"worker", eng_cmd_worker, "run queue workers until SIGTERM"},
+        {"job-exec", eng_cmd_job_exec, "run one claimed job (started by `slipway worker`)"},
         {"build", step_build_cmd, "build a Dockerfile into an OCI image, without a Docker daemon"},
         {"render", step_render_cmd, "print the Kubernetes documents a deploy would apply"},
         {"config", eng_cmd_config, "print every SLIPWAY_* setting and its value"},
@@ -104,7 +105,9 @@ int main(int argc, char **argv)
          * Library global state is set up here, once, before any thread starts,
          * except for the worker, which defers it to its first job (common/libs.h).
          */
-        if (strcmp(cmd->name, "worker") != 0 && strcmp(cmd->name, "serve") != 0)
+        if (strcmp(cmd->name, "build") == 0)
+                sw_libs_init_http(); /* no git in a build: common/libs.h */
+        else if (strcmp(cmd->name, "worker") != 0 && strcmp(cmd->name, "serve") != 0)
                 step_libs_init();
 
         rc = cmd->run(argc - 1, argv + 1, &cfg);

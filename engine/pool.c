@@ -5,12 +5,19 @@
  * change under its lock, so the heartbeat thread never flags a job that the
  * worker has already finished and replaced with another.
  */
+#define _GNU_SOURCE /* pipe2 */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,6 +33,10 @@
 #include "common/banned.h"
 
 #define HEARTBEAT_TICK_MS 250
+/* A job process asked to stop gets this long before SIGKILL. */
+#define EXEC_KILL_AFTER_MS 15000
+/* How often a supervising thread looks at its slot's stop flag. */
+#define EXEC_TICK_MS 50
 
 struct pool_slot {
         struct eng_pool *pool;
@@ -45,6 +56,7 @@ struct eng_pool {
         const struct eng_pipeline_def *pipelines;
         size_t npipelines;
         void (*before_job)(void);
+        char *exec_path; /* NULL: pipelines run on the worker threads */
         int nslots;
         struct pool_slot *slots;
         pthread_t hb_thread;
@@ -115,6 +127,8 @@ static const char *pool_settle(struct eng_queue *q, struct pool_slot *s, const s
         return requeued ? "retrying" : "failed";
 }
 
+static int pool_exec_job(struct pool_slot *s, const struct eng_job *job, struct sw_err *err);
+
 static void pool_run_job(struct eng_queue *q, struct pool_slot *s, struct eng_job *job)
 {
         struct eng_pool *p = s->pool;
@@ -132,6 +146,8 @@ static void pool_run_job(struct eng_queue *q, struct pool_slot *s, struct eng_jo
         if (job->cancel_requested) {
                 atomic_store(&s->stop, ENG_STOP_CANCEL);
                 rc = sw_err_set(&err, SW_ECANCELED, "cancelled before it started");
+        } else if (p->exec_path) {
+                rc = pool_exec_job(s, job, &err);
         } else if (!def) {
                 rc = sw_err_set(&err, SW_EINVAL, "no pipeline for job kind '%s'", job->kind);
         } else {
@@ -155,6 +171,208 @@ static void pool_run_job(struct eng_queue *q, struct pool_slot *s, struct eng_jo
                        "job ended", "{s:I,s:s,s:I,s:s,s:s}", "job", (json_int_t)job->id, "outcome",
                        outcome, "ms", (json_int_t)(sw_mono_ms() - t0), "error", err.msg,
                        "settle_error", serr.msg);
+}
+
+/* ---- exec mode: one child process per job ---- */
+
+/* The signal that tells a job process why to stop (see eng_pool_exec_child). */
+static int stop_signal(int stop)
+{
+        switch (stop) {
+        case ENG_STOP_CANCEL:
+                return SIGUSR1;
+        case ENG_STOP_LEASE:
+                return SIGUSR2;
+        default:
+                return SIGTERM;
+        }
+}
+
+/* Parse "<rc>\n<message>" from a job process into rc and err. */
+static int exec_result(const char *text, size_t len, struct sw_err *err)
+{
+        char *end = NULL;
+        long rc;
+
+        if (len == 0)
+                return 1;
+        errno = 0;
+        rc = strtol(text, &end, 10);
+        if (errno || end == text || *end != '\n' || rc > 0 || rc < -1000)
+                return 1;
+        if (rc != 0)
+                sw_err_set(err, (int)rc, "%.*s", (int)(len - (size_t)(end + 1 - text)), end + 1);
+        return (int)rc;
+}
+
+/*
+ * Start `slipway job-exec` for `job`, pass stop requests on as signals and
+ * return its outcome. The child dies with this thread (PR_SET_PDEATHSIG), so
+ * a worker killed with -9 leaves no job running behind the lease.
+ */
+static int pool_exec_job(struct pool_slot *s, const struct eng_job *job, struct sw_err *err)
+{
+        struct eng_pool *p = s->pool;
+        char id[32], result[8192];
+        char *argv[] = {p->exec_path, "job-exec",    "--job", id,  "--owner",
+                        s->owner,     "--result-fd", "3",     NULL};
+        size_t got = 0;
+        int fds[2], pidfd, status = 0, sent = ENG_STOP_NONE, rc;
+        int64_t kill_at = 0;
+        pid_t parent = getpid(), pid;
+        sigset_t none;
+
+        snprintf(id, sizeof(id), "%lld", (long long)job->id);
+        sigemptyset(&none);
+        if (pipe2(fds, O_CLOEXEC) != 0)
+                return sw_err_set(err, SW_EIO, "cannot start the job process: pipe: %s",
+                                  strerror(errno));
+        pid = fork();
+        if (pid == 0) {
+                /* Only async-signal-safe calls between fork and exec. */
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (getppid() != parent)
+                        _exit(127);
+                if (dup2(fds[1], 3) < 0)
+                        _exit(127);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                execv(p->exec_path, argv);
+                _exit(127);
+        }
+        close(fds[1]);
+        if (pid < 0) {
+                close(fds[0]);
+                return sw_err_set(err, SW_EIO, "cannot start the job process: fork: %s",
+                                  strerror(errno));
+        }
+        pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        for (;;) {
+                struct pollfd pfd[2] = {{fds[0], POLLIN, 0}, {pidfd, POLLIN, 0}};
+                int stop = atomic_load(&s->stop);
+
+                if (stop != ENG_STOP_NONE && stop != sent) {
+                        kill(pid, stop_signal(stop));
+                        sent = stop;
+                        kill_at = sw_mono_ms() + EXEC_KILL_AFTER_MS;
+                }
+                if (kill_at && sw_mono_ms() >= kill_at) {
+                        sw_log(SW_LOG_WARN, "pool", "job process did not stop; killing it",
+                               "{s:I,s:i}", "job", (json_int_t)job->id, "pid", (int)pid);
+                        kill(pid, SIGKILL);
+                        kill_at = 0;
+                }
+                if (poll(pfd, pidfd >= 0 ? 2 : 1, EXEC_TICK_MS) > 0 && pfd[0].revents) {
+                        ssize_t n = read(fds[0], result + got, sizeof(result) - 1 - got);
+                        if (n > 0)
+                                got += (size_t)n;
+                        else if (n == 0 || (errno != EINTR && errno != EAGAIN))
+                                break; /* EOF: the child is exiting */
+                }
+                if (waitpid(pid, &status, WNOHANG) == pid) {
+                        pid = 0;
+                        break;
+                }
+        }
+        if (pid > 0) {
+                /* The pipe closed first; the exit follows (or the kill above ends it). */
+                while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+                }
+        }
+        /* What the child wrote just before it exited. */
+        for (;;) {
+                ssize_t n = read(fds[0], result + got, sizeof(result) - 1 - got);
+                if (n <= 0)
+                        break;
+                got += (size_t)n;
+        }
+        close(fds[0]);
+        if (pidfd >= 0)
+                close(pidfd);
+        result[got] = '\0';
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+                rc = exec_result(result, got, err);
+                if (rc <= 0)
+                        return rc;
+        }
+        if (sent != ENG_STOP_NONE)
+                return sw_err_set(err, SW_ECANCELED, "job process stopped");
+        if (WIFSIGNALED(status))
+                return sw_err_set(err, SW_EIO, "the job process died of signal %d (%s)",
+                                  WTERMSIG(status), strsignal(WTERMSIG(status)));
+        return sw_err_set(err, SW_EINTERNAL, "the job process exited with status %d%s%s",
+                          WIFEXITED(status) ? WEXITSTATUS(status) : -1, got ? ": " : "", result);
+}
+
+/* The stop reason of the job this process runs: written by a signal handler. */
+static atomic_int exec_stop;
+
+static void exec_on_signal(int sig)
+{
+        atomic_store(&exec_stop, sig == SIGUSR1   ? ENG_STOP_CANCEL
+                                 : sig == SIGUSR2 ? ENG_STOP_LEASE
+                                                  : ENG_STOP_SHUTDOWN);
+}
+
+int eng_pool_exec_child(const struct sw_config *cfg, const struct eng_pipeline_def *pipelines,
+                        size_t npipelines, int64_t id, const char *owner, int result_fd,
+                        struct sw_err *err)
+{
+        static const int sigs[] = {SIGTERM, SIGINT, SIGUSR1, SIGUSR2};
+        const struct eng_pipeline_def *def;
+        struct eng_queue_options qo = ENG_QUEUE_OPTIONS_INIT;
+        struct eng_queue *q = NULL;
+        struct eng_job *job = NULL;
+        struct eng_run_env env;
+        struct sigaction sa;
+        struct sw_err run_err = SW_ERR_INIT;
+        char *db_path = eng__db_path(cfg->data), *scratch = NULL;
+        int rc;
+
+        /* The processes the steps start must not hold the result pipe open. */
+        if (fcntl(result_fd, F_SETFD, FD_CLOEXEC) != 0) {
+                free(db_path);
+                return sw_err_set(err, SW_EINVAL, "result fd %d: %s", result_fd, strerror(errno));
+        }
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = exec_on_signal;
+        sigemptyset(&sa.sa_mask);
+        for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+                sigaction(sigs[i], &sa, NULL);
+
+        qo.path = db_path;
+        qo.synchronous_full = strcmp(cfg->synchronous, "FULL") == 0;
+        rc = eng_queue_open(&q, &qo, err);
+        if (rc)
+                goto out;
+        rc = eng_queue_get(&job, q, id, &run_err);
+        if (rc == 0 && (job->state != ENG_JOB_RUNNING || !job->lease_owner ||
+                        strcmp(job->lease_owner, owner) != 0))
+                rc = sw_err_set(&run_err, SW_ELEASE, "job %lld is no longer held by %s",
+                                (long long)id, owner);
+        def = rc == 0 ? eng_pipeline_find(pipelines, npipelines, job->kind) : NULL;
+        if (rc == 0 && !def)
+                rc = sw_err_set(&run_err, SW_EINVAL, "no pipeline for job kind '%s'", job->kind);
+        if (rc == 0) {
+                scratch = sw_xasprintf("%s/scratch", cfg->data);
+                rc = sw_mkdir_p(scratch, 0700, &run_err);
+        }
+        if (rc == 0) {
+                env.cfg = cfg;
+                env.scratch_root = scratch;
+                env.log_max_bytes = cfg->job_log_max_bytes;
+                env.stop = &exec_stop;
+                rc = eng_pipeline_run(q, job, def, &env, &run_err);
+        }
+        if (dprintf(result_fd, "%d\n%s", rc, rc ? run_err.msg : "") < 0)
+                rc = sw_err_set(err, SW_EIO, "cannot write the outcome: %s", strerror(errno));
+        else
+                rc = 0;
+out:
+        eng_job_free(job);
+        eng_queue_close(q);
+        free(scratch);
+        free(db_path);
+        return rc;
 }
 
 static void *pool_worker(void *arg)
@@ -261,6 +479,7 @@ int eng_pool_start(struct eng_pool **out, const struct eng_pool_options *opts, s
         p->pipelines = opts->pipelines;
         p->npipelines = opts->npipelines;
         p->before_job = opts->before_job;
+        p->exec_path = opts->exec_path ? sw_xstrdup(opts->exec_path) : NULL;
         p->nslots = opts->workers > 0 ? opts->workers : (int)opts->cfg->workers;
         p->slots = sw_xcalloc((size_t)p->nslots, sizeof(*p->slots));
         pthread_mutex_init(&p->lock, NULL);
@@ -350,6 +569,7 @@ void eng_pool_stop(struct eng_pool *p, int64_t grace_ms)
         free(p->slots);
         free(p->db_path);
         free(p->scratch_root);
+        free(p->exec_path);
         free(p);
 }
 

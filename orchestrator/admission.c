@@ -13,6 +13,11 @@
  * API server's Forbidden message; `status.used` is recomputed after every
  * write in a namespace that has quotas (the quota controller's job, done
  * synchronously here).
+ *
+ * DefaultTolerationSeconds: a new pod that does not already tolerate
+ * node.kubernetes.io/not-ready or /unreachable with effect NoExecute gets a
+ * toleration of each for the configured seconds (300 by default), so its
+ * pods leave a dead node after that long and not at once.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -348,8 +353,47 @@ static int check_quotas(struct orch_store *s, const char *resource, const json_t
         return rc;
 }
 
+/* Whether `tols` already tolerate the NoExecute taint `key`. */
+static bool tolerates(const json_t *tols, const char *key)
+{
+        const json_t *t;
+        size_t i;
+
+        json_array_foreach(tols, i, t)
+        {
+                const char *k = sw_json_str(t, "key", ""), *eff = sw_json_str(t, "effect", "");
+                if (*eff && strcmp(eff, "NoExecute") != 0)
+                        continue;
+                if (strcmp(k, key) == 0 ||
+                    (!*k && strcmp(sw_json_str(t, "operator", ""), "Exists") == 0))
+                        return true;
+        }
+        return false;
+}
+
+static void default_tolerations(json_t *pod, int64_t seconds)
+{
+        static const char *const keys[] = {"node.kubernetes.io/not-ready",
+                                           "node.kubernetes.io/unreachable"};
+        json_t *spec = obj_at(pod, "spec"), *tols = json_object_get(spec, "tolerations");
+
+        if (seconds < 0)
+                return;
+        if (!json_is_array(tols)) {
+                tols = json_array();
+                json_object_set_new(spec, "tolerations", tols);
+        }
+        for (size_t i = 0; i < 2; i++) {
+                if (tolerates(tols, keys[i]))
+                        continue;
+                json_array_append_new(tols, json_pack("{s:s,s:s,s:s,s:I}", "key", keys[i],
+                                                      "operator", "Exists", "effect", "NoExecute",
+                                                      "tolerationSeconds", (json_int_t)seconds));
+        }
+}
+
 int orch_admission_check(struct orch_store *s, const char *resource, json_t *obj, const json_t *old,
-                         struct sw_err *err)
+                         int64_t toleration_s, struct sw_err *err)
 {
         const json_t *meta = json_object_get(obj, "metadata");
         const char *ns = sw_json_str(meta, "namespace", "");
@@ -357,8 +401,11 @@ int orch_admission_check(struct orch_store *s, const char *resource, json_t *obj
 
         if (!*ns || old)
                 return 0; /* quotas and limits apply to what is created */
-        if (strcmp(resource, "pods") == 0 && (rc = apply_limit_ranges(s, obj, ns, err)) != 0)
-                return rc;
+        if (strcmp(resource, "pods") == 0) {
+                default_tolerations(obj, toleration_s);
+                if ((rc = apply_limit_ranges(s, obj, ns, err)) != 0)
+                        return rc;
+        }
         return check_quotas(s, resource, obj, ns, sw_json_str(meta, "name", ""), err);
 }
 

@@ -36,6 +36,7 @@
 
 #define LEASE_NS "kube-node-lease"
 #define PASS_MS 500
+#define QUICK_PASS_MS 20 /* while a container is starting */
 
 void agent_time_fmt(char *out, size_t size, int64_t epoch_ms)
 {
@@ -316,6 +317,7 @@ static void pass(struct orch_agent *a)
         struct sw_err err = SW_ERR_INIT;
         size_t i;
 
+        a->quick_pass = false;
         heartbeat(a);
         sel = sw_xasprintf("spec.nodeName%%3D%s", a->node_name);
         path = sw_xasprintf("/api/v1/pods?fieldSelector=%s", sel);
@@ -354,6 +356,7 @@ static void pass(struct orch_agent *a)
                 } else
                         pp = &p->next;
         }
+        agent_gc_run(a);
 out:
         json_decref(list);
         free(path);
@@ -370,7 +373,7 @@ static void *loop_main(void *arg)
 
                 pass(a);
                 clock_gettime(CLOCK_REALTIME, &ts);
-                ts.tv_nsec += (long)PASS_MS * 1000000L;
+                ts.tv_nsec += (long)(a->quick_pass ? QUICK_PASS_MS : PASS_MS) * 1000000L;
                 ts.tv_sec += ts.tv_nsec / 1000000000L;
                 ts.tv_nsec %= 1000000000L;
                 pthread_mutex_lock(&a->mu);
@@ -436,6 +439,7 @@ static void agent_free(struct orch_agent *a)
         if (!a)
                 return;
         atomic_store(&a->stop, true); /* ends log followers */
+        agent_pulls_free(a->pulls);   /* before a->mu goes: workers wake the loop through it */
         agent_logs_stop(a);
         agent_proxy_stop(a->proxy);
         while (a->pods) {
@@ -446,6 +450,7 @@ static void agent_free(struct orch_agent *a)
         orch_kube_free(a->kube);
         orch_kube_free(a->wkube);
         json_decref(a->images);
+        json_decref(a->image_used);
         pthread_mutex_destroy(&a->mu);
         pthread_cond_destroy(&a->cond);
         free(a->kubeconfig);
@@ -494,6 +499,7 @@ int orch_agent_start(struct orch_agent **out, const struct orch_agent_options *o
         a->root = sw_xasprintf("%s/node/%s", a->data_dir, a->node_name);
         a->runc_root = sw_xasprintf("%s/runc", a->root);
         a->images = json_object();
+        a->image_used = json_object();
         pthread_mutex_init(&a->mu, NULL);
         pthread_cond_init(&a->cond, NULL);
         rc = sw_mkdir_p(a->root, 0700, err);

@@ -29,6 +29,13 @@
  * status.daemonEndpoints.kubeletEndpoint.Port (the API server's pods/log
  * proxies there).
  *
+ * Log files are rotated at SLIPWAY_POD_LOG_MAX, SLIPWAY_POD_LOG_FILES kept
+ * (agent_logs.c). Images are pulled by worker threads, so a slow registry
+ * holds up only the pods that wait for it (agent_pull.c), and unused ones
+ * are garbage-collected when the store's disk passes SLIPWAY_IMAGE_GC_HIGH
+ * percent (agent_gc.c). Volumes: emptyDir, configMap, secret, downwardAPI,
+ * projected and hostPath (agent_volume.c).
+ *
  * Containers outlive the agent: a restarted agent finds them again through
  * `runc state` and adopts them instead of restarting them.
  *

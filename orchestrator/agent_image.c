@@ -4,7 +4,9 @@
  * pod's image reference), and every layer unpacked once per digest into
  * <root>/layers/<hex> with overlay whiteouts, ready to be an overlay lower
  * directory. Unpacking goes through a temporary sibling and a rename, so a
- * layer dir is whole or absent.
+ * layer dir is whole or absent. Pulls happen on the workers of
+ * agent_pull.c; this file only reads the store and unpacks, on the
+ * reconcile thread.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,44 +21,6 @@
 #include "steps/oci.h"
 #include "steps/registry.h"
 #include "common/banned.h"
-
-static int pull(struct orch_agent *a, struct step_oci_layout *l, const char *image,
-                const char *docker_config, struct sw_err *err)
-{
-        struct step_registry_options ro = STEP_REGISTRY_OPTIONS_INIT;
-        struct step_registry_ref ref;
-        struct step_registry *r = NULL;
-        struct step_oci_desc desc;
-        int rc;
-
-        rc = step_registry_ref_parse(&ref, image, a->o.cfg->registry, err);
-        if (rc)
-                return rc;
-        step_registry_options_from_config(&ro, a->o.cfg, ref.host);
-        if (docker_config) {
-                char *user = NULL, *password = NULL;
-                struct sw_err ignored = SW_ERR_INIT;
-                /* The pod's secrets hold an entry for this registry: they win. */
-                if (step_registry_docker_auth(&user, &password, docker_config, ref.host,
-                                              &ignored) == 0) {
-                        ro.docker_config = docker_config;
-                        ro.user = NULL;
-                        ro.password = NULL;
-                }
-                free(user);
-                if (password)
-                        sw_free_secret(password);
-        }
-        ro.max_attempts = 3;
-        rc = step_registry_new(&r, &ro, err);
-        if (rc == 0)
-                rc = step_registry_pull(&desc, r, ref.repo, ref.digest[0] ? ref.digest : ref.tag, l,
-                                        image, err);
-        step_registry_free(r);
-        if (rc == 0)
-                json_object_set_new(a->images, image, json_string(desc.digest));
-        return rc;
-}
 
 static int unpack_layer(char **dir_out, struct orch_agent *a, struct step_oci_layout *l,
                         const struct step_oci_desc *d, struct sw_err *err)
@@ -87,7 +51,7 @@ static int unpack_layer(char **dir_out, struct orch_agent *a, struct step_oci_la
 }
 
 int agent_image_ensure(struct agent_image *out, struct orch_agent *a, const char *image,
-                       const char *policy, const char *docker_config, struct sw_err *err)
+                       struct sw_err *err)
 {
         struct step_oci_layout *l = NULL;
         struct step_oci_manifest m = {0};
@@ -98,31 +62,15 @@ int agent_image_ensure(struct agent_image *out, struct orch_agent *a, const char
         char *text = NULL;
         size_t len = 0;
         json_t *cfg = NULL;
-        bool present;
         int rc;
 
         rc = sw_mkdir_p(layers_dir, 0700, err);
         if (rc == 0)
                 rc = step_oci_layout_open(&l, layout_dir, true, err);
+        if (rc == 0)
+                rc = step_oci_ref_resolve(&desc, l, image, err);
         if (rc)
                 goto out;
-        present = step_oci_ref_resolve(&desc, l, image, err) == 0;
-        sw_err_clear(err);
-        if (!present && strcmp(policy, "Never") == 0) {
-                rc = sw_err_set(err, SW_ENOTFOUND,
-                                "container image \"%s\" is not present with pull policy of Never",
-                                image);
-                goto out;
-        }
-        /* Always: once per agent run and per start of a container that is not running. */
-        if (!present || strcmp(policy, "Always") == 0) {
-                rc = pull(a, l, image, docker_config, err);
-                if (rc)
-                        goto out;
-                rc = step_oci_ref_resolve(&desc, l, image, err);
-                if (rc)
-                        goto out;
-        }
         rc = step_oci_blob_read(&text, &len, l, desc.digest, STEP_OCI_MANIFEST_MAX_BYTES, err);
         if (rc == 0)
                 rc = step_oci_manifest_parse(&m, desc.media_type, text, len, err);

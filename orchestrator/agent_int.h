@@ -1,14 +1,18 @@
 /*
  * agent_int.h - internals of the node agent shared by its files:
  * agent.c (node, heartbeat, the reconcile loop), agent_pod.c (one pod's
- * containers and status), agent_image.c (pull and content store),
- * agent_net.c (pod network namespaces, port forwarders, the splice relay)
- * and agent_proxy.c (the service proxy and the pods' /etc/hosts).
+ * containers and status), agent_image.c (content store), agent_pull.c
+ * (pull workers), agent_gc.c (image garbage collection), agent_logs.c
+ * (log endpoint and rotation), agent_net.c (pod network namespaces, port
+ * forwarders, the splice relay), agent_volume.c (volumes and Events) and
+ * agent_proxy.c (the service proxy and the pods' /etc/hosts).
  *
  * Threads: the pod table and every struct agent_pod belong to the
  * reconcile thread alone; forwarders run threads of their own that touch
- * only their struct agent_fwd; the service proxy runs its own threads and
- * locks (see agent_proxy.c), called from the reconcile thread.
+ * only their struct agent_fwd; pull workers share only struct agent_pulls
+ * (its own mutex) and wake the loop through orch_agent.mu; the service
+ * proxy runs its own threads and locks (see agent_proxy.c), called from
+ * the reconcile thread.
  */
 #ifndef SW_ORCH_AGENT_INT_H
 #define SW_ORCH_AGENT_INT_H
@@ -51,14 +55,18 @@ struct agent_ctr {
         char waiting_reason[32]; /* "" when running or terminated */
         char *waiting_msg;
         int pull_failures;
+        bool pull_pending; /* a pull of its image was asked of the workers */
         char image_id[SW_DIGEST_STR_LEN];
         bool ready;
         bool post_start_done; /* the postStart hook ran for this instance */
         int stop_sig;         /* the image's STOPSIGNAL; 0: SIGTERM */
         int probe_failures;   /* consecutive readiness failures */
         int64_t next_probe_mono;
-        int live_failures;      /* consecutive liveness failures */
-        int64_t next_live_mono; /* next liveness probe */
+        int live_failures;         /* consecutive liveness failures */
+        int64_t next_live_mono;    /* next liveness probe */
+        bool started;              /* the startupProbe succeeded (or there is none) */
+        int startup_failures;      /* consecutive startupProbe failures */
+        int64_t next_startup_mono; /* next startup probe */
 };
 
 struct agent_fwd;
@@ -103,7 +111,11 @@ struct orch_agent {
         struct agent_pod *pods;
         int64_t last_heartbeat_mono;
         bool lease_ok;
-        json_t *images;          /* image reference -> manifest digest pulled by this agent */
+        json_t *images;            /* image reference -> manifest digest pulled by this agent */
+        struct agent_pulls *pulls; /* image pull workers (agent_pull.c), made on first use */
+        json_t *image_used;      /* image reference -> epoch ms a container last started from it */
+        int64_t next_gc_mono;    /* next image garbage collection check */
+        bool quick_pass;         /* a container is starting: the next pass comes soon */
         struct MHD_Daemon *logd; /* the container log endpoint */
         struct agent_proxy *proxy;
         uint32_t pod_net; /* this node's pod CIDR, a /24 (host byte order) */
@@ -127,6 +139,28 @@ struct agent_pod *agent_pod_new(struct orch_agent *a, const char *uid, const cha
                                 const char *name);
 void agent_pod_free(struct agent_pod *p);
 
+/*
+ * The data of a ConfigMap or Secret (`kind` "configmaps" or "secrets") as an
+ * object of strings, Secret values decoded; an absent `optional` one gives {}.
+ */
+int agent_pod_fetch_data(json_t **out, struct orch_agent *a, const char *ns, const char *kind,
+                         const char *name, bool optional, struct sw_err *err);
+
+/* ---- agent_volume.c ---- */
+/*
+ * Make volume `vol` (an entry of spec.volumes) of the pod ready to mount:
+ * *path_out (caller frees) the host path to bind, *ro_out true when the
+ * volume is read-only whatever the mount says (configMap, secret,
+ * downwardAPI, projected). Idempotent; SW_EINVAL for unsupported or bad
+ * volumes, SW_ENOTFOUND for a missing object, key or hostPath.
+ */
+int agent_volume_prepare(char **path_out, bool *ro_out, struct orch_agent *a,
+                         const struct agent_pod *p, const json_t *obj, const json_t *vol,
+                         struct sw_err *err);
+/* Post an Event (type "Normal"/"Warning") about the pod; failures are only logged. */
+void agent_event(struct orch_agent *a, const struct agent_pod *p, const char *type,
+                 const char *reason, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
 /* ---- agent_image.c ---- */
 struct agent_image {
         char digest[SW_DIGEST_STR_LEN]; /* manifest digest */
@@ -136,20 +170,47 @@ struct agent_image {
         size_t cap; /* entries allocated in lowers */
 };
 /*
- * Make `image` available per `policy` ("Always", "IfNotPresent", "Never"):
- * pull it when needed, unpack its layers once per digest. `docker_config`
- * (may be NULL) is a Docker config.json of the pod's imagePullSecrets,
- * tried before the agent's own credentials. SW_ENOTFOUND
- * with "ErrImageNeverPull" semantics when Never and absent.
+ * The stored image `image` with its layers unpacked (once per digest).
+ * SW_ENOTFOUND when the store does not hold it (pull it first through
+ * agent_pulls_poll). Reconcile thread only.
  */
 int agent_image_ensure(struct agent_image *out, struct orch_agent *a, const char *image,
-                       const char *policy, const char *docker_config, struct sw_err *err);
+                       struct sw_err *err);
 void agent_image_release(struct agent_image *img);
+
+/* ---- agent_pull.c ---- */
+struct agent_pulls;
+/* Start the pull workers of agent `a` (the caller keeps one reference). */
+int agent_pulls_new(struct agent_pulls **out, struct orch_agent *a, struct sw_err *err);
+/* Let go: queued pulls are dropped; a running one ends on its worker. Accepts NULL. */
+void agent_pulls_free(struct agent_pulls *q);
+/*
+ * Ask for `image` to be pulled into the store, or collect the result of
+ * the pull asked for before. Returns 1 while the pull is queued or running
+ * (the first call queues it and takes *auth, a private Docker config file
+ * of the pod's pull secrets, or NULL, setting *auth NULL), 0 once pulled
+ * (digest_out gets the manifest digest), or the pull's error with the
+ * registry's message. A finished pull wakes the reconcile loop.
+ */
+int agent_pulls_poll(char digest_out[SW_DIGEST_STR_LEN], struct agent_pulls *q, const char *image,
+                     char **auth, struct sw_err *err);
+/* Hold (true) or release the store lock that pulls take to publish into <root>/images. */
+void agent_pulls_lock(struct agent_pulls *q, bool lock);
+
+/* ---- agent_gc.c ---- */
+/* A container starts from `image`: it is the most recently used one. */
+void agent_gc_touch(struct orch_agent *a, const char *image);
+/* Remove unused images when the store's disk is above the high threshold (reconcile thread). */
+void agent_gc_run(struct orch_agent *a);
 
 /* ---- agent_logs.c ---- */
 /* Serve GET /containerLogs/NS/POD/CTR on 127.0.0.1 (a->log_port gets the port). */
 int agent_logs_start(struct orch_agent *a, struct sw_err *err);
 void agent_logs_stop(struct orch_agent *a);
+/* Rotate the log file `path` when it reached SLIPWAY_POD_LOG_MAX (reconcile thread). */
+void agent_logs_rotate(const struct orch_agent *a, const char *path);
+/* A container restarts: its log files become those of the previous instance. */
+void agent_logs_retire(const struct orch_agent *a, const char *path, const char *prev);
 
 /* ---- agent_net.c ---- */
 /* Create a network namespace with `lo` up, bind-mounted at `path` (idempotent). */

@@ -227,6 +227,8 @@ static void init_ctrs(struct orch_agent *a, struct agent_pod *p, const json_t *o
                                                                      "running"),
                                                      "startedAt", k->started_at));
                                 k->start_mono = sw_mono_ms();
+                                /* Adopted: a startup probe that passed is not run again. */
+                                k->started = sw_json_bool(st, "started", 0);
                         } else if (access(exit_path, F_OK) == 0) {
                                 /* It ended while no agent watched: the exit file tells how. */
                                 k->running = k->ever_ran = k->mounted = true;
@@ -525,6 +527,12 @@ static int fetch_data(json_t **out, struct orch_agent *a, const char *ns, const 
         }
         *out = data;
         return 0;
+}
+
+int agent_pod_fetch_data(json_t **out, struct orch_agent *a, const char *ns, const char *kind,
+                         const char *name, bool optional, struct sw_err *err)
+{
+        return fetch_data(out, a, ns, kind, name, optional, err);
 }
 
 /* Expand $(NAME) from `env` ("NAME=value" strings); $$ escapes a '$'. */
@@ -898,80 +906,7 @@ static const char **strv_from_json(const json_t *a)
         return v;
 }
 
-/* A key or items[].path as a file name under the volume: relative, no "..". */
-static bool safe_rel_path(const char *path)
-{
-        if (!*path || path[0] == '/')
-                return false;
-        for (const char *s = path; *s;) {
-                size_t n = strcspn(s, "/");
-                if ((n == 2 && !strncmp(s, "..", 2)) || n == 0)
-                        return false;
-                s += n;
-                if (*s == '/')
-                        s++;
-        }
-        return true;
-}
-
-/* Write a ConfigMap's or Secret's keys as files into `dir` (made afresh). */
-static int fill_data_volume(struct orch_agent *a, const struct agent_pod *p, const json_t *src,
-                            bool secret, const char *dir, struct sw_err *err)
-{
-        const char *name = sw_json_str(src, secret ? "secretName" : "name", "");
-        mode_t mode = (mode_t)sw_json_int(src, "defaultMode", 0644) & 0777;
-        json_t *data = NULL, *v;
-        const json_t *items = json_object_get(src, "items"), *it;
-        const char *key;
-        size_t i;
-        int rc;
-
-        rc = fetch_data(&data, a, p->ns, secret ? "secrets" : "configmaps", name,
-                        sw_json_bool(src, "optional", 0), err);
-        if (rc == 0)
-                rc = sw_mkdir_p(dir, 0755, err);
-        json_object_foreach(data, key, v)
-        {
-                const char *rel = key;
-                char *path, *parent;
-                bool wanted = !json_array_size(items);
-
-                if (rc)
-                        break;
-                json_array_foreach(items, i, it)
-                {
-                        if (!strcmp(sw_json_str(it, "key", ""), key)) {
-                                wanted = true;
-                                rel = sw_json_str(it, "path", key);
-                        }
-                }
-                if (!wanted)
-                        continue;
-                if (!safe_rel_path(rel)) {
-                        rc = sw_err_set(err, SW_EINVAL, "volume path \"%s\" is not allowed", rel);
-                        break;
-                }
-                path = sw_xasprintf("%s/%s", dir, rel);
-                parent = sw_xstrdup(path);
-                *strrchr(parent, '/') = '\0';
-                rc = sw_mkdir_p(parent, 0755, err);
-                if (rc == 0)
-                        rc = sw_write_file_atomic(path, json_string_value(v), json_string_length(v),
-                                                  mode, err);
-                free(parent);
-                free(path);
-        }
-        json_decref(data);
-        if (rc)
-                sw_err_wrap(err, "%s volume \"%s\"", secret ? "secret" : "configMap", name);
-        return rc;
-}
-
-/*
- * Volumes: emptyDir is a directory of the pod; configMap and secret volumes
- * are files written from the object when the container starts, bound
- * read-only.
- */
+/* The container's volumeMounts, each prepared by agent_volume_prepare(). */
 static int volume_mounts(struct step_rt_mount *m, size_t *n, size_t cap, char **paths,
                          struct orch_agent *a, const struct agent_pod *p, const json_t *obj,
                          const json_t *spec, struct sw_err *err)
@@ -982,9 +917,8 @@ static int volume_mounts(struct step_rt_mount *m, size_t *n, size_t cap, char **
         json_array_foreach(json_object_get(spec, "volumeMounts"), i, vm)
         {
                 const char *vname = sw_json_str(vm, "name", "");
-                const json_t *found = NULL, *cm, *sec;
-                bool ro = sw_json_bool(vm, "readOnly", 0);
-                char *dir;
+                const json_t *found = NULL;
+                bool ro = false;
                 int rc;
 
                 json_array_foreach(json_object_get(json_object_get(obj, "spec"), "volumes"), j, vol)
@@ -994,33 +928,14 @@ static int volume_mounts(struct step_rt_mount *m, size_t *n, size_t cap, char **
                 }
                 if (!found)
                         return sw_err_set(err, SW_EINVAL, "volume \"%s\" is not defined", vname);
-                cm = json_object_get(found, "configMap");
-                sec = json_object_get(found, "secret");
-                if (!json_object_get(found, "emptyDir") && !cm && !sec)
-                        return sw_err_set(err, SW_EINVAL,
-                                          "volume \"%s\": only emptyDir, configMap and secret "
-                                          "volumes are supported",
-                                          vname);
                 if (*n >= cap)
                         return sw_err_set(err, SW_ETOOBIG, "too many volume mounts");
-                dir = sw_xasprintf("%s/volumes/%s", p->dir, vname);
-                if (cm || sec) {
-                        struct stat st;
-                        /* Written once per pod: a second container may have it mounted already. */
-                        rc = stat(dir, &st) == 0
-                                     ? 0
-                                     : fill_data_volume(a, p, cm ? cm : sec, sec != NULL, dir, err);
-                        ro = true;
-                } else
-                        rc = sw_mkdir_p(dir, 0777, err);
-                if (rc) {
-                        free(dir);
+                rc = agent_volume_prepare(&paths[*n], &ro, a, p, obj, found, err);
+                if (rc)
                         return rc;
-                }
-                paths[*n] = dir;
-                m[*n].source = dir;
+                m[*n].source = paths[*n];
                 m[*n].destination = sw_json_str(vm, "mountPath", "/");
-                m[*n].readonly = ro;
+                m[*n].readonly = ro || sw_json_bool(vm, "readOnly", 0);
                 (*n)++;
         }
         return 0;
@@ -1097,8 +1012,8 @@ static int start_ctr(struct orch_agent *a, struct agent_pod *p, struct agent_ctr
         rc = volume_mounts(mounts, &nm, 64, mpaths, a, p, obj, spec, err);
         if (rc)
                 goto out;
-        if (c->ever_ran && access(log, F_OK) == 0)
-                rename(log, prev);
+        if (c->ever_ran)
+                agent_logs_retire(a, log, prev);
         for (size_t i = 0; i < json_array_size(args); i++) {
                 char *x = expand_vars(json_string_value(json_array_get(args, i))
                                               ? json_string_value(json_array_get(args, i))
@@ -1133,7 +1048,13 @@ static int start_ctr(struct orch_agent *a, struct agent_pod *p, struct agent_ctr
         snprintf(cgpath, sizeof(cgpath), "/slipway/%s", c->id);
         rp.cgroups_path = cgpath;
         rp.keep = true;
+        rp.log_timestamps = true;
         step_rt_delete(a->runtime, a->runc_root, c->id);
+        {
+                char *ended = ctr_path(c, "ended");
+                unlink(ended);
+                free(ended);
+        }
         rc = step_rt_start(&rp, log, exit_path, err);
         if (rc)
                 goto out;
@@ -1147,6 +1068,9 @@ static int start_ctr(struct orch_agent *a, struct agent_pod *p, struct agent_ctr
         c->probe_failures = c->live_failures = 0;
         c->post_start_done = false;
         c->next_probe_mono = c->next_live_mono = 0;
+        c->started = false;
+        c->startup_failures = 0;
+        c->next_startup_mono = 0;
         snprintf(c->image_id, sizeof(c->image_id), "%s", img->digest);
         c->stop_sig = parse_signal(sw_json_str(img->config, "StopSignal", ""));
         set_waiting(c, "", NULL);
@@ -1240,27 +1164,65 @@ static int pull_secrets_file(char **path_out, struct orch_agent *a, const struct
         return rc;
 }
 
-/* Try to start `c` now: image, then the container. Failures become waiting reasons. */
+/*
+ * Try to start `c` now: image, then the container. Failures become waiting
+ * reasons. An image that must be pulled is asked of the pull workers; the
+ * container keeps waiting until a later pass finds the pull done.
+ */
 static void try_start(struct orch_agent *a, struct agent_pod *p, struct agent_ctr *c,
                       const json_t *obj, const json_t *spec)
 {
         struct agent_image img = {0};
         struct sw_err err = SW_ERR_INIT;
         const char *policy = pull_policy(spec, c->image);
-        /* Always pulls once per agent run; after that the stored copy is used between restarts. */
-        const char *eff = (!strcmp(policy, "Always") && json_object_get(a->images, c->image))
-                                  ? "IfNotPresent"
-                                  : policy;
+        char digest[SW_DIGEST_STR_LEN];
         char *auth = NULL;
-        int rc;
+        /* Always pulls once per agent run; after that the stored copy is used between restarts. */
+        bool pull = !strcmp(policy, "Always") && !json_object_get(a->images, c->image);
+        int rc = 0;
 
-        rc = pull_secrets_file(&auth, a, p, obj, &err);
-        if (rc == 0)
-                rc = agent_image_ensure(&img, a, c->image, eff, auth, &err);
-        if (auth) {
-                struct sw_err ignored = SW_ERR_INIT;
-                sw_rm_rf(auth, &ignored);
-                free(auth);
+        if (!pull) {
+                rc = agent_image_ensure(&img, a, c->image, &err);
+                if (rc == SW_ENOTFOUND && !strcmp(policy, "Never")) {
+                        sw_err_clear(&err);
+                        rc = sw_err_set(&err, SW_ENOTFOUND,
+                                        "container image \"%s\" is not present with pull policy "
+                                        "of Never",
+                                        c->image);
+                } else if (rc == SW_ENOTFOUND) {
+                        sw_err_clear(&err);
+                        rc = 0;
+                        pull = true;
+                }
+        }
+        if (pull && !a->pulls)
+                rc = agent_pulls_new(&a->pulls, a, &err);
+        if (pull && rc == 0) {
+                if (!c->pull_pending)
+                        rc = pull_secrets_file(&auth, a, p, obj, &err);
+                if (auth) {
+                        /* One file per container: the pull worker owns it from here. */
+                        char *own = sw_xasprintf("%s.%s", auth, c->id);
+                        if (rename(auth, own) == 0) {
+                                free(auth);
+                                auth = own;
+                        } else
+                                free(own);
+                }
+                if (rc == 0)
+                        rc = agent_pulls_poll(digest, a->pulls, c->image, &auth, &err);
+                if (auth) {
+                        struct sw_err ignored = SW_ERR_INIT;
+                        sw_rm_rf(auth, &ignored);
+                        free(auth);
+                }
+                c->pull_pending = rc == 1;
+                if (rc == 1)
+                        return;
+                if (rc == 0) {
+                        json_object_set_new(a->images, c->image, json_string(digest));
+                        rc = agent_image_ensure(&img, a, c->image, &err);
+                }
         }
         if (rc) {
                 c->pull_failures++;
@@ -1271,6 +1233,7 @@ static void try_start(struct orch_agent *a, struct agent_pod *p, struct agent_ct
                 return;
         }
         c->pull_failures = 0;
+        agent_gc_touch(a, c->image);
         rc = start_ctr(a, p, c, obj, spec, &img, &err);
         if (rc) {
                 c->next_start_mono = sw_mono_ms() + backoff_ms(a, c->restart_count);
@@ -1433,9 +1396,11 @@ static bool probe_due(int64_t *next, const struct agent_ctr *c, const json_t *pr
 }
 
 /*
- * Readiness and liveness probes, each on its own period. Readiness starts
- * false and follows success (successThreshold 1) and failureThreshold;
- * liveness kills the container after failureThreshold failures in a row
+ * Startup, readiness and liveness probes, each on its own period. A
+ * startupProbe runs first and alone: readiness and liveness wait for its
+ * first success, and failureThreshold failures in a row kill the container.
+ * Readiness starts false and follows success (successThreshold 1) and
+ * failureThreshold; liveness kills the container after failureThreshold failures in a row
  * (the restart policy then applies).
  */
 static void run_probes(struct orch_agent *a, struct agent_pod *p, struct agent_ctr *c,
@@ -1443,9 +1408,29 @@ static void run_probes(struct orch_agent *a, struct agent_pod *p, struct agent_c
 {
         const json_t *rp = json_object_get(spec, "readinessProbe");
         const json_t *lp = json_object_get(spec, "livenessProbe");
+        const json_t *sp = json_object_get(spec, "startupProbe");
         int64_t now = sw_mono_ms();
         struct sw_err ignored = SW_ERR_INIT;
 
+        if (!c->started) {
+                /* Until the startup probe succeeds, no other probe runs and it is not ready. */
+                if (!sp) {
+                        c->started = true;
+                } else if (probe_due(&c->next_startup_mono, c, sp, now)) {
+                        if (probe_once(a, p, c, spec, sp)) {
+                                c->started = true;
+                                c->startup_failures = 0;
+                        } else if (++c->startup_failures >=
+                                   sw_json_int(sp, "failureThreshold", 3)) {
+                                /* As the kubelet: killed, then restarted per the policy. */
+                                step_rt_kill(a->runtime, a->runc_root, c->id, SIGKILL, true,
+                                             &ignored);
+                                c->startup_failures = 0;
+                        }
+                }
+                if (!c->started)
+                        return;
+        }
         if (!rp)
                 c->ready = true;
         if (rp && probe_due(&c->next_probe_mono, c, rp, now)) {
@@ -1488,11 +1473,11 @@ static json_t *ctr_status(const struct agent_pod *p, const struct agent_ctr *c, 
                         json_object_set_new(json_object_get(state, "waiting"), "message",
                                             json_string(c->waiting_msg));
         }
-        st = json_pack("{s:s,s:s,s:s,s:b,s:b,s:i,s:o,s:o}", "name", c->name, "image", c->image,
-                       "imageID", c->image_id, "ready", c->running && c->ready, "started",
-                       c->running, "restartCount", c->restart_count, "state", state, "lastState",
-                       c->last_term ? json_pack("{s:O}", "terminated", c->last_term)
-                                    : json_object());
+        st = json_pack(
+                "{s:s,s:s,s:s,s:b,s:b,s:i,s:o,s:o}", "name", c->name, "image", c->image, "imageID",
+                c->image_id, "ready", c->running && c->ready, "started", c->running && c->started,
+                "restartCount", c->restart_count, "state", state, "lastState",
+                c->last_term ? json_pack("{s:O}", "terminated", c->last_term) : json_object());
         if (c->ever_ran)
                 json_object_set_new(st, "containerID", json_string(cid));
         (void)p;
@@ -1702,6 +1687,43 @@ void agent_pod_destroy(struct orch_agent *a, struct agent_pod *p)
 
 /* ---- the pod ---- */
 
+/*
+ * The pid of a started container, 0 while it is not started yet. With
+ * runc this reads the runtime's own state (<root>/<id>/state.json, whose
+ * exec.fifo exists until the container is started) instead of running
+ * `runc state` for every starting container on every pass; other
+ * runtimes are asked.
+ */
+static int started_pid(struct orch_agent *a, const struct agent_ctr *c)
+{
+        const char *base = strrchr(a->runtime, '/') ? strrchr(a->runtime, '/') + 1 : a->runtime;
+        struct sw_err ignored = SW_ERR_INIT;
+        char *path, *text = NULL, *fifo;
+        json_t *st = NULL;
+        int pid = 0;
+
+        if (strcmp(base, "runc") != 0) {
+                struct step_rt_state rs;
+                if (step_rt_state(&rs, a->runtime, a->runc_root, c->id, &ignored) == 0 &&
+                    !strcmp(rs.status, "running"))
+                        pid = rs.pid;
+                return pid;
+        }
+        path = sw_xasprintf("%s/%s/state.json", a->runc_root, c->id);
+        fifo = sw_xasprintf("%s/%s/exec.fifo", a->runc_root, c->id);
+        if (sw_read_file(&text, NULL, path, 1 << 20, &ignored) == 0 &&
+            sw_json_parse(&st, text, strlen(text), 0, &ignored) == 0 && access(fifo, F_OK) != 0) {
+                pid = (int)sw_json_int(st, "init_process_pid", 0);
+                if (pid > 0 && kill(pid, 0) != 0)
+                        pid = 0;
+        }
+        json_decref(st);
+        free(text);
+        free(path);
+        free(fifo);
+        return pid > 0 ? pid : 0;
+}
+
 void agent_pod_reconcile(struct orch_agent *a, struct agent_pod *p, const json_t *obj)
 {
         const json_t *meta = json_object_get(obj, "metadata");
@@ -1735,7 +1757,13 @@ void agent_pod_reconcile(struct orch_agent *a, struct agent_pod *p, const json_t
                         char *ep = ctr_path(c, "exit");
                         int code = access(ep, F_OK) == 0 ? read_exit(ep) : -1;
                         if (code >= 0) {
-                                unlink(ep);
+                                /* Kept as "ended" for log followers of this instance. */
+                                {
+                                        char *ended = ctr_path(c, "ended");
+                                        if (rename(ep, ended) != 0)
+                                                unlink(ep);
+                                        free(ended);
+                                }
                                 ctr_exited(a, p, c, obj, code);
                         }
                         free(ep);
@@ -1745,14 +1773,10 @@ void agent_pod_reconcile(struct orch_agent *a, struct agent_pod *p, const json_t
                 else if (!c->running && !strcmp(c->waiting_reason, "ErrImagePull"))
                         set_waiting(c, "ImagePullBackOff", c->waiting_msg);
                 if (c->running) {
-                        if (!c->pid) {
-                                struct step_rt_state rs;
-                                struct sw_err ignored = SW_ERR_INIT;
-                                if (step_rt_state(&rs, a->runtime, a->runc_root, c->id, &ignored) ==
-                                            0 &&
-                                    !strcmp(rs.status, "running"))
-                                        c->pid = rs.pid;
-                        }
+                        if (!c->pid)
+                                c->pid = started_pid(a, c);
+                        if (!c->pid)
+                                a->quick_pass = true; /* look again soon, not in PASS_MS */
                         if (c->pid && !c->post_start_done) {
                                 c->post_start_done = true;
                                 if (!run_hook(a, p, c, obj, "postStart")) {
@@ -1764,6 +1788,11 @@ void agent_pod_reconcile(struct orch_agent *a, struct agent_pod *p, const json_t
                         }
                         if (c->pid && !c->init)
                                 run_probes(a, p, c, spec);
+                        {
+                                char *log = log_path(p, c, false);
+                                agent_logs_rotate(a, log);
+                                free(log);
+                        }
                 }
                 if (c->init && !(c->term && sw_json_int(c->term, "exitCode", -1) == 0))
                         inits_done = false;

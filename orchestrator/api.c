@@ -51,6 +51,7 @@ struct orch_api {
         pthread_mutex_t alloc_mu; /* serialises ClusterIP and NodePort allocation */
         uint32_t svc_base, svc_size;
         char *tls_cert, *tls_key;
+        int64_t default_toleration_s;
 };
 
 /* What one request is about, after routing. */
@@ -525,7 +526,8 @@ static int admit(struct req *q, json_t *obj, const json_t *old, bool *invalid, s
                 return rc;
         }
         if (q->kind->namespaced &&
-            (rc = orch_admission_check(q->api->store, q->kind->store, obj, old, err)) != 0)
+            (rc = orch_admission_check(q->api->store, q->kind->store, obj, old,
+                                       q->api->default_toleration_s, err)) != 0)
                 return rc;
         if (strcmp(q->kind->kind, "Service") == 0) {
                 /* Keep allocated node ports the new spec does not name. */
@@ -1653,9 +1655,11 @@ static void watch_poll(struct watch *w)
         struct orch_event *evs = NULL;
         bool plain = !w->table && !w->selective;
         size_t n = 0;
+        int64_t scanned = w->rev;
         int rc;
 
-        rc = orch_store_events_raw(&evs, &n, w->api->store, w->kind->store, w->rev, 256, &err);
+        rc = orch_store_events_raw(&evs, &n, &scanned, w->api->store, w->kind->store, w->rev, 256,
+                                   &err);
         if (rc) {
                 json_t *st = status_obj(410, "Expired", err.msg, NULL);
                 watch_emit(w, "ERROR", st);
@@ -1694,6 +1698,13 @@ static void watch_poll(struct watch *w)
                 }
         }
         orch_events_free(evs, n);
+        /*
+         * Events of other kinds up to `scanned` were looked at under the store
+         * lock and skipped: resume past them, or the wait below returns at once
+         * and the next poll scans them again.
+         */
+        if (scanned > w->rev)
+                w->rev = scanned;
 }
 
 static ssize_t watch_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -1882,12 +1893,13 @@ static void log_proxy_free(void *cls)
  * containers' logs on 127.0.0.1 at the Node's
  * status.daemonEndpoints.kubeletEndpoint.Port
  * (/containerLogs/<ns>/<pod>/<container>); the answer is streamed through,
- * so `kubectl logs -f` follows. container, follow, previous, tailLines and
- * limitBytes are passed on.
+ * so `kubectl logs -f` follows. container, follow, previous, tailLines,
+ * limitBytes and timestamps are passed on.
  */
 static enum MHD_Result handle_pod_log(struct req *q)
 {
-        static const char *const pass[] = {"follow", "previous", "tailLines", "limitBytes"};
+        static const char *const pass[] = {"follow", "previous", "tailLines", "limitBytes",
+                                           "timestamps"};
         json_t *pod = NULL, *node = NULL;
         struct sw_err err = SW_ERR_INIT;
         struct sw_buf path = SW_BUF_INIT;
@@ -2277,6 +2289,7 @@ int orch_api_start(struct orch_api **out, const struct orch_api_options *opts, s
                 goto fail;
         }
         api->token = sw_xstrdup(opts->token);
+        api->default_toleration_s = opts->default_toleration_s;
         if ((rc = parse_cidr(&api->svc_base, &api->svc_size,
                              opts->service_cidr ? opts->service_cidr : "127.77.0.0/16", err)) != 0)
                 goto fail;

@@ -197,6 +197,7 @@ int orch_cmd_apiserver(int argc, char **argv, const struct sw_config *cfg)
         ao.db_path = db;
         ao.token = token;
         ao.service_cidr = cfg->service_cidr;
+        ao.default_toleration_s = cfg->default_toleration_seconds;
         ao.tls_cert_path = cert;
         ao.tls_key_path = key;
         if (orch_api_start(&api, &ao, &err) != 0) {

@@ -1,6 +1,7 @@
 /*
  * ctrl.h - the control plane of the included orchestrator: controllers
- * (ReplicaSet, Deployment, Endpoints, node lifecycle, garbage collector)
+ * (ReplicaSet, Deployment, Endpoints, node lifecycle, garbage collector,
+ * Job, CronJob)
  * and the scheduler,
  * all talking to an API server over HTTP through orchestrator/client.
  *
@@ -26,10 +27,12 @@ struct orch_ctrl_options {
         int64_t eviction_ms;    /* unreachable pods without toleration go after this; 0: at once */
         int64_t sched_backoff_max_ms; /* cap of an unschedulable pod's retry; 0: 10000 */
         unsigned controllers;         /* ORCH_CTRL_* bits; 0 means all */
+        int64_t job_backoff_ms;  /* first delay before a failed Job pod is replaced; 0: 10000 */
+        int64_t cron_time_scale; /* tests: the CronJob clock runs this many times faster; 0: 1 */
 };
 #define ORCH_CTRL_OPTIONS_INIT                                                                     \
         {                                                                                          \
-                NULL, 0, 0, 0, 0                                                                   \
+                NULL, 0, 0, 0, 0, 0, 0                                                             \
         }
 
 #define ORCH_CTRL_REPLICASET 0x01u
@@ -38,6 +41,8 @@ struct orch_ctrl_options {
 #define ORCH_CTRL_SCHEDULER 0x08u
 #define ORCH_CTRL_NODELIFECYCLE 0x10u
 #define ORCH_CTRL_GC 0x20u
+#define ORCH_CTRL_JOB 0x40u
+#define ORCH_CTRL_CRONJOB 0x80u
 
 /*
  * Load the kubeconfig, list every watched kind, then run the controllers.

@@ -305,6 +305,18 @@ bool orch_ctrl_expect_met(struct orch_ctrl_loop *l, const char *key, struct orch
         return false;
 }
 
+void orch_ctrl_random_suffix(char *out, size_t n)
+{
+        static const char alnum[] = "bcdfghjklmnpqrstvwxz2456789";
+        unsigned char rnd[16];
+
+        if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+                memset(rnd, 7, sizeof(rnd));
+        for (size_t i = 0; i < n && i < sizeof(rnd); i++)
+                out[i] = alnum[rnd[i] % (sizeof(alnum) - 1)];
+        out[n] = '\0';
+}
+
 /* ---- events -------------------------------------------------------------- */
 
 void orch_ctrl_event(struct orch_ctrl_loop *l, const json_t *obj, const char *type,
@@ -602,6 +614,9 @@ void orch_ctrl_stop(struct orch_ctrl *c)
         informer_release(&c->deploys);
         informer_release(&c->services);
         informer_release(&c->nodes);
+        informer_release(&c->jobs);
+        informer_release(&c->cronjobs);
+        informer_release(&c->leases);
         free(c->kubeconfig);
         free(c);
 }
@@ -610,7 +625,7 @@ int orch_ctrl_start(struct orch_ctrl **out, const struct orch_ctrl_options *opts
                     struct sw_err *err)
 {
         struct orch_ctrl *c = sw_xcalloc(1, sizeof(*c));
-        struct orch_informer *infs[5];
+        struct orch_informer *infs[8];
         unsigned want = opts->controllers ? opts->controllers : 0xffu;
         int rc = 0;
 
@@ -621,6 +636,10 @@ int orch_ctrl_start(struct orch_ctrl **out, const struct orch_ctrl_options *opts
         c->opts = *opts;
         c->kubeconfig = sw_xstrdup(opts->kubeconfig);
         c->opts.kubeconfig = c->kubeconfig;
+        if (c->opts.job_backoff_ms <= 0)
+                c->opts.job_backoff_ms = 10000;
+        if (c->opts.cron_time_scale <= 0)
+                c->opts.cron_time_scale = 1;
         if (c->opts.node_grace_ms <= 0)
                 c->opts.node_grace_ms = 40000;
         if (c->opts.sched_backoff_max_ms <= 0)
@@ -636,15 +655,24 @@ int orch_ctrl_start(struct orch_ctrl **out, const struct orch_ctrl_options *opts
         infs[2] = &c->deploys;
         infs[3] = &c->services;
         infs[4] = &c->nodes;
+        informer_init(&c->jobs, "/apis/batch/v1/jobs", &c->stop);
+        informer_init(&c->cronjobs, "/apis/batch/v1/cronjobs", &c->stop);
+        informer_init(&c->leases, "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
+                      &c->stop);
+        infs[5] = &c->jobs;
+        infs[6] = &c->cronjobs;
+        infs[7] = &c->leases;
 
         {
                 static void (*const inits[])(struct orch_ctrl_loop *, struct orch_ctrl *) = {
-                        orch_ctrl_rs_init, orch_ctrl_deploy_init, orch_ctrl_endpoints_init,
-                        orch_sched_init,   orch_ctrl_nodes_init,  orch_ctrl_gc_init,
+                        orch_ctrl_rs_init,  orch_ctrl_deploy_init,  orch_ctrl_endpoints_init,
+                        orch_sched_init,    orch_ctrl_nodes_init,   orch_ctrl_gc_init,
+                        orch_ctrl_job_init, orch_ctrl_cronjob_init,
                 };
                 static const unsigned bits[] = {ORCH_CTRL_REPLICASET,    ORCH_CTRL_DEPLOYMENT,
                                                 ORCH_CTRL_ENDPOINTS,     ORCH_CTRL_SCHEDULER,
-                                                ORCH_CTRL_NODELIFECYCLE, ORCH_CTRL_GC};
+                                                ORCH_CTRL_NODELIFECYCLE, ORCH_CTRL_GC,
+                                                ORCH_CTRL_JOB,           ORCH_CTRL_CRONJOB};
                 for (size_t i = 0; i < sizeof(bits) / sizeof(bits[0]); i++) {
                         struct orch_ctrl_loop *l;
                         if (!(want & bits[i]))
@@ -661,7 +689,7 @@ int orch_ctrl_start(struct orch_ctrl **out, const struct orch_ctrl_options *opts
                 }
         }
         /* Fill every cache before any controller acts on a partial view. */
-        for (int i = 0; i < 5; i++) {
+        for (int i = 0; i < 8; i++) {
                 rc = orch_kube_from_kubeconfig(&infs[i]->kc, c->kubeconfig, NULL, err);
                 if (rc)
                         goto out;
@@ -669,7 +697,7 @@ int orch_ctrl_start(struct orch_ctrl **out, const struct orch_ctrl_options *opts
                 if (rc)
                         goto out;
         }
-        for (int i = 0; i < 5; i++) {
+        for (int i = 0; i < 8; i++) {
                 if (pthread_create(&infs[i]->th, NULL, informer_main, infs[i]) != 0) {
                         rc = sw_err_set(err, SW_EIO, "cannot start an informer thread");
                         goto out;

@@ -31,6 +31,8 @@ int orch_ctrl_cmd(int argc, char **argv, const struct sw_config *cfg)
         static const struct option opts[] = {{"kubeconfig", required_argument, NULL, 'k'},
                                              {"node-grace-ms", required_argument, NULL, 'g'},
                                              {"eviction-ms", required_argument, NULL, 'e'},
+                                             {"job-backoff-ms", required_argument, NULL, 'b'},
+                                             {"cron-time-scale", required_argument, NULL, 's'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
         struct orch_ctrl_options co = ORCH_CTRL_OPTIONS_INIT;
@@ -59,16 +61,37 @@ int orch_ctrl_cmd(int argc, char **argv, const struct sw_config *cfg)
                                                           "not '%s'",
                                                           optarg);
                         break;
+                case 'b':
+                        if (parse_ms(&co.job_backoff_ms, optarg) != 0)
+                                return sw_cli_usage_error("controller-manager",
+                                                          "--job-backoff-ms wants milliseconds, "
+                                                          "not '%s'",
+                                                          optarg);
+                        break;
+                case 's':
+                        if (parse_ms(&co.cron_time_scale, optarg) != 0 || co.cron_time_scale < 1 ||
+                            co.cron_time_scale > 3600)
+                                return sw_cli_usage_error("controller-manager",
+                                                          "--cron-time-scale wants a factor "
+                                                          "from 1 to 3600, not '%s'",
+                                                          optarg);
+                        break;
                 case 'h':
                         printf("usage: slipway controller-manager --kubeconfig FILE "
-                               "[--node-grace-ms MS] [--eviction-ms MS]\n\n"
+                               "[--node-grace-ms MS] [--eviction-ms MS]\n"
+                               "       [--job-backoff-ms MS] [--cron-time-scale N]\n\n"
                                "Run the orchestrator's controllers (Deployment, ReplicaSet,\n"
-                               "Endpoints, node lifecycle) and the scheduler against the API\n"
-                               "server of FILE, until SIGTERM or SIGINT.\n\n"
+                               "Endpoints, Job, CronJob, node lifecycle, garbage collector) and\n"
+                               "the scheduler against the API server of FILE, until SIGTERM or\n"
+                               "SIGINT.\n\n"
                                "  --node-grace-ms MS  heartbeat age that makes a node NotReady "
                                "(40000)\n"
                                "  --eviction-ms MS    delay before pods of an unreachable node "
-                               "are evicted (0)\n");
+                               "are evicted (0)\n"
+                               "  --job-backoff-ms MS first delay before a failed Job pod is "
+                               "replaced (10000)\n"
+                               "  --cron-time-scale N run the CronJob clock N times faster "
+                               "(tests; 1)\n");
                         return 0;
                 default:
                         return sw_cli_usage_error("controller-manager", "unknown option");

@@ -212,6 +212,10 @@ static int ep_reconcile(struct orch_ctrl_loop *l, const char *key, struct sw_err
         json_object_set(ep, "subsets", subsets);
         rc = orch_kube_request(NULL, NULL, l->kc, "PUT", path, NULL, ep, err);
 out:
+        /* A conflict is a stale read that the retry resolves; anything else is news. */
+        if (rc && rc != SW_ECONFLICT && svc)
+                orch_ctrl_event(l, svc, "Warning", "FailedToUpdateEndpoint",
+                                "Failed to update endpoint %s/%s: %s", ns, name, err->msg);
         json_decref(svc);
         json_decref(pods);
         json_decref(groups);

@@ -1,6 +1,6 @@
 /*
  * ctrl_gc.c - the garbage collector for what the API server's own
- * cascading delete cannot see: a ReplicaSet or Pod created for an owner
+ * cascading delete cannot see: a ReplicaSet, Job or Pod created for an owner
  * that was deleted meanwhile (a controller acting on a cache that had not
  * seen the deletion yet). Each dependent whose owner is absent from the
  * informer cache is checked against the API server (the cache may simply
@@ -44,6 +44,11 @@ static void gc_on_rs(void *arg, const char *type, const json_t *obj, const json_
         gc_on_dependent(arg, type, obj, old, "replicasets");
 }
 
+static void gc_on_job(void *arg, const char *type, const json_t *obj, const json_t *old)
+{
+        gc_on_dependent(arg, type, obj, old, "jobs");
+}
+
 /* Whether the owner `ref` of an object in `ns` exists with its uid. */
 static int owner_exists(bool *out, struct orch_ctrl_loop *l, const char *ns, const json_t *ref,
                         struct sw_err *err)
@@ -51,6 +56,8 @@ static int owner_exists(bool *out, struct orch_ctrl_loop *l, const char *ns, con
         const char *kind = sw_json_str(ref, "kind", ""), *uid = sw_json_str(ref, "uid", "");
         struct orch_informer *inf = strcmp(kind, "Deployment") == 0   ? &l->mgr->deploys
                                     : strcmp(kind, "ReplicaSet") == 0 ? &l->mgr->rsets
+                                    : strcmp(kind, "Job") == 0        ? &l->mgr->jobs
+                                    : strcmp(kind, "CronJob") == 0    ? &l->mgr->cronjobs
                                                                       : NULL;
         char *key = sw_xasprintf("%s/%s", ns, sw_json_str(ref, "name", "")), *path = NULL;
         json_t *o = inf ? orch_informer_get(inf, key) : NULL;
@@ -98,7 +105,9 @@ static int gc_reconcile(struct orch_ctrl_loop *l, const char *qkey, struct sw_er
         if (!bar)
                 return 0;
         resource = sw_xstrndup(qkey, (size_t)(bar - qkey));
-        inf = strcmp(resource, "pods") == 0 ? &l->mgr->pods : &l->mgr->rsets;
+        inf = strcmp(resource, "pods") == 0   ? &l->mgr->pods
+              : strcmp(resource, "jobs") == 0 ? &l->mgr->jobs
+                                              : &l->mgr->rsets;
         obj = orch_informer_get(inf, bar + 1);
         if (!obj)
                 goto out;
@@ -117,9 +126,12 @@ static int gc_reconcile(struct orch_ctrl_loop *l, const char *qkey, struct sw_er
         }
         if (any)
                 goto out;
-        path = strcmp(resource, "pods") == 0
-                       ? sw_xasprintf("/api/v1/namespaces/%s/pods/%s", ns, name)
-                       : sw_xasprintf("/apis/apps/v1/namespaces/%s/replicasets/%s", ns, name);
+        if (strcmp(resource, "pods") == 0)
+                path = sw_xasprintf("/api/v1/namespaces/%s/pods/%s", ns, name);
+        else if (strcmp(resource, "jobs") == 0)
+                path = sw_xasprintf("/apis/batch/v1/namespaces/%s/jobs/%s", ns, name);
+        else
+                path = sw_xasprintf("/apis/apps/v1/namespaces/%s/replicasets/%s", ns, name);
         rc = orch_kube_delete(l->kc, path, "Background", err);
         if (rc == SW_ENOTFOUND) {
                 sw_err_clear(err);
@@ -140,4 +152,5 @@ void orch_ctrl_gc_init(struct orch_ctrl_loop *l, struct orch_ctrl *m)
         l->reconcile = gc_reconcile;
         orch_informer_add_handler(&m->pods, gc_on_pod, l);
         orch_informer_add_handler(&m->rsets, gc_on_rs, l);
+        orch_informer_add_handler(&m->jobs, gc_on_job, l);
 }

@@ -123,7 +123,8 @@ struct orch_ctrl {
         char *kubeconfig;
         atomic_bool stop;
         struct orch_informer pods, rsets, deploys, services, nodes;
-        struct orch_ctrl_loop *loops[8];
+        struct orch_informer jobs, cronjobs, leases; /* leases: kube-node-lease only */
+        struct orch_ctrl_loop *loops[12];
         int nloops;
 };
 
@@ -143,6 +144,8 @@ bool orch_ctrl_pod_ready(const json_t *pod, int64_t min_ready_ms, int64_t now_ms
 bool orch_ctrl_pod_active(const json_t *pod);
 /* Whether `labels` match the LabelSelector `sel` (an empty selector matches nothing). */
 bool orch_ctrl_selects(const json_t *sel, const json_t *labels);
+/* `n` (<= 16) random characters of a generated name's suffix, as the real ones, into `out`. */
+void orch_ctrl_random_suffix(char *out, size_t n);
 /* A merge-patch of `sub` ("status" or NULL) of the object at `path`. */
 int orch_ctrl_patch(json_t **out, struct orch_ctrl_loop *l, const char *path, const json_t *patch,
                     struct sw_err *err);
@@ -160,5 +163,7 @@ void orch_ctrl_endpoints_init(struct orch_ctrl_loop *l, struct orch_ctrl *m);
 void orch_ctrl_nodes_init(struct orch_ctrl_loop *l, struct orch_ctrl *m);
 void orch_ctrl_gc_init(struct orch_ctrl_loop *l, struct orch_ctrl *m);
 void orch_sched_init(struct orch_ctrl_loop *l, struct orch_ctrl *m);
+void orch_ctrl_job_init(struct orch_ctrl_loop *l, struct orch_ctrl *m);
+void orch_ctrl_cronjob_init(struct orch_ctrl_loop *l, struct orch_ctrl *m);
 
 #endif /* SW_ORCH_CTRL_INT_H */

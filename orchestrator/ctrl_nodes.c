@@ -1,6 +1,6 @@
 /*
- * ctrl_nodes.c - node lifecycle: a node whose Ready condition's
- * lastHeartbeatTime is older than the grace period gets Ready=Unknown
+ * ctrl_nodes.c - node lifecycle: a node whose last heartbeat is older than
+ * the grace period gets Ready=Unknown
  * (NodeStatusUnknown), its pods Ready=False, and the taint
  * node.kubernetes.io/unreachable:NoExecute;
  * the pods bound to it are evicted (deleted at once, the node cannot
@@ -8,6 +8,10 @@
  * or the configured eviction delay for pods without one), so that their
  * controllers replace them elsewhere. A node that heartbeats again loses
  * the taint.
+ *
+ * A heartbeat is the newer of the Ready condition's lastHeartbeatTime and
+ * the renewTime of the node's Lease in kube-node-lease: kubelets renew the
+ * lease often and post the whole status rarely.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,12 +160,28 @@ static void mark_pods_not_ready(struct orch_ctrl_loop *l, const char *node, int6
                 patch = json_pack("{s:{s:o}}", "status", "conditions", conds);
                 path = sw_xasprintf("/api/v1/namespaces/%s/pods/%s/status",
                                     sw_json_str(md, "namespace", ""), sw_json_str(md, "name", ""));
-                if (orch_ctrl_patch(NULL, l, path, patch, &err) != 0)
-                        sw_err_clear(&err);
+                if (orch_ctrl_patch(NULL, l, path, patch, &err) == 0)
+                        orch_ctrl_event(l, p, "Warning", "NodeNotReady", "Node is not ready");
+                sw_err_clear(&err);
                 json_decref(patch);
                 free(path);
         }
         json_decref(pods);
+}
+
+/* The node's last heartbeat (epoch ms) from its status and its Lease; -1 when none. */
+static int64_t last_heartbeat(struct orch_ctrl_loop *l, const json_t *node, const json_t *ready)
+{
+        const char *name = sw_json_str(json_object_get(node, "metadata"), "name", "");
+        int64_t hb = ready ? orch_time_parse(sw_json_str(ready, "lastHeartbeatTime", "")) : -1;
+        char *key = sw_xasprintf("kube-node-lease/%s", name);
+        json_t *lease = orch_informer_get(&l->mgr->leases, key);
+        int64_t renew =
+                orch_time_parse(sw_json_str(json_object_get(lease, "spec"), "renewTime", ""));
+
+        json_decref(lease);
+        free(key);
+        return renew > hb ? renew : hb;
 }
 
 static void nodes_tick(struct orch_ctrl_loop *l)
@@ -174,7 +194,7 @@ static void nodes_tick(struct orch_ctrl_loop *l)
         {
                 const json_t *rc = ready_cond(n), *taint = unreachable_taint(n);
                 const char *name = sw_json_str(json_object_get(n, "metadata"), "name", "");
-                int64_t hb = rc ? orch_time_parse(sw_json_str(rc, "lastHeartbeatTime", "")) : -1;
+                int64_t hb = last_heartbeat(l, n, rc);
                 bool stale = hb >= 0 && now - hb > l->mgr->opts.node_grace_ms;
                 struct sw_err err = SW_ERR_INIT;
                 char *path;

@@ -5,8 +5,11 @@
  * status.replicas/readyReplicas/availableReplicas/observedGeneration.
  *
  * Pods it creates are waited for in the cache (expectations), so a stale
- * cache never doubles a scale-up.
+ * cache never doubles a scale-up. A large scale-up creates its pods from
+ * a few threads at once (each with its own API client), as the API
+ * server answers requests in parallel.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +22,9 @@
 #include "orchestrator/ctrl_int.h"
 #include "orchestrator/orch_int.h"
 #include "common/banned.h"
+
+#define RS_CREATORS 4      /* threads of a large scale-up */
+#define RS_PARALLEL_MIN 16 /* fewer pods than this are created one by one */
 
 static void rs_on_pod(void *arg, const char *type, const json_t *obj, const json_t *old)
 {
@@ -62,8 +68,9 @@ static void random_suffix(char *out, size_t n)
         out[n] = '\0';
 }
 
+/* Create one pod of `rs`; its name is appended to `created`. */
 static int create_pod(struct orch_ctrl_loop *l, const json_t *rs, const char *ns,
-                      const char *rsname, struct sw_err *err)
+                      const char *rsname, json_t *created, struct sw_err *err)
 {
         const json_t *tmpl = json_object_get(json_object_get(rs, "spec"), "template");
         const json_t *tmd = json_object_get(tmpl, "metadata");
@@ -87,9 +94,7 @@ static int create_pod(struct orch_ctrl_loop *l, const json_t *rs, const char *ns
         path = sw_xasprintf("/api/v1/namespaces/%s/pods", ns);
         rc = orch_kube_request(NULL, NULL, l->kc, "POST", path, NULL, pod, err);
         if (rc == 0) {
-                char *key = sw_xasprintf("%s/%s", ns, rsname);
-                orch_ctrl_expect(l, key, name, true);
-                free(key);
+                json_array_append_new(created, json_string(name));
                 orch_ctrl_event(l, rs, "Normal", "SuccessfulCreate", "Created pod: %s", name);
         } else {
                 orch_ctrl_event(l, rs, "Warning", "FailedCreate", "Error creating: %s", err->msg);
@@ -97,6 +102,86 @@ static int create_pod(struct orch_ctrl_loop *l, const json_t *rs, const char *ns
         json_decref(pod);
         free(path);
         free(name);
+        return rc;
+}
+
+/* One of the threads a large scale-up creates its pods with. */
+struct rs_creator {
+        struct orch_ctrl_loop *l;
+        const json_t *rs;
+        const char *ns, *rsname;
+        int64_t count;
+        json_t *created;
+        int rc;
+        struct sw_err err;
+        pthread_t th;
+};
+
+static void *rs_creator_main(void *arg)
+{
+        struct rs_creator *c = arg;
+        struct orch_ctrl_loop self;
+
+        /* A loop's client belongs to its thread: this one gets its own. */
+        memset(&self, 0, sizeof(self));
+        self.name = c->l->name;
+        self.mgr = c->l->mgr;
+        c->rc = orch_kube_from_kubeconfig(&self.kc, c->l->mgr->kubeconfig, NULL, &c->err);
+        for (int64_t k = 0; k < c->count && c->rc == 0; k++)
+                c->rc = create_pod(&self, c->rs, c->ns, c->rsname, c->created, &c->err);
+        orch_kube_free(self.kc);
+        return NULL;
+}
+
+/*
+ * Create `count` pods of `rs`: one by one when few, else spread over
+ * RS_CREATORS threads, each with its own API client, since every create
+ * is a round trip to the API server. Expectations are recorded for every
+ * pod created, also when some creates failed; the first error wins.
+ */
+static int create_pods(struct orch_ctrl_loop *l, const json_t *rs, const char *ns,
+                       const char *rsname, int64_t count, struct sw_err *err)
+{
+        struct rs_creator cs[RS_CREATORS];
+        json_t *created = json_array(), *v;
+        char *key = sw_xasprintf("%s/%s", ns, rsname);
+        int n = count < RS_PARALLEL_MIN ? 0 : RS_CREATORS, started = 0, rc = 0;
+        size_t i;
+
+        if (n == 0) {
+                for (int64_t k = 0; k < count && rc == 0; k++)
+                        rc = create_pod(l, rs, ns, rsname, created, err);
+        } else {
+                memset(cs, 0, sizeof(cs));
+                for (int t = 0; t < n; t++) {
+                        cs[t].l = l;
+                        cs[t].rs = rs;
+                        cs[t].ns = ns;
+                        cs[t].rsname = rsname;
+                        cs[t].count = count / n + (t < count % n ? 1 : 0);
+                        cs[t].created = json_array();
+                }
+                for (; started < n; started++)
+                        if (pthread_create(&cs[started].th, NULL, rs_creator_main, &cs[started]) !=
+                            0)
+                                break;
+                for (int t = 0; t < n; t++) {
+                        if (t < started)
+                                pthread_join(cs[t].th, NULL);
+                        else
+                                rs_creator_main(&cs[t]);
+                        json_array_extend(created, cs[t].created);
+                        json_decref(cs[t].created);
+                        if (cs[t].rc && !rc)
+                                rc = sw_err_set(err, cs[t].rc, "%s", cs[t].err.msg);
+                }
+        }
+        json_array_foreach(created, i, v)
+        {
+                orch_ctrl_expect(l, key, json_string_value(v), true);
+        }
+        json_decref(created);
+        free(key);
         return rc;
 }
 
@@ -166,8 +251,7 @@ static int rs_reconcile(struct orch_ctrl_loop *l, const char *key, struct sw_err
                 }
         }
         if ((int64_t)n < replicas) {
-                for (int64_t k = (int64_t)n; k < replicas && rc == 0; k++)
-                        rc = create_pod(l, rs, ns, name, err);
+                rc = create_pods(l, rs, ns, name, replicas - (int64_t)n, err);
         } else if ((int64_t)n > replicas) {
                 qsort(mine, n, sizeof(*mine), pod_cmp_delete);
                 size_t ndel = n - (size_t)replicas;

@@ -131,10 +131,14 @@ struct orch_event {
 /*
  * Like orch_store_events(), as text: served from memory for the latest
  * revisions (no query), from the log on disk for older ones. Free the
- * array with orch_events_free().
+ * array with orch_events_free(). *scanned_out is the revision up to which
+ * the log was examined, read under the store lock together with the scan:
+ * no event of `resource` lies in (after, *scanned_out] beyond those
+ * returned, so a watcher may resume from there even when none matched.
  */
-int orch_store_events_raw(struct orch_event **out, size_t *n_out, struct orch_store *s,
-                          const char *resource, int64_t after, int max, struct sw_err *err);
+int orch_store_events_raw(struct orch_event **out, size_t *n_out, int64_t *scanned_out,
+                          struct orch_store *s, const char *resource, int64_t after, int max,
+                          struct sw_err *err);
 void orch_events_free(struct orch_event *evs, size_t n);
 
 /*
@@ -152,7 +156,7 @@ int orch_store_dependents(json_t **out, struct orch_store *s, const char *uid, s
 
 /* RFC 3339 UTC time with second precision ("2026-11-26T23:25:36Z"); `out` >= 32 bytes. */
 void orch_time_fmt(char *out, size_t size, int64_t epoch_ms);
-/* Parse that form back; -1 when it does not parse. */
+/* Parse that form back (a fraction of a second counts to the ms); -1 when it does not parse. */
 int64_t orch_time_parse(const char *s);
 
 /* ---- selector.c --------------------------------------------------------- */
@@ -307,11 +311,13 @@ int orch_object_strict(json_t *obj, const struct orch_kind *k, bool prune, struc
 
 /*
  * Admission of a create (`old` NULL) of `obj` in the store's `resource`:
- * LimitRange defaults (written into `obj`) and bounds for pods, then
- * ResourceQuota limits. SW_EPERM with the Forbidden message when refused.
+ * The default not-ready/unreachable NoExecute tolerations (`toleration_s`
+ * seconds; negative adds none) and LimitRange defaults (written into `obj`)
+ * and bounds for pods, then ResourceQuota limits. SW_EPERM with the
+ * Forbidden message when refused.
  */
 int orch_admission_check(struct orch_store *s, const char *resource, json_t *obj, const json_t *old,
-                         struct sw_err *err);
+                         int64_t toleration_s, struct sw_err *err);
 /* Recompute status.hard/used of every ResourceQuota in `ns` (no-op without quotas). */
 int orch_quota_refresh(struct orch_store *s, const char *ns, struct sw_err *err);
 
@@ -342,5 +348,43 @@ json_t *orch_table_columns(const struct orch_kind *k);
 json_t *orch_table_row(const struct orch_kind *k, const json_t *obj, int64_t now_ms, bool full);
 /* kubectl's HumanDuration ("5m", "3h2m", "2d") into `out` (>= 16 bytes). */
 void orch_human_duration(char *out, size_t size, int64_t ms);
+
+/* ---- cron.c ------------------------------------------------------------- */
+
+/* A parsed standard cron schedule: one bit per allowed value of each field. */
+struct orch_cron {
+        uint64_t minutes;              /* bits 0..59 */
+        uint32_t hours;                /* bits 0..23 */
+        uint32_t days;                 /* bits 1..31 (day of month) */
+        uint32_t months;               /* bits 1..12 */
+        uint32_t weekdays;             /* bits 0..6, Sunday = 0 */
+        bool days_star, weekdays_star; /* "*" or "?": the other day field decides alone */
+};
+
+/*
+ * Parse five fields (minute hour day-of-month month day-of-week) with
+ * lists, ranges, steps and month/day names, or one of @yearly @annually
+ * @monthly @weekly @daily @midnight @hourly. SW_EINVAL naming the bad part.
+ */
+int orch_cron_parse(struct orch_cron *out, const char *spec, struct sw_err *err);
+
+/* A time zone from the TZif database: UTC offsets by transition. */
+struct orch_tz;
+/*
+ * Load the zone `name` ("Europe/Berlin"; NULL, "" and "UTC" mean UTC) from
+ * /usr/share/zoneinfo. SW_EINVAL "unknown time zone" otherwise. Transitions
+ * past the file's last one keep its offset (fat TZif files reach 2037).
+ */
+int orch_tz_load(struct orch_tz **out, const char *name, struct sw_err *err);
+void orch_tz_free(struct orch_tz *tz);
+/* Offset from UTC in seconds at `epoch_s`; `tz` NULL is UTC. */
+int32_t orch_tz_offset(const struct orch_tz *tz, int64_t epoch_s);
+
+/*
+ * The first minute strictly after `after_ms` (epoch ms) that `c` matches in
+ * the wall clock of `tz` (NULL: UTC), as epoch ms; -1 when none comes
+ * within about five years (an impossible date such as 30 February).
+ */
+int64_t orch_cron_next(const struct orch_cron *c, const struct orch_tz *tz, int64_t after_ms);
 
 #endif /* SW_ORCH_INT_H */

@@ -32,10 +32,12 @@ struct orch_api_options {
         const char *tls_cert_path; /* PEM certificate; NULL serves plain HTTP */
         const char *tls_key_path;  /* PEM private key, with tls_cert_path */
         int64_t event_window;      /* watch events kept; 0 means 10000 */
+        /* tolerationSeconds of the default not-ready/unreachable tolerations of new pods */
+        int64_t default_toleration_s;
 };
 #define ORCH_API_OPTIONS_INIT                                                                      \
         {                                                                                          \
-                NULL, NULL, NULL, NULL, NULL, NULL, 0                                              \
+                NULL, NULL, NULL, NULL, NULL, NULL, 0, 300                                         \
         }
 
 /* Start serving. Returns 0, SW_EINVAL for bad options, SW_EIO when the port is taken. */

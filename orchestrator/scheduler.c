@@ -2,20 +2,41 @@
  * scheduler.c - the scheduler: binds pods that have no spec.nodeName to a
  * node, through the pods/<name>/binding subresource.
  *
+ * The scheduler keeps its own accounting, updated incrementally from the
+ * pod and node informers' handlers: per node what bound (and just-bound,
+ * "assumed") pods request, their host ports, and, per spread selector,
+ * how many matching pods each node runs. A spread selector ("counter") is
+ * either a topologySpreadConstraint's labelSelector in a namespace or a
+ * workload's owner uid (the default spreading of its replicas); a new one
+ * is filled with one scan of the accounted pods, then kept up to date on
+ * every pod change. So placing one pod costs O(nodes), never a scan of
+ * all pods.
+ *
  * Pending pods come from the pod informer into the loop's key queue; each
- * pass takes every due key at once, builds the per-node accounting (what
- * bound and just-bound pods request, their host ports, how many replicas
- * of each workload a node runs) in one scan, then places the pods in
- * priority-then-age order, so one pod costs O(nodes). Filters, in
- * kube-scheduler's order, stop at a node's first failure: cordon,
- * readiness, taints vs tolerations, nodeSelector and required node
- * affinity, host ports, cpu/memory/pod count against allocatable. Scores:
- * least allocated, balanced allocation, spread of a workload's replicas,
- * preferred node affinity.
+ * pass takes every due key at once and places the pods in
+ * priority-then-age order. Filters, in kube-scheduler's order, stop at a
+ * node's first failure: cordon, taints vs tolerations, readiness,
+ * nodeSelector and required node affinity, host ports, cpu/memory/pod
+ * count against allocatable, topology spread (DoNotSchedule). Scores:
+ * least allocated, balanced allocation, topology spread (ScheduleAnyway
+ * constraints, or the default spreading of the pod's workload over
+ * hostnames), preferred node affinity. Like kube-scheduler, in large
+ * clusters only a share of the nodes (50% - nodes/125, at least 5% and 100
+ * nodes) is searched for feasible ones, starting where the previous pod's
+ * search stopped.
+ * The chosen node is assumed at once (the accounting counts the pod
+ * there) and the binding, with its Scheduled Event, is POSTed by one of
+ * BINDERS threads, as kube-scheduler's binding cycle runs apart from its
+ * scheduling cycle; a failed binding undoes the assumption.
  * A pod that fits nowhere gets PodScheduled=False/Unschedulable with
  * kubectl's wording and a FailedScheduling Event, and is retried with
  * backoff, or at once when nodes or pods change.
+ *
+ * Lock order: the state's mutex is taken by the informer handlers and by
+ * the loop while it chooses a node; nothing else is locked under it, and
+ * no request to the API server is made while it is held.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +44,7 @@
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/json.h"
+#include "common/log.h"
 #include "common/mem.h"
 #include "common/validate.h"
 #include "orchestrator/client/kube.h"
@@ -30,20 +52,75 @@
 #include "orchestrator/orch_int.h"
 #include "common/banned.h"
 
-struct sched_state {
-        pthread_mutex_t mu;
-        json_t *assumed; /* pod key -> node name: bound, not yet seen bound in the cache */
-        json_t *waiting; /* pod key -> {attempts, msg}: did not fit */
+#define HOSTNAME_KEY "kubernetes.io/hostname"
+#define MAX_CONSTRAINTS 8
+#define COUNTER_IDLE_MS (10 * 60 * 1000)
+#define BINDERS 4
+#define BIND_QUEUE 1024
+
+/* A pod assumed on a node, waiting for its binding. */
+struct bind_job {
+        json_t *pod; /* the informer's (immutable) object */
+        char *key, *node;
 };
 
-struct node_info {
-        const json_t *node;
-        const char *name;
+/* One node slot; slots are never reused for another name. */
+struct sched_node {
+        char *name;
+        json_t *node;              /* a copy of the Node; NULL while it does not exist */
+        const json_t *labels;      /* inside `node` */
+        const json_t *taints;      /* inside `node` */
         int64_t cpu, mem, pods;    /* allocatable; mem in bytes*1000 */
         int64_t ucpu, umem, upods; /* requested by pods on it */
-        json_t *ports;             /* "proto/port" -> true */
-        json_t *owners;            /* owner uid -> replicas on this node */
-        bool ready;
+        json_t *ports;             /* "proto/port" -> number of pods using it */
+        bool ready, unschedulable;
+};
+
+/* Pods per node matching one spread selector. */
+struct sched_counter {
+        char *ns;                     /* namespace of a labelSelector counter */
+        json_t *sel;                  /* labelSelector, or NULL for an owner counter */
+        struct orch_selector *parsed; /* `sel` parsed; NULL when it selects nothing */
+        char *owner;                  /* controller owner uid of an owner counter */
+        int *per_node;                /* by node slot, s->node_cap long */
+        int64_t used_ms;
+};
+
+/* What one pod takes from its node. */
+struct sched_pod {
+        long slot; /* node slot */
+        int64_t cpu, mem;
+        char *ns;
+        char *owner; /* controller owner uid or NULL */
+        json_t *labels;
+        json_t *ports; /* array of "proto/port" */
+        bool assumed;  /* chosen by us, not yet seen bound */
+        long next_free;
+};
+
+struct sched_state {
+        pthread_mutex_t mu;
+        json_t *waiting; /* pod key -> {attempts, msg}: did not fit */
+        struct sched_node *nodes;
+        size_t nnodes, node_cap;
+        json_t *node_idx; /* name -> slot */
+        struct sched_pod *pods;
+        size_t npods, pod_cap;
+        long pod_free;
+        json_t *pod_idx; /* pod key -> index in pods */
+        struct sched_counter **counters;
+        size_t ncounters;
+        json_t *counter_idx; /* counter key -> index in counters */
+        size_t next_start;   /* where the next search for feasible nodes begins */
+        /* The binding cycle, as kube-scheduler's, runs apart from the choice. */
+        pthread_mutex_t bmu; /* guards the fields below; never taken with `mu` held */
+        pthread_cond_t bcv;
+        struct bind_job *jobs; /* ring of BIND_QUEUE */
+        size_t jhead, njobs;
+        bool closing;
+        pthread_t binders[BINDERS];
+        int nbinders;
+        struct orch_ctrl_loop *loop;
 };
 
 static void sched_state_free(void *p)
@@ -52,7 +129,48 @@ static void sched_state_free(void *p)
 
         if (!s)
                 return;
-        json_decref(s->assumed);
+        pthread_mutex_lock(&s->bmu);
+        s->closing = true;
+        pthread_cond_broadcast(&s->bcv);
+        pthread_mutex_unlock(&s->bmu);
+        for (int i = 0; i < s->nbinders; i++)
+                pthread_join(s->binders[i], NULL);
+        for (size_t i = 0; i < s->njobs; i++) {
+                struct bind_job *j = &s->jobs[(s->jhead + i) % BIND_QUEUE];
+                json_decref(j->pod);
+                free(j->key);
+                free(j->node);
+        }
+        free(s->jobs);
+        pthread_cond_destroy(&s->bcv);
+        pthread_mutex_destroy(&s->bmu);
+        for (size_t i = 0; i < s->nnodes; i++) {
+                free(s->nodes[i].name);
+                json_decref(s->nodes[i].node);
+                json_decref(s->nodes[i].ports);
+        }
+        for (size_t i = 0; i < s->npods; i++) {
+                free(s->pods[i].ns);
+                free(s->pods[i].owner);
+                json_decref(s->pods[i].labels);
+                json_decref(s->pods[i].ports);
+        }
+        for (size_t i = 0; i < s->ncounters; i++) {
+                if (!s->counters[i])
+                        continue;
+                free(s->counters[i]->ns);
+                free(s->counters[i]->owner);
+                json_decref(s->counters[i]->sel);
+                orch_selector_free(s->counters[i]->parsed);
+                free(s->counters[i]->per_node);
+                free(s->counters[i]);
+        }
+        free(s->nodes);
+        free(s->pods);
+        free(s->counters);
+        json_decref(s->node_idx);
+        json_decref(s->pod_idx);
+        json_decref(s->counter_idx);
         json_decref(s->waiting);
         pthread_mutex_destroy(&s->mu);
         free(s);
@@ -62,51 +180,6 @@ static bool pod_pending(const json_t *pod)
 {
         return !*sw_json_str(json_object_get(pod, "spec"), "nodeName", "") &&
                orch_ctrl_pod_active(pod);
-}
-
-/* Retry every pod that did not fit: the cluster changed. */
-static void requeue_waiting(struct orch_ctrl_loop *l)
-{
-        struct sched_state *s = l->state;
-        const char *k;
-        json_t *v;
-
-        pthread_mutex_lock(&s->mu);
-        json_object_foreach(s->waiting, k, v)
-        {
-                orch_ctrl_queue_add(&l->q, k);
-        }
-        pthread_mutex_unlock(&s->mu);
-}
-
-static void sched_on_pod(void *arg, const char *type, const json_t *obj, const json_t *old)
-{
-        struct orch_ctrl_loop *l = arg;
-        char *key = orch_ctrl_key(obj);
-
-        if (strcmp(type, "DELETED") != 0 && pod_pending(obj))
-                orch_ctrl_queue_add(&l->q, key);
-        else if (strcmp(type, "DELETED") == 0 || (old && !orch_ctrl_pod_active(obj)))
-                requeue_waiting(l);
-        free(key);
-}
-
-static void sched_on_node(void *arg, const char *type, const json_t *obj, const json_t *old)
-{
-        struct orch_ctrl_loop *l = arg;
-        const json_t *a = json_object_get(obj, "spec"),
-                     *b = old ? json_object_get(old, "spec") : NULL;
-
-        (void)type;
-        /* Heartbeats alone change nothing the filters read, except readiness. */
-        if (old && json_equal(a, b) &&
-            orch_ctrl_pod_ready(obj, 0, 0, NULL) == orch_ctrl_pod_ready(old, 0, 0, NULL) &&
-            json_equal(json_object_get(json_object_get(obj, "status"), "allocatable"),
-                       json_object_get(json_object_get(old, "status"), "allocatable")) &&
-            json_equal(json_object_get(json_object_get(obj, "metadata"), "labels"),
-                       json_object_get(json_object_get(old, "metadata"), "labels")))
-                return;
-        requeue_waiting(l);
 }
 
 static int64_t quantity(const json_t *obj, const char *key, int64_t def)
@@ -136,34 +209,359 @@ static void pod_requests(const json_t *pod, int64_t *cpu, int64_t *mem)
         }
 }
 
-static void node_account(struct node_info *ni, const json_t *pod)
+/* The "proto/port" strings of the pod's host ports, in a new array. */
+static json_t *pod_host_ports(const json_t *pod)
 {
-        int64_t cpu, mem;
-        const json_t *c, *p, *ref = orch_ctrl_owner(pod, "ReplicaSet");
+        const json_t *c, *p;
+        json_t *out = json_array();
         size_t i, j;
 
-        pod_requests(pod, &cpu, &mem);
-        ni->ucpu += cpu;
-        ni->umem += mem;
-        ni->upods++;
         json_array_foreach(json_object_get(json_object_get(pod, "spec"), "containers"), i, c)
         {
                 json_array_foreach(json_object_get(c, "ports"), j, p)
                 {
-                        if (sw_json_int(p, "hostPort", 0) > 0) {
-                                char k[48];
-                                snprintf(k, sizeof(k), "%s/%lld", sw_json_str(p, "protocol", "TCP"),
-                                         (long long)sw_json_int(p, "hostPort", 0));
-                                json_object_set_new(ni->ports, k, json_true());
-                        }
+                        char k[48];
+                        if (sw_json_int(p, "hostPort", 0) <= 0)
+                                continue;
+                        snprintf(k, sizeof(k), "%s/%lld", sw_json_str(p, "protocol", "TCP"),
+                                 (long long)sw_json_int(p, "hostPort", 0));
+                        json_array_append_new(out, json_string(k));
                 }
         }
-        if (ref) {
-                const char *uid = sw_json_str(ref, "uid", "");
-                json_object_set_new(ni->owners, uid,
-                                    json_integer(sw_json_int(ni->owners, uid, 0) + 1));
+        return out;
+}
+
+/* The uid of the pod's controlling owner (any kind), or NULL. */
+static const char *pod_owner_uid(const json_t *pod)
+{
+        const json_t *refs = json_object_get(json_object_get(pod, "metadata"), "ownerReferences");
+        const json_t *r;
+        size_t i;
+
+        json_array_foreach(refs, i, r)
+        {
+                if (json_is_true(json_object_get(r, "controller")))
+                        return sw_json_str(r, "uid", NULL);
+        }
+        return NULL;
+}
+
+/* ---- the accounting ------------------------------------------------------ */
+
+/* The slot of node `name`, created (empty, absent) when new. */
+static long node_slot(struct sched_state *s, const char *name)
+{
+        const json_t *v = json_object_get(s->node_idx, name);
+        struct sched_node *n;
+
+        if (v)
+                return (long)json_integer_value(v);
+        if (s->nnodes == s->node_cap) {
+                size_t cap = s->node_cap ? s->node_cap * 2 : 64;
+                s->nodes = sw_xrealloc(s->nodes, cap * sizeof(*s->nodes));
+                for (size_t i = 0; i < s->ncounters; i++) {
+                        struct sched_counter *c = s->counters[i];
+                        if (!c)
+                                continue;
+                        c->per_node = sw_xrealloc(c->per_node, cap * sizeof(int));
+                        memset(c->per_node + s->node_cap, 0, (cap - s->node_cap) * sizeof(int));
+                }
+                s->node_cap = cap;
+        }
+        n = &s->nodes[s->nnodes];
+        memset(n, 0, sizeof(*n));
+        n->name = sw_xstrdup(name);
+        n->ports = json_object();
+        json_object_set_new(s->node_idx, name, json_integer((json_int_t)s->nnodes));
+        return (long)s->nnodes++;
+}
+
+static bool counter_matches(const struct sched_counter *c, const struct sched_pod *p)
+{
+        if (c->owner)
+                return p->owner && strcmp(c->owner, p->owner) == 0;
+        return c->parsed && strcmp(c->ns, p->ns) == 0 && orch_labelsel_match(c->parsed, p->labels);
+}
+
+/* Add (`sign` 1) or take away (-1) pod `p`'s share of its node. */
+static void pod_charge(struct sched_state *s, const struct sched_pod *p, int sign)
+{
+        struct sched_node *n = &s->nodes[p->slot];
+        const json_t *port;
+        size_t i;
+
+        n->ucpu += sign * p->cpu;
+        n->umem += sign * p->mem;
+        n->upods += sign;
+        json_array_foreach(p->ports, i, port)
+        {
+                const char *k = json_string_value(port);
+                int64_t have = sw_json_int(n->ports, k, 0) + sign;
+                if (have > 0)
+                        json_object_set_new(n->ports, k, json_integer(have));
+                else
+                        json_object_del(n->ports, k);
+        }
+        for (i = 0; i < s->ncounters; i++)
+                if (s->counters[i] && counter_matches(s->counters[i], p))
+                        s->counters[i]->per_node[p->slot] += sign;
+}
+
+/* Forget pod `key`'s accounting, if any. */
+static void pod_forget(struct sched_state *s, const char *key)
+{
+        const json_t *v = json_object_get(s->pod_idx, key);
+        struct sched_pod *p;
+
+        if (!v)
+                return;
+        p = &s->pods[json_integer_value(v)];
+        pod_charge(s, p, -1);
+        free(p->ns);
+        free(p->owner);
+        json_decref(p->labels);
+        json_decref(p->ports);
+        memset(p, 0, sizeof(*p));
+        p->next_free = s->pod_free;
+        s->pod_free = (long)json_integer_value(v);
+        json_object_del(s->pod_idx, key);
+}
+
+/* Account `pod` (key `key`) on node slot `slot`, replacing what was there. */
+static void pod_remember(struct sched_state *s, const char *key, const json_t *pod, long slot,
+                         bool assumed)
+{
+        const json_t *md = json_object_get(pod, "metadata");
+        const char *owner = pod_owner_uid(pod);
+        struct sched_pod *p;
+        long idx;
+
+        pod_forget(s, key);
+        if (s->pod_free >= 0) {
+                idx = s->pod_free;
+                s->pod_free = s->pods[idx].next_free;
+        } else {
+                if (s->npods == s->pod_cap) {
+                        s->pod_cap = s->pod_cap ? s->pod_cap * 2 : 256;
+                        s->pods = sw_xrealloc(s->pods, s->pod_cap * sizeof(*s->pods));
+                }
+                idx = (long)s->npods++;
+        }
+        p = &s->pods[idx];
+        memset(p, 0, sizeof(*p));
+        p->slot = slot;
+        pod_requests(pod, &p->cpu, &p->mem);
+        p->ns = sw_xstrdup(sw_json_str(md, "namespace", ""));
+        p->owner = owner ? sw_xstrdup(owner) : NULL;
+        p->labels = json_object_get(md, "labels") ? json_deep_copy(json_object_get(md, "labels"))
+                                                  : json_object();
+        p->ports = pod_host_ports(pod);
+        p->assumed = assumed;
+        p->next_free = -1;
+        json_object_set_new(s->pod_idx, key, json_integer(idx));
+        pod_charge(s, p, 1);
+}
+
+static struct sched_pod *pod_find(struct sched_state *s, const char *key)
+{
+        const json_t *v = json_object_get(s->pod_idx, key);
+
+        return v ? &s->pods[json_integer_value(v)] : NULL;
+}
+
+/*
+ * The counter of pods owned by `owner`, or (owner NULL) of pods in `ns`
+ * that `sel` selects: found, or made and filled with one scan of the
+ * accounted pods.
+ */
+static struct sched_counter *counter_get(struct sched_state *s, const char *ns, const json_t *sel,
+                                         const char *owner)
+{
+        struct sched_counter *c;
+        const json_t *v;
+        char *key, *dump = NULL;
+        size_t idx;
+
+        if (owner) {
+                key = sw_xasprintf("o/%s", owner);
+        } else {
+                dump = json_dumps(sel, JSON_COMPACT | JSON_SORT_KEYS);
+                key = sw_xasprintf("s/%s/%s", ns, dump ? dump : "null");
+        }
+        free(dump);
+        v = json_object_get(s->counter_idx, key);
+        if (v) {
+                c = s->counters[json_integer_value(v)];
+                c->used_ms = sw_mono_ms();
+                free(key);
+                return c;
+        }
+        c = sw_xcalloc(1, sizeof(*c));
+        c->owner = owner ? sw_xstrdup(owner) : NULL;
+        c->ns = owner ? NULL : sw_xstrdup(ns);
+        c->sel = owner ? NULL : json_deep_copy(sel);
+        /* As orch_ctrl_selects: an absent or empty selector selects nothing. */
+        if (!owner && json_is_object(sel) && json_object_size(sel) > 0) {
+                struct sw_err err = SW_ERR_INIT;
+                if (orch_labelsel_from_json(&c->parsed, sel, &err) != 0)
+                        c->parsed = NULL;
+        }
+        c->per_node = sw_xcalloc(s->node_cap ? s->node_cap : 1, sizeof(int));
+        c->used_ms = sw_mono_ms();
+        for (size_t i = 0; i < s->npods; i++) {
+                const struct sched_pod *p = &s->pods[i];
+                if (p->ns && counter_matches(c, p))
+                        c->per_node[p->slot]++;
+        }
+        for (idx = 0; idx < s->ncounters && s->counters[idx]; idx++)
+                ;
+        if (idx == s->ncounters) {
+                s->counters = sw_xrealloc(s->counters, (s->ncounters + 1) * sizeof(*s->counters));
+                s->ncounters++;
+        }
+        s->counters[idx] = c;
+        json_object_set_new(s->counter_idx, key, json_integer((json_int_t)idx));
+        free(key);
+        return c;
+}
+
+/* Drop the counters no pod has asked for in a while. */
+static void counters_expire(struct sched_state *s)
+{
+        int64_t now = sw_mono_ms();
+        const char *k;
+        json_t *v;
+        void *tmp;
+
+        json_object_foreach_safe(s->counter_idx, tmp, k, v)
+        {
+                size_t i = (size_t)json_integer_value(v);
+                struct sched_counter *c = s->counters[i];
+                if (now - c->used_ms < COUNTER_IDLE_MS)
+                        continue;
+                free(c->ns);
+                free(c->owner);
+                json_decref(c->sel);
+                orch_selector_free(c->parsed);
+                free(c->per_node);
+                free(c);
+                s->counters[i] = NULL;
+                json_object_del(s->counter_idx, k);
         }
 }
+
+/* ---- informer handlers ---------------------------------------------------- */
+
+/* Retry every pod that did not fit: the cluster changed. */
+static void requeue_waiting(struct orch_ctrl_loop *l)
+{
+        struct sched_state *s = l->state;
+        const char *k;
+        json_t *v;
+
+        pthread_mutex_lock(&s->mu);
+        json_object_foreach(s->waiting, k, v)
+        {
+                orch_ctrl_queue_add(&l->q, k);
+        }
+        pthread_mutex_unlock(&s->mu);
+}
+
+static void sched_on_pod(void *arg, const char *type, const json_t *obj, const json_t *old)
+{
+        struct orch_ctrl_loop *l = arg;
+        struct sched_state *s = l->state;
+        char *key = orch_ctrl_key(obj);
+        const char *node = sw_json_str(json_object_get(obj, "spec"), "nodeName", "");
+        bool deleted = strcmp(type, "DELETED") == 0, freed = false, pending = false;
+        struct sched_pod *p;
+
+        (void)old;
+        pthread_mutex_lock(&s->mu);
+        p = pod_find(s, key);
+        if (deleted) {
+                freed = p != NULL;
+                pod_forget(s, key);
+        } else if (*node &&
+                   (orch_ctrl_pod_active(obj) ||
+                    json_object_get(json_object_get(obj, "metadata"), "deletionTimestamp"))) {
+                /* Bound: a terminating pod still holds its node until it is gone. */
+                long slot = node_slot(s, node);
+                /* Status updates change nothing accounted: requests and ports are fixed. */
+                const json_t *labels = json_object_get(json_object_get(obj, "metadata"), "labels");
+                if (!p || p->assumed || p->slot != slot ||
+                    (labels ? !json_equal(p->labels, labels) : json_object_size(p->labels) > 0))
+                        pod_remember(s, key, obj, slot, false);
+        } else if (!*node && orch_ctrl_pod_active(obj)) {
+                /* Pending: keep an assumption, the binding is on its way. */
+                pending = !(p && p->assumed);
+                if (p && !p->assumed)
+                        pod_forget(s, key);
+        } else {
+                freed = p != NULL;
+                pod_forget(s, key);
+        }
+        if (!pending)
+                json_object_del(s->waiting, key);
+        pthread_mutex_unlock(&s->mu);
+        if (pending)
+                orch_ctrl_queue_add(&l->q, key);
+        if (freed)
+                requeue_waiting(l);
+        free(key);
+}
+
+/* Refresh slot fields from `obj` (NULL: the node is gone). */
+static void node_update(struct sched_node *n, const json_t *obj)
+{
+        const json_t *st, *al;
+
+        json_decref(n->node);
+        n->node = obj ? json_deep_copy(obj) : NULL;
+        if (!n->node) {
+                n->labels = n->taints = NULL;
+                n->ready = n->unschedulable = false;
+                return;
+        }
+        st = json_object_get(n->node, "status");
+        al = json_object_get(st, "allocatable");
+        if (!al)
+                al = json_object_get(st, "capacity");
+        n->labels = json_object_get(json_object_get(n->node, "metadata"), "labels");
+        n->taints = json_object_get(json_object_get(n->node, "spec"), "taints");
+        n->unschedulable =
+                json_is_true(json_object_get(json_object_get(n->node, "spec"), "unschedulable"));
+        n->cpu = quantity(al, "cpu", 0);
+        n->mem = quantity(al, "memory", 0);
+        n->pods = quantity(al, "pods", 110000) / 1000;
+        n->ready = orch_ctrl_pod_ready(n->node, 0, 0, NULL);
+}
+
+static void sched_on_node(void *arg, const char *type, const json_t *obj, const json_t *old)
+{
+        struct orch_ctrl_loop *l = arg;
+        struct sched_state *s = l->state;
+        const json_t *a = json_object_get(obj, "spec"),
+                     *b = old ? json_object_get(old, "spec") : NULL;
+        bool deleted = strcmp(type, "DELETED") == 0;
+        long slot;
+
+        /* Heartbeats alone change nothing the filters read, except readiness. */
+        if (!deleted && old && json_equal(a, b) &&
+            orch_ctrl_pod_ready(obj, 0, 0, NULL) == orch_ctrl_pod_ready(old, 0, 0, NULL) &&
+            json_equal(json_object_get(json_object_get(obj, "status"), "allocatable"),
+                       json_object_get(json_object_get(old, "status"), "allocatable")) &&
+            json_equal(json_object_get(json_object_get(obj, "metadata"), "labels"),
+                       json_object_get(json_object_get(old, "metadata"), "labels")))
+                return;
+        pthread_mutex_lock(&s->mu);
+        slot = node_slot(s, sw_json_str(json_object_get(obj, "metadata"), "name", ""));
+        node_update(&s->nodes[slot], deleted ? NULL : obj);
+        pthread_mutex_unlock(&s->mu);
+        requeue_waiting(l);
+}
+
+/* ---- filters and scores --------------------------------------------------- */
 
 static bool tolerated(const json_t *taint, const json_t *tols)
 {
@@ -253,67 +651,235 @@ static bool affinity_match(const json_t *pod, const json_t *labels)
         return false;
 }
 
+/* One topology spread constraint, prepared for one pod. */
+struct spread {
+        struct sched_counter *c;
+        const char *key; /* topologyKey */
+        bool hostname, hard;
+        int64_t max_skew, min_domains;
+        int self;        /* 1 when the pod matches its own selector */
+        int64_t min;     /* matching pods in the emptiest eligible domain */
+        json_t *domains; /* label value -> matching pods, for keys other than hostname */
+        size_t ndomains;
+        double weight;
+};
+
+/* What the filters and scores need of the pod being placed. */
+struct placing {
+        const json_t *pod, *tols;
+        int64_t cpu, mem;
+        json_t *ports;
+        bool selective; /* nodeSelector or required node affinity */
+        struct spread sp[MAX_CONSTRAINTS];
+        int nsp;
+        bool soft; /* some constraint is ScheduleAnyway */
+};
+
+static bool selective(const json_t *pod)
+{
+        const json_t *spec = json_object_get(pod, "spec");
+
+        return json_object_size(json_object_get(spec, "nodeSelector")) > 0 ||
+               json_object_get(json_object_get(json_object_get(spec, "affinity"), "nodeAffinity"),
+                               "requiredDuringSchedulingIgnoredDuringExecution");
+}
+
+/* Matching pods in node `n`'s domain of `sp`; false when the node lacks the key. */
+static bool spread_count(const struct spread *sp, const struct sched_node *n, size_t slot,
+                         int64_t *out)
+{
+        const json_t *v = json_object_get(n->labels, sp->key);
+
+        if (!json_is_string(v))
+                return false;
+        *out = sp->hostname ? sp->c->per_node[slot]
+                            : sw_json_int(sp->domains, json_string_value(v), 0);
+        return true;
+}
+
 /*
- * Whether `pod` fits `ni`; when not, `reason` gets the first failing
- * filter's reason(s), as kube-scheduler words them.
+ * Read the pod's topologySpreadConstraints (or, without any, the default
+ * spreading of its workload's replicas over hostnames, as kube-scheduler's
+ * default constraint: maxSkew 3, ScheduleAnyway) and count the matching
+ * pods per domain over the nodes the pod's node selection admits.
  */
-static bool node_fits(const struct node_info *ni, const json_t *pod, int64_t cpu, int64_t mem,
+static void spread_prepare(struct sched_state *s, struct placing *pl)
+{
+        const json_t *spec = json_object_get(pl->pod, "spec");
+        const json_t *md = json_object_get(pl->pod, "metadata");
+        const json_t *labels = json_object_get(md, "labels"), *t;
+        const char *ns = sw_json_str(md, "namespace", ""), *owner = pod_owner_uid(pl->pod);
+        size_t i;
+
+        json_array_foreach(json_object_get(spec, "topologySpreadConstraints"), i, t)
+        {
+                struct spread *sp;
+                if (pl->nsp >= MAX_CONSTRAINTS)
+                        break;
+                sp = &pl->sp[pl->nsp++];
+                sp->key = sw_json_str(t, "topologyKey", HOSTNAME_KEY);
+                sp->c = counter_get(s, ns, json_object_get(t, "labelSelector"), NULL);
+                sp->self = orch_ctrl_selects(json_object_get(t, "labelSelector"), labels) ? 1 : 0;
+                sp->hard = strcmp(sw_json_str(t, "whenUnsatisfiable", "DoNotSchedule"),
+                                  "ScheduleAnyway") != 0;
+                sp->max_skew = sw_json_int(t, "maxSkew", 1);
+                sp->min_domains = sw_json_int(t, "minDomains", 1);
+        }
+        if (pl->nsp == 0 && owner) {
+                struct spread *sp = &pl->sp[pl->nsp++];
+                sp->key = HOSTNAME_KEY;
+                sp->c = counter_get(s, NULL, NULL, owner);
+                sp->self = 1;
+                sp->max_skew = 3;
+                sp->min_domains = 1;
+        }
+        for (int c = 0; c < pl->nsp; c++) {
+                struct spread *sp = &pl->sp[c];
+                sp->hostname = strcmp(sp->key, HOSTNAME_KEY) == 0;
+                sp->domains = sp->hostname ? NULL : json_object();
+                sp->min = -1;
+                if (!sp->hard)
+                        pl->soft = true;
+        }
+        if (pl->nsp == 0)
+                return;
+        for (i = 0; i < s->nnodes; i++) {
+                const struct sched_node *n = &s->nodes[i];
+                bool ok = n->node != NULL;
+                for (int c = 0; ok && c < pl->nsp; c++)
+                        ok = json_is_string(json_object_get(n->labels, pl->sp[c].key));
+                if (!ok || (pl->selective && !affinity_match(pl->pod, n->labels)))
+                        continue;
+                for (int c = 0; c < pl->nsp; c++) {
+                        struct spread *sp = &pl->sp[c];
+                        const char *v;
+                        int64_t cnt = sp->c->per_node[i];
+                        if (sp->hostname) {
+                                if (sp->min < 0 || cnt < sp->min)
+                                        sp->min = cnt;
+                                sp->ndomains++;
+                                continue;
+                        }
+                        v = json_string_value(json_object_get(n->labels, sp->key));
+                        json_object_set_new(sp->domains, v,
+                                            json_integer(sw_json_int(sp->domains, v, 0) + cnt));
+                }
+        }
+        for (int c = 0; c < pl->nsp; c++) {
+                struct spread *sp = &pl->sp[c];
+                const char *k;
+                json_t *v;
+                if (!sp->hostname) {
+                        sp->ndomains = json_object_size(sp->domains);
+                        json_object_foreach(sp->domains, k, v)
+                        {
+                                if (sp->min < 0 || json_integer_value(v) < sp->min)
+                                        sp->min = json_integer_value(v);
+                        }
+                }
+                if (sp->min < 0 || (sp->hard && (int64_t)sp->ndomains < sp->min_domains))
+                        sp->min = 0;
+                sp->weight = log((double)sp->ndomains + 2.0);
+        }
+}
+
+static void placing_release(struct placing *pl)
+{
+        json_decref(pl->ports);
+        for (int c = 0; c < pl->nsp; c++)
+                json_decref(pl->sp[c].domains);
+}
+
+/*
+ * Whether the pod fits node slot `i`; when not, `reasons` gets the first
+ * failing filter's reason(s), as kube-scheduler words them.
+ */
+static bool node_fits(const struct sched_node *n, size_t i, const struct placing *pl,
                       char reasons[2][128])
 {
-        const json_t *spec = json_object_get(pod, "spec"), *t, *c, *p;
-        const json_t *tols = json_object_get(spec, "tolerations");
-        size_t i, j;
+        const json_t *t, *p;
+        size_t j;
         int nr = 0;
 
         reasons[0][0] = reasons[1][0] = '\0';
-        if (json_is_true(json_object_get(json_object_get(ni->node, "spec"), "unschedulable"))) {
+        if (n->unschedulable) {
                 snprintf(reasons[0], 128, "node(s) were unschedulable");
                 return false;
         }
-        json_array_foreach(json_object_get(json_object_get(ni->node, "spec"), "taints"), i, t)
+        json_array_foreach(n->taints, j, t)
         {
                 const char *eff = sw_json_str(t, "effect", "");
                 if (strcmp(eff, "NoSchedule") != 0 && strcmp(eff, "NoExecute") != 0)
                         continue;
-                if (!tolerated(t, tols)) {
+                if (!tolerated(t, pl->tols)) {
                         snprintf(reasons[0], 128, "node(s) had untolerated taint {%s: %s}",
                                  sw_json_str(t, "key", ""), sw_json_str(t, "value", ""));
                         return false;
                 }
         }
-        if (!ni->ready) {
+        if (!n->ready) {
                 snprintf(reasons[0], 128, "node(s) were not ready");
                 return false;
         }
-        if (!affinity_match(pod,
-                            json_object_get(json_object_get(ni->node, "metadata"), "labels"))) {
+        if (pl->selective && !affinity_match(pl->pod, n->labels)) {
                 snprintf(reasons[0], 128, "node(s) didn't match Pod's node affinity/selector");
                 return false;
         }
-        json_array_foreach(json_object_get(spec, "containers"), i, c)
+        json_array_foreach(pl->ports, j, p)
         {
-                json_array_foreach(json_object_get(c, "ports"), j, p)
-                {
-                        char k[48];
-                        if (sw_json_int(p, "hostPort", 0) <= 0)
-                                continue;
-                        snprintf(k, sizeof(k), "%s/%lld", sw_json_str(p, "protocol", "TCP"),
-                                 (long long)sw_json_int(p, "hostPort", 0));
-                        if (json_object_get(ni->ports, k)) {
-                                snprintf(reasons[0], 128,
-                                         "node(s) didn't have free ports for the requested pod "
-                                         "ports");
-                                return false;
-                        }
+                if (json_object_get(n->ports, json_string_value(p))) {
+                        snprintf(reasons[0], 128,
+                                 "node(s) didn't have free ports for the requested pod ports");
+                        return false;
                 }
         }
-        if (ni->upods + 1 > ni->pods)
+        if (n->upods + 1 > n->pods)
                 snprintf(reasons[nr++], 128, "Too many pods");
-        if (cpu > 0 && ni->ucpu + cpu > ni->cpu)
+        if (pl->cpu > 0 && n->ucpu + pl->cpu > n->cpu)
                 snprintf(reasons[nr++], 128, "Insufficient cpu");
-        if (nr < 2 && mem > 0 && ni->umem + mem > ni->mem)
+        if (nr < 2 && pl->mem > 0 && n->umem + pl->mem > n->mem)
                 snprintf(reasons[nr++], 128, "Insufficient memory");
-        return nr == 0;
+        if (nr)
+                return false;
+        for (int c = 0; c < pl->nsp; c++) {
+                const struct spread *sp = &pl->sp[c];
+                int64_t cnt;
+                if (!sp->hard)
+                        continue;
+                if (!spread_count(sp, n, i, &cnt)) {
+                        snprintf(reasons[0], 128,
+                                 "node(s) didn't match pod topology spread constraints (missing "
+                                 "required label)");
+                        return false;
+                }
+                if (cnt + sp->self - sp->min > sp->max_skew) {
+                        snprintf(reasons[0], 128,
+                                 "node(s) didn't match pod topology spread constraints");
+                        return false;
+                }
+        }
+        return true;
+}
+
+/*
+ * The ScheduleAnyway constraints' raw score of a node (lower is better),
+ * as kube-scheduler's PodTopologySpread sums it; -1 when the node lacks a
+ * topology key.
+ */
+static double spread_raw(const struct placing *pl, const struct sched_node *n, size_t i)
+{
+        double sum = 0;
+
+        for (int c = 0; c < pl->nsp; c++) {
+                const struct spread *sp = &pl->sp[c];
+                int64_t cnt;
+                if (sp->hard)
+                        continue;
+                if (!spread_count(sp, n, i, &cnt))
+                        return -1;
+                sum += (double)cnt * sp->weight + (double)(sp->max_skew - 1);
+        }
+        return sum;
 }
 
 /* Preferred node affinity: the weights (1-100) of the terms `labels` match, at most 100. */
@@ -341,18 +907,6 @@ static int64_t preferred_affinity(const json_t *pod, const json_t *labels)
                         sum += sw_json_int(t, "weight", 1);
         }
         return sum > 100 ? 100 : sum;
-}
-
-static double node_score(const struct node_info *ni, int64_t cpu, int64_t mem, int64_t same,
-                         int64_t max_same)
-{
-        double fc = ni->cpu > 0 ? (double)(ni->ucpu + cpu) / (double)ni->cpu : 1.0;
-        double fm = ni->mem > 0 ? (double)(ni->umem + mem) / (double)ni->mem : 1.0;
-        double least = ((1.0 - fc) + (1.0 - fm)) * 50.0;
-        double balanced = 100.0 - (fc > fm ? fc - fm : fm - fc) * 100.0;
-        double spread = max_same > 0 ? 100.0 * (double)(max_same - same) / (double)max_same : 100.0;
-
-        return least + balanced + 2.0 * spread;
 }
 
 static int cmp_pods(const void *a, const void *b)
@@ -435,179 +989,265 @@ static void unschedulable(struct orch_ctrl_loop *l, const json_t *pod, const cha
         free(path);
 }
 
+/*
+ * How many feasible nodes to look for among `n`, as kube-scheduler's
+ * default percentageOfNodesToScore: all of them below 100, else
+ * 50% - n/125 (at least 5%), and at least 100.
+ */
+static size_t feasible_wanted(size_t n)
+{
+        size_t pct, want;
+
+        if (n < 100)
+                return n;
+        pct = n / 125 < 45 ? 50 - n / 125 : 5;
+        want = n * pct / 100;
+        return want < 100 ? 100 : want;
+}
+
+/* Per-batch scratch space, sized to the node slots. */
+struct scratch {
+        size_t *slots;
+        double *raw;
+        size_t cap;
+};
+
+/*
+ * Choose a node for `pl->pod` (under the state's lock) and assume it
+ * there. Returns the slot, or -1 with kubectl's message in `msg`.
+ */
+static long sched_choose(struct sched_state *s, struct placing *pl, const char *key,
+                         struct scratch *sc, struct sw_buf *msg)
+{
+        struct reason_count rs[16];
+        char reasons[2][128];
+        size_t present = 0, found = 0, want, i, seen = 0;
+        double best_score = -1e18, rmin = 0, rmax = 0;
+        long best = -1;
+        int nrs = 0;
+
+        if (sc->cap < s->nnodes) {
+                sc->cap = s->node_cap;
+                sc->slots = sw_xrealloc(sc->slots, sc->cap * sizeof(*sc->slots));
+                sc->raw = sw_xrealloc(sc->raw, sc->cap * sizeof(*sc->raw));
+        }
+        spread_prepare(s, pl);
+        for (i = 0; i < s->nnodes; i++)
+                present += s->nodes[i].node != NULL;
+        want = feasible_wanted(present);
+        for (; seen < s->nnodes && found < want; seen++) {
+                size_t slot = (s->next_start + seen) % s->nnodes;
+                const struct sched_node *n = &s->nodes[slot];
+                if (!n->node)
+                        continue;
+                if (!node_fits(n, slot, pl, reasons)) {
+                        add_reason(rs, &nrs, reasons[0]);
+                        if (reasons[1][0])
+                                add_reason(rs, &nrs, reasons[1]);
+                        continue;
+                }
+                sc->slots[found] = slot;
+                sc->raw[found] = pl->soft ? spread_raw(pl, n, slot) : 0;
+                if (sc->raw[found] >= 0) {
+                        if (found == 0 || sc->raw[found] < rmin)
+                                rmin = sc->raw[found];
+                        if (sc->raw[found] > rmax)
+                                rmax = sc->raw[found];
+                }
+                found++;
+        }
+        if (s->nnodes)
+                s->next_start = (s->next_start + seen) % s->nnodes;
+        if (found == 0) {
+                struct sw_err err = SW_ERR_INIT;
+                sw_buf_printf(msg, &err, "0/%zu nodes are available", present);
+                qsort(rs, (size_t)nrs, sizeof(rs[0]), cmp_reason);
+                for (int r = 0; r < nrs; r++)
+                        sw_buf_printf(msg, &err, "%s %d %s", r ? "," : ":", rs[r].n, rs[r].text);
+                sw_buf_puts(msg, ".", &err);
+                return -1;
+        }
+        for (i = 0; i < found; i++) {
+                const struct sched_node *n = &s->nodes[sc->slots[i]];
+                double fc = n->cpu > 0 ? (double)(n->ucpu + pl->cpu) / (double)n->cpu : 1.0;
+                double fm = n->mem > 0 ? (double)(n->umem + pl->mem) / (double)n->mem : 1.0;
+                double least = ((1.0 - fc) + (1.0 - fm)) * 50.0;
+                double balanced = 100.0 - (fc > fm ? fc - fm : fm - fc) * 100.0;
+                double spread = 100.0, score;
+                if (sc->raw[i] < 0)
+                        spread = 0;
+                else if (rmax > 0)
+                        spread = 100.0 * (rmax + rmin - sc->raw[i]) / rmax;
+                /* kube-scheduler's weights: spread and node affinity count twice */
+                score = least + balanced + 2.0 * spread +
+                        2.0 * (double)preferred_affinity(pl->pod, n->labels);
+                if (score > best_score) {
+                        best_score = score;
+                        best = (long)sc->slots[i];
+                }
+        }
+        pod_remember(s, key, pl->pod, best, true);
+        json_object_del(s->waiting, key);
+        return best;
+}
+
+/* Bind `pod` to `node` through the binding subresource. */
+static int sched_bind(struct orch_kube *kc, const json_t *pod, const char *node, struct sw_err *err)
+{
+        const json_t *md = json_object_get(pod, "metadata");
+        json_t *b = json_pack("{s:s,s:s,s:{s:s,s:s},s:{s:s,s:s,s:s}}", "apiVersion", "v1", "kind",
+                              "Binding", "metadata", "name", sw_json_str(md, "name", ""),
+                              "namespace", sw_json_str(md, "namespace", ""), "target", "apiVersion",
+                              "v1", "kind", "Node", "name", node);
+        char *path = sw_xasprintf("/api/v1/namespaces/%s/pods/%s/binding",
+                                  sw_json_str(md, "namespace", ""), sw_json_str(md, "name", ""));
+        int rc = orch_kube_request(NULL, NULL, kc, "POST", path, NULL, b, err);
+
+        json_decref(b);
+        free(path);
+        return rc;
+}
+
+/*
+ * A binder thread: POST the bindings the loop queued, each with its
+ * Scheduled Event; a binding that fails undoes the assumption, and the
+ * pod is tried again unless it is gone or someone else bound it.
+ */
+static void *binder_main(void *arg)
+{
+        struct sched_state *s = arg;
+        struct orch_ctrl_loop *l = s->loop, self;
+        struct sw_err err = SW_ERR_INIT;
+        struct orch_kube *kc = NULL;
+
+        if (orch_kube_from_kubeconfig(&kc, l->mgr->kubeconfig, NULL, &err) != 0) {
+                sw_log(SW_LOG_ERROR, "sched", "binder without a client", "{s:s}", "error", err.msg);
+                kc = NULL;
+        }
+        /* Events go out through this thread's own client, as the scheduler. */
+        memset(&self, 0, sizeof(self));
+        self.name = l->name;
+        self.mgr = l->mgr;
+        self.kc = kc;
+        for (;;) {
+                struct bind_job j;
+                int rc;
+                pthread_mutex_lock(&s->bmu);
+                while (!s->closing && s->njobs == 0)
+                        pthread_cond_wait(&s->bcv, &s->bmu);
+                if (s->njobs == 0) {
+                        pthread_mutex_unlock(&s->bmu);
+                        break;
+                }
+                j = s->jobs[s->jhead];
+                s->jhead = (s->jhead + 1) % BIND_QUEUE;
+                s->njobs--;
+                pthread_cond_broadcast(&s->bcv);
+                pthread_mutex_unlock(&s->bmu);
+                sw_err_clear(&err);
+                rc = kc && !atomic_load(&l->mgr->stop) ? sched_bind(kc, j.pod, j.node, &err)
+                                                       : SW_EUNAVAIL;
+                if (rc == 0) {
+                        const json_t *md = json_object_get(j.pod, "metadata");
+                        orch_ctrl_event(&self, j.pod, "Normal", "Scheduled",
+                                        "Successfully assigned %s/%s to %s",
+                                        sw_json_str(md, "namespace", ""),
+                                        sw_json_str(md, "name", ""), j.node);
+                } else {
+                        struct sched_pod *p;
+                        pthread_mutex_lock(&s->mu);
+                        p = pod_find(s, j.key);
+                        if (p && p->assumed)
+                                pod_forget(s, j.key);
+                        pthread_mutex_unlock(&s->mu);
+                        if (rc != SW_ENOTFOUND && rc != SW_ECONFLICT && !atomic_load(&l->mgr->stop))
+                                orch_ctrl_queue_add_after(&l->q, j.key, 200);
+                }
+                json_decref(j.pod);
+                free(j.key);
+                free(j.node);
+        }
+        orch_kube_free(kc);
+        return NULL;
+}
+
+/* Hand a binding to the binders, waiting while BIND_QUEUE are in flight. */
+static void bind_enqueue(struct sched_state *s, const json_t *pod, const char *key,
+                         const char *node)
+{
+        struct bind_job *j;
+
+        pthread_mutex_lock(&s->bmu);
+        if (!s->jobs)
+                s->jobs = sw_xcalloc(BIND_QUEUE, sizeof(*s->jobs));
+        while (s->nbinders < BINDERS &&
+               pthread_create(&s->binders[s->nbinders], NULL, binder_main, s) == 0)
+                s->nbinders++;
+        while (!s->closing && s->njobs == BIND_QUEUE)
+                pthread_cond_wait(&s->bcv, &s->bmu);
+        j = &s->jobs[(s->jhead + s->njobs) % BIND_QUEUE];
+        j->pod = json_incref((json_t *)pod);
+        j->key = sw_xstrdup(key);
+        j->node = sw_xstrdup(node);
+        s->njobs++;
+        pthread_cond_signal(&s->bcv);
+        pthread_mutex_unlock(&s->bmu);
+}
+
 static void sched_batch(struct orch_ctrl_loop *l, json_t *keys)
 {
         struct sched_state *s = l->state;
-        json_t *nodes = orch_informer_list(&l->mgr->nodes, NULL);
-        json_t *pods = orch_informer_list(&l->mgr->pods, NULL), *byname = json_object();
-        json_t *p, *k, **todo = NULL;
-        struct node_info *ni = sw_xcalloc(json_array_size(nodes) + 1, sizeof(*ni));
-        size_t nn = json_array_size(nodes), i, ntodo = 0;
-        const char *ak;
-        json_t *av;
-        void *tmp;
+        json_t **todo = sw_xcalloc(json_array_size(keys) + 1, sizeof(*todo)), *k;
+        struct scratch sc = {NULL, NULL, 0};
+        size_t i, ntodo = 0;
 
-        for (i = 0; i < nn; i++) {
-                const json_t *n = json_array_get(nodes, i);
-                const json_t *st = json_object_get(n, "status");
-                const json_t *al = json_object_get(st, "allocatable");
-                if (!al)
-                        al = json_object_get(st, "capacity");
-                ni[i].node = n;
-                ni[i].name = sw_json_str(json_object_get(n, "metadata"), "name", "");
-                ni[i].cpu = quantity(al, "cpu", 0);
-                ni[i].mem = quantity(al, "memory", 0);
-                ni[i].pods = quantity(al, "pods", 110000) / 1000;
-                ni[i].ports = json_object();
-                ni[i].owners = json_object();
-                ni[i].ready = orch_ctrl_pod_ready(n, 0, 0, NULL);
-                json_object_set_new(byname, ni[i].name, json_integer((json_int_t)i));
-        }
-        /* Forget assumptions the cache now confirms (or that went away). */
+        pthread_mutex_lock(&s->mu);
+        counters_expire(s);
+        json_array_foreach(keys, i, k)
         {
-                json_t *bykey = json_object();
-                json_array_foreach(pods, i, p)
-                {
-                        char *pk = orch_ctrl_key(p);
-                        json_object_set(bykey, pk, p);
-                        free(pk);
-                }
-                pthread_mutex_lock(&s->mu);
-                json_object_foreach_safe(s->assumed, tmp, ak, av)
-                {
-                        json_t *cp = json_object_get(bykey, ak);
-                        if (!cp || !pod_pending(cp))
-                                json_object_del(s->assumed, ak);
-                }
-                json_object_foreach_safe(s->waiting, tmp, ak, av)
-                {
-                        json_t *cp = json_object_get(bykey, ak);
-                        if (!cp || !pod_pending(cp))
-                                json_object_del(s->waiting, ak);
-                }
-                pthread_mutex_unlock(&s->mu);
-                todo = sw_xcalloc(json_array_size(keys) + 1, sizeof(*todo));
-                json_array_foreach(keys, i, k)
-                {
-                        json_t *cp = json_object_get(bykey, json_string_value(k));
-                        if (cp && pod_pending(cp) &&
-                            !json_object_get(s->assumed, json_string_value(k)))
-                                todo[ntodo++] = cp;
-                }
-                json_decref(bykey);
+                json_t *pod = orch_informer_get(&l->mgr->pods, json_string_value(k));
+                struct sched_pod *p = pod_find(s, json_string_value(k));
+                if (pod && pod_pending(pod) && !(p && p->assumed))
+                        todo[ntodo++] = pod;
+                else
+                        json_decref(pod);
         }
-        json_array_foreach(pods, i, p)
-        {
-                const char *node = sw_json_str(json_object_get(p, "spec"), "nodeName", "");
-                json_t *idx;
-                char *pk = NULL;
-                if (!orch_ctrl_pod_active(p) &&
-                    !json_object_get(json_object_get(p, "metadata"), "deletionTimestamp"))
-                        continue;
-                if (!*node) {
-                        pk = orch_ctrl_key(p);
-                        node = sw_json_str(s->assumed, pk, "");
-                        free(pk);
-                }
-                idx = json_object_get(byname, node);
-                if (*node && idx)
-                        node_account(&ni[json_integer_value(idx)], p);
-        }
+        pthread_mutex_unlock(&s->mu);
         qsort(todo, ntodo, sizeof(*todo), cmp_pods);
         for (size_t t = 0; t < ntodo && !atomic_load(&l->mgr->stop); t++) {
-                const json_t *pod = todo[t], *md = json_object_get(pod, "metadata");
-                const json_t *ref = orch_ctrl_owner(pod, "ReplicaSet");
-                const char *owner = ref ? sw_json_str(ref, "uid", "") : NULL;
-                struct reason_count rs[16];
-                int nrs = 0;
-                int64_t cpu, mem, max_same = 0;
-                double best_score = -1e18;
-                long best = -1;
-                char *key = orch_ctrl_key(pod);
-                char reasons[2][128];
+                const json_t *pod = todo[t];
+                const json_t *spec = json_object_get(pod, "spec");
+                struct placing pl;
+                struct sw_buf msg;
+                char *key = orch_ctrl_key(pod), *node = NULL;
+                long slot;
 
-                pod_requests(pod, &cpu, &mem);
-                if (owner)
-                        for (i = 0; i < nn; i++)
-                                if (sw_json_int(ni[i].owners, owner, 0) > max_same)
-                                        max_same = sw_json_int(ni[i].owners, owner, 0);
-                for (i = 0; i < nn; i++) {
-                        double sc;
-                        if (!node_fits(&ni[i], pod, cpu, mem, reasons)) {
-                                add_reason(rs, &nrs, reasons[0]);
-                                if (reasons[1][0])
-                                        add_reason(rs, &nrs, reasons[1]);
-                                continue;
-                        }
-                        sc = node_score(&ni[i], cpu, mem,
-                                        owner ? sw_json_int(ni[i].owners, owner, 0) : 0, max_same);
-                        /* as kube-scheduler weighs NodeAffinity: twice its 0-100 score */
-                        sc += 2.0 *
-                              (double)preferred_affinity(
-                                      pod, json_object_get(json_object_get(ni[i].node, "metadata"),
-                                                           "labels"));
-                        if (sc > best_score) {
-                                best_score = sc;
-                                best = (long)i;
-                        }
-                }
-                if (best < 0) {
-                        struct sw_buf msg;
-                        struct sw_err berr = SW_ERR_INIT;
-                        char head[64];
-                        sw_buf_init(&msg, 4096);
-                        snprintf(head, sizeof(head), "0/%zu nodes are available", nn);
-                        sw_buf_puts(&msg, head, &berr);
-                        qsort(rs, (size_t)nrs, sizeof(rs[0]), cmp_reason);
-                        for (int r = 0; r < nrs; r++) {
-                                sw_buf_printf(&msg, &berr, "%s %d %s", r ? "," : ":", rs[r].n,
-                                              rs[r].text);
-                        }
-                        sw_buf_puts(&msg, ".", &berr);
+                memset(&pl, 0, sizeof(pl));
+                pl.pod = pod;
+                pl.tols = json_object_get(spec, "tolerations");
+                pod_requests(pod, &pl.cpu, &pl.mem);
+                pl.ports = pod_host_ports(pod);
+                pl.selective = selective(pod);
+                sw_buf_init(&msg, 4096);
+                pthread_mutex_lock(&s->mu);
+                slot = sched_choose(s, &pl, key, &sc, &msg);
+                if (slot >= 0)
+                        node = sw_xstrdup(s->nodes[slot].name);
+                pthread_mutex_unlock(&s->mu);
+                placing_release(&pl);
+                if (slot < 0)
                         unschedulable(l, pod, key, sw_buf_str(&msg));
-                        sw_buf_release(&msg);
-                } else {
-                        struct sw_err err = SW_ERR_INIT;
-                        json_t *b = json_pack(
-                                "{s:s,s:s,s:{s:s,s:s},s:{s:s,s:s,s:s}}", "apiVersion", "v1", "kind",
-                                "Binding", "metadata", "name", sw_json_str(md, "name", ""),
-                                "namespace", sw_json_str(md, "namespace", ""), "target",
-                                "apiVersion", "v1", "kind", "Node", "name", ni[best].name);
-                        char *path = sw_xasprintf("/api/v1/namespaces/%s/pods/%s/binding",
-                                                  sw_json_str(md, "namespace", ""),
-                                                  sw_json_str(md, "name", ""));
-                        int rc = orch_kube_request(NULL, NULL, l->kc, "POST", path, NULL, b, &err);
-                        if (rc == 0) {
-                                json_t *cp = json_deep_copy(pod);
-                                json_object_set_new(json_object_get(cp, "spec"), "nodeName",
-                                                    json_string(ni[best].name));
-                                node_account(&ni[best], cp);
-                                json_decref(cp);
-                                pthread_mutex_lock(&s->mu);
-                                json_object_set_new(s->assumed, key, json_string(ni[best].name));
-                                json_object_del(s->waiting, key);
-                                pthread_mutex_unlock(&s->mu);
-                                orch_ctrl_event(l, pod, "Normal", "Scheduled",
-                                                "Successfully assigned %s/%s to %s",
-                                                sw_json_str(md, "namespace", ""),
-                                                sw_json_str(md, "name", ""), ni[best].name);
-                        } else if (rc != SW_ENOTFOUND && rc != SW_ECONFLICT) {
-                                orch_ctrl_queue_add_after(&l->q, key, 200);
-                        }
-                        json_decref(b);
-                        free(path);
-                }
+                else
+                        bind_enqueue(s, pod, key, node);
+                sw_buf_release(&msg);
+                free(node);
                 free(key);
         }
-        for (i = 0; i < nn; i++) {
-                json_decref(ni[i].ports);
-                json_decref(ni[i].owners);
-        }
-        free(ni);
+        for (i = 0; i < ntodo; i++)
+                json_decref(todo[i]);
         free(todo);
-        json_decref(byname);
-        json_decref(nodes);
-        json_decref(pods);
+        free(sc.slots);
+        free(sc.raw);
 }
 
 void orch_sched_init(struct orch_ctrl_loop *l, struct orch_ctrl *m)
@@ -615,8 +1255,14 @@ void orch_sched_init(struct orch_ctrl_loop *l, struct orch_ctrl *m)
         struct sched_state *s = sw_xcalloc(1, sizeof(*s));
 
         pthread_mutex_init(&s->mu, NULL);
-        s->assumed = json_object();
+        pthread_mutex_init(&s->bmu, NULL);
+        pthread_cond_init(&s->bcv, NULL);
+        s->loop = l;
         s->waiting = json_object();
+        s->node_idx = json_object();
+        s->pod_idx = json_object();
+        s->counter_idx = json_object();
+        s->pod_free = -1;
         l->name = "default-scheduler";
         l->batch = sched_batch;
         l->state = s;

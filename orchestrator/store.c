@@ -108,6 +108,16 @@ int64_t orch_time_parse(const char *s)
                 return -1;
         tm.tm_year -= 1900;
         tm.tm_mon -= 1;
+        /* a MicroTime's fraction ("…:05.123456Z") counts to the millisecond */
+        if (s[n] == '.') {
+                int ms = 0, digits = 0;
+                for (n++; s[n] >= '0' && s[n] <= '9'; n++)
+                        if (digits++ < 3)
+                                ms = ms * 10 + (s[n] - '0');
+                for (; digits < 3; digits++)
+                        ms *= 10;
+                return (int64_t)timegm(&tm) * 1000 + ms;
+        }
         return (int64_t)timegm(&tm) * 1000;
 }
 
@@ -814,14 +824,19 @@ out:
         return 0;
 }
 
-int orch_store_events(json_t **out, struct orch_store *s, const char *resource, int64_t after,
-                      int max, struct sw_err *err)
+/*
+ * The events query, with the lock held. *scanned_out is the revision the
+ * scan covered: the store's revision when fewer than `max` events came
+ * back, else the last one returned.
+ */
+static int events_locked(json_t **out, int64_t *scanned_out, struct orch_store *s,
+                         const char *resource, int64_t after, int max, struct sw_err *err)
 {
         sqlite3_stmt *st = NULL;
         json_t *events = json_array();
+        int64_t last = after;
         int rc;
 
-        pthread_mutex_lock(&s->mu);
         if (after < s->compacted) {
                 rc = sw_err_set(err, SW_ENOTFOUND, "too old resource version: %lld (%lld)",
                                 (long long)after, (long long)s->compacted + 1);
@@ -848,6 +863,7 @@ int orch_store_events(json_t **out, struct orch_store *s, const char *resource, 
                 rc = sw_json_parse(&obj, body, (size_t)sqlite3_column_bytes(st, 3), 0, err);
                 if (rc)
                         goto out;
+                last = sqlite3_column_int64(st, 0);
                 json_array_append_new(
                         events, json_pack("{s:I,s:s,s:s,s:o}", "rev",
                                           (json_int_t)sqlite3_column_int64(st, 0), "type",
@@ -861,21 +877,35 @@ int orch_store_events(json_t **out, struct orch_store *s, const char *resource, 
         rc = 0;
 out:
         sqlite3_finalize(st);
-        pthread_mutex_unlock(&s->mu);
         if (rc) {
                 json_decref(events);
                 return rc;
         }
+        *scanned_out = (int)json_array_size(events) < max ? s->rev : last;
         *out = events;
         return 0;
 }
 
-int orch_store_events_raw(struct orch_event **out, size_t *n_out, struct orch_store *s,
-                          const char *resource, int64_t after, int max, struct sw_err *err)
+int orch_store_events(json_t **out, struct orch_store *s, const char *resource, int64_t after,
+                      int max, struct sw_err *err)
+{
+        int64_t scanned;
+        int rc;
+
+        pthread_mutex_lock(&s->mu);
+        rc = events_locked(out, &scanned, s, resource, after, max, err);
+        pthread_mutex_unlock(&s->mu);
+        return rc;
+}
+
+int orch_store_events_raw(struct orch_event **out, size_t *n_out, int64_t *scanned_out,
+                          struct orch_store *s, const char *resource, int64_t after, int max,
+                          struct sw_err *err)
 {
         struct orch_event *evs = NULL;
         size_t n = 0;
         json_t *parsed = NULL, *e;
+        int64_t scanned = after;
         size_t i;
         int rc;
 
@@ -889,6 +919,7 @@ int orch_store_events_raw(struct orch_event **out, size_t *n_out, struct orch_st
                 evs = sw_xcalloc((size_t)max, sizeof(*evs));
                 for (int64_t r = after + 1; r <= s->rev && (int)n < max; r++) {
                         const struct ring_event *re = &s->ring[r % STORE_RING];
+                        scanned = r;
                         if (resource && strcmp(re->resource, resource) != 0)
                                 continue;
                         evs[n].rev = re->rev;
@@ -901,11 +932,12 @@ int orch_store_events_raw(struct orch_event **out, size_t *n_out, struct orch_st
                 pthread_mutex_unlock(&s->mu);
                 *out = evs;
                 *n_out = n;
+                *scanned_out = scanned;
                 return 0;
         }
+        /* Older than the ring: from the log on disk, still under the lock. */
+        rc = events_locked(&parsed, &scanned, s, resource, after, max, err);
         pthread_mutex_unlock(&s->mu);
-        /* Older than the ring: from the log on disk. */
-        rc = orch_store_events(&parsed, s, resource, after, max, err);
         if (rc)
                 return rc;
         evs = sw_xcalloc(json_array_size(parsed) + 1, sizeof(*evs));
@@ -922,6 +954,7 @@ int orch_store_events_raw(struct orch_event **out, size_t *n_out, struct orch_st
         json_decref(parsed);
         *out = evs;
         *n_out = n;
+        *scanned_out = scanned;
         return 0;
 }
 

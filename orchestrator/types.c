@@ -697,9 +697,45 @@ int orch_object_admit(json_t *obj, const json_t *old, const struct orch_kind *k,
                 return replicaset_admit(obj, old, err);
         if (strcmp(k->kind, "Job") == 0) {
                 json_t *tmpl = json_object_get(obj_at(obj, "spec"), "template");
+                const char *rp;
                 if (!json_is_object(tmpl))
                         return invalid(err, "spec.template", "Required value");
+                rp = sw_json_str(json_object_get(tmpl, "spec"), "restartPolicy", "Always");
+                if (strcmp(rp, "Never") != 0 && strcmp(rp, "OnFailure") != 0)
+                        return sw_err_set(err, SW_EINVAL,
+                                          "spec.template.spec.restartPolicy: Unsupported value: "
+                                          "\"%s\": supported values: \"OnFailure\", \"Never\"",
+                                          rp);
                 return podspec_admit(obj_at(tmpl, "spec"), "spec.template.spec", err);
+        }
+        if (strcmp(k->kind, "CronJob") == 0) {
+                const json_t *spec = json_object_get(obj, "spec");
+                const char *sched = sw_json_str(spec, "schedule", "");
+                struct orch_cron c;
+                struct orch_tz *tz = NULL;
+                int tzrc;
+                if (!*sched)
+                        return invalid(err, "spec.schedule", "Required value");
+                if (orch_cron_parse(&c, sched, err) != 0) {
+                        char why[sizeof(err->msg)];
+                        snprintf(why, sizeof(why), "%s", err->msg);
+                        sw_err_clear(err);
+                        return sw_err_set(err, SW_EINVAL,
+                                          "spec.schedule: Invalid value: \"%s\": %s", sched, why);
+                }
+                tzrc = orch_tz_load(&tz, sw_json_str(spec, "timeZone", ""), err);
+                orch_tz_free(tz);
+                if (tzrc) {
+                        sw_err_clear(err);
+                        return sw_err_set(err, SW_EINVAL,
+                                          "spec.timeZone: Invalid value: \"%s\": unknown time zone "
+                                          "%s",
+                                          sw_json_str(spec, "timeZone", ""),
+                                          sw_json_str(spec, "timeZone", ""));
+                }
+                if (!json_is_object(json_object_get(json_object_get(spec, "jobTemplate"), "spec")))
+                        return invalid(err, "spec.jobTemplate.spec", "Required value");
+                return 0;
         }
         if (strcmp(k->kind, "Service") == 0)
                 return service_admit(obj, old, err);

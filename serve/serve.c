@@ -217,6 +217,7 @@ static int start_api(struct serve *s, struct sw_err *err)
         ao.db_path = db;
         ao.token = token;
         ao.service_cidr = cfg->service_cidr;
+        ao.default_toleration_s = cfg->default_toleration_seconds;
         ao.tls_cert_path = cert;
         ao.tls_key_path = key;
         if ((rc = orch_api_start(&s->api, &ao, err)) != 0)
@@ -360,6 +361,7 @@ static int start_ingress_controller(struct serve *s, struct sw_err *err)
         struct ingress_ctrl_options o = {0};
         char *kubeconfig = sw_xasprintf("%s/kubeconfig", s->cfg->data);
         char *access = sw_xasprintf("%s/nginx/access.log", s->cfg->data);
+        char *tls_dir = sw_xasprintf("%s/nginx/tls", s->cfg->data);
         int rc;
 
         o.kubeconfig = kubeconfig;
@@ -367,9 +369,12 @@ static int start_ingress_controller(struct serve *s, struct sw_err *err)
         o.nginx = s->nginx;
         o.render.listen = s->cfg->ingress_listen;
         o.render.access_log = access;
+        o.edge_ip = s->cfg->edge_ip;
+        o.tls_dir = tls_dir;
         rc = ingress_ctrl_start(&s->ingress, &o, err);
         free(kubeconfig);
         free(access);
+        free(tls_dir);
         return rc;
 }
 

@@ -1203,6 +1203,100 @@ static int copy_sources(struct builder *b, const struct step_dockerfile_node *in
 }
 
 /*
+ * A COPY's scratch directory (its new layer's tree, its views), created only
+ * when the step is not a cache hit: an unchanged rebuild creates and removes
+ * nothing.
+ */
+struct copy_scratch {
+        char *dir;
+        char *tree;
+        bool made;
+};
+
+static int copy_scratch_make(struct copy_scratch *sc, struct sw_err *err)
+{
+        struct sw_err ignored = SW_ERR_INIT;
+
+        if (sc->made)
+                return 0;
+        sw_rm_rf(sc->dir, &ignored); /* left by a killed build that had our pid */
+        sw_err_clear(&ignored);
+        if (sw_mkdir_p(sc->dir, 0700, &ignored) != 0 || mkdir(sc->tree, 0755) != 0) {
+                sw_err_clear(&ignored);
+                return sw_err_set(err, SW_EIO, "cannot create a scratch directory");
+        }
+        sc->made = true;
+        return 0;
+}
+
+/*
+ * What a COPY must know of the stage's file system before its cache key:
+ * whether the destination is a directory there (then the sources go inside
+ * it), and the ids --chown names (`chown`, expanded, or NULL). The stage key
+ * determines that file system, so the answers an earlier build recorded
+ * under (key, destination, --chown) stand, and an unchanged rebuild mounts
+ * nothing. Otherwise the view is mounted (*view, owned by the caller, who
+ * unmounts it) and asked, and the answers are recorded.
+ */
+static int copy_view_facts(bool *dst_is_dir, int64_t *uid, int64_t *gid, char **view,
+                           struct builder *b, struct stage *st,
+                           const struct step_dockerfile_node *ins, struct copy_scratch *sc,
+                           const char *dst_abs, const char *chown)
+{
+        char key[SW_DIGEST_STR_LEN], *probe;
+        struct sw_sha256 *h = sw_sha256_new();
+        struct sw_err soft = SW_ERR_INIT;
+        json_t *rec = NULL;
+        struct stat sb;
+        uint32_t u = 0, g = 0;
+        bool dir;
+        int rc;
+
+        sw_sha256_update(h, "copy-view-facts-v1", 19);
+        sw_sha256_update(h, st->key, strlen(st->key) + 1);
+        sw_sha256_update(h, dst_abs, strlen(dst_abs) + 1);
+        sw_sha256_update(h, chown ? chown : "", strlen(chown ? chown : "") + 1);
+        sw_sha256_final(h, key);
+        sw_sha256_free(h);
+        if (!b->o->no_cache && bld_cache_get(&rec, &b->store, key) == 0) {
+                const json_t *d = json_object_get(rec, "dir"), *ju = json_object_get(rec, "uid"),
+                             *jg = json_object_get(rec, "gid");
+                bool ok = json_is_boolean(d) &&
+                          (!chown || (json_is_integer(ju) && json_is_integer(jg)));
+                if (ok) {
+                        *dst_is_dir = *dst_is_dir || json_is_true(d);
+                        if (chown) {
+                                *uid = json_integer_value(ju);
+                                *gid = json_integer_value(jg);
+                        }
+                }
+                json_decref(rec);
+                if (ok)
+                        return 0;
+        }
+        if ((rc = copy_scratch_make(sc, b->err)) != 0 ||
+            (rc = stage_view(view, b, st, sc->dir)) != 0)
+                return rc;
+        probe = sw_xasprintf("%s%s", *view, dst_abs);
+        dir = stat(probe, &sb) == 0 && S_ISDIR(sb.st_mode);
+        free(probe);
+        /* "--chown=user" alone gives the user's primary group */
+        if (chown && (rc = bld_user_lookup(&u, &g, *view, chown, b->err)) != 0)
+                return ins_error(b, ins, rc, "--chown");
+        *dst_is_dir = *dst_is_dir || dir;
+        if (chown) {
+                *uid = u;
+                *gid = g;
+        }
+        rec = json_pack("{s:b,s:I,s:I}", "dir", dir, "uid", (json_int_t)u, "gid", (json_int_t)g);
+        /* only a shortcut: a failure to record it costs the next build a mount */
+        bld_cache_put(&b->store, key, rec, &soft);
+        json_decref(rec);
+        sw_err_clear(&soft);
+        return 0;
+}
+
+/*
  * The copy of a COPY/ADD step, or its layer from the cache. The key needs
  * the digest of the sources' content; reading a big context on every
  * rebuild would cost seconds, so a first pass over the context fingerprints
@@ -1213,10 +1307,11 @@ static int copy_sources(struct builder *b, const struct step_dockerfile_node *in
  * size within the same nanosecond and keeping its inode and ctime would be
  * missed, as with git's index; --no-cache always copies.
  */
-static int copy_cached(bool *hit, struct builder *b, struct stage *st,
+static int copy_cached(bool *hit, char **view, struct builder *b, struct stage *st,
                        const struct step_dockerfile_node *ins, struct bld_copy *c,
                        char *const *srcs, size_t nsrcs, const char *dst_abs, bool dst_is_dir,
-                       bool from, bool add, const char *meta, const char *created_by)
+                       bool from, bool add, const char *meta, const char *created_by,
+                       struct copy_scratch *sc)
 {
         char fp[SW_DIGEST_STR_LEN] = "", digest[SW_DIGEST_STR_LEN] = "";
         char key0[SW_DIGEST_STR_LEN];
@@ -1250,6 +1345,11 @@ static int copy_cached(bool *hit, struct builder *b, struct stage *st,
                         memcpy(st->key, key0, sizeof(key0));
                 }
         }
+        /* a real copy: new parent directories take the image's attributes from the view */
+        if ((rc = copy_scratch_make(sc, b->err)) != 0 ||
+            (!*view && (rc = stage_view(view, b, st, sc->dir)) != 0))
+                return rc;
+        c->view_root = *view;
         c->hash = sw_sha256_new();
         rc = copy_sources(b, ins, c, srcs, nsrcs, dst_abs, dst_is_dir, from, add);
         sw_sha256_final(c->hash, digest);
@@ -1279,8 +1379,8 @@ static int do_copy(struct builder *b, struct stage *st, const struct step_docker
         const struct step_dockerfile_node *n;
         struct bld_copy c;
         struct sw_err ignored = SW_ERR_INIT;
-        char *scratch = NULL, *tree = NULL, *view = NULL, *src_view = NULL, *dest = NULL,
-             *dst_abs = NULL;
+        char *view = NULL, *src_view = NULL, *dest = NULL, *dst_abs = NULL, *chown = NULL;
+        struct copy_scratch sc = {NULL, NULL, false};
         char **srcs = NULL;
         size_t nsrcs = 0, nwords = 0;
         int src_fd = -1, rc = 0;
@@ -1318,27 +1418,20 @@ static int do_copy(struct builder *b, struct stage *st, const struct step_docker
         dst_is_dir = nsrcs > 1 || dest[strlen(dest) - 1] == '/' || !strcmp(dest, ".") ||
                      (strlen(dest) >= 2 && !strcmp(dest + strlen(dest) - 2, "/."));
 
-        scratch = work_dir(b);
-        if (!scratch) {
-                rc = sw_err_set(b->err, SW_EIO, "cannot create a scratch directory");
+        sc.dir = sw_xasprintf("%s/s%u-%d", b->work, ++b->seq, (int)getpid());
+        sc.tree = sw_xasprintf("%s/tree", sc.dir);
+        c.uid = c.gid = -1;
+        if (chown_spec && (rc = expand(&chown, b, st, chown_spec)) != 0) {
+                rc = ins_error(b, ins, rc, "--chown");
                 goto out;
         }
-        tree = sw_xasprintf("%s/tree", scratch);
-        mkdir(tree, 0755);
-        if ((rc = stage_view(&view, b, st, scratch)) != 0)
+        rc = copy_view_facts(&dst_is_dir, &c.uid, &c.gid, &view, b, st, ins, &sc, dst_abs, chown);
+        if (rc)
                 goto out;
-        /* a destination that is a directory in the image takes the sources inside it */
-        {
-                char *probe = sw_xasprintf("%s%s", view, dst_abs);
-                struct stat sb;
-                if (stat(probe, &sb) == 0 && S_ISDIR(sb.st_mode))
-                        dst_is_dir = true;
-                free(probe);
-        }
         /* the source: the context, or another stage's (or image's) file system */
         if (from) {
                 int idx = stage_find(b, from, (size_t)(st - b->stages));
-                char *fromdir = sw_xasprintf("%s/from", scratch);
+                char *fromdir = sw_xasprintf("%s/from", sc.dir);
                 if (idx < 0) {
                         free(fromdir);
                         rc = ins_error(b, ins, SW_EINVAL,
@@ -1346,7 +1439,8 @@ static int do_copy(struct builder *b, struct stage *st, const struct step_docker
                                        "are not supported yet: add a FROM stage for it)");
                         goto out;
                 }
-                if ((rc = build_stage(b, (size_t)idx)) != 0) {
+                if ((rc = build_stage(b, (size_t)idx)) != 0 ||
+                    (rc = copy_scratch_make(&sc, b->err)) != 0) {
                         free(fromdir);
                         goto out;
                 }
@@ -1362,25 +1456,10 @@ static int do_copy(struct builder *b, struct stage *st, const struct step_docker
                 c.ignore = b->ignore;
         }
         c.src_root_fd = src_fd;
-        c.dst_root = tree;
-        c.view_root = view;
-        c.uid = c.gid = -1;
+        c.dst_root = sc.tree;
+        c.view_root = NULL; /* copy_cached mounts it when it copies */
         c.mode = -1;
         c.extract_archives = add;
-        if (chown_spec) {
-                char *spec = NULL;
-                uint32_t uid, gid;
-                if ((rc = expand(&spec, b, st, chown_spec)) != 0 ||
-                    (rc = bld_user_lookup(&uid, &gid, view, spec, b->err)) != 0) {
-                        free(spec);
-                        rc = ins_error(b, ins, rc, "--chown");
-                        goto out;
-                }
-                /* "--chown=user" alone gives the user's primary group */
-                c.uid = uid;
-                c.gid = gid;
-                free(spec);
-        }
         if (chmod_spec) {
                 char *end = NULL;
                 long m = strtol(chmod_spec, &end, 8);
@@ -1396,36 +1475,40 @@ static int do_copy(struct builder *b, struct stage *st, const struct step_docker
                          add ? "ADD" : "COPY", dst_abs, (long long)c.uid, (long long)c.gid,
                          (long long)c.mode,
                          from ? b->stages[stage_find(b, from, (size_t)(st - b->stages))].key : "-");
-                rc = copy_cached(&hit, b, st, ins, &c, srcs, nsrcs, dst_abs, dst_is_dir,
-                                 from != NULL, add, meta, created_by);
+                rc = copy_cached(&hit, &view, b, st, ins, &c, srcs, nsrcs, dst_abs, dst_is_dir,
+                                 from != NULL, add, meta, created_by, &sc);
         }
         if (rc)
                 goto out;
-        bld_overlay_umount(view);
+        if (view)
+                bld_overlay_umount(view);
         if (src_view)
                 bld_overlay_umount(src_view);
         free(view);
         view = NULL;
+        free(src_view);
+        src_view = NULL;
         if (!hit)
-                rc = commit_layer(b, st, tree, false, created_by, scratch);
+                rc = commit_layer(b, st, sc.tree, false, created_by, sc.dir);
 out:
         if (view)
                 bld_overlay_umount(view);
-        if (src_view && view)
+        if (src_view)
                 bld_overlay_umount(src_view);
         if (src_fd >= 0)
                 close(src_fd);
-        if (scratch)
-                sw_rm_rf(scratch, &ignored);
+        if (sc.made)
+                sw_rm_rf(sc.dir, &ignored);
         for (size_t i = 0; i < nsrcs; i++)
                 free(srcs[i]);
         free(srcs);
-        free(scratch);
-        free(tree);
+        free(sc.dir);
+        free(sc.tree);
         free(view);
         free(src_view);
         free(dest);
         free(dst_abs);
+        free(chown);
         return rc;
 }
 
@@ -1679,6 +1762,26 @@ static void label_default(struct stage *st, const char *key, const char *value)
                 json_object_set_new(labels, key, json_string(value));
 }
 
+/*
+ * Put a JSON blob (the image config or manifest) in the store, then hard-link
+ * it into the output layout, as the layers are: an unchanged rebuild finds
+ * both already in the store and writes (and fsyncs) neither again.
+ */
+static int put_json(char digest[SW_DIGEST_STR_LEN], int64_t *size, struct builder *b,
+                    struct step_oci_layout *out, const json_t *doc)
+{
+        char *path;
+        int rc = step_oci_json_put(digest, size, b->store.oci, doc, b->err);
+
+        if (rc || step_oci_blob_exists(out, digest, NULL))
+                return rc;
+        path = step_oci_blob_path(b->store.oci, digest);
+        if (!blob_link(out, path, digest))
+                rc = step_oci_json_put(digest, size, out, doc, b->err); /* another file system */
+        free(path);
+        return rc;
+}
+
 static int write_image(struct step_build_result *res, struct builder *b, struct stage *st)
 {
         struct step_oci_layout *out = NULL;
@@ -1713,7 +1816,7 @@ static int write_image(struct step_build_result *res, struct builder *b, struct 
         diff_ids = NULL;
         memset(&cdesc, 0, sizeof(cdesc));
         snprintf(cdesc.media_type, sizeof(cdesc.media_type), "%s", STEP_OCI_MT_CONFIG);
-        rc = step_oci_json_put(cdesc.digest, &cdesc.size, out, image, b->err);
+        rc = put_json(cdesc.digest, &cdesc.size, b, out, image);
         if (rc)
                 goto out;
         manifest = json_pack("{s:i,s:s,s:o,s:O}", "schemaVersion", 2, "mediaType",
@@ -1721,7 +1824,7 @@ static int write_image(struct step_build_result *res, struct builder *b, struct 
                              layers);
         memset(&mdesc, 0, sizeof(mdesc));
         snprintf(mdesc.media_type, sizeof(mdesc.media_type), "%s", STEP_OCI_MT_MANIFEST);
-        rc = step_oci_json_put(mdesc.digest, &mdesc.size, out, manifest, b->err);
+        rc = put_json(mdesc.digest, &mdesc.size, b, out, manifest);
         if (rc == 0)
                 rc = step_oci_ref_set(out, b->o->ref_name ? b->o->ref_name : "latest", &mdesc,
                                       b->err);

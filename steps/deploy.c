@@ -283,6 +283,42 @@ static void log_progress(void *arg, const char *line)
         eng_step_log(arg, "rollout: %s", line);
 }
 
+/*
+ * The rollout failed (err holds why): put the last good
+ * release back. The job fails either way (SW_EFAILED, permanent: running the
+ * broken release again would only fail again), saying what was rolled back
+ * to, or why the rollback did not happen.
+ */
+static int step_deploy_roll_back(struct eng_step_ctx *ctx, struct orch_kube *kube,
+                                 const json_t *meta, struct sw_err *err)
+{
+        const char *ns = sw_json_str(meta, "namespace", "default");
+        const char *name = sw_json_str(meta, "name", "");
+        struct step_release rel = {0};
+        struct sw_err rerr = SW_ERR_INIT;
+        char why[SW_ERR_MSG_MAX];
+        int rc;
+
+        snprintf(why, sizeof(why), "%s", err->msg);
+        if (eng_step_config(ctx)->pdns_api_key)
+                eng_step_add_secret(ctx, eng_step_config(ctx)->pdns_api_key);
+        eng_step_log(ctx, "rollout failed: %s", why);
+        rc = step_release_rollback(&rel, kube, eng_step_config(ctx), ns, name,
+                                   eng_step_stop_flag(ctx), log_progress, ctx, &rerr);
+        sw_err_clear(err);
+        if (rc == 0) {
+                eng_step_log(ctx, "rolled back to the release of job %lld (%s)",
+                             (long long)rel.job_id, rel.image);
+                rc = sw_err_set(err, SW_EFAILED, "%s; rolled back to the release of job %lld (%s)",
+                                why, (long long)rel.job_id, rel.image);
+        } else {
+                eng_step_log(ctx, "no rollback: %s", rerr.msg);
+                rc = sw_err_set(err, SW_EFAILED, "%s; not rolled back: %s", why, rerr.msg);
+        }
+        step_release_clear(&rel);
+        return rc;
+}
+
 static int step_deploy_run(struct eng_step_ctx *ctx, json_t **output, struct sw_err *err)
 {
         const json_t *render = eng_step_output(ctx, "render");
@@ -317,6 +353,8 @@ static int step_deploy_run(struct eng_step_ctx *ctx, json_t **output, struct sw_
                         *output = json_pack("{s:i,s:s,s:s}", "applied", applied, "namespace",
                                             sw_json_str(meta, "namespace", "default"), "deployment",
                                             sw_json_str(meta, "name", ""));
+                else if (rc != SW_ECANCELED && cfg->auto_rollback)
+                        rc = step_deploy_roll_back(ctx, kube, meta, err);
         } else if (rc == 0) {
                 *output = json_pack("{s:i}", "applied", applied);
         }

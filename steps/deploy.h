@@ -43,4 +43,41 @@ int step_deploy_wait(struct orch_kube *kube, const char *ns, const char *name, i
                      atomic_int *stop, void (*progress)(void *arg, const char *line), void *arg,
                      struct sw_err *err);
 
+/* ---- releases (steps/release.c) ---- */
+
+/* An app's last good release, as stored by step_release_save(). */
+struct step_release {
+        int64_t job_id;    /* the deploy job that succeeded with it */
+        char *image;       /* its Deployment's image */
+        char *host;        /* the host it was published at ("" when unknown) */
+        json_t *documents; /* the documents that job applied */
+};
+
+/* The Deployment among `docs`, or NULL. Borrowed. */
+const json_t *step_release_deployment(const json_t *docs);
+
+/*
+ * Record `docs` (a render step's documents) as the last good release of the
+ * app whose Deployment they hold: the ConfigMap "slipway-release-<name>" in
+ * its namespace (server-side apply, idempotent), with job id, image and host.
+ */
+int step_release_save(struct orch_kube *kube, int64_t job_id, const json_t *docs, const char *host,
+                      struct sw_err *err);
+
+/* The last good release of ns/name into *out (cleared with step_release_clear); SW_ENOTFOUND if none. */
+int step_release_load(struct step_release *out, struct orch_kube *kube, const char *ns,
+                      const char *name, struct sw_err *err);
+void step_release_clear(struct step_release *r);
+
+/*
+ * Roll ns/name back to its last good release: load it into *to (cleared by
+ * the caller), apply its documents again (Deployment, Service, Ingress...),
+ * wait for that rollout, and upsert its host's DNS record when PowerDNS is
+ * configured. SW_ENOTFOUND when there is no earlier release.
+ */
+int step_release_rollback(struct step_release *to, struct orch_kube *kube,
+                          const struct sw_config *cfg, const char *ns, const char *name,
+                          atomic_int *stop, void (*progress)(void *arg, const char *line),
+                          void *arg, struct sw_err *err);
+
 #endif /* SW_STEPS_DEPLOY_H */

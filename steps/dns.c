@@ -28,6 +28,8 @@
 #include "common/json.h"
 #include "common/mem.h"
 #include "dns/dns.h"
+#include "orchestrator/client/kube.h"
+#include "steps/deploy.h"
 #include "steps/steps.h"
 #include "common/banned.h"
 
@@ -112,6 +114,30 @@ static int step_dns_verify(struct eng_step_ctx *ctx, int64_t *took_out, const st
         }
 }
 
+/*
+ * This is the deploy pipeline's last step: once it is done the job has
+ * succeeded, and what it deployed becomes the release a failed rollout rolls
+ * back to (steps/release.c). Not being able to record it does not undo the
+ * deployment; the job's log says so.
+ */
+static void step_dns_save_release(struct eng_step_ctx *ctx, const struct sw_config *cfg,
+                                  const char *host)
+{
+        const json_t *docs = json_object_get(eng_step_output(ctx, "render"), "documents");
+        struct orch_kube *kube = NULL;
+        struct sw_err err = SW_ERR_INIT;
+
+        if (!step_release_deployment(docs))
+                return;
+        if (step_deploy_client(&kube, cfg, &err) == 0 &&
+            step_release_save(kube, eng_step_job_id(ctx), docs, host, &err) == 0)
+                eng_step_log(ctx, "release of job %lld recorded as the last good one",
+                             (long long)eng_step_job_id(ctx));
+        else
+                eng_step_log(ctx, "the release was not recorded (no rollback to it): %s", err.msg);
+        orch_kube_free(kube);
+}
+
 static int step_dns_run(struct eng_step_ctx *ctx, json_t **output, struct sw_err *err)
 {
         const struct sw_config *cfg = eng_step_config(ctx);
@@ -169,6 +195,7 @@ static int step_dns_run(struct eng_step_ctx *ctx, json_t **output, struct sw_err
                 goto out;
         /* The output names the host without the trailing dot, as users write it. */
         host[strlen(host) - 1] = '\0';
+        step_dns_save_release(ctx, cfg, host);
         *output = json_pack("{s:s,s:s,s:s}", "host", host, "ip", cfg->edge_ip, "zone", zone);
 out:
         dns_client_free(client);

@@ -5,9 +5,10 @@
  * default) that depends only on the tree's content: entries in a fixed order
  * (depth first, names sorted bytewise inside each directory), one caller-given
  * mtime, numeric ownership with empty user/group names, no atime/ctime and no
- * varying pax records, and a gzip header without name or timestamp; the gzip
- * stream is cut into fixed 1 MiB chunks compressed in parallel, so the bytes
- * do not depend on the number of cores (but, as always, on zlib). One pass
+ * varying pax records, and gzip headers without name or timestamp; the tar
+ * stream is cut into fixed 1 MiB chunks, each compressed in parallel into its
+ * own gzip member (libdeflate), so the bytes do not depend on the number of
+ * cores (but, as always, on the compressor's version). One pass
  * over the files yields the diff_id (sha256 of the tar), the blob digest (sha256
  * of the compressed bytes) and the blob size. A whole directory is packed for
  * COPY/ADD; an overlayfs upper directory is packed as a changeset for RUN, its

@@ -27,17 +27,22 @@ int step__archive_err(struct archive *a, int code, struct sw_err *err, const cha
 bool step__layer_xattr_private(const char *name);
 
 /*
- * Block-parallel deterministic gzip (layer_gzip.c). Compressed bytes go to
- * `emit` in order, on the caller's thread; the output does not depend on
- * `threads` (0 or 1: compress on the caller's thread).
+ * Block-parallel deterministic gzip (layer_gzip.c): the input is cut into
+ * STEP__GZ_CHUNK-byte chunks, each compressed (libdeflate, `level` 1..9) into
+ * one gzip member. Compressed bytes go to `emit` in order, on the caller's
+ * thread; the output does not depend on `threads` (0 or 1: compress on the
+ * caller's thread). step__gz_new() fails with SW_EINVAL for a level
+ * libdeflate refuses.
  */
+#define STEP__GZ_CHUNK (1024 * 1024)
+
 struct step__gz;
 typedef int (*step__gz_emit_fn)(void *ctx, const void *data, size_t len, struct sw_err *err);
 
 int step__gz_new(struct step__gz **out, int level, int threads, step__gz_emit_fn emit, void *ctx,
                  struct sw_err *err);
 int step__gz_write(struct step__gz *g, const void *data, size_t len, struct sw_err *err);
-/* Flushes the last chunk and writes the gzip trailer. */
+/* Compresses the last (partial) chunk and emits everything still pending. */
 int step__gz_finish(struct step__gz *g, struct sw_err *err);
 void step__gz_free(struct step__gz *g);
 

@@ -5,8 +5,8 @@
  * libarchive writes the tar (pax_restricted: plain ustar headers, with a pax
  * header only where ustar cannot say it, such as long names) into our write
  * callback. The callback hashes the tar bytes (diff_id), hands them to the
- * block-parallel gzip writer (layer_gzip.c: no name, mtime 0, output
- * independent of the thread count), and hashes and writes the compressed
+ * block-parallel gzip writer (layer_gzip.c: one gzip member per 1 MiB of
+ * tar, no name, mtime 0, output independent of the thread count), and hashes and writes the compressed
  * bytes it gets back (the blob digest). Everything that
  * varies between two copies of the same tree is normalised before libarchive
  * sees it: traversal order, times, user and group names, atime and ctime.

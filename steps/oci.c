@@ -62,6 +62,24 @@ static int write_all(int fd, const void *data, size_t len)
         return 0;
 }
 
+/*
+ * Write `path` atomically unless it already holds exactly `text`: reopening a
+ * layout or setting a ref to what it already is then costs a read, not an
+ * fsync (which dominates an unchanged rebuild on a busy disk).
+ */
+static int write_if_changed(const char *path, const char *text, struct sw_err *err)
+{
+        char *old = NULL;
+        size_t len = 0, n = strlen(text);
+        struct sw_err ignored = SW_ERR_INIT;
+        bool same = sw_read_file(&old, &len, path, OCI_INDEX_MAX_BYTES, &ignored) == 0 &&
+                    len == n && memcmp(old, text, n) == 0;
+
+        free(old);
+        sw_err_clear(&ignored);
+        return same ? 0 : sw_write_file_atomic(path, text, n, 0644, err);
+}
+
 static int layout_init(const char *dir, struct sw_err *err)
 {
         char *p = NULL;
@@ -75,7 +93,7 @@ static int layout_init(const char *dir, struct sw_err *err)
                 goto out;
         free(p);
         p = sw_xasprintf("%s/oci-layout", dir);
-        rc = sw_write_file_atomic(p, OCI_LAYOUT_FILE, strlen(OCI_LAYOUT_FILE), 0644, err);
+        rc = write_if_changed(p, OCI_LAYOUT_FILE, err);
         if (rc)
                 goto out;
         free(p);
@@ -607,7 +625,7 @@ int step_oci_ref_set(struct step_oci_layout *l, const char *ref, const struct st
         json_array_append(list, entry);
         text = sw_json_dump(idx);
         path = sw_xasprintf("%s/index.json", l->dir);
-        rc = sw_write_file_atomic(path, text, strlen(text), 0644, err);
+        rc = write_if_changed(path, text, err);
 out:
         free(path);
         free(text);

@@ -20,6 +20,7 @@
 #include "common/banned.h"
 
 #define ROUTE_TIMEOUT_MS 120000
+#define ROUTE_FAST_MS 5000
 
 /* The first host of the rendered Ingress. */
 static const char *rendered_host(const json_t *render)
@@ -43,7 +44,7 @@ static int step_route_run(struct eng_step_ctx *ctx, json_t **output, struct sw_e
         const struct sw_config *cfg = eng_step_config(ctx);
         const char *host = rendered_host(eng_step_output(ctx, "render"));
         const char *port = strrchr(cfg->ingress_listen, ':');
-        int64_t deadline = sw_mono_ms() + ROUTE_TIMEOUT_MS;
+        int64_t start = sw_mono_ms(), deadline = start + ROUTE_TIMEOUT_MS;
         long status = 0;
         char *url;
 
@@ -54,12 +55,21 @@ static int step_route_run(struct eng_step_ctx *ctx, json_t **output, struct sw_e
         for (;;) {
                 struct ingress_probe p = {0};
                 struct sw_err perr = SW_ERR_INIT;
+                /*
+                 * The controller routes the host within milliseconds of the
+                 * pod's readiness, so ask often at first (a request to
+                 * nginx on loopback costs well under a millisecond), then
+                 * back off for an app that takes its time.
+                 */
+                int64_t gap = sw_mono_ms() - start < ROUTE_FAST_MS ? 5 : 50;
                 p.addr = cfg->ingress_listen;
                 p.host = host;
                 p.timeout_ms = 1000;
-                p.interval_ms = 100;
+                p.interval_ms = gap;
                 if (ingress_wait_host(&status, &p, &perr) == 0 && status != 404)
                         break;
+                if (perr.code == 0)
+                        sw_sleep_ms(gap); /* the default server's 404: not routed yet */
                 if (eng_step_cancelled(ctx))
                         return sw_err_set(err, SW_ECANCELED, "stopped");
                 if (sw_mono_ms() > deadline)

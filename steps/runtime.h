@@ -57,6 +57,9 @@ struct step_rt_process {
         const char *cgroups_path; /* linux.cgroupsPath ("/slipway/<id>"); NULL: runc's default */
         bool keep; /* step_rt_start: keep the stopped container (and its cgroup) until deleted */
         bool host_network; /* share the caller's network namespace (hostNetwork pods) */
+        /* step_rt_start: each output line starts with its UTC time, RFC 3339 with nanoseconds,
+         * and a space ("2026-11-27T02:55:27.123456789Z "), as the kubelet's log files keep it. */
+        bool log_timestamps;
 };
 
 /*

@@ -121,6 +121,68 @@ static void git(const char *dir, const char *a, const char *b, const char *c)
         free(out);
 }
 
+/* The image of the Deployment's pod template, through kubectl. */
+static char *deployed_image(const char *tmp)
+{
+        char *kc = sw_xasprintf("%s/data/kubeconfig", tmp), *out = NULL;
+        char *argv[] = {"/usr/bin/kubectl",
+                        "--kubeconfig",
+                        kc,
+                        "get",
+                        "deployment",
+                        "hello",
+                        "-o",
+                        "jsonpath={.spec.template.spec.containers[0].image}",
+                        NULL};
+
+        CHECK_INT(t_run_capture(&out, argv, NULL, 30000), 0);
+        free(kc);
+        return out;
+}
+
+/*
+ * SLIPWAY_AUTO_ROLLBACK: a release whose container exits at once fails its
+ * rollout; the job fails naming the release it rolled back to (job 2), the
+ * Deployment's template is job 2's again, and the page is still served.
+ */
+static void roll_back_a_crash(const char *repo, const char *url, const char *tmp)
+{
+        static const char crash[] = "FROM scratch\n"
+                                    "COPY busybox /bin/busybox\n"
+                                    "COPY index.html /www/index.html\n"
+                                    "ENV PORT=8080\n"
+                                    "EXPOSE 8080\n"
+                                    "USER 65534\n"
+                                    "ENTRYPOINT [\"/bin/busybox\", \"sh\", \"-c\", "
+                                    "\"echo broken release; exit 3\"]\n";
+        char *dockerfile = sw_xasprintf("%s/Dockerfile", repo), *out = NULL, *before, *after;
+        struct sw_err err = SW_ERR_INIT;
+        json_t *job = NULL;
+
+        before = deployed_image(tmp);
+        CHECK_INT(sw(&out, "job", "2", "--json", NULL, NULL, NULL, NULL), 0);
+        CHECK_OK(sw_json_parse(&job, out, strlen(out), 0, &err), &err);
+        CHECK_STR(before,
+                  sw_json_str(json_object_get(json_array_get(json_object_get(job, "steps"), 3),
+                                              "output"),
+                              "image", "?"));
+        json_decref(job);
+        free(out);
+        CHECK_OK(sw_write_file_atomic(dockerfile, crash, sizeof(crash) - 1, 0644, &err), &err);
+        git(repo, "commit", "-qam", "three, crashing");
+        CHECK(sw(&out, "submit", "--repo", url, "--name", "hello", "--wait", NULL) != 0);
+        if (!out || !strstr(out, "job 3 failed") ||
+            !strstr(out, "rolled back to the release of job 2"))
+                t_fail(__FILE__, __LINE__, "no rollback in: %s", out ? out : "");
+        free(out);
+        after = deployed_image(tmp);
+        CHECK_STR(after, before);
+        check_app("Version two");
+        free(before);
+        free(after);
+        free(dockerfile);
+}
+
 static void test_commit_to_image(void)
 {
         const char *tmp = t_tmpdir();
@@ -139,8 +201,16 @@ static void test_commit_to_image(void)
         env_kube = sw_xasprintf("SLIPWAY_KUBE_LISTEN=127.0.0.1:%d", t_free_port());
         {
                 char *argv[] = {(char *)t_slipway(), "serve", "--ready-file", ready, NULL};
-                const char *env[] = {env_data, env_reg,     env_reg_listen, env_dns,
-                                     env_api,  env_ingress, env_kube,       NULL};
+                const char *env[] = {env_data,
+                                     env_reg,
+                                     env_reg_listen,
+                                     env_dns,
+                                     env_api,
+                                     env_ingress,
+                                     env_kube,
+                                     "SLIPWAY_AUTO_ROLLBACK=true",
+                                     "SLIPWAY_ROLLOUT_TIMEOUT_MS=30000",
+                                     NULL};
                 serve = t_spawn_extra(argv, env, log);
         }
         for (int i = 0; i < 240 && access(ready, F_OK) != 0; i++)
@@ -256,6 +326,9 @@ static void test_commit_to_image(void)
         CHECK(load.ok > 0);
         CHECK_INT(load.failed, 0);
         check_app("Version two");
+
+        /* a third commit crashes: the job fails and the second release is put back */
+        roll_back_a_crash(repo, url, tmp);
 
         kill(serve, SIGTERM);
         CHECK_INT(t_wait(serve, 60000), 0);

@@ -122,11 +122,15 @@ pid_t t_agent_start_agent(void)
         char *env_reg = sw_xasprintf("SLIPWAY_REGISTRY=%s", t_agent.reg->host);
         /* Pod IPs of its own too, for the same reason (see t_agent_env_up). */
         char *env_pods = sw_xasprintf("SLIPWAY_POD_CIDR=127.%d.0.0/16", 180 + (int)(getpid() % 70));
-        const char *env[] = {env_data, env_reg, env_pods, "SLIPWAY_LOG_LEVEL=info", NULL};
+        const char *env[13] = {env_data, env_reg, env_pods, "SLIPWAY_LOG_LEVEL=info", NULL};
         char *argv[] = {(char *)t_slipway(),     "node",   "--kubeconfig",
                         t_agent.orch.kubeconfig, "--name", T_AGENT_NODE,
                         "--backoff-ms",          "500",    NULL};
-        pid_t pid = t_spawn_extra(argv, env, t_agent.agent_log);
+        pid_t pid;
+
+        for (size_t i = 0, n = 4; i < 8 && t_agent.extra_env[i]; i++)
+                env[n++] = t_agent.extra_env[i];
+        pid = t_spawn_extra(argv, env, t_agent.agent_log);
 
         free(env_pods);
         free(env_data);

@@ -35,6 +35,8 @@ struct t_agent_env {
         char image[256];         /* "127.0.0.1:PORT/test/busybox:1" */
         char missing_image[256]; /* a reference the registry does not have */
         char service_cidr[32];   /* the API server's SLIPWAY_SERVICE_CIDR, per test process */
+        /* More "SLIPWAY_X=v" settings for the agent (NULL-terminated), set before it starts. */
+        const char *extra_env[8];
 };
 
 extern struct t_agent_env t_agent;

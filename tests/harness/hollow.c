@@ -14,6 +14,7 @@
 #include "orchestrator/client/kube.h"
 
 #define NEVER_READY "hollow.slipway.dev/never-ready"
+#define EXIT_CODE "hollow.slipway.dev/exit-code"
 
 void t_hollow_now(char *out, size_t n)
 {
@@ -63,17 +64,85 @@ static int create_node(struct orch_kube *kc, const char *name, const char *cpu, 
         return rc;
 }
 
-static void heartbeat(struct orch_kube *kc, const char *name)
+/* Renew the node's Lease in kube-node-lease, creating it the first time. */
+static void renew_lease(struct orch_kube *kc, const char *name, const char *ts)
+{
+        struct sw_err err = SW_ERR_INIT;
+        char *path = sw_xasprintf("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/"
+                                  "leases/%s",
+                                  name);
+        json_t *lease = json_pack("{s:s,s:s,s:{s:s,s:s},s:{s:s,s:i,s:s}}", "apiVersion",
+                                  "coordination.k8s.io/v1", "kind", "Lease", "metadata", "name",
+                                  name, "namespace", "kube-node-lease", "spec", "holderIdentity",
+                                  name, "leaseDurationSeconds", 40, "renewTime", ts);
+
+        if (orch_kube_request(NULL, NULL, kc, "PATCH", path, "application/merge-patch+json", lease,
+                              &err) == SW_ENOTFOUND) {
+                sw_err_clear(&err);
+                orch_kube_request(NULL, NULL, kc, "POST",
+                                  "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
+                                  NULL, lease, &err);
+        }
+        json_decref(lease);
+        free(path);
+}
+
+/*
+ * A heartbeat: the Lease every time, the Ready condition's heartbeat only
+ * when `status` (every 20th beat), as a kubelet posts status less often
+ * once it has a lease.
+ */
+static void heartbeat(struct orch_kube *kc, const char *name, bool status)
 {
         struct sw_err err = SW_ERR_INIT;
         char ts[32], *path = sw_xasprintf("/api/v1/nodes/%s/status", name);
         json_t *st;
 
-        t_hollow_now(ts, sizeof(ts));
-        st = json_pack("{s:{s:o}}", "status", "conditions", ready_conds(ts));
-        orch_kube_request(NULL, NULL, kc, "PATCH", path, "application/merge-patch+json", st, &err);
-        json_decref(st);
+        {
+                /* the lease's renewTime is a MicroTime */
+                struct timespec now;
+                struct tm tm;
+                char micro[48];
+                clock_gettime(CLOCK_REALTIME, &now);
+                gmtime_r(&now.tv_sec, &tm);
+                strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+                snprintf(micro, sizeof(micro), "%.19s.%06ldZ", ts, now.tv_nsec / 1000);
+                renew_lease(kc, name, micro);
+        }
+        if (status) {
+                st = json_pack("{s:{s:o}}", "status", "conditions", ready_conds(ts));
+                orch_kube_request(NULL, NULL, kc, "PATCH", path, "application/merge-patch+json", st,
+                                  &err);
+                json_decref(st);
+        }
         free(path);
+}
+
+/* A pod annotated with an exit code finishes: Succeeded for 0, else Failed. */
+static void finish_pod(struct orch_kube *kc, const json_t *pod, const char *path)
+{
+        const json_t *md = json_object_get(pod, "metadata");
+        const char *code = sw_json_str(json_object_get(md, "annotations"), EXIT_CODE, "0");
+        const json_t *c0 =
+                json_array_get(json_object_get(json_object_get(pod, "spec"), "containers"), 0);
+        int exit_code = (int)strtol(code, NULL, 10);
+        struct sw_err err = SW_ERR_INIT;
+        char ts[32], *spath = sw_xasprintf("%s/status", path);
+        json_t *st;
+
+        t_hollow_now(ts, sizeof(ts));
+        st = json_pack("{s:{s:s,s:[{s:s,s:s,s:s,s:s},{s:s,s:s,s:s,s:s}],"
+                       "s:[{s:s,s:b,s:i,s:{s:{s:i,s:s,s:s,s:s}}}]}}",
+                       "status", "phase", exit_code == 0 ? "Succeeded" : "Failed", "conditions",
+                       "type", "Ready", "status", "False", "reason", "PodCompleted",
+                       "lastTransitionTime", ts, "type", "ContainersReady", "status", "False",
+                       "reason", "PodCompleted", "lastTransitionTime", ts, "containerStatuses",
+                       "name", sw_json_str(c0, "name", "c"), "ready", 0, "restartCount", 0, "state",
+                       "terminated", "exitCode", exit_code, "reason",
+                       exit_code == 0 ? "Completed" : "Error", "startedAt", ts, "finishedAt", ts);
+        orch_kube_request(NULL, NULL, kc, "PATCH", spath, "application/merge-patch+json", st, &err);
+        json_decref(st);
+        free(spath);
 }
 
 static bool node_dead(struct t_hollow *h, const char *node)
@@ -82,6 +151,49 @@ static bool node_dead(struct t_hollow *h, const char *node)
                 if (strcmp(h->names[i], node) == 0)
                         return atomic_load(&h->dead[i]);
         return true; /* not ours */
+}
+
+static bool pod_ready(const json_t *pod)
+{
+        const json_t *c;
+        size_t i;
+
+        json_array_foreach(json_object_get(json_object_get(pod, "status"), "conditions"), i, c)
+        {
+                if (strcmp(sw_json_str(c, "type", ""), "Ready") == 0)
+                        return strcmp(sw_json_str(c, "status", ""), "True") == 0;
+        }
+        return false;
+}
+
+/*
+ * A running pod that someone else marked not ready (the node lifecycle
+ * controller, while the node seemed gone) is reported ready again, as a
+ * kubelet reports its pods' real state.
+ */
+static void ready_again(struct orch_kube *kc, const json_t *pod, const char *path)
+{
+        struct sw_err err = SW_ERR_INIT;
+        json_t *conds =
+                json_deep_copy(json_object_get(json_object_get(pod, "status"), "conditions"));
+        char ts[32], *spath = sw_xasprintf("%s/status", path);
+        json_t *c, *st;
+        size_t i;
+
+        t_hollow_now(ts, sizeof(ts));
+        json_array_foreach(conds, i, c)
+        {
+                const char *type = sw_json_str(c, "type", "");
+                if (strcmp(type, "Ready") != 0 && strcmp(type, "ContainersReady") != 0)
+                        continue;
+                json_object_set_new(c, "status", json_string("True"));
+                json_object_del(c, "reason");
+                json_object_set_new(c, "lastTransitionTime", json_string(ts));
+        }
+        st = json_pack("{s:{s:o}}", "status", "conditions", conds);
+        orch_kube_request(NULL, NULL, kc, "PATCH", spath, "application/merge-patch+json", st, &err);
+        json_decref(st);
+        free(spath);
 }
 
 static void pass(struct t_hollow *h, struct orch_kube *kc)
@@ -108,7 +220,16 @@ static void pass(struct t_hollow *h, struct orch_kube *kc)
                         orch_kube_request(NULL, NULL, kc, "DELETE", path, NULL, body, &err);
                         sw_err_clear(&err);
                         json_decref(body);
-                } else if (strcmp(phase, "Running") != 0) {
+                } else if (strcmp(phase, "Succeeded") == 0 || strcmp(phase, "Failed") == 0) {
+                        /* finished for good */
+                } else if (strcmp(phase, "Running") == 0) {
+                        if (json_object_get(json_object_get(md, "annotations"), EXIT_CODE))
+                                finish_pod(kc, p, path);
+                        else if (!json_object_get(json_object_get(md, "annotations"),
+                                                  NEVER_READY) &&
+                                 !pod_ready(p))
+                                ready_again(kc, p, path);
+                } else {
                         bool never = json_object_get(json_object_get(md, "annotations"),
                                                      NEVER_READY) != NULL;
                         char ts[32], ip[32], *spath = sw_xasprintf("%s/status", path);
@@ -138,22 +259,38 @@ static void pass(struct t_hollow *h, struct orch_kube *kc)
         json_decref(list);
 }
 
+/* Heartbeats in their own thread, so that a slow pass over many pods never delays them. */
+static void *heartbeat_main(void *arg)
+{
+        struct t_hollow *h = arg;
+        struct orch_kube *kc = NULL;
+        struct sw_err err = SW_ERR_INIT;
+        unsigned beats = 0;
+
+        if (orch_kube_from_kubeconfig(&kc, h->kubeconfig, NULL, &err) != 0)
+                return NULL;
+        while (!atomic_load(&h->stop)) {
+                int64_t next = sw_mono_ms() + 500;
+                for (int i = 0; i < h->n; i++)
+                        if (!atomic_load(&h->dead[i]))
+                                heartbeat(kc, h->names[i], beats % 20 == 0);
+                beats++;
+                while (!atomic_load(&h->stop) && sw_mono_ms() < next)
+                        sw_sleep_ms(50);
+        }
+        orch_kube_free(kc);
+        return NULL;
+}
+
 static void *hollow_main(void *arg)
 {
         struct t_hollow *h = arg;
         struct orch_kube *kc = NULL;
         struct sw_err err = SW_ERR_INIT;
-        int64_t next_hb = 0;
 
         if (orch_kube_from_kubeconfig(&kc, h->kubeconfig, NULL, &err) != 0)
                 return NULL;
         while (!atomic_load(&h->stop)) {
-                if (sw_mono_ms() >= next_hb) {
-                        for (int i = 0; i < h->n; i++)
-                                if (!atomic_load(&h->dead[i]))
-                                        heartbeat(kc, h->names[i]);
-                        next_hb = sw_mono_ms() + 1000;
-                }
                 pass(h, kc);
                 sw_sleep_ms(100);
         }
@@ -183,7 +320,9 @@ bool t_hollow_start(struct t_hollow *h, const char *kubeconfig, const char *pref
         orch_kube_free(kc);
         if (ok && pthread_create(&h->th, NULL, hollow_main, h) == 0)
                 h->running = true;
-        return ok && h->running;
+        if (ok && pthread_create(&h->hb_th, NULL, heartbeat_main, h) == 0)
+                h->hb_running = true;
+        return ok && h->running && h->hb_running;
 }
 
 void t_hollow_kill(struct t_hollow *h, int i)
@@ -196,7 +335,10 @@ void t_hollow_stop(struct t_hollow *h)
         atomic_store(&h->stop, true);
         if (h->running)
                 pthread_join(h->th, NULL);
+        if (h->hb_running)
+                pthread_join(h->hb_th, NULL);
         h->running = false;
+        h->hb_running = false;
         free(h->kubeconfig);
         h->kubeconfig = NULL;
 }

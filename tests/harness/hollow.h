@@ -1,10 +1,16 @@
 /*
  * hollow.h - hollow nodes for control-plane tests and benchmarks: Node
  * objects created through the API whose heartbeats a thread renews, and a
- * hollow kubelet in the same thread that marks the pods bound to them
+ * hollow kubelet in another thread that marks the pods bound to them
  * Running and Ready with a 127.x address (unless the pod carries the
  * annotation "hollow.slipway.dev/never-ready") and confirms graceful
- * deletions. Everything goes through the real API server over HTTP.
+ * deletions. A running pod annotated "hollow.slipway.dev/exit-code: N"
+ * finishes on the next pass: Succeeded for 0, Failed otherwise (its
+ * container terminated with that code), which is how Job tests complete
+ * or fail pods. Heartbeats renew each node's Lease in kube-node-lease
+ * every half second and the Ready condition every ten seconds, as a kubelet
+ * does once it has a lease. Everything goes through the real API server
+ * over HTTP.
  *
  * Ownership: struct t_hollow is the caller's; t_hollow_stop() joins the
  * thread and frees it. Threads: the `observe` callback runs on the
@@ -26,8 +32,8 @@ struct t_hollow {
         atomic_bool dead[T_HOLLOW_MAX]; /* a dead node neither heartbeats nor runs pods */
         int n;
         atomic_bool stop;
-        pthread_t th;
-        bool running;
+        pthread_t th, hb_th; /* the hollow kubelet, the heartbeats */
+        bool running, hb_running;
         unsigned ipseq;
         void (*observe)(void *arg, const json_t *pods);
         void *observe_arg;

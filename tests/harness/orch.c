@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/fs.h"
 #include "common/mem.h"
 #include "tests/harness/orch.h"
@@ -267,4 +268,27 @@ pid_t t_kubectl_bg(const struct t_orch *o, const char *out_path, const char *con
         argv_free(argv);
         env_free(env);
         return pid;
+}
+
+bool t_kubectl_until(const struct t_orch *o, const char *want, int64_t timeout_ms,
+                     const char *const *args)
+{
+        int64_t end = sw_mono_ms() + timeout_ms;
+        char *out = NULL;
+
+        for (;;) {
+                free(out);
+                out = NULL;
+                t_kubectl(o, &out, NULL, args);
+                if (out && strstr(out, want)) {
+                        free(out);
+                        return true;
+                }
+                if (sw_mono_ms() > end)
+                        break;
+                sw_sleep_ms(200);
+        }
+        fprintf(stderr, "waited for '%s', last output: %s\n", want, out ? out : "(none)");
+        free(out);
+        return false;
 }

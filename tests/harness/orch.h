@@ -10,6 +10,7 @@
 #define SW_TEST_ORCH_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct t_orch {
@@ -41,5 +42,13 @@ pid_t t_kubectl_bg(const struct t_orch *o, const char *out_path, const char *con
 
 /* Wait up to `timeout_ms` for `pid` to exit (then SIGKILL); returns its exit status. */
 int t_wait_pid(pid_t pid, int timeout_ms);
+
+/*
+ * Run kubectl `args` (NULL-terminated) every 200 ms until its output
+ * contains `want` (true) or `timeout_ms` passes (false, with the last
+ * output on stderr).
+ */
+bool t_kubectl_until(const struct t_orch *o, const char *want, int64_t timeout_ms,
+                     const char *const *args);
 
 #endif /* SW_TEST_ORCH_H */

@@ -165,6 +165,67 @@ static void test_build_cache_reproducible(void)
         free(root);
 }
 
+/*
+ * A COPY whose stage is unchanged but whose source changed: the rebuild takes
+ * what it knows of the stage (the destination is a directory there, --chown's
+ * user) from the first build's record, without mounting the stage, and must
+ * still copy into the directory with the right owner.
+ */
+static void test_copy_into_image_dir(void)
+{
+        char *ctx =
+                tb_context("intodir", "FROM scratch\n"
+                                      "COPY busybox /bin/busybox\n"
+                                      "RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox "
+                                      "mkdir -m 0711 /dest && /bin/busybox mkdir -p /etc && echo "
+                                      "'app:x:1000:1001::/:/bin/sh' > /etc/passwd\"]\n"
+                                      "COPY --chown=app file /dest\n");
+        char *cache = sw_xasprintf("%s/cache-intodir", t_tmpdir());
+        char *out1 = sw_xasprintf("%s/out-intodir1", t_tmpdir());
+        char *out2 = sw_xasprintf("%s/out-intodir2", t_tmpdir());
+        char *out3 = sw_xasprintf("%s/out-intodir3", t_tmpdir());
+        char *root1 = sw_xasprintf("%s/rootfs-intodir1", t_tmpdir());
+        char *root2 = sw_xasprintf("%s/rootfs-intodir2", t_tmpdir());
+        struct step_build_result r1, r2, r3;
+        struct sw_err err = SW_ERR_INIT;
+        struct stat st;
+        char *text, *p;
+
+        tb_put(ctx, "file", "one\n");
+        CHECK_OK(build(&r1, ctx, out1, cache, NULL, false, &err), &err);
+        json_decref(image_rootfs(out1, root1));
+        text = tb_slurp(root1, "dest/file");
+        CHECK_STR(text, "one\n");
+        free(text);
+
+        tb_put(ctx, "file", "two, longer\n");
+        CHECK_OK(build(&r2, ctx, out2, cache, NULL, false, &err), &err);
+        CHECK_INT(r2.cached, 2); /* COPY busybox and RUN; the last COPY ran */
+        CHECK(strcmp(r2.manifest_digest, r1.manifest_digest) != 0);
+        json_decref(image_rootfs(out2, root2));
+        text = tb_slurp(root2, "dest/file");
+        CHECK_STR(text, "two, longer\n");
+        free(text);
+        p = sw_xasprintf("%s/dest/file", root2);
+        CHECK(stat(p, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == 1000 && st.st_gid == 1001);
+        free(p);
+        p = sw_xasprintf("%s/dest", root2);
+        CHECK(stat(p, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0711);
+        free(p);
+
+        /* and unchanged: everything from the cache, the same image */
+        CHECK_OK(build(&r3, ctx, out3, cache, NULL, false, &err), &err);
+        CHECK_INT(r3.cached, r3.steps);
+        CHECK_STR(r3.manifest_digest, r2.manifest_digest);
+        free(ctx);
+        free(cache);
+        free(out1);
+        free(out2);
+        free(out3);
+        free(root1);
+        free(root2);
+}
+
 static void expect_failure(const char *name, const char *dockerfile, const char *needle)
 {
         char *ctx = tb_context(name, dockerfile);
@@ -345,6 +406,7 @@ int main(void)
         sw_buf_init(&tb_log, 64 << 20);
         tf_config(&cfg, NULL);
         T_RUN(test_build_cache_reproducible);
+        T_RUN(test_copy_into_image_dir);
         T_RUN(test_failures);
         T_RUN(test_dockerignore_secrets_cache_mounts);
         T_RUN(test_from_registry_and_stages);

@@ -10,6 +10,11 @@
  * expires another worker resumes the job. At the end every job has
  * succeeded, none ran twice at once, and only the killed worker's jobs ran
  * more than once.
+ *
+ * The same runs again with the pool in exec mode (what `slipway worker`
+ * does): each job runs in a child process, this binary re-executed as
+ * `job-exec`; killing the worker must take its job processes down with it.
+ * A job whose process crashes fails that attempt and the worker carries on.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -69,7 +74,8 @@ static int step_work(struct eng_step_ctx *ctx, json_t **output, struct sw_err *e
                         close(fd);
                 return sw_err_set(err, SW_EINTERNAL, "job ran twice at once");
         }
-        snprintf(line, sizeof(line), "start %lld %d\n", (long long)id, (int)getpid());
+        snprintf(line, sizeof(line), "start %lld %d %d\n", (long long)id, (int)getpid(),
+                 (int)getppid());
         append_line("events", line);
         for (int i = 0; i < STEP_MS / 10; i++) {
                 if (eng_step_cancelled(ctx)) {
@@ -78,18 +84,60 @@ static int step_work(struct eng_step_ctx *ctx, json_t **output, struct sw_err *e
                 }
                 sw_sleep_ms(10);
         }
-        snprintf(line, sizeof(line), "done %lld %d\n", (long long)id, (int)getpid());
+        snprintf(line, sizeof(line), "done %lld %d %d\n", (long long)id, (int)getpid(),
+                 (int)getppid());
         append_line("events", line);
         close(fd);
         return 0;
 }
 
+/* Crashes its process on the first attempt, succeeds on the next. */
+static int step_crash(struct eng_step_ctx *ctx, json_t **output, struct sw_err *err)
+{
+        char *mark = sw_xasprintf("%s/crashed-%lld", work_dir, (long long)eng_step_job_id(ctx));
+        bool again = access(mark, F_OK) == 0;
+        struct sw_err ignore = SW_ERR_INIT;
+
+        (void)output;
+        (void)err;
+        if (!again && sw_write_file_atomic(mark, "x", 1, 0644, &ignore) == 0)
+                raise(SIGSEGV);
+        free(mark);
+        return 0;
+}
+
 static const struct eng_step_def def_work = {"work", "sleep and record", step_work};
 static const struct eng_step_def *const work_steps[] = {&def_work};
-static const struct eng_pipeline_def pipe_work = {"work", work_steps, 1};
+static const struct eng_step_def def_crash = {"crash", "crash once", step_crash};
+static const struct eng_step_def *const crash_steps[] = {&def_crash};
+static const struct eng_pipeline_def pipes[] = {{"work", work_steps, 1}, {"crash", crash_steps, 1}};
+
+/* Job-process mode: what `slipway job-exec` does, with this file's pipelines. */
+static int job_exec_main(int argc, char **argv)
+{
+        struct sw_config cfg;
+        struct sw_err err = SW_ERR_INIT;
+        char *dir;
+        int rc;
+
+        /* argv: job-exec --job ID --owner OWNER --result-fd FD */
+        if (argc != 8 || sw_config_load(&cfg, environ, &err) != 0)
+                return 2;
+        sw_log_init(1, SW_LOG_WARN);
+        dir = sw_xstrdup(cfg.data);
+        *strrchr(dir, '/') = '\0'; /* SLIPWAY_DATA is <test dir>/data */
+        work_dir = dir;
+        rc = eng_pool_exec_child(&cfg, pipes, 2, strtoll(argv[3], NULL, 10), argv[5],
+                                 (int)strtol(argv[7], NULL, 10), &err);
+        if (rc)
+                fprintf(stderr, "job-exec: %s\n", err.msg);
+        free(dir);
+        sw_config_release(&cfg);
+        return rc ? 1 : 0;
+}
 
 /* Worker mode: the engine's pool until SIGTERM, like `slipway worker`. */
-static int worker_main(void)
+static int worker_main(const char *exec_path)
 {
         struct sw_config cfg;
         struct sw_err err = SW_ERR_INIT;
@@ -107,8 +155,9 @@ static int worker_main(void)
         sigaddset(&set, SIGTERM);
         pthread_sigmask(SIG_BLOCK, &set, NULL);
         po.cfg = &cfg;
-        po.pipelines = &pipe_work;
-        po.npipelines = 1;
+        po.pipelines = pipes;
+        po.npipelines = 2;
+        po.exec_path = exec_path;
         if (eng_pool_start(&pool, &po, &err) != 0) {
                 fprintf(stderr, "pool: %s\n", err.msg);
                 return 1;
@@ -134,9 +183,13 @@ static void read_events(struct counts *c, const char *dir, pid_t victim)
                 for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
                         char what[16];
                         long long id;
-                        int pid;
-                        if (sscanf(l, "%15s %lld %d", what, &id, &pid) != 3 || id < 1 || id > JOBS)
+                        int pid, ppid;
+                        if (sscanf(l, "%15s %lld %d %d", what, &id, &pid, &ppid) != 4 || id < 1 ||
+                            id > JOBS)
                                 continue;
+                        /* In exec mode the step runs in a child of the worker. */
+                        if (ppid == victim)
+                                pid = victim;
                         if (strcmp(what, "start") == 0) {
                                 c->start[id]++;
                                 c->start_by_victim[id] += pid == victim;
@@ -152,9 +205,21 @@ static void read_events(struct counts *c, const char *dir, pid_t victim)
         free(path);
 }
 
-static void test_kill_9_mid_step(void)
+/* A fresh directory under the test's own for one scenario. */
+static const char *scenario_dir(const char *name)
 {
-        const char *dir = t_tmpdir();
+        static char path[4096];
+        struct sw_err err = SW_ERR_INIT;
+
+        snprintf(path, sizeof(path), "%s/%s", t_tmpdir(), name);
+        if (sw_mkdir_p(path, 0700, &err) != 0)
+                t_fail(__FILE__, __LINE__, "%s", err.msg);
+        return path;
+}
+
+static void kill_9_mid_step(bool exec_mode)
+{
+        const char *dir = scenario_dir(exec_mode ? "exec" : "threads");
         char *data_env = sw_xasprintf("SLIPWAY_DATA=%s/data", dir);
         const char *env[] = {data_env,
                              "SLIPWAY_LEASE_MS=1000",
@@ -189,7 +254,7 @@ static void test_kill_9_mid_step(void)
         CHECK_OK(eng_queue_enqueue_batch(q, specs, JOBS, &err), &err);
 
         for (int i = 0; i < WORKERS; i++) {
-                char *argv[] = {exe, "--worker", dir_arg, NULL};
+                char *argv[] = {exe, exec_mode ? "--exec-worker" : "--worker", dir_arg, NULL};
                 char *log = sw_xasprintf("%s/worker-%d.log", dir, i);
                 pids[i] = t_spawn_extra(argv, env, log);
                 free(log);
@@ -205,9 +270,18 @@ static void test_kill_9_mid_step(void)
                 sw_sleep_ms(20);
         }
         CHECK(victim > 0);
+        if (victim <= 0) {
+                for (int i = 0; i < WORKERS; i++)
+                        t_stop(pids[i]);
+                return;
+        }
         sw_sleep_ms(50);
-        kill(victim, SIGKILL);
-        t_wait(victim, 5000);
+        t_kill(victim);
+        /*
+         * In exec mode its job process must die with it (PR_SET_PDEATHSIG):
+         * one that lived on would finish the step a second time, as an
+         * orphan, and show below as an overlap or a second "done".
+         */
 
         deadline = sw_mono_ms() + 60000;
         while (sw_mono_ms() < deadline) {
@@ -261,12 +335,76 @@ static void test_kill_9_mid_step(void)
         free(dir_arg);
 }
 
+static void test_kill_9_mid_step(void)
+{
+        kill_9_mid_step(false);
+}
+
+static void test_job_process_crash(void)
+{
+        const char *dir = scenario_dir("crash");
+        char *data_env = sw_xasprintf("SLIPWAY_DATA=%s/data", dir);
+        const char *env[] = {data_env, "SLIPWAY_POLL_MS=20", "SLIPWAY_BACKOFF_MS=10", NULL};
+        char *argv[] = {"/proc/self/exe", "--exec-worker", (char *)dir, NULL};
+        char *log = sw_xasprintf("%s/worker.log", dir), *text = NULL;
+        struct eng_job_spec specs[2] = {{.kind = "crash", .payload = "{}", .max_attempts = 3},
+                                        {.kind = "work", .payload = "{}", .max_attempts = 1}};
+        struct sw_config cfg;
+        struct eng_queue *q;
+        struct eng_job *j = NULL;
+        struct sw_err err = SW_ERR_INIT;
+        int64_t counts[5] = {0}, deadline = sw_mono_ms() + 30000;
+        pid_t pid;
+
+        {
+                char *cfg_env[] = {data_env, NULL};
+                CHECK_OK(sw_config_load(&cfg, cfg_env, &err), &err);
+        }
+        q = tf_queue(&cfg);
+        CHECK_OK(eng_queue_enqueue_batch(q, specs, 2, &err), &err);
+        pid = t_spawn_extra(argv, env, log);
+        CHECK(pid > 0);
+        while (sw_mono_ms() < deadline) {
+                CHECK_OK(eng_queue_counts(counts, q, &err), &err);
+                if (counts[ENG_JOB_SUCCEEDED] + counts[ENG_JOB_FAILED] == 2)
+                        break;
+                sw_sleep_ms(50);
+        }
+        /* The crash cost one attempt of its own job; the worker lived on and ran both. */
+        CHECK(pid > 0 && kill(pid, 0) == 0);
+        CHECK_INT(counts[ENG_JOB_SUCCEEDED], 2);
+        CHECK_OK(eng_queue_get(&j, q, 1, &err), &err); /* the crash job */
+        CHECK_INT(j->attempt, 2);
+        eng_job_free(j);
+        t_stop(pid);
+        CHECK_OK(sw_read_file(&text, NULL, log, 1 << 20, &err), &err);
+        CHECK(text && strstr(text, "the job process died of signal 11"));
+        free(text);
+        free(log);
+        eng_queue_close(q);
+        sw_config_release(&cfg);
+        free(data_env);
+}
+
+static void test_kill_9_mid_step_exec(void)
+{
+        kill_9_mid_step(true);
+}
+
 int main(int argc, char **argv)
 {
         if (argc == 3 && strcmp(argv[1], "--worker") == 0) {
                 work_dir = argv[2];
-                return worker_main();
+                return worker_main(NULL);
         }
+        if (argc == 3 && strcmp(argv[1], "--exec-worker") == 0) {
+                work_dir = argv[2];
+                return worker_main("/proc/self/exe");
+        }
+        if (argc > 1 && strcmp(argv[1], "job-exec") == 0)
+                return job_exec_main(argc, argv);
         T_RUN(test_kill_9_mid_step);
+        T_RUN(test_kill_9_mid_step_exec);
+        T_RUN(test_job_process_crash);
         return t_done();
 }

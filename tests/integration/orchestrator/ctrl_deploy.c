@@ -56,6 +56,8 @@ static const char *const APP = "apiVersion: apps/v1\n"
                                "  template:\n"
                                "    metadata: {labels: {app: web}}\n"
                                "    spec:\n"
+                               "      tolerations: [{key: node.kubernetes.io/unreachable, "
+                               "operator: Exists, effect: NoExecute, tolerationSeconds: 2}]\n"
                                "      containers:\n"
                                "      - name: c\n"
                                "        image: busybox:1.36\n"
@@ -134,7 +136,7 @@ static void test_start(void)
         if (!up)
                 return;
         co.kubeconfig = srv.kubeconfig;
-        co.node_grace_ms = 4000;
+        co.node_grace_ms = 6000;
         co.sched_backoff_max_ms = 1000;
         if (orch_ctrl_start(&ctrl, &co, &err) != 0) {
                 fprintf(stderr, "controllers: %s\n", err.msg);

@@ -256,8 +256,12 @@ static void test_translate_fixture(void)
         CHECK(strstr(shop, "ssl_certificate /var/lib/slipway/tls/store/shop-tls.crt;") != NULL);
         CHECK(strstr(shop, "ssl_certificate_key /var/lib/slipway/tls/store/shop-tls.key;") != NULL);
         CHECK(strstr(admin, "ssl") == NULL);
+        /* admin has "/" only: it shares the mapped server, its backend comes from the map. */
         CHECK(strstr(admin, "location / {\n                        proxy_pass "
-                            "http://sw_127_0_0_1_9004;") != NULL);
+                            "http://$sw_route;") != NULL);
+        CHECK(strstr(conf, "map $host $sw_route {\n                default \"\";\n"
+                           "                admin.shop.example.com 127.0.0.1:9004;\n") != NULL);
+        CHECK(strstr(conf, "upstream sw_127_0_0_1_9004") == NULL);
         /* One upstream per backend, with keepalive. */
         CHECK(strstr(conf, "upstream sw_127_0_0_1_9002 {\n                server 127.0.0.1:9002;\n"
                            "                keepalive 32;\n") != NULL);
@@ -331,7 +335,8 @@ static void test_default_backend_and_class(void)
         blog = server_of(conf, "blog.example.com");
         /* A rule without paths goes to the defaultBackend, and so does the catch-all. */
         CHECK(strstr(blog, "location / {\n                        proxy_pass "
-                           "http://sw_127_0_0_1_9005;") != NULL);
+                           "http://$sw_route;") != NULL);
+        CHECK(strstr(conf, "                blog.example.com 127.0.0.1:9005;\n") != NULL);
         CHECK(strstr(conf, "server_name _;\n                location / {\n                  "
                            "      proxy_pass http://sw_127_0_0_1_9005;") != NULL);
         CHECK(strstr(conf, "other.example.com") == NULL);

@@ -4,6 +4,7 @@
  * finalizers, ordered paged lists, the event log and its compaction.
  */
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -274,6 +275,58 @@ static void test_events_and_compaction(void)
         orch_store_free(s);
 }
 
+/*
+ * A watcher of one kind is told how far the log was scanned even when only
+ * other kinds changed, from memory and from the log on disk, and never past
+ * an event of its kind that the answer left out (max reached).
+ */
+static void test_events_raw_scanned(void)
+{
+        struct orch_store *s = open_store("scan", 0);
+        struct sw_err err = SW_ERR_INIT;
+        struct orch_event *evs = NULL;
+        json_t *in = NULL, *o = NULL;
+        int64_t start, scanned = -1;
+        size_t n = 0;
+        char name[32];
+
+        in = cm("ns", "first", "0");
+        CHECK_OK(orch_store_create(&o, s, "secrets", in, 0, &err), &err);
+        json_decref(o);
+        json_decref(in);
+        start = orch_store_revision(s);
+        for (int i = 0; i < 20; i++) {
+                snprintf(name, sizeof(name), "c%d", i);
+                in = cm("ns", name, "0");
+                CHECK_OK(orch_store_create(&o, s, "configmaps", in, 0, &err), &err);
+                json_decref(o);
+                json_decref(in);
+        }
+        CHECK_OK(orch_store_events_raw(&evs, &n, &scanned, s, "secrets", start, 8, &err), &err);
+        CHECK_INT(n, 0);
+        CHECK_INT(scanned, orch_store_revision(s));
+        orch_events_free(evs, n);
+        /* max reached: the scan stops at the last event returned. */
+        CHECK_OK(orch_store_events_raw(&evs, &n, &scanned, s, "configmaps", start, 5, &err), &err);
+        CHECK_INT(n, 5);
+        CHECK_INT(scanned, start + 5);
+        CHECK_INT(evs[4].rev, start + 5);
+        orch_events_free(evs, n);
+        orch_store_free(s);
+
+        /* Reopened, the ring is empty: the same answers come from disk. */
+        s = open_store("scan", 0);
+        CHECK_OK(orch_store_events_raw(&evs, &n, &scanned, s, "secrets", start, 8, &err), &err);
+        CHECK_INT(n, 0);
+        CHECK_INT(scanned, orch_store_revision(s));
+        orch_events_free(evs, n);
+        CHECK_OK(orch_store_events_raw(&evs, &n, &scanned, s, "configmaps", start, 5, &err), &err);
+        CHECK_INT(n, 5);
+        CHECK_INT(scanned, start + 5);
+        orch_events_free(evs, n);
+        orch_store_free(s);
+}
+
 static void test_reopen_keeps_revision(void)
 {
         struct orch_store *s = open_store("reopen", 0);
@@ -302,6 +355,7 @@ int main(void)
         T_RUN(test_delete_preconditions);
         T_RUN(test_list_paging);
         T_RUN(test_events_and_compaction);
+        T_RUN(test_events_raw_scanned);
         T_RUN(test_reopen_keeps_revision);
         return t_done();
 }
