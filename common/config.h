@@ -167,7 +167,9 @@ enum sw_config_type {
           31536000, NULL, false,                                                                   \
           "tolerationSeconds of the node.kubernetes.io/not-ready and /unreachable NoExecute "      \
           "tolerations the API server adds to pods that have none; their pods are evicted "        \
-          "that long after their node stops heartbeating")
+          "that long after their node stops heartbeating")                                         \
+        X(pod_cidr, "SLIPWAY_POD_CIDR", SW_CFG_STR, "127.1.0.0/16", 0, 0, NULL, false,             \
+          "range of pod IPs, inside 127.0.0.0/8; each node agent takes a /24 of it")
 
 #define SW__CFG_CTYPE_SW_CFG_STR char *
 #define SW__CFG_CTYPE_SW_CFG_INT int64_t

@@ -169,6 +169,7 @@ static int resolve_service(char **out, void *ctx, const char *ns, const char *na
         const struct snapshot *s = ctx;
         const json_t *svc = find_service(s, ns, name), *sp, *target = NULL, *pod;
         const json_t *best = NULL;
+        int sport = 0;
         size_t i;
 
         if (!svc)
@@ -180,6 +181,7 @@ static int resolve_service(char **out, void *ctx, const char *ns, const char *na
                         target = json_object_get(sp, "targetPort");
                         if (!target)
                                 target = json_object_get(sp, "port");
+                        sport = (int)sw_json_int(sp, "port", 0);
                         break;
                 }
         }
@@ -198,6 +200,14 @@ static int resolve_service(char **out, void *ctx, const char *ns, const char *na
         }
         if (!best)
                 return sw_err_set(err, SW_ENOTFOUND, "service %s/%s has no ready pod", ns, name);
+        {
+                /* The node agents' service proxy balances over every ready pod. */
+                const char *cip = sw_json_str(json_object_get(svc, "spec"), "clusterIP", "");
+                if (*cip && strcmp(cip, "None") != 0 && sport > 0) {
+                        *out = sw_xasprintf("%s:%d", cip, sport);
+                        return 0;
+                }
+        }
         {
                 int cport = container_port(best, target);
                 const char *ports = sw_json_str(

@@ -6,12 +6,13 @@
  * (and Secrets, for TLS) through the Kubernetes API; a change that matters
  * for routing rebuilds the route table a few milliseconds later (bursts are
  * coalesced), and nginx is reloaded only when the rendered configuration
- * changed. A Service port resolves to its first ready pod (by name) that
- * matches the selector: the pod's published host port (annotation
- * slipway.dev/ports, {"<containerPort>": <hostPort>}, written by the node
- * agent, whose pods live on loopback) or, for pods with a routable IP (a
- * real cluster), podIP:containerPort. An Ingress without a ready backend is
- * left out until it has one.
+ * changed. A Service port resolves to the Service's clusterIP:port, which
+ * the node agents' service proxy balances over the ready endpoints (as
+ * kube-proxy would). A headless Service (clusterIP None) resolves to its
+ * first ready pod (by name) that matches the selector: the pod's published
+ * host port (annotation slipway.dev/ports, {"<containerPort>": <hostPort>},
+ * written by the node agent) or podIP:containerPort. An Ingress whose
+ * Service has no ready pod is left out until it has one.
  *
  * Routed Ingresses get status.loadBalancer.ingress[].ip = edge_ip. When nginx
  * rejects a configuration, the old one keeps serving, and the Ingresses that

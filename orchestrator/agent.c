@@ -138,16 +138,60 @@ static int patch_node_status(struct orch_agent *a, struct sw_err *err)
         return rc;
 }
 
+/*
+ * This node's /24 of SLIPWAY_POD_CIDR, picked by a hash of its name; a
+ * Node that exists already keeps the podCIDR it has (see register_node).
+ */
+static int node_cidr(struct orch_agent *a, char *cidr, size_t size, struct sw_err *err)
+{
+        const char *range = a->o.cfg->pod_cidr ? a->o.cfg->pod_cidr : "127.1.0.0/16";
+        unsigned h = 5381;
+        uint32_t net;
+        int prefix, rc = agent_cidr_parse(&net, &prefix, range, err);
+
+        if (rc)
+                return sw_err_wrap(err, "SLIPWAY_POD_CIDR");
+        if ((net >> 24) != 127 || prefix > 24)
+                return sw_err_set(err, SW_EINVAL,
+                                  "SLIPWAY_POD_CIDR '%s' must lie inside 127.0.0.0/8 and hold a "
+                                  "/24 per node",
+                                  range);
+        for (const char *s = a->node_name; *s; s++)
+                h = h * 33 + (unsigned char)*s;
+        a->pod_net = net + ((h % (1u << (24 - prefix))) << 8);
+        agent_ip_fmt(cidr, a->pod_net);
+        snprintf(cidr + strlen(cidr), size - strlen(cidr), "/24");
+        return 0;
+}
+
+/* Adopt the podCIDR of the Node as registered before, when it is a /24 on loopback. */
+static void adopt_cidr(struct orch_agent *a)
+{
+        char *path = sw_xasprintf("/api/v1/nodes/%s", a->node_name);
+        struct sw_err ignored = SW_ERR_INIT;
+        json_t *node = NULL;
+        uint32_t net;
+        int prefix;
+
+        if (orch_kube_get(&node, a->kube, path, &ignored) == 0 &&
+            agent_cidr_parse(&net, &prefix,
+                             sw_json_str(json_object_get(node, "spec"), "podCIDR", ""),
+                             &ignored) == 0 &&
+            prefix == 24 && (net >> 24) == 127)
+                a->pod_net = net;
+        json_decref(node);
+        free(path);
+}
+
 static int register_node(struct orch_agent *a, struct sw_err *err)
 {
-        unsigned h = 5381;
         char cidr[32];
         json_t *node;
         int rc;
 
-        for (const char *s = a->node_name; *s; s++)
-                h = h * 33 + (unsigned char)*s;
-        snprintf(cidr, sizeof(cidr), "127.1.%u.0/24", h % 256);
+        rc = node_cidr(a, cidr, sizeof(cidr), err);
+        if (rc)
+                return rc;
         node = json_pack("{s:s,s:s,s:{s:s,s:{s:s,s:s,s:s}},s:{s:s,s:[s]}}", "apiVersion", "v1",
                          "kind", "Node", "metadata", "name", a->node_name, "labels",
                          "kubernetes.io/hostname", a->node_name, "kubernetes.io/os", "linux",
@@ -156,6 +200,7 @@ static int register_node(struct orch_agent *a, struct sw_err *err)
         json_decref(node);
         if (rc == SW_ECONFLICT || rc == SW_EEXIST) {
                 sw_err_clear(err);
+                adopt_cidr(a);
                 rc = 0;
         }
         if (rc == 0)
@@ -396,6 +441,7 @@ static void agent_free(struct orch_agent *a)
         atomic_store(&a->stop, true); /* ends log followers */
         agent_pulls_free(a->pulls);   /* before a->mu goes: workers wake the loop through it */
         agent_logs_stop(a);
+        agent_proxy_stop(a->proxy);
         while (a->pods) {
                 struct agent_pod *p = a->pods;
                 a->pods = p->next;
@@ -469,6 +515,9 @@ int orch_agent_start(struct orch_agent **out, const struct orch_agent_options *o
                 goto fail;
         a->last_heartbeat_mono = sw_mono_ms();
         renew_lease(a);
+        rc = agent_proxy_start(&a->proxy, a, err);
+        if (rc)
+                goto fail;
         if (pthread_create(&a->loop_thread, NULL, loop_main, a) != 0) {
                 rc = sw_err_set(err, SW_EIO, "cannot start the agent's thread");
                 goto fail;
@@ -545,10 +594,13 @@ int orch_agent_cmd(int argc, char **argv, const struct sw_config *cfg)
                                "Run a node agent in the foreground until SIGTERM or SIGINT: it\n"
                                "registers the Node, heartbeats, and runs the pods bound to it\n"
                                "under the OCI runtime (SLIPWAY_RUNTIME), with images pulled from\n"
-                               "their registries into $SLIPWAY_DATA/node/NAME. Container ports are\n"
-                               "published on 127.0.0.1 host ports, recorded in each pod's\n"
-                               "slipway.dev/ports annotation. Stopping the agent leaves its pods\n"
-                               "running; a new agent of the same name adopts them.\n\n"
+                               "their registries into $SLIPWAY_DATA/node/NAME. Each pod gets an\n"
+                               "IP from the node's /24 of SLIPWAY_POD_CIDR; container ports are\n"
+                               "forwarded at podIP:port and published on 127.0.0.1 host ports\n"
+                               "(each pod's slipway.dev/ports annotation). Service ClusterIPs are\n"
+                               "served on the host and in every pod by the agent's service proxy.\n"
+                               "Stopping the agent leaves its pods running; a new agent of the\n"
+                               "same name adopts them.\n\n"
                                "  --kubeconfig FILE  the API server (default: SLIPWAY_KUBECONFIG,\n"
                                "                     else $SLIPWAY_DATA/kubeconfig)\n"
                                "  --name NAME        node name (default: the host name)\n"

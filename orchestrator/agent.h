@@ -9,11 +9,19 @@
  * content store under `data_dir` (an OCI layout, layers unpacked once per
  * digest), one overlay rootfs and OCI bundle per container, started
  * detached under the OCI runtime; containers of a pod share one network
- * namespace with only `lo`. Networking stays on loopback: each container
- * port is published on a 127.0.0.1 host port by a userspace forwarder that
- * connects inside the pod's namespace; the pod reports podIP 127.0.0.1 and
- * the annotation slipway.dev/ports ({"<containerPort>": hostPort}) so that
- * Endpoints and the ingress reach it at 127.0.0.1:<hostPort>.
+ * namespace with only `lo`. Networking stays on loopback: the node takes
+ * a /24 of SLIPWAY_POD_CIDR (127.1.0.0/16) as its podCIDR and each pod an
+ * IP from it (kept in the pod's directory across agent restarts); a
+ * userspace forwarder (splice) publishes podIP:<containerPort> on the host
+ * into the pod's namespace, so status.podIP and Endpoints hold
+ * podIP:port as in Kubernetes. Each container port is also published on a
+ * 127.0.0.1 host port, recorded in the annotation slipway.dev/ports
+ * ({"<containerPort>": hostPort}). The agent's service proxy (kube-proxy's
+ * job) listens on every Service's clusterIP:port on the host and inside
+ * every pod's namespace (and on 127.0.0.1:<nodePort> for NodePort
+ * Services) and balances connections over the ready endpoints; pods get
+ * <SVC>_SERVICE_HOST/_PORT variables and /etc/hosts names svc, svc.ns and
+ * svc.ns.svc.cluster.local.
  *
  * Container logs (stdout and stderr, one file per container) are served
  * on 127.0.0.1 at GET /containerLogs/<ns>/<pod>/<container> with

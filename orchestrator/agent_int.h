@@ -3,13 +3,16 @@
  * agent.c (node, heartbeat, the reconcile loop), agent_pod.c (one pod's
  * containers and status), agent_image.c (content store), agent_pull.c
  * (pull workers), agent_gc.c (image garbage collection), agent_logs.c
- * (log endpoint and rotation), agent_net.c (pod network namespaces and port
- * forwarders), agent_volume.c (volumes and Events).
+ * (log endpoint and rotation), agent_net.c (pod network namespaces, port
+ * forwarders, the splice relay), agent_volume.c (volumes and Events) and
+ * agent_proxy.c (the service proxy and the pods' /etc/hosts).
  *
  * Threads: the pod table and every struct agent_pod belong to the
  * reconcile thread alone; forwarders run threads of their own that touch
  * only their struct agent_fwd; pull workers share only struct agent_pulls
- * (its own mutex) and wake the loop through orch_agent.mu.
+ * (its own mutex) and wake the loop through orch_agent.mu; the service
+ * proxy runs its own threads and locks (see agent_proxy.c), called from
+ * the reconcile thread.
  */
 #ifndef SW_ORCH_AGENT_INT_H
 #define SW_ORCH_AGENT_INT_H
@@ -74,6 +77,7 @@ struct agent_pod {
         char *netns_path;  /* <dir>/netns, a bind mount of the pod's network namespace */
         bool sandbox;      /* netns and files exist */
         bool host_network; /* spec.hostNetwork: no namespace of its own, nothing forwarded */
+        uint32_t ip;       /* pod IP (host byte order) from the node's CIDR; 0: none yet */
         struct agent_ctr *ctrs;
         size_t nctrs;
         struct agent_fwd **fwds;
@@ -113,6 +117,9 @@ struct orch_agent {
         int64_t next_gc_mono;    /* next image garbage collection check */
         bool quick_pass;         /* a container is starting: the next pass comes soon */
         struct MHD_Daemon *logd; /* the container log endpoint */
+        struct agent_proxy *proxy;
+        uint32_t pod_net; /* this node's pod CIDR, a /24 (host byte order) */
+        unsigned ip_next; /* where the search for a free pod IP starts (last octet) */
         int log_port;
 };
 
@@ -213,13 +220,58 @@ void agent_netns_remove(const char *path);
 /* A TCP connection to 127.0.0.1:port inside the namespace (NULL: the host's); fd or -1. */
 int agent_netns_connect(const char *netns_path, int port, int timeout_ms);
 /*
- * Publish 127.0.0.1:host_port (0: any free port) on the host, forwarding
- * every connection to 127.0.0.1:ctr_port inside the namespace.
+ * Connect to ip:port (host byte order) from inside the namespace, entering
+ * it with the CALLING thread, which stays there (NULL: the current one):
+ * only for threads that end with the connection. fd, or -1 with errno.
  */
-int agent_fwd_start(struct agent_fwd **out, const char *netns_path, int host_port, int ctr_port,
-                    struct sw_err *err);
+int agent_netns_connect_here(const char *netns_path, uint32_t ip, int port, int timeout_ms);
+/* A TCP socket listening on ip:port inside the namespace (NULL: the host's); fd or -1/errno. */
+int agent_netns_listen(const char *netns_path, uint32_t ip, int port, bool reuseport);
+/* Relay bytes both ways with splice(2) until both directions have ended; closes nothing. */
+void agent_relay(int a, int b);
+/* "10.1.0.0/16" -> network (host byte order) and prefix length 8..32; SW_EINVAL otherwise. */
+int agent_cidr_parse(uint32_t *net, int *prefix, const char *cidr, struct sw_err *err);
+/* Dotted quad of a host-byte-order address. */
+void agent_ip_fmt(char out[16], uint32_t ip);
+/* Parse a dotted quad into host byte order; 0 or -1. */
+int agent_ip_parse(uint32_t *out, const char *s);
+/*
+ * Publish bind_ip:host_port (host byte order; port 0: any free port) on
+ * the host, forwarding every connection to 127.0.0.1:ctr_port inside the
+ * namespace.
+ */
+int agent_fwd_start(struct agent_fwd **out, const char *netns_path, uint32_t bind_ip, int host_port,
+                    int ctr_port, struct sw_err *err);
 int agent_fwd_host_port(const struct agent_fwd *f);
 int agent_fwd_ctr_port(const struct agent_fwd *f);
 void agent_fwd_stop(struct agent_fwd *f);
+
+/* ---- agent_proxy.c ---- */
+struct agent_proxy;
+/*
+ * Start the service proxy of agent `a` (its kubeconfig): lists Services
+ * and Endpoints once (a failure is logged, not fatal), then keeps its
+ * listeners up to date from watches. Free with agent_proxy_stop().
+ */
+int agent_proxy_start(struct agent_proxy **out, struct orch_agent *a, struct sw_err *err);
+/* Stop the threads and close every listener; accepts NULL. Connections in flight finish. */
+void agent_proxy_stop(struct agent_proxy *px);
+/*
+ * A pod of this node (idempotent per uid): writes its hosts file (in
+ * place) with the Services' names and keeps it current; with a namespace
+ * (`netns_path` not NULL) the ClusterIPs get listeners inside it before
+ * this returns. `ip` is its pod IP (dotted quad).
+ */
+int agent_proxy_pod_add(struct agent_proxy *px, const char *uid, const char *ns, const char *name,
+                        const char *netns_path, const char *hosts_path, const char *ip,
+                        struct sw_err *err);
+/* The pod is gone: close its listeners. Unknown uids are ignored. */
+void agent_proxy_pod_remove(struct agent_proxy *px, const char *uid);
+/*
+ * "NAME=value" strings (a new JSON array) of the Services of namespace
+ * `ns` known now: <SVC>_SERVICE_HOST, <SVC>_SERVICE_PORT[_<PORT>] and the
+ * docker-link <SVC>_PORT... forms. `px` NULL gives an empty array.
+ */
+json_t *agent_proxy_env(struct agent_proxy *px, const char *ns);
 
 #endif /* SW_ORCH_AGENT_INT_H */

@@ -8,12 +8,15 @@
  * across agent restarts, and runc joins it by path.
  *
  * Publishing: DESIGN.md keeps all traffic on loopback. Each container port
- * gets a listening socket on 127.0.0.1:<hostPort> in the host namespace;
- * every accepted connection is served by a thread that enters the pod's
- * namespace (setns only changes the calling thread), connects to
- * 127.0.0.1:<containerPort> there and relays bytes both ways until either
- * side closes. The host port is recorded by the caller in the pod's
- * slipway.dev/ports annotation.
+ * gets listening sockets in the host namespace, on podIP:<containerPort>
+ * (all of 127.0.0.0/8 is local on Linux, so a pod IP needs no address
+ * added) and on 127.0.0.1:<hostPort>; every accepted connection is served
+ * by a thread that enters the pod's namespace (setns only changes the
+ * calling thread), connects to 127.0.0.1:<containerPort> there and relays
+ * bytes both ways with splice(2) until both sides have closed. The host
+ * port is recorded by the caller in the pod's slipway.dev/ports annotation.
+ * The service proxy (agent_proxy.c) uses the same pieces: sockets made
+ * inside a namespace, connects from inside one, and the relay.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -116,6 +119,7 @@ void agent_netns_remove(const char *path)
 
 struct connect_job {
         const char *netns_path;
+        uint32_t ip;
         int port, timeout_ms;
         int fd, err;
 };
@@ -143,38 +147,58 @@ static int connect_timeout(int fd, const struct sockaddr_in *sa, int timeout_ms)
         return 0;
 }
 
+/* Enter the namespace at `netns_path` with the calling thread (NULL: stay); 0 or errno. */
+static int enter_netns(const char *netns_path)
+{
+        int nsfd, e = 0;
+
+        if (!netns_path)
+                return 0;
+        nsfd = open(netns_path, O_RDONLY | O_CLOEXEC);
+        if (nsfd < 0)
+                return errno;
+        if (setns(nsfd, CLONE_NEWNET) != 0)
+                e = errno;
+        close(nsfd);
+        return e;
+}
+
+int agent_netns_connect_here(const char *netns_path, uint32_t ip, int port, int timeout_ms)
+{
+        struct sockaddr_in sa;
+        int fd, e = enter_netns(netns_path);
+
+        if (e) {
+                errno = e;
+                return -1;
+        }
+        memset(&sa, 0, sizeof(sa));
+        sa.sin_family = AF_INET;
+        sa.sin_port = htons((uint16_t)port);
+        sa.sin_addr.s_addr = htonl(ip);
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd >= 0 && connect_timeout(fd, &sa, timeout_ms) != 0) {
+                e = errno;
+                close(fd);
+                errno = e;
+                return -1;
+        }
+        return fd;
+}
+
 static void *connect_thread(void *arg)
 {
         struct connect_job *j = arg;
-        struct sockaddr_in sa;
-        int nsfd = j->netns_path ? open(j->netns_path, O_RDONLY | O_CLOEXEC) : -2;
 
-        j->fd = -1;
-        if (nsfd == -2) {
-                /* The host's own namespace (hostNetwork pods). */
-        } else if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) != 0) {
+        j->fd = agent_netns_connect_here(j->netns_path, j->ip, j->port, j->timeout_ms);
+        if (j->fd < 0)
                 j->err = errno;
-                if (nsfd >= 0)
-                        close(nsfd);
-                return NULL;
-        } else
-                close(nsfd);
-        memset(&sa, 0, sizeof(sa));
-        sa.sin_family = AF_INET;
-        sa.sin_port = htons((uint16_t)j->port);
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        j->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (j->fd >= 0 && connect_timeout(j->fd, &sa, j->timeout_ms) != 0) {
-                j->err = errno;
-                close(j->fd);
-                j->fd = -1;
-        }
         return NULL;
 }
 
 int agent_netns_connect(const char *netns_path, int port, int timeout_ms)
 {
-        struct connect_job j = {netns_path, port, timeout_ms, -1, 0};
+        struct connect_job j = {netns_path, INADDR_LOOPBACK, port, timeout_ms, -1, 0};
         pthread_t t;
 
         /* A thread of its own: it stays in the pod's namespace and then ends. */
@@ -186,6 +210,180 @@ int agent_netns_connect(const char *netns_path, int port, int timeout_ms)
         if (j.fd < 0)
                 errno = j.err ? j.err : EIO;
         return j.fd;
+}
+
+struct listen_job {
+        const char *netns_path;
+        uint32_t ip;
+        int port;
+        bool reuseport;
+        int fd, err;
+};
+
+static int listen_here(uint32_t ip, int port, bool reuseport)
+{
+        struct sockaddr_in sa;
+        int one = 1, e, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        if (fd < 0)
+                return -1;
+        memset(&sa, 0, sizeof(sa));
+        sa.sin_family = AF_INET;
+        sa.sin_port = htons((uint16_t)port);
+        sa.sin_addr.s_addr = htonl(ip);
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (reuseport)
+                setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 512) != 0) {
+                e = errno;
+                close(fd);
+                errno = e;
+                return -1;
+        }
+        return fd;
+}
+
+static void *listen_thread(void *arg)
+{
+        struct listen_job *j = arg;
+
+        j->err = enter_netns(j->netns_path);
+        if (j->err)
+                return NULL;
+        j->fd = listen_here(j->ip, j->port, j->reuseport);
+        if (j->fd < 0)
+                j->err = errno;
+        return NULL;
+}
+
+int agent_netns_listen(const char *netns_path, uint32_t ip, int port, bool reuseport)
+{
+        struct listen_job j = {netns_path, ip, port, reuseport, -1, 0};
+        pthread_t t;
+
+        if (!netns_path)
+                return listen_here(ip, port, reuseport);
+        if (pthread_create(&t, NULL, listen_thread, &j) != 0) {
+                errno = EAGAIN;
+                return -1;
+        }
+        pthread_join(t, NULL);
+        if (j.fd < 0)
+                errno = j.err ? j.err : EIO;
+        return j.fd;
+}
+
+int agent_cidr_parse(uint32_t *net, int *prefix, const char *cidr, struct sw_err *err)
+{
+        char addr[32];
+        const char *slash = strchr(cidr, '/');
+        struct in_addr in;
+        char *end;
+        long bits;
+
+        if (!slash || (size_t)(slash - cidr) >= sizeof(addr))
+                return sw_err_set(err, SW_EINVAL, "'%s' is not an IPv4 CIDR", cidr);
+        memcpy(addr, cidr, (size_t)(slash - cidr));
+        addr[slash - cidr] = '\0';
+        bits = strtol(slash + 1, &end, 10);
+        if (inet_pton(AF_INET, addr, &in) != 1 || !slash[1] || *end || bits < 8 || bits > 32)
+                return sw_err_set(err, SW_EINVAL, "'%s' is not an IPv4 CIDR", cidr);
+        *net = ntohl(in.s_addr) & (bits == 32 ? 0xffffffffu : ~(0xffffffffu >> bits));
+        *prefix = (int)bits;
+        return 0;
+}
+
+void agent_ip_fmt(char out[16], uint32_t ip)
+{
+        snprintf(out, 16, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
+}
+
+int agent_ip_parse(uint32_t *out, const char *s)
+{
+        struct in_addr in;
+
+        if (!s || inet_pton(AF_INET, s, &in) != 1)
+                return -1;
+        *out = ntohl(in.s_addr);
+        return 0;
+}
+
+/* One direction of a relay: from -> pipe -> to. */
+struct relay_dir {
+        int from, to;
+        int pipe[2];
+        size_t pending; /* bytes in the pipe */
+        bool eof;       /* `from` ended (or failed) */
+        bool done;      /* eof passed on with shutdown(SHUT_WR) */
+};
+
+/* Move what can be moved now; false on a write error (the peer is gone). */
+static bool relay_step(struct relay_dir *d)
+{
+        for (;;) {
+                if (!d->pending && !d->eof) {
+                        ssize_t n = splice(d->from, NULL, d->pipe[1], NULL, 1 << 20,
+                                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+                        if (n > 0)
+                                d->pending = (size_t)n;
+                        else if (n == 0 || (errno != EAGAIN && errno != EINTR))
+                                d->eof = true;
+                }
+                if (d->pending) {
+                        ssize_t w = splice(d->pipe[0], NULL, d->to, NULL, d->pending,
+                                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+                        if (w < 0 && errno != EAGAIN && errno != EINTR)
+                                return false;
+                        if (w > 0) {
+                                d->pending -= (size_t)w;
+                                continue;
+                        }
+                        return true; /* `to` is full: wait for POLLOUT */
+                }
+                if (d->eof) {
+                        if (!d->done)
+                                shutdown(d->to, SHUT_WR); /* half-close: pass the end on */
+                        d->done = true;
+                }
+                return true; /* `from` has nothing now (or ended) */
+        }
+}
+
+void agent_relay(int a, int b)
+{
+        struct relay_dir d[2] = {{a, b, {-1, -1}, 0, false, false},
+                                 {b, a, {-1, -1}, 0, false, false}};
+
+        fcntl(a, F_SETFL, fcntl(a, F_GETFL) | O_NONBLOCK);
+        fcntl(b, F_SETFL, fcntl(b, F_GETFL) | O_NONBLOCK);
+        for (int i = 0; i < 2; i++) {
+                if (pipe2(d[i].pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+                        goto out;
+                fcntl(d[i].pipe[1], F_SETPIPE_SZ, 1 << 20); /* a larger pipe when allowed */
+        }
+        while (!d[0].done || !d[1].done) {
+                struct pollfd p[2] = {{a, 0, 0}, {b, 0, 0}};
+                for (int i = 0; i < 2; i++) {
+                        if (!relay_step(&d[i]))
+                                goto out;
+                }
+                for (int i = 0; i < 2; i++) {
+                        /* d[0] reads a and writes b; d[1] the other way round. */
+                        if (!d[i].pending && !d[i].eof)
+                                p[i].events |= POLLIN;
+                        if (d[i].pending)
+                                p[1 - i].events |= POLLOUT;
+                }
+                if ((d[0].done && d[1].done) || (!p[0].events && !p[1].events))
+                        break;
+                if (poll(p, 2, -1) < 0 && errno != EINTR)
+                        break;
+        }
+out:
+        for (int i = 0; i < 2; i++)
+                for (int j = 0; j < 2; j++)
+                        if (d[i].pipe[j] >= 0)
+                                close(d[i].pipe[j]);
 }
 
 /* ---- forwarders ---- */
@@ -204,52 +402,14 @@ struct relay {
         char *netns_path;
 };
 
-static void relay_pump(int a, int b)
-{
-        struct pollfd p[2] = {{a, POLLIN, 0}, {b, POLLIN, 0}};
-        char buf[16384];
-        bool a_open = true, b_open = true;
-
-        while (a_open || b_open) {
-                p[0].fd = a_open ? a : -1;
-                p[1].fd = b_open ? b : -1;
-                if (poll(p, 2, -1) < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return;
-                }
-                for (int i = 0; i < 2; i++) {
-                        int from = i ? b : a, to = i ? a : b;
-                        ssize_t n;
-                        if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
-                                continue;
-                        n = read(from, buf, sizeof(buf));
-                        if (n <= 0) {
-                                /* Half-close: pass the end of the stream on. */
-                                shutdown(to, SHUT_WR);
-                                if (i)
-                                        b_open = false;
-                                else
-                                        a_open = false;
-                                continue;
-                        }
-                        for (ssize_t off = 0; off < n;) {
-                                ssize_t w = write(to, buf + off, (size_t)(n - off));
-                                if (w <= 0)
-                                        return;
-                                off += w;
-                        }
-                }
-        }
-}
-
 static void *relay_thread(void *arg)
 {
         struct relay *r = arg;
-        int up = agent_netns_connect(r->netns_path, r->ctr_port, 5000);
+        /* This thread is the connection's own: it may stay in the pod's namespace. */
+        int up = agent_netns_connect_here(r->netns_path, INADDR_LOOPBACK, r->ctr_port, 5000);
 
         if (up >= 0) {
-                relay_pump(r->client, up);
+                agent_relay(r->client, up);
                 close(up);
         }
         close(r->client);
@@ -295,31 +455,27 @@ static void *accept_thread(void *arg)
         return NULL;
 }
 
-int agent_fwd_start(struct agent_fwd **out, const char *netns_path, int host_port, int ctr_port,
-                    struct sw_err *err)
+int agent_fwd_start(struct agent_fwd **out, const char *netns_path, uint32_t bind_ip, int host_port,
+                    int ctr_port, struct sw_err *err)
 {
         struct agent_fwd *f = sw_xcalloc(1, sizeof(*f));
         struct sockaddr_in sa;
         socklen_t len = sizeof(sa);
-        int one = 1, rc = 0;
+        char ip[16];
+        int rc = 0;
 
         f->listen_fd = f->wake[0] = f->wake[1] = -1;
         f->ctr_port = ctr_port;
         f->netns_path = sw_xstrdup(netns_path);
-        memset(&sa, 0, sizeof(sa));
-        sa.sin_family = AF_INET;
-        sa.sin_port = htons((uint16_t)host_port);
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        f->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (f->listen_fd < 0 || pipe2(f->wake, O_CLOEXEC) != 0) {
-                rc = sw_err_errno(err, SW_EIO, errno, "socket");
+        agent_ip_fmt(ip, bind_ip);
+        f->listen_fd = agent_netns_listen(NULL, bind_ip, host_port, false);
+        if (f->listen_fd < 0) {
+                rc = sw_err_errno(err, errno == EADDRINUSE ? SW_ECONFLICT : SW_EIO, errno,
+                                  "publish %s:%d", ip, host_port);
                 goto fail;
         }
-        setsockopt(f->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (bind(f->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-            listen(f->listen_fd, 128) != 0) {
-                rc = sw_err_errno(err, errno == EADDRINUSE ? SW_ECONFLICT : SW_EIO, errno,
-                                  "publish 127.0.0.1:%d", host_port);
+        if (pipe2(f->wake, O_CLOEXEC) != 0) {
+                rc = sw_err_errno(err, SW_EIO, errno, "pipe");
                 goto fail;
         }
         getsockname(f->listen_fd, (struct sockaddr *)&sa, &len);

@@ -14,6 +14,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,18 @@ struct agent_pod *agent_pod_new(struct orch_agent *a, const char *uid, const cha
         p->dir = sw_xasprintf("%s/pods/%s", a->root, uid);
         p->netns_path = sw_xasprintf("%s/netns", p->dir);
         p->ports = json_object();
+        /* The IP of a pod that runs since an earlier agent. */
+        {
+                char *path = sw_xasprintf("%s/ip", p->dir), *text = NULL;
+                struct sw_err ignored = SW_ERR_INIT;
+                if (sw_read_file(&text, NULL, path, 64, &ignored) == 0) {
+                        text[strcspn(text, "\n")] = '\0';
+                        if (agent_ip_parse(&p->ip, text) != 0)
+                                p->ip = 0;
+                }
+                free(text);
+                free(path);
+        }
         return p;
 }
 
@@ -250,6 +263,36 @@ static const json_t *annotation_ports(const json_t *obj)
         return s ? json_loads(s, 0, NULL) : NULL;
 }
 
+/*
+ * A free IP of the node's /24 (.2 to .254; .1 would be the gateway in a
+ * real cluster), searched from after the last one given so that a pod IP
+ * is not reused at once; kept in the pod's directory across agent restarts.
+ */
+static int allocate_ip(struct orch_agent *a, struct agent_pod *p, struct sw_err *err)
+{
+        char ip[16], line[20];
+
+        if (p->ip)
+                return 0;
+        for (unsigned k = 0; k < 253; k++) {
+                unsigned host = 2 + (a->ip_next + k) % 253;
+                uint32_t cand = a->pod_net | host;
+                bool used = false;
+                for (const struct agent_pod *q = a->pods; q && !used; q = q->next)
+                        used = q != p && q->ip == cand;
+                if (used)
+                        continue;
+                agent_ip_fmt(ip, cand);
+                snprintf(line, sizeof(line), "%s\n", ip);
+                if (write_text(p->dir, "ip", line, err) != 0)
+                        return err->code;
+                p->ip = cand;
+                a->ip_next = host - 1;
+                return 0;
+        }
+        return sw_err_set(err, SW_EUNAVAIL, "no free pod IP left in the node's pod CIDR");
+}
+
 static int publish_ports(struct agent_pod *p, const json_t *obj, struct sw_err *err)
 {
         json_t *old = (json_t *)annotation_ports(obj);
@@ -278,11 +321,18 @@ static int publish_ports(struct agent_pod *p, const json_t *obj, struct sw_err *
                         }
                         if (!hport && old)
                                 hport = (int)json_integer_value(json_object_get(old, key));
-                        rc = agent_fwd_start(&f, p->netns_path, hport, cport, err);
+                        /* podIP:containerPort, as Endpoints have it. */
+                        rc = agent_fwd_start(&f, p->netns_path, p->ip, cport, cport, err);
+                        if (rc)
+                                goto out;
+                        p->fwds = sw_xrealloc(p->fwds, (p->nfwds + 1) * sizeof(*p->fwds));
+                        p->fwds[p->nfwds++] = f;
+                        rc = agent_fwd_start(&f, p->netns_path, INADDR_LOOPBACK, hport, cport, err);
                         if (rc && !sw_json_int(port, "hostPort", 0) && hport) {
                                 /* The port recorded before is taken now: any port will do. */
                                 sw_err_clear(err);
-                                rc = agent_fwd_start(&f, p->netns_path, 0, cport, err);
+                                rc = agent_fwd_start(&f, p->netns_path, INADDR_LOOPBACK, 0, cport,
+                                                     err);
                         }
                         if (rc)
                                 goto out;
@@ -322,12 +372,6 @@ static int ensure_sandbox(struct orch_agent *a, struct agent_pod *p, const json_
         text = json_dumps(rec, JSON_COMPACT);
         rc = write_text(p->dir, "pod.json", text, err);
         free(text);
-        text = sw_xasprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-                            "127.0.0.1\t%s\n",
-                            p->name);
-        if (rc == 0)
-                rc = write_text(p->dir, "hosts", text, err);
-        free(text);
         text = sw_xasprintf("search %s.svc.cluster.local svc.cluster.local cluster.local\n"
                             "nameserver 127.0.0.1\noptions ndots:5\n",
                             p->ns);
@@ -339,9 +383,18 @@ static int ensure_sandbox(struct orch_agent *a, struct agent_pod *p, const json_
                 rc = write_text(p->dir, "hostname", text, err);
         p->host_network = sw_json_bool(json_object_get(obj, "spec"), "hostNetwork", 0);
         if (rc == 0 && !p->host_network)
+                rc = allocate_ip(a, p, err);
+        if (rc == 0 && !p->host_network)
                 rc = agent_netns_create(p->netns_path, err);
         if (rc == 0)
                 rc = publish_ports(p, obj, err);
+        if (rc == 0) {
+                char ip[16], *hosts = sw_xasprintf("%s/hosts", p->dir);
+                agent_ip_fmt(ip, p->host_network ? INADDR_LOOPBACK : p->ip);
+                rc = agent_proxy_pod_add(a->proxy, p->uid, p->ns, p->name,
+                                         p->host_network ? NULL : p->netns_path, hosts, ip, err);
+                free(hosts);
+        }
         if (rc)
                 goto out;
         {
@@ -353,7 +406,6 @@ static int ensure_sandbox(struct orch_agent *a, struct agent_pod *p, const json_
         }
         p->sandbox = true;
 out:
-        (void)a;
         free(text);
         free(logs);
         json_decref(rec);
@@ -397,6 +449,7 @@ static void cleanup_sandbox(struct orch_agent *a, struct agent_pod *p)
         for (size_t i = 0; i < p->nfwds; i++)
                 agent_fwd_stop(p->fwds[i]);
         p->nfwds = 0;
+        agent_proxy_pod_remove(a->proxy, p->uid);
         for (size_t i = 0; i < p->nctrs; i++) {
                 char *rootfs = ctr_path(&p->ctrs[i], "rootfs");
                 step_rt_delete(a->runtime, a->runc_root, p->ctrs[i].id);
@@ -539,7 +592,11 @@ static int env_value_from(char **out, struct orch_agent *a, const struct agent_p
                         *out = sw_xstrdup(p->ns);
                 else if (!strcmp(f, "metadata.uid"))
                         *out = sw_xstrdup(p->uid);
-                else if (!strcmp(f, "status.podIP") || !strcmp(f, "status.hostIP"))
+                else if (!strcmp(f, "status.podIP") && p->ip && !p->host_network) {
+                        char ip[16];
+                        agent_ip_fmt(ip, p->ip);
+                        *out = sw_xstrdup(ip);
+                } else if (!strcmp(f, "status.podIP") || !strcmp(f, "status.hostIP"))
                         *out = sw_xstrdup("127.0.0.1");
                 else if (!strcmp(f, "spec.nodeName"))
                         *out = sw_xstrdup(a->node_name);
@@ -640,6 +697,18 @@ static int build_env(json_t **out, struct orch_agent *a, const struct agent_pod 
         if (!has_path)
                 json_array_append_new(env, json_string(DEFAULT_PATH));
         env_put(env, "HOSTNAME", p->name);
+        {
+                /* The Services of the namespace, as they are now; the pod's own env wins. */
+                json_t *svc_env = agent_proxy_env(a->proxy, p->ns);
+                json_array_foreach(svc_env, i, e)
+                {
+                        const char *kv = json_string_value(e), *eq = strchr(kv, '=');
+                        char *name = sw_xstrndup(kv, (size_t)(eq - kv));
+                        env_put(env, name, eq + 1);
+                        free(name);
+                }
+                json_decref(svc_env);
+        }
         json_array_foreach(json_object_get(spec, "envFrom"), i, e)
         {
                 const json_t *cm = json_object_get(e, "configMapRef");
@@ -1477,10 +1546,14 @@ static void write_status(struct orch_agent *a, struct agent_pod *p, const json_t
                                                                        : "ContainersNotReady"));
                 }
         }
-        status = json_pack("{s:s,s:o,s:o,s:s,s:[{s:s}],s:s,s:[{s:s}],s:s}", "phase", phase,
-                           "conditions", conds, "containerStatuses", cs, "podIP", "127.0.0.1",
-                           "podIPs", "ip", "127.0.0.1", "hostIP", "127.0.0.1", "hostIPs", "ip",
-                           "127.0.0.1", "startTime", p->start_time);
+        {
+                char ip[16];
+                agent_ip_fmt(ip, p->host_network || !p->ip ? INADDR_LOOPBACK : p->ip);
+                status = json_pack("{s:s,s:o,s:o,s:s,s:[{s:s}],s:s,s:[{s:s}],s:s}", "phase", phase,
+                                   "conditions", conds, "containerStatuses", cs, "podIP", ip,
+                                   "podIPs", "ip", ip, "hostIP", "127.0.0.1", "hostIPs", "ip",
+                                   "127.0.0.1", "startTime", p->start_time);
+        }
         if (json_array_size(ics))
                 json_object_set(status, "initContainerStatuses", ics);
         json_decref(ics);

@@ -120,16 +120,19 @@ pid_t t_agent_start_agent(void)
 {
         char *env_data = sw_xasprintf("SLIPWAY_DATA=%s", t_agent.data_dir);
         char *env_reg = sw_xasprintf("SLIPWAY_REGISTRY=%s", t_agent.reg->host);
-        const char *env[12] = {env_data, env_reg, "SLIPWAY_LOG_LEVEL=info", NULL};
+        /* Pod IPs of its own too, for the same reason (see t_agent_env_up). */
+        char *env_pods = sw_xasprintf("SLIPWAY_POD_CIDR=127.%d.0.0/16", 180 + (int)(getpid() % 70));
+        const char *env[13] = {env_data, env_reg, env_pods, "SLIPWAY_LOG_LEVEL=info", NULL};
         char *argv[] = {(char *)t_slipway(),     "node",   "--kubeconfig",
                         t_agent.orch.kubeconfig, "--name", T_AGENT_NODE,
                         "--backoff-ms",          "500",    NULL};
         pid_t pid;
 
-        for (size_t i = 0, n = 3; i < 8 && t_agent.extra_env[i]; i++)
+        for (size_t i = 0, n = 4; i < 8 && t_agent.extra_env[i]; i++)
                 env[n++] = t_agent.extra_env[i];
         pid = t_spawn_extra(argv, env, t_agent.agent_log);
 
+        free(env_pods);
         free(env_data);
         free(env_reg);
         return pid;
@@ -270,6 +273,11 @@ int t_agent_host_port(const json_t *pod, const char *cport)
 /* GET `path` on 127.0.0.1:port; the whole answer (caller frees) or NULL. */
 char *t_agent_http_get_path(int port, const char *path)
 {
+        return t_agent_http_get_at("127.0.0.1", port, path);
+}
+
+char *t_agent_http_get_at(const char *ip, int port, const char *path)
+{
         struct sockaddr_in sa;
         int fd = socket(AF_INET, SOCK_STREAM, 0);
         struct timeval tv = {5, 0};
@@ -280,7 +288,12 @@ char *t_agent_http_get_path(int port, const char *path)
         memset(&sa, 0, sizeof(sa));
         sa.sin_family = AF_INET;
         sa.sin_port = htons((uint16_t)port);
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (inet_pton(AF_INET, ip, &sa.sin_addr) != 1) {
+                close(fd);
+                free(buf);
+                free(req);
+                return NULL;
+        }
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
         if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
             write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
@@ -443,6 +456,14 @@ bool t_agent_env_up(const char *name)
 {
         t_agent.data_dir = sw_xasprintf("%s/agent-data", t_tmpdir());
         t_agent.agent_log = sw_xasprintf("%s/agent.log", t_tmpdir());
+        /*
+         * ClusterIPs and pod IPs of its own (see t_agent_start_agent): the
+         * node agents of tests running at once all serve on this machine's
+         * loopback.
+         */
+        snprintf(t_agent.service_cidr, sizeof(t_agent.service_cidr), "127.%d.0.0/16",
+                 78 + (int)(getpid() % 100));
+        t_agent.orch.service_cidr = t_agent.service_cidr;
         if (!t_orch_start(&t_agent.orch, name))
                 return false;
         t_agent.reg = t_registry_start(T_REG_OPEN);
@@ -492,8 +513,12 @@ void t_agent_test_node_registers(void)
                           "address", ""),
                   "127.0.0.1");
         CHECK(*sw_json_str(json_object_get(node, "spec"), "podCIDR", ""));
-        lease = t_agent_get(
-                "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/" T_AGENT_NODE);
+        /* The Lease follows the Node's first status: give it a moment on a loaded machine. */
+        until = sw_mono_ms() + 10000;
+        while (!(lease = t_agent_get("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/"
+                                     "leases/" T_AGENT_NODE)) &&
+               sw_mono_ms() < until)
+                sw_sleep_ms(200);
         CHECK_STR(sw_json_str(json_object_get(lease, "spec"), "holderIdentity", ""), T_AGENT_NODE);
         json_decref(node);
         json_decref(lease);

@@ -34,6 +34,7 @@ struct t_agent_env {
         char *data_dir, *agent_log;
         char image[256];         /* "127.0.0.1:PORT/test/busybox:1" */
         char missing_image[256]; /* a reference the registry does not have */
+        char service_cidr[32];   /* the API server's SLIPWAY_SERVICE_CIDR, per test process */
         /* More "SLIPWAY_X=v" settings for the agent (NULL-terminated), set before it starts. */
         const char *extra_env[8];
 };
@@ -66,6 +67,8 @@ int t_agent_host_port(const json_t *pod, const char *cport);
 /* GET over plain HTTP/1.0 on 127.0.0.1:port; the whole answer (caller frees) or NULL. */
 char *t_agent_http_get_path(int port, const char *path);
 char *t_agent_http_get(int port);
+/* The same on ip:port (a pod IP or a ClusterIP, in the host's namespace). */
+char *t_agent_http_get_at(const char *ip, int port, const char *path);
 /* Container "c"'s log from the agent's endpoint (the Node's kubelet port), HTTP answer. */
 char *t_agent_logs(const char *pod, const char *query);
 char *t_agent_runc_root(void);

@@ -73,6 +73,8 @@ static char **child_env(const struct t_orch *o)
         env[n++] = sw_xasprintf("SLIPWAY_DATA=%s", o->dir);
         env[n++] = sw_xasprintf("SLIPWAY_KUBE_LISTEN=127.0.0.1:%d", o->port);
         env[n++] = sw_xasprintf("SLIPWAY_LOG_LEVEL=warn");
+        if (o->service_cidr)
+                env[n++] = sw_xasprintf("SLIPWAY_SERVICE_CIDR=%s", o->service_cidr);
         env[n] = NULL;
         return env;
 }
@@ -132,9 +134,11 @@ bool t_orch_start(struct t_orch *o, const char *name)
         int fd, kfd;
         pid_t kc;
         struct sw_err err = SW_ERR_INIT;
+        const char *service_cidr = o->service_cidr; /* the one field set by the caller */
 
         memset(o, 0, sizeof(*o));
         o->pid = -1;
+        o->service_cidr = service_cidr;
         if (!slipway) {
                 fprintf(stderr, "SW_TEST_SLIPWAY is not set\n");
                 return false;

@@ -19,6 +19,8 @@ struct t_orch {
         char *cache;      /* kubectl --cache-dir */
         int port;
         pid_t pid;
+        /* Set before t_orch_start: SLIPWAY_SERVICE_CIDR of the server (NULL: its default). */
+        const char *service_cidr;
 };
 
 /* A free TCP port on 127.0.0.1 (bound and released). */
