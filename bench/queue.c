@@ -10,9 +10,13 @@
  *  - the full cycle batched: enqueue 1000 per transaction, claim 64 per
  *    statement, complete 64 per transaction (group commit);
  *  - p50/p99 latency of one claim with 100,000 finished jobs in the table;
- *  - `slipway worker`: time from exec to its first claim, and idle RSS.
+ *  - `slipway worker`: time from exec to its first claim, and idle RSS;
+ *  - the cost of one bare SQLite commit (a one-row UPDATE) in WAL mode at
+ *    NORMAL and FULL on this disk: a commit per transition cannot go faster
+ *    than three of those per job, so the bound is printed beside the cycle.
  */
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,6 +150,40 @@ static double cycle_batched(const char *dir, const char *name, bool full, int n)
         return n / s;
 }
 
+/* Microseconds per autocommit one-row UPDATE, WAL mode, the given synchronous. */
+static double bare_commit_us(const char *dir, const char *name, bool full, int n)
+{
+        char *path = sw_xasprintf("%s/%s.db", dir, name);
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st = NULL;
+        int64_t t0;
+
+        if (sqlite3_open(path, &db) != SQLITE_OK ||
+            sqlite3_exec(db,
+                         full ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                              : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                         NULL, NULL, NULL) != SQLITE_OK ||
+            sqlite3_exec(db, "CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (0);", NULL, NULL,
+                         NULL) != SQLITE_OK ||
+            sqlite3_prepare_v2(db, "UPDATE t SET x = x + 1", -1, &st, NULL) != SQLITE_OK) {
+                fprintf(stderr, "bench: %s\n", sqlite3_errmsg(db));
+                exit(1);
+        }
+        t0 = sw_mono_us();
+        for (int i = 0; i < n; i++) {
+                if (sqlite3_step(st) != SQLITE_DONE) {
+                        fprintf(stderr, "bench: %s\n", sqlite3_errmsg(db));
+                        exit(1);
+                }
+                sqlite3_reset(st);
+        }
+        double us = (double)(sw_mono_us() - t0) / n;
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        free(path);
+        return us;
+}
+
 static int cmp_i64(const void *a, const void *b)
 {
         int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -275,6 +313,14 @@ int main(void)
                cycle_single(dir, "c1", false, 10000));
         printf("cycle_commit_per_transition_full: %.0f jobs/s\n",
                cycle_single(dir, "c2", true, 3000));
+        {
+                double normal = bare_commit_us(dir, "b1", false, 20000);
+                double full = bare_commit_us(dir, "b2", true, 3000);
+                printf("bare_commit_normal: %.1f us\n", normal);
+                printf("bare_commit_full: %.1f us\n", full);
+                /* enqueue, claim, complete: three commits a job at best */
+                printf("cycle_commit_per_transition_full_bound: %.0f jobs/s\n", 1e6 / (3 * full));
+        }
         printf("cycle_batched_normal: %.0f jobs/s\n", cycle_batched(dir, "c3", false, 100000));
         printf("cycle_batched_full: %.0f jobs/s\n", cycle_batched(dir, "c4", true, 100000));
         claim_latency(dir, 100000, 5000);
