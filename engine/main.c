@@ -1,6 +1,7 @@
 /*
- * main.c - the `slipway` executable: load the configuration once, initialise
- * the libraries' global state, and dispatch to a subcommand.
+ * main.c - `slipway-core`, which the `slipway` launcher (launcher.c) runs for
+ * every subcommand but `worker`: load the configuration once, initialise the
+ * libraries' global state, and dispatch to a subcommand.
  */
 #include <stdio.h>
 #include <string.h>

@@ -2,8 +2,8 @@
  * worker_main.c - `slipway-worker`, the process behind `slipway worker`.
  *
  * It claims jobs, renews their leases and runs each in a child process
- * (`slipway job-exec`, the binary next to this one), so it links only what
- * the queue needs: SQLite, jansson and libc. An idle worker then maps none
+ * (`slipway-core job-exec`, next to this binary), so it links only what the
+ * queue needs: SQLite, jansson and libc. An idle worker then maps none
  * of the libraries the steps use (libgit2, libcurl, OpenSSL, libarchive,
  * libmicrohttpd and theirs), which is most of a process's resident memory.
  */
@@ -35,10 +35,9 @@ int main(int argc, char **argv)
         }
         level = sw_log_level_parse(cfg.log_level);
         sw_log_init(1, level < 0 ? SW_LOG_INFO : (enum sw_log_level)level);
-        slipway = eng_worker_sibling("slipway");
+        slipway = eng_worker_sibling("slipway-core");
         if (!slipway) {
-                fprintf(stderr,
-                        "slipway worker: cannot find the slipway binary next to this one\n");
+                fprintf(stderr, "slipway worker: cannot find slipway-core next to this binary\n");
                 sw_config_release(&cfg);
                 return 1;
         }
