@@ -241,6 +241,35 @@ bool orch_ctrl_pod_ready(const json_t *pod, int64_t min_ready_ms, int64_t now_ms
         return false;
 }
 
+void orch_ctrl_enqueue_owners(struct orch_ctrl_loop *l, const json_t *obj, const json_t *old,
+                              const char *kind)
+{
+        const json_t *objs[2] = {obj, old};
+
+        for (int i = 0; i < 2; i++) {
+                const json_t *ref = objs[i] ? orch_ctrl_owner(objs[i], kind) : NULL;
+                char *key;
+                if (!ref)
+                        continue;
+                key = sw_xasprintf(
+                        "%s/%s", sw_json_str(json_object_get(objs[i], "metadata"), "namespace", ""),
+                        sw_json_str(ref, "name", ""));
+                orch_ctrl_queue_add(&l->q, key);
+                free(key);
+        }
+}
+
+void orch_ctrl_on_self(void *arg, const char *type, const json_t *obj, const json_t *old)
+{
+        struct orch_ctrl_loop *l = arg;
+        char *key = orch_ctrl_key(obj);
+
+        (void)type;
+        (void)old;
+        orch_ctrl_queue_add(&l->q, key);
+        free(key);
+}
+
 bool orch_ctrl_selects(const json_t *sel, const json_t *labels)
 {
         struct orch_selector *s = NULL;

@@ -45,32 +45,8 @@ static int64_t cj_now(const struct orch_ctrl_loop *l)
 
 static void cj_on_job(void *arg, const char *type, const json_t *obj, const json_t *old)
 {
-        struct orch_ctrl_loop *l = arg;
-        const json_t *objs[2] = {obj, old};
-
         (void)type;
-        for (int i = 0; i < 2; i++) {
-                const json_t *ref = objs[i] ? orch_ctrl_owner(objs[i], "CronJob") : NULL;
-                char *key;
-                if (!ref)
-                        continue;
-                key = sw_xasprintf(
-                        "%s/%s", sw_json_str(json_object_get(objs[i], "metadata"), "namespace", ""),
-                        sw_json_str(ref, "name", ""));
-                orch_ctrl_queue_add(&l->q, key);
-                free(key);
-        }
-}
-
-static void cj_on_cronjob(void *arg, const char *type, const json_t *obj, const json_t *old)
-{
-        struct orch_ctrl_loop *l = arg;
-        char *key = orch_ctrl_key(obj);
-
-        (void)type;
-        (void)old;
-        orch_ctrl_queue_add(&l->q, key);
-        free(key);
+        orch_ctrl_enqueue_owners(arg, obj, old, "CronJob");
 }
 
 /* "Complete", "Failed" or NULL while the Job runs. */
@@ -430,5 +406,5 @@ void orch_ctrl_cronjob_init(struct orch_ctrl_loop *l, struct orch_ctrl *m)
         l->state = s;
         l->state_free = cj_state_free;
         orch_informer_add_handler(&m->jobs, cj_on_job, l);
-        orch_informer_add_handler(&m->cronjobs, cj_on_cronjob, l);
+        orch_informer_add_handler(&m->cronjobs, orch_ctrl_on_self, l);
 }

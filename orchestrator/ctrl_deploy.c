@@ -26,17 +26,6 @@
 #define REV_ANN "deployment.kubernetes.io/revision"
 #define HASH_LABEL "pod-template-hash"
 
-static void d_on_deploy(void *arg, const char *type, const json_t *obj, const json_t *old)
-{
-        struct orch_ctrl_loop *l = arg;
-        char *key = orch_ctrl_key(obj);
-
-        (void)type;
-        (void)old;
-        orch_ctrl_queue_add(&l->q, key);
-        free(key);
-}
-
 static void d_on_rs(void *arg, const char *type, const json_t *obj, const json_t *old)
 {
         struct orch_ctrl_loop *l = arg;
@@ -550,6 +539,6 @@ void orch_ctrl_deploy_init(struct orch_ctrl_loop *l, struct orch_ctrl *m)
 {
         l->name = "deployment-controller";
         l->reconcile = d_reconcile;
-        orch_informer_add_handler(&m->deploys, d_on_deploy, l);
+        orch_informer_add_handler(&m->deploys, orch_ctrl_on_self, l);
         orch_informer_add_handler(&m->rsets, d_on_rs, l);
 }

@@ -138,6 +138,11 @@ void orch_ctrl_event(struct orch_ctrl_loop *l, const json_t *obj, const char *ty
 
 /* The controller owner reference of `obj`, if it is of `kind`; NULL otherwise. */
 const json_t *orch_ctrl_owner(const json_t *obj, const char *kind);
+/* Queue the key of the `kind` controlling `obj` and, if it had one, `old`'s. */
+void orch_ctrl_enqueue_owners(struct orch_ctrl_loop *l, const json_t *obj, const json_t *old,
+                              const char *kind);
+/* An informer handler (arg: the loop) that queues the changed object's own key. */
+void orch_ctrl_on_self(void *arg, const char *type, const json_t *obj, const json_t *old);
 /* Pod helpers. */
 bool orch_ctrl_pod_ready(const json_t *pod, int64_t min_ready_ms, int64_t now_ms,
                          int64_t *ready_since_ms);

@@ -31,32 +31,8 @@
 
 static void job_on_pod(void *arg, const char *type, const json_t *obj, const json_t *old)
 {
-        struct orch_ctrl_loop *l = arg;
-        const json_t *objs[2] = {obj, old};
-
         (void)type;
-        for (int i = 0; i < 2; i++) {
-                const json_t *ref = objs[i] ? orch_ctrl_owner(objs[i], "Job") : NULL;
-                char *key;
-                if (!ref)
-                        continue;
-                key = sw_xasprintf(
-                        "%s/%s", sw_json_str(json_object_get(objs[i], "metadata"), "namespace", ""),
-                        sw_json_str(ref, "name", ""));
-                orch_ctrl_queue_add(&l->q, key);
-                free(key);
-        }
-}
-
-static void job_on_job(void *arg, const char *type, const json_t *obj, const json_t *old)
-{
-        struct orch_ctrl_loop *l = arg;
-        char *key = orch_ctrl_key(obj);
-
-        (void)type;
-        (void)old;
-        orch_ctrl_queue_add(&l->q, key);
-        free(key);
+        orch_ctrl_enqueue_owners(arg, obj, old, "Job");
 }
 
 /* The condition `type` of `status` when its status is "True"; NULL otherwise. */
@@ -459,5 +435,5 @@ void orch_ctrl_job_init(struct orch_ctrl_loop *l, struct orch_ctrl *m)
         l->name = "job-controller";
         l->reconcile = job_reconcile;
         orch_informer_add_handler(&m->pods, job_on_pod, l);
-        orch_informer_add_handler(&m->jobs, job_on_job, l);
+        orch_informer_add_handler(&m->jobs, orch_ctrl_on_self, l);
 }

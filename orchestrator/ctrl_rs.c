@@ -28,32 +28,8 @@
 
 static void rs_on_pod(void *arg, const char *type, const json_t *obj, const json_t *old)
 {
-        struct orch_ctrl_loop *l = arg;
-        const json_t *objs[2] = {obj, old};
-
         (void)type;
-        for (int i = 0; i < 2; i++) {
-                const json_t *ref = objs[i] ? orch_ctrl_owner(objs[i], "ReplicaSet") : NULL;
-                char *key;
-                if (!ref)
-                        continue;
-                key = sw_xasprintf(
-                        "%s/%s", sw_json_str(json_object_get(objs[i], "metadata"), "namespace", ""),
-                        sw_json_str(ref, "name", ""));
-                orch_ctrl_queue_add(&l->q, key);
-                free(key);
-        }
-}
-
-static void rs_on_rs(void *arg, const char *type, const json_t *obj, const json_t *old)
-{
-        struct orch_ctrl_loop *l = arg;
-        char *key = orch_ctrl_key(obj);
-
-        (void)type;
-        (void)old;
-        orch_ctrl_queue_add(&l->q, key);
-        free(key);
+        orch_ctrl_enqueue_owners(arg, obj, old, "ReplicaSet");
 }
 
 static void random_suffix(char *out, size_t n)
@@ -320,5 +296,5 @@ void orch_ctrl_rs_init(struct orch_ctrl_loop *l, struct orch_ctrl *m)
         l->name = "replicaset-controller";
         l->reconcile = rs_reconcile;
         orch_informer_add_handler(&m->pods, rs_on_pod, l);
-        orch_informer_add_handler(&m->rsets, rs_on_rs, l);
+        orch_informer_add_handler(&m->rsets, orch_ctrl_on_self, l);
 }

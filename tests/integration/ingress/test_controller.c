@@ -77,29 +77,8 @@ static bool wait_routed(const struct th_edge *e, const char *host, bool routed, 
         return (st != 0 && st != 404) == routed;
 }
 
-/* Wait until `kubectl args` prints `want` somewhere in its output. */
-static bool eventually(const char *want, const char *const *args)
-{
-        int64_t end = sw_mono_ms() + 20000;
-        char *out = NULL;
-
-        for (;;) {
-                free(out);
-                out = NULL;
-                t_kubectl(&srv, &out, NULL, args);
-                if (out && strstr(out, want)) {
-                        free(out);
-                        return true;
-                }
-                if (sw_mono_ms() > end)
-                        break;
-                sw_sleep_ms(100);
-        }
-        fprintf(stderr, "waited for '%s', last output: %s\n", want, out ? out : "(none)");
-        free(out);
-        return false;
-}
-#define EVENTUALLY(want, ...) eventually((want), (const char *const[]){__VA_ARGS__, NULL})
+#define EVENTUALLY(want, ...)                                                                      \
+        t_kubectl_until(&srv, (want), 20000, (const char *const[]){__VA_ARGS__, NULL})
 
 static char *ingress_yaml(const char *name, const char *host, const char *tls_secret)
 {

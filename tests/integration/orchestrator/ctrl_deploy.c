@@ -97,29 +97,8 @@ static void observe(void *arg, const json_t *pods)
                 atomic_store(&max_total, total);
 }
 
-/* Poll kubectl `args` until its output contains `want` (true) or `timeout_ms` passes. */
-static bool eventually(const char *want, int64_t timeout_ms, const char *const *args)
-{
-        int64_t end = sw_mono_ms() + timeout_ms;
-        char *out = NULL;
-
-        for (;;) {
-                free(out);
-                out = NULL;
-                t_kubectl(&srv, &out, NULL, args);
-                if (out && strstr(out, want)) {
-                        free(out);
-                        return true;
-                }
-                if (sw_mono_ms() > end)
-                        break;
-                sw_sleep_ms(200);
-        }
-        fprintf(stderr, "waited for '%s', last output: %s\n", want, out ? out : "(none)");
-        free(out);
-        return false;
-}
-#define EVENTUALLY(want, ms, ...) eventually((want), (ms), (const char *const[]){__VA_ARGS__, NULL})
+#define EVENTUALLY(want, ms, ...)                                                                  \
+        t_kubectl_until(&srv, (want), (ms), (const char *const[]){__VA_ARGS__, NULL})
 
 static void test_start(void)
 {

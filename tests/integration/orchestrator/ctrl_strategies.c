@@ -34,28 +34,8 @@ static atomic_bool mixed; /* Recreate: old and new images seen together */
 #define KUBECTL(outp, input, ...)                                                                  \
         t_kubectl(&srv, (outp), (input), (const char *const[]){__VA_ARGS__, NULL})
 
-static bool eventually(const char *want, int64_t timeout_ms, const char *const *args)
-{
-        int64_t end = sw_mono_ms() + timeout_ms;
-        char *out = NULL;
-
-        for (;;) {
-                free(out);
-                out = NULL;
-                t_kubectl(&srv, &out, NULL, args);
-                if (out && strstr(out, want)) {
-                        free(out);
-                        return true;
-                }
-                if (sw_mono_ms() > end)
-                        break;
-                sw_sleep_ms(200);
-        }
-        fprintf(stderr, "waited for '%s', last output: %s\n", want, out ? out : "(none)");
-        free(out);
-        return false;
-}
-#define EVENTUALLY(want, ms, ...) eventually((want), (ms), (const char *const[]){__VA_ARGS__, NULL})
+#define EVENTUALLY(want, ms, ...)                                                                  \
+        t_kubectl_until(&srv, (want), (ms), (const char *const[]){__VA_ARGS__, NULL})
 
 static void observe(void *arg, const json_t *pods)
 {
