@@ -12,6 +12,8 @@
 #include "common/json.h"
 #include "common/mem.h"
 #include "orchestrator/client/kube.h"
+#include "orchestrator/ctrl.h"
+#include "tests/harness/orch.h"
 
 #define NEVER_READY "hollow.slipway.dev/never-ready"
 #define EXIT_CODE "hollow.slipway.dev/exit-code"
@@ -341,4 +343,20 @@ void t_hollow_stop(struct t_hollow *h)
         h->hb_running = false;
         free(h->kubeconfig);
         h->kubeconfig = NULL;
+}
+
+bool t_cluster_start(struct t_orch *srv, const char *name, struct t_hollow *h, const char *prefix,
+                     int n, const char *cpu, const char *memory, struct orch_ctrl_options *co,
+                     struct orch_ctrl **ctrl)
+{
+        struct sw_err err = SW_ERR_INIT;
+
+        if (!t_orch_start(srv, name) || !t_hollow_start(h, srv->kubeconfig, prefix, n, cpu, memory))
+                return false;
+        co->kubeconfig = srv->kubeconfig;
+        if (orch_ctrl_start(ctrl, co, &err) != 0) {
+                fprintf(stderr, "controllers: %s\n", err.msg);
+                return false;
+        }
+        return true;
 }

@@ -42,6 +42,18 @@ struct t_hollow {
 /* Create `n` nodes "<prefix>1".."<prefix>n" (cpu, memory, 110 pods) and start the thread. */
 bool t_hollow_start(struct t_hollow *h, const char *kubeconfig, const char *prefix, int n,
                     const char *cpu, const char *memory);
+struct t_orch;
+struct orch_ctrl;
+struct orch_ctrl_options;
+/*
+ * The controller tests' cluster: an API server (t_orch_start with `name`),
+ * `n` hollow nodes `prefix`-0.. of `cpu`/`memory` each, and the controllers
+ * in this process with `co`, whose kubeconfig is filled in. False (with the
+ * reason on stderr) when a part did not start.
+ */
+bool t_cluster_start(struct t_orch *srv, const char *name, struct t_hollow *h, const char *prefix,
+                     int n, const char *cpu, const char *memory, struct orch_ctrl_options *co,
+                     struct orch_ctrl **ctrl);
 /* Stop heartbeating node `i` (0-based) and running its pods. */
 void t_hollow_kill(struct t_hollow *h, int i);
 void t_hollow_stop(struct t_hollow *h);

@@ -80,27 +80,14 @@ static void observe(void *arg, const json_t *pods)
 
 static void test_start(void)
 {
-        struct sw_err err = SW_ERR_INIT;
         struct orch_ctrl_options co = ORCH_CTRL_OPTIONS_INIT;
 
-        up = t_orch_start(&srv, "jobs");
-        CHECK(up);
-        if (!up)
-                return;
-        hollow.observe = observe;
-        up = t_hollow_start(&hollow, srv.kubeconfig, "j", 3, "4", "8Gi");
-        CHECK(up);
-        if (!up)
-                return;
-        co.kubeconfig = srv.kubeconfig;
         co.node_grace_ms = 8000;
         co.sched_backoff_max_ms = 1000;
         co.job_backoff_ms = 200;
         co.cron_time_scale = 60;
-        if (orch_ctrl_start(&ctrl, &co, &err) != 0) {
-                fprintf(stderr, "controllers: %s\n", err.msg);
-                up = false;
-        }
+        hollow.observe = observe;
+        up = t_cluster_start(&srv, "jobs", &hollow, "j", 3, "4", "8Gi", &co, &ctrl);
         CHECK(up);
 }
 

@@ -84,24 +84,11 @@ static void per_node(const char *app, int counts[3])
 
 static void test_start(void)
 {
-        struct sw_err err = SW_ERR_INIT;
         struct orch_ctrl_options co = ORCH_CTRL_OPTIONS_INIT;
 
-        up = t_orch_start(&srv, "spread");
-        CHECK(up);
-        if (!up)
-                return;
-        up = t_hollow_start(&hollow, srv.kubeconfig, "n", 3, "4", "8Gi");
-        CHECK(up);
-        if (!up)
-                return;
-        co.kubeconfig = srv.kubeconfig;
         co.sched_backoff_max_ms = 1000;
         co.controllers = ORCH_CTRL_SCHEDULER | ORCH_CTRL_REPLICASET | ORCH_CTRL_DEPLOYMENT;
-        if (orch_ctrl_start(&ctrl, &co, &err) != 0) {
-                fprintf(stderr, "controllers: %s\n", err.msg);
-                up = false;
-        }
+        up = t_cluster_start(&srv, "spread", &hollow, "n", 3, "4", "8Gi", &co, &ctrl);
         CHECK(up);
 }
 
