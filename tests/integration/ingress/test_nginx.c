@@ -512,7 +512,8 @@ static void test_wait_host(void)
         p.addr = e.listen;
         p.host = "w.test";
         p.expect_status = 200;
-        p.timeout_ms = 300;
+        /* Long enough for a freshly started nginx to answer (404) at least once. */
+        p.timeout_ms = 2000;
         CHECK_INT(ingress_wait_host(&status, &p, &err), SW_ETIMEDOUT);
         CHECK(strstr(err.msg, "'w.test'") != NULL && strstr(err.msg, "status 404") != NULL);
         sw_err_clear(&err);
