@@ -1197,9 +1197,9 @@ static void bind_enqueue(struct sched_state *s, const json_t *pod, const char *k
 static void sched_batch(struct orch_ctrl_loop *l, json_t *keys)
 {
         struct sched_state *s = l->state;
-        json_t **todo = sw_xcalloc(json_array_size(keys) + 1, sizeof(*todo)), *k;
+        json_t **pending = sw_xcalloc(json_array_size(keys) + 1, sizeof(*pending)), *k;
         struct scratch sc = {NULL, NULL, 0};
-        size_t i, ntodo = 0;
+        size_t i, npending = 0;
 
         pthread_mutex_lock(&s->mu);
         counters_expire(s);
@@ -1208,14 +1208,14 @@ static void sched_batch(struct orch_ctrl_loop *l, json_t *keys)
                 json_t *pod = orch_informer_get(&l->mgr->pods, json_string_value(k));
                 struct sched_pod *p = pod_find(s, json_string_value(k));
                 if (pod && pod_pending(pod) && !(p && p->assumed))
-                        todo[ntodo++] = pod;
+                        pending[npending++] = pod;
                 else
                         json_decref(pod);
         }
         pthread_mutex_unlock(&s->mu);
-        qsort(todo, ntodo, sizeof(*todo), cmp_pods);
-        for (size_t t = 0; t < ntodo && !atomic_load(&l->mgr->stop); t++) {
-                const json_t *pod = todo[t];
+        qsort(pending, npending, sizeof(*pending), cmp_pods);
+        for (size_t t = 0; t < npending && !atomic_load(&l->mgr->stop); t++) {
+                const json_t *pod = pending[t];
                 const json_t *spec = json_object_get(pod, "spec");
                 struct placing pl;
                 struct sw_buf msg;
@@ -1243,9 +1243,9 @@ static void sched_batch(struct orch_ctrl_loop *l, json_t *keys)
                 free(node);
                 free(key);
         }
-        for (i = 0; i < ntodo; i++)
-                json_decref(todo[i]);
-        free(todo);
+        for (i = 0; i < npending; i++)
+                json_decref(pending[i]);
+        free(pending);
         free(sc.slots);
         free(sc.raw);
 }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/digest.h"
 #include "common/fs.h"
@@ -13,6 +14,7 @@
 #include "engine/queue.h"
 #include "steps/steps.h"
 #include "tests/harness/clone_job.h"
+#include "tests/harness/t.h"
 #include "common/banned.h"
 
 int t_clone_config(struct sw_config *cfg, char *const *env)
@@ -169,4 +171,29 @@ char *t_clone_mirror_path(const char *data, const char *url)
 
         sw_sha256_digest(d, url, strlen(url));
         return sw_xasprintf("%s/git/%s", data, d + 7);
+}
+
+int t_clone_run_limited(struct t_clone_job *j, const char *data, const char *max_bytes,
+                        const char *payload)
+{
+        char *limit = max_bytes ? sw_xasprintf("SLIPWAY_CLONE_MAX_BYTES=%s", max_bytes) : NULL;
+        const char *extra[] = {limit, NULL};
+        int rc = t_clone_run(j, data, extra, payload, NULL);
+
+        free(limit);
+        return rc;
+}
+
+char *t_clone_data_dir(void)
+{
+        static int seq; /* the test process's own counter */
+
+        return sw_xasprintf("%s/data%d", t_tmpdir(), ++seq);
+}
+
+bool t_clone_exists(const char *path)
+{
+        struct stat st;
+
+        return stat(path, &st) == 0;
 }

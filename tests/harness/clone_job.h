@@ -13,6 +13,7 @@
 #define SW_TEST_CLONE_JOB_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -47,6 +48,13 @@ void t_clone_job_release(struct t_clone_job *j);
  */
 int t_clone_run(struct t_clone_job *j, const char *data, const char *const *extra,
                 const char *payload, atomic_int *stop);
+/* t_clone_run with SLIPWAY_CLONE_MAX_BYTES=`max_bytes` when it is not NULL. */
+int t_clone_run_limited(struct t_clone_job *j, const char *data, const char *max_bytes,
+                        const char *payload);
+/* A new SLIPWAY_DATA path under the test's directory, different on each call; the caller frees. */
+char *t_clone_data_dir(void);
+/* Whether `path` exists. */
+bool t_clone_exists(const char *path);
 /* {"repo": url, "branch": branch, "commit": commit} without the NULL members; the caller frees. */
 char *t_clone_payload(const char *url, const char *branch, const char *commit);
 /* The text of dir/name (at most 1 MiB), or NULL; the caller frees. */

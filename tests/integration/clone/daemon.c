@@ -29,15 +29,8 @@
 #include "tests/harness/git.h"
 #include "tests/harness/t.h"
 
-static char *repos;  /* the daemon's base path */
-static int port;     /* the daemon's port */
-static int test_seq; /* a fresh data directory per job set */
-
-/* A new, empty SLIPWAY_DATA. */
-static char *new_data_dir(void)
-{
-        return sw_xasprintf("%s/data%d", t_tmpdir(), ++test_seq);
-}
+static char *repos; /* the daemon's base path */
+static int port;    /* the daemon's port */
 
 static char *url_of(const char *name)
 {
@@ -49,34 +42,16 @@ static char *work_of(const char *name)
         return sw_xasprintf("%s/%s.work", repos, name);
 }
 
-/* Run one clone job with SLIPWAY_DATA=data and an optional size limit. */
-static int run_job(struct t_clone_job *j, const char *data, const char *max_bytes,
-                   const char *payload)
-{
-        char *limit = max_bytes ? sw_xasprintf("SLIPWAY_CLONE_MAX_BYTES=%s", max_bytes) : NULL;
-        const char *extra[] = {limit, NULL};
-        int rc = t_clone_run(j, data, extra, payload, NULL);
-
-        free(limit);
-        return rc;
-}
-
-static bool exists(const char *path)
-{
-        struct stat st;
-        return stat(path, &st) == 0;
-}
-
 static void test_branch(void)
 {
         struct t_clone_job j;
-        char sha[41], *url = url_of("app"), *work = work_of("app"), *data = new_data_dir();
+        char sha[41], *url = url_of("app"), *work = work_of("app"), *data = t_clone_data_dir();
         char *payload, *text, *head;
 
         CHECK_INT(t_git_commit_push(sha, work, "feature", "src/hello.txt", "hello from feature"),
                   0);
         payload = t_clone_payload(url, "feature", NULL);
-        CHECK_INT(run_job(&j, data, NULL, payload), 0);
+        CHECK_INT(t_clone_run_limited(&j, data, NULL, payload), 0);
         CHECK_OK(j.rc, &j.err);
         CHECK_STR(j.state, "succeeded");
         CHECK_STR(sw_json_str(j.output, "commit", ""), sha);
@@ -117,14 +92,14 @@ static void test_tag(void)
 {
         struct t_clone_job j;
         char sha[41], later[41], *url = url_of("app"), *work = work_of("app"),
-                                 *data = new_data_dir();
+                                 *data = t_clone_data_dir();
         char *payload, *text;
 
         CHECK_INT(t_git_commit_push(sha, work, "main", "version.txt", "1.0"), 0);
         CHECK_INT(t_git_tag_push(work, "v1.0", true), 0);
         CHECK_INT(t_git_commit_push(later, work, "main", "version.txt", "2.0-dev"), 0);
         payload = t_clone_payload(url, "v1.0", NULL);
-        CHECK_INT(run_job(&j, data, NULL, payload), 0);
+        CHECK_INT(t_clone_run_limited(&j, data, NULL, payload), 0);
         CHECK_OK(j.rc, &j.err);
         /* An annotated tag resolves to its commit. */
         CHECK_STR(sw_json_str(j.output, "commit", ""), sha);
@@ -143,7 +118,7 @@ static void test_commit(void)
 {
         struct t_clone_job j;
         char old[41], tip[41], feat[41], abbrev[9];
-        char *url = url_of("app"), *work = work_of("app"), *data = new_data_dir();
+        char *url = url_of("app"), *work = work_of("app"), *data = t_clone_data_dir();
         char *payload, *text;
 
         CHECK_INT(t_git_commit_push(old, work, "main", "state.txt", "old"), 0);
@@ -151,7 +126,7 @@ static void test_commit(void)
 
         /* A full sha alone. */
         payload = t_clone_payload(url, NULL, old);
-        CHECK_INT(run_job(&j, data, NULL, payload), 0);
+        CHECK_INT(t_clone_run_limited(&j, data, NULL, payload), 0);
         CHECK_OK(j.rc, &j.err);
         CHECK_STR(sw_json_str(j.output, "commit", ""), old);
         CHECK(json_is_null(json_object_get(j.output, "ref")));
@@ -165,7 +140,7 @@ static void test_commit(void)
         memcpy(abbrev, old, 8);
         abbrev[8] = '\0';
         payload = t_clone_payload(url, "main", abbrev);
-        CHECK_INT(run_job(&j, data, NULL, payload), 0);
+        CHECK_INT(t_clone_run_limited(&j, data, NULL, payload), 0);
         CHECK_OK(j.rc, &j.err);
         CHECK_STR(sw_json_str(j.output, "commit", ""), old);
         CHECK_STR(sw_json_str(j.output, "ref", ""), "refs/heads/main");
@@ -176,7 +151,7 @@ static void test_commit(void)
         CHECK_INT(t_git_commit_push(feat, work, "side", "side.txt", "side"), 0);
         CHECK_INT(t_git_sh("git -C '%s' checkout -q main", work), 0);
         payload = t_clone_payload(url, "main", feat);
-        CHECK_INT(run_job(&j, data, NULL, payload), 0);
+        CHECK_INT(t_clone_run_limited(&j, data, NULL, payload), 0);
         CHECK_INT(j.rc, SW_ENOTFOUND);
         CHECK_STR(j.state, "failed");
         CHECK(j.error && strstr(j.error, "is not on branch or tag 'main'"));
@@ -186,7 +161,7 @@ static void test_commit(void)
 
         /* A commit that does not exist at all. */
         payload = t_clone_payload(url, NULL, "0123456789abcdef0123456789abcdef01234567");
-        CHECK_INT(run_job(&j, data, NULL, payload), 0);
+        CHECK_INT(t_clone_run_limited(&j, data, NULL, payload), 0);
         CHECK_INT(j.rc, SW_ENOTFOUND);
         CHECK(j.error && strstr(j.error, "commit '0123456789abcdef0123456789abcdef01234567' "
                                          "not found"));
@@ -200,11 +175,11 @@ static void test_commit(void)
 static void test_unknown_branch(void)
 {
         struct t_clone_job j;
-        char *url = url_of("app"), *data = new_data_dir();
+        char *url = url_of("app"), *data = t_clone_data_dir();
         char *payload = t_clone_payload(url, "no-such-branch", NULL);
         char *work;
 
-        CHECK_INT(run_job(&j, data, NULL, payload), 0);
+        CHECK_INT(t_clone_run_limited(&j, data, NULL, payload), 0);
         CHECK_INT(j.rc, SW_ENOTFOUND);
         CHECK(!sw_err_transient(j.rc));
         CHECK_STR(j.state, "failed");
@@ -212,7 +187,7 @@ static void test_unknown_branch(void)
         CHECK(j.error && strstr(j.error, url));
         /* Nothing half-made is left behind. */
         work = sw_xasprintf("%s/work/%lld/src", data, (long long)j.id);
-        CHECK(!exists(work));
+        CHECK(!t_clone_exists(work));
         free(work);
         t_clone_job_release(&j);
         free(payload);
@@ -223,16 +198,16 @@ static void test_unknown_branch(void)
 static void test_missing_repository(void)
 {
         struct t_clone_job j;
-        char *url = url_of("nothere"), *data = new_data_dir();
+        char *url = url_of("nothere"), *data = t_clone_data_dir();
         char *payload = t_clone_payload(url, "main", NULL),
              *mirror = t_clone_mirror_path(data, url);
         char *tmp = sw_xasprintf("%s.tmp", mirror);
 
-        CHECK_INT(run_job(&j, data, NULL, payload), 0);
+        CHECK_INT(t_clone_run_limited(&j, data, NULL, payload), 0);
         CHECK_INT(j.rc, SW_ENOTFOUND);
         CHECK(j.error && strstr(j.error, url));
-        CHECK(!exists(mirror));
-        CHECK(!exists(tmp));
+        CHECK(!t_clone_exists(mirror));
+        CHECK(!t_clone_exists(tmp));
         t_clone_job_release(&j);
         free(payload);
         free(url);
@@ -245,10 +220,10 @@ static void test_unreachable_server(void)
 {
         struct t_clone_job j;
         int dead = t_git_free_port();
-        char *url = sw_xasprintf("git://127.0.0.1:%d/app.git", dead), *data = new_data_dir();
+        char *url = sw_xasprintf("git://127.0.0.1:%d/app.git", dead), *data = t_clone_data_dir();
         char *payload = t_clone_payload(url, "main", NULL);
 
-        CHECK_INT(run_job(&j, data, NULL, payload), 0);
+        CHECK_INT(t_clone_run_limited(&j, data, NULL, payload), 0);
         CHECK_INT(j.rc, SW_EUNAVAIL);
         CHECK(sw_err_transient(j.rc));
         CHECK(j.error && strstr(j.error, url));
@@ -261,7 +236,7 @@ static void test_unreachable_server(void)
 static void test_cli(void)
 {
         const char *slipway = getenv("SW_TEST_SLIPWAY");
-        char sha[41], *url = url_of("app"), *work = work_of("app"), *data = new_data_dir();
+        char sha[41], *url = url_of("app"), *work = work_of("app"), *data = t_clone_data_dir();
         char *out, *dir = sw_xasprintf("%s/cli-checkout", t_tmpdir());
 
         if (!slipway) {
@@ -303,7 +278,7 @@ out:
 static void test_deploy_pipeline(void)
 {
         const char *slipway = getenv("SW_TEST_SLIPWAY");
-        char sha[41], *url = url_of("app"), *work = work_of("app"), *data = new_data_dir();
+        char sha[41], *url = url_of("app"), *work = work_of("app"), *data = t_clone_data_dir();
         struct sw_err err = SW_ERR_INIT;
         json_t *job = NULL, *step;
         char *out;
@@ -373,7 +348,7 @@ static void test_stalled_server(void)
         struct stopper s = {&stop, 500};
         const char *extra[] = {"SLIPWAY_CLONE_TIMEOUT_MS=1000", NULL};
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        char *url_git = NULL, *url_http = NULL, *data = new_data_dir(), *payload;
+        char *url_git = NULL, *url_http = NULL, *data = t_clone_data_dir(), *payload;
         pthread_t th;
         int64_t t0;
 

@@ -26,15 +26,8 @@
 #include "tests/harness/git.h"
 #include "tests/harness/t.h"
 
-static char *repos;  /* the daemon's base path */
-static int port;     /* the daemon's port */
-static int test_seq; /* a fresh data directory per job set */
-
-/* A new, empty SLIPWAY_DATA. */
-static char *new_data_dir(void)
-{
-        return sw_xasprintf("%s/data%d", t_tmpdir(), ++test_seq);
-}
+static char *repos; /* the daemon's base path */
+static int port;    /* the daemon's port */
 
 static char *url_of(const char *name)
 {
@@ -46,29 +39,11 @@ static char *work_of(const char *name)
         return sw_xasprintf("%s/%s.work", repos, name);
 }
 
-/* Run one clone job with SLIPWAY_DATA=data and an optional size limit. */
-static int run_job(struct t_clone_job *j, const char *data, const char *max_bytes,
-                   const char *payload)
-{
-        char *limit = max_bytes ? sw_xasprintf("SLIPWAY_CLONE_MAX_BYTES=%s", max_bytes) : NULL;
-        const char *extra[] = {limit, NULL};
-        int rc = t_clone_run(j, data, extra, payload, NULL);
-
-        free(limit);
-        return rc;
-}
-
-static bool exists(const char *path)
-{
-        struct stat st;
-        return stat(path, &st) == 0;
-}
-
 static void test_mirror_reused(void)
 {
         struct t_clone_job j;
         char first[41], second[41], later[41];
-        char *url, *work, *data = new_data_dir(), *payload, *mirror, *text;
+        char *url, *work, *data = t_clone_data_dir(), *payload, *mirror, *text;
         struct stat st1, st2;
 
         CHECK_INT(t_git_repo_create(repos, "mirrored"), 0);
@@ -77,7 +52,7 @@ static void test_mirror_reused(void)
         mirror = t_clone_mirror_path(data, url);
         CHECK_INT(t_git_commit_push(first, work, "main", "a.txt", "one"), 0);
         payload = t_clone_payload(url, "main", NULL);
-        CHECK_INT(run_job(&j, data, NULL, payload), 0);
+        CHECK_INT(t_clone_run_limited(&j, data, NULL, payload), 0);
         CHECK_OK(j.rc, &j.err);
         CHECK_STR(sw_json_str(j.output, "commit", ""), first);
         CHECK(strstr(j.log, "cloning ") != NULL);
@@ -90,7 +65,7 @@ static void test_mirror_reused(void)
         /* New commits and a new branch pushed between the jobs. */
         CHECK_INT(t_git_commit_push(second, work, "main", "a.txt", "two"), 0);
         CHECK_INT(t_git_commit_push(later, work, "later", "b.txt", "later"), 0);
-        CHECK_INT(run_job(&j, data, NULL, payload), 0);
+        CHECK_INT(t_clone_run_limited(&j, data, NULL, payload), 0);
         CHECK_OK(j.rc, &j.err);
         CHECK_STR(sw_json_str(j.output, "commit", ""), second);
         CHECK(strstr(j.log, "into its mirror") != NULL);
@@ -104,7 +79,7 @@ static void test_mirror_reused(void)
         free(payload);
 
         payload = t_clone_payload(url, "later", NULL);
-        CHECK_INT(run_job(&j, data, NULL, payload), 0);
+        CHECK_INT(t_clone_run_limited(&j, data, NULL, payload), 0);
         CHECK_OK(j.rc, &j.err);
         CHECK_STR(sw_json_str(j.output, "commit", ""), later);
         t_clone_job_release(&j);
@@ -112,7 +87,9 @@ static void test_mirror_reused(void)
 
         /* A branch deleted upstream is pruned from the mirror. */
         CHECK_INT(t_git_sh("git -C '%s' push -q origin --delete later", work), 0);
-        CHECK_INT(run_job(&j, data, NULL, payload = t_clone_payload(url, "later", NULL)), 0);
+        CHECK_INT(
+                t_clone_run_limited(&j, data, NULL, payload = t_clone_payload(url, "later", NULL)),
+                0);
         CHECK_INT(j.rc, SW_ENOTFOUND);
         t_clone_job_release(&j);
         free(payload);
@@ -126,7 +103,7 @@ static void test_submodules(void)
 {
         struct t_clone_job j;
         char sha[41], top[41];
-        char *data = new_data_dir(), *payload, *url, *text, *path;
+        char *data = t_clone_data_dir(), *payload, *url, *text, *path;
         char *deep_url = url_of("deep"), *lib_url = url_of("lib");
         char *deep_work = work_of("deep"), *lib_work = work_of("lib"), *top_work = work_of("top");
 
@@ -141,7 +118,7 @@ static void test_submodules(void)
 
         url = url_of("top");
         payload = t_clone_payload(url, "main", NULL);
-        CHECK_INT(run_job(&j, data, NULL, payload), 0);
+        CHECK_INT(t_clone_run_limited(&j, data, NULL, payload), 0);
         CHECK_OK(j.rc, &j.err);
         CHECK_STR(sw_json_str(j.output, "commit", ""), top);
         path = sw_xstrdup(sw_json_str(j.output, "path", "/"));
@@ -175,7 +152,7 @@ static void test_submodules(void)
 static void test_size_limit(void)
 {
         struct t_clone_job j;
-        char *data = new_data_dir(), *payload, *url, *mirror, *tmp, *dest;
+        char *data = t_clone_data_dir(), *payload, *url, *mirror, *tmp, *dest;
         char *work = work_of("big");
 
         CHECK_INT(t_git_repo_create(repos, "big"), 0);
@@ -187,19 +164,19 @@ static void test_size_limit(void)
         mirror = t_clone_mirror_path(data, url);
         tmp = sw_xasprintf("%s.tmp", mirror);
         payload = t_clone_payload(url, "main", NULL);
-        CHECK_INT(run_job(&j, data, "262144", payload), 0);
+        CHECK_INT(t_clone_run_limited(&j, data, "262144", payload), 0);
         CHECK_INT(j.rc, SW_ETOOBIG);
         CHECK(j.error && strstr(j.error, "SLIPWAY_CLONE_MAX_BYTES"));
         CHECK(j.error && strstr(j.error, url));
-        CHECK(!exists(mirror));
-        CHECK(!exists(tmp));
+        CHECK(!t_clone_exists(mirror));
+        CHECK(!t_clone_exists(tmp));
         dest = sw_xasprintf("%s/work/%lld/src", data, (long long)j.id);
-        CHECK(!exists(dest));
+        CHECK(!t_clone_exists(dest));
         free(dest);
         t_clone_job_release(&j);
 
         /* With room enough, the same repository clones. */
-        CHECK_INT(run_job(&j, data, "4194304", payload), 0);
+        CHECK_INT(t_clone_run_limited(&j, data, "4194304", payload), 0);
         CHECK_OK(j.rc, &j.err);
         t_clone_job_release(&j);
         free(payload);
