@@ -3,6 +3,7 @@
  */
 #define _XOPEN_SOURCE 700
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -106,8 +107,8 @@ out:
         return rc;
 }
 
-int sw_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
-                         struct sw_err *err)
+static int write_file(const char *path, const void *data, size_t len, mode_t mode, bool sync,
+                      struct sw_err *err)
 {
         char *tmp = sw_xasprintf("%s.tmp.%ld", path, (long)getpid());
         const char *p = data;
@@ -129,7 +130,7 @@ int sw_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
                 p += n;
                 len -= (size_t)n;
         }
-        if (fsync(fd) != 0) {
+        if (sync && fsync(fd) != 0) {
                 rc = sw_err_errno(err, SW_EIO, errno, "fsync '%s'", tmp);
                 goto out;
         }
@@ -148,6 +149,18 @@ out:
                 unlink(tmp);
         free(tmp);
         return rc;
+}
+
+int sw_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                         struct sw_err *err)
+{
+        return write_file(path, data, len, mode, true, err);
+}
+
+int sw_write_file_replace(const char *path, const void *data, size_t len, mode_t mode,
+                          struct sw_err *err)
+{
+        return write_file(path, data, len, mode, false, err);
 }
 
 int sw_mkdtemp(char **out, const char *parent, const char *prefix, struct sw_err *err)

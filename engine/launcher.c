@@ -9,6 +9,9 @@
  * and 12 MB on this kind of machine, which a worker waiting for jobs should
  * not pay: `slipway worker` goes straight to `slipway-worker`, everything
  * else to `slipway-core`, by exec, with the arguments unchanged.
+ * `slipway __rt-supervise ...` is internal: a container's supervisor
+ * (steps/rt_supervise.h), spawned by a node agent without copying its
+ * address space.
  */
 #include <errno.h>
 #include <limits.h>
@@ -16,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "steps/rt_supervise.h"
 #include "common/banned.h"
 
 int main(int argc, char **argv)
@@ -26,6 +30,8 @@ int main(int argc, char **argv)
                 argc > 1 && strcmp(argv[1], "worker") == 0 ? "slipway-worker" : "slipway-core";
         char *slash;
 
+        if (argc > 1 && strcmp(argv[1], STEP_RT_SUPERVISE_CMD) == 0)
+                return step_rt_supervise_main(argc, argv);
         if (n <= 0) {
                 fprintf(stderr, "slipway: cannot find its own executable: %s\n", strerror(errno));
                 return 127;

@@ -3,13 +3,18 @@
  * (Ready condition and a Lease), the watch that wakes the reconcile loop,
  * the loop itself, and the `slipway node` command.
  *
- * The reconcile loop is level-driven: every pass lists the pods bound to
- * this node (fieldSelector spec.nodeName) and reconciles each against what
- * exists on the machine; pods that left the list are stopped and cleaned
- * up. The watch only makes a pass come sooner; without events a pass runs
- * every half second (restart back-offs, probes and grace periods are timed from
- * there). On start, pod directories left by an earlier run are read back,
- * so their containers are adopted (runc state) rather than restarted.
+ * The reconcile loop is level-driven. The watch hands over the latest
+ * object of each pod that changed, and only those pods are reconciled
+ * (a pod's reconcile starts its containers detached, so it never waits
+ * for the runtime); a full pass every PASS_MS lists the pods bound to
+ * this node (fieldSelector spec.nodeName) and reconciles them all, which
+ * also times restart back-offs, probes and grace periods, and stops and
+ * cleans up pods that left the list. While containers are starting or a
+ * pod is terminating, the loop looks at them every POLL_MS (runc's state
+ * file, the exit files), so a pod is reported Running and Ready as soon
+ * as its process runs. On start, pod directories left by an earlier run
+ * are read back, so their containers are adopted (runc state) rather
+ * than restarted.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -36,7 +41,7 @@
 
 #define LEASE_NS "kube-node-lease"
 #define PASS_MS 500
-#define QUICK_PASS_MS 20 /* while a container is starting */
+#define POLL_MS 5 /* while a container is starting or a pod terminating */
 
 void agent_time_fmt(char *out, size_t size, int64_t epoch_ms)
 {
@@ -277,6 +282,56 @@ static struct agent_pod *find_pod(struct orch_agent *a, const char *uid)
         return NULL;
 }
 
+/* A new pod record at the end of the list: pods are served in the order they came. */
+static struct agent_pod *add_pod(struct orch_agent *a, const char *uid, const char *ns,
+                                 const char *name)
+{
+        struct agent_pod *p = agent_pod_new(a, uid, ns, name), **pp = &a->pods;
+
+        while (*pp)
+                pp = &(*pp)->next;
+        *pp = p;
+        return p;
+}
+
+static void remove_pod(struct orch_agent *a, struct agent_pod *p)
+{
+        for (struct agent_pod **pp = &a->pods; *pp; pp = &(*pp)->next)
+                if (*pp == p) {
+                        *pp = p->next;
+                        agent_pod_free(p);
+                        return;
+                }
+}
+
+/* metadata.resourceVersion as a number; -1 when it is not one. */
+static int64_t obj_rv(const json_t *obj)
+{
+        const char *s = sw_json_str(json_object_get(obj, "metadata"), "resourceVersion", "");
+        char *end;
+        long long v = strtoll(s, &end, 10);
+
+        return *s && !*end && v >= 0 ? v : -1;
+}
+
+/*
+ * Keep `obj` (a reference is taken) as the pod's latest object, unless the
+ * one held is newer: a list and the watch events may arrive in either
+ * order. True when it was taken.
+ */
+static bool pod_set_obj(struct agent_pod *p, json_t *obj)
+{
+        int64_t rv = obj_rv(obj);
+
+        if (p->obj && rv >= 0 && p->rv >= 0 && rv < p->rv)
+                return false;
+        json_incref(obj);
+        json_decref(p->obj);
+        p->obj = obj;
+        p->rv = rv;
+        return true;
+}
+
 /* Pod directories of an earlier run: their containers may still be running. */
 static void load_pods(struct orch_agent *a)
 {
@@ -294,13 +349,9 @@ static void load_pods(struct orch_agent *a)
                 path = sw_xasprintf("%s/%s/pod.json", dir, e->d_name);
                 if (sw_read_file(&text, NULL, path, 65536, &ignored) == 0 &&
                     sw_json_parse(&rec, text, strlen(text), 0, &ignored) == 0 &&
-                    !find_pod(a, sw_json_str(rec, "uid", ""))) {
-                        struct agent_pod *p = agent_pod_new(a, sw_json_str(rec, "uid", ""),
-                                                            sw_json_str(rec, "namespace", ""),
-                                                            sw_json_str(rec, "name", ""));
-                        p->next = a->pods;
-                        a->pods = p;
-                }
+                    !find_pod(a, sw_json_str(rec, "uid", "")))
+                        add_pod(a, sw_json_str(rec, "uid", ""), sw_json_str(rec, "namespace", ""),
+                                sw_json_str(rec, "name", ""));
                 json_decref(rec);
                 free(text);
                 free(path);
@@ -310,14 +361,19 @@ static void load_pods(struct orch_agent *a)
         free(dir);
 }
 
-static void pass(struct orch_agent *a)
+/*
+ * The full pass: list the pods bound to this node and reconcile every one;
+ * pods that left the list are stopped and cleaned up. It runs every
+ * PASS_MS (restart back-offs, probes and grace periods are timed from
+ * here) and whenever the watch lost its place.
+ */
+static void full_pass(struct orch_agent *a)
 {
         char *path = NULL, *sel = NULL;
         json_t *list = NULL, *item;
         struct sw_err err = SW_ERR_INIT;
         size_t i;
 
-        a->quick_pass = false;
         heartbeat(a);
         sel = sw_xasprintf("spec.nodeName%%3D%s", a->node_name);
         path = sw_xasprintf("/api/v1/pods?fieldSelector=%s", sel);
@@ -335,19 +391,22 @@ static void pass(struct orch_agent *a)
 
                 if (!*uid)
                         continue;
-                if (!p) {
-                        p = agent_pod_new(a, uid, sw_json_str(meta, "namespace", ""),
-                                          sw_json_str(meta, "name", ""));
-                        p->next = a->pods;
-                        a->pods = p;
-                }
+                if (!p)
+                        p = add_pod(a, uid, sw_json_str(meta, "namespace", ""),
+                                    sw_json_str(meta, "name", ""));
                 p->seen = true;
-                if (!p->gone)
-                        agent_pod_reconcile(a, p, item);
+                pod_set_obj(p, item);
         }
-        for (struct agent_pod *p = a->pods; p; p = p->next)
-                if (!p->seen && !p->gone)
+        for (struct agent_pod *p = a->pods; p; p = p->next) {
+                if (p->gone)
+                        continue;
+                if (!p->seen) {
                         agent_pod_destroy(a, p);
+                        continue;
+                }
+                p->dirty = false;
+                agent_pod_reconcile(a, p, p->obj);
+        }
         for (struct agent_pod **pp = &a->pods; *pp;) {
                 struct agent_pod *p = *pp;
                 if (p->gone && !p->seen) {
@@ -363,44 +422,137 @@ out:
         free(sel);
 }
 
+/*
+ * The watch events that came since the last turn (the latest of each
+ * pod): their objects are kept and the pods marked for a reconcile; a
+ * deleted pod is stopped and cleaned up at once.
+ */
+static void apply_events(struct orch_agent *a, json_t *events)
+{
+        const char *uid;
+        json_t *ev;
+
+        json_object_foreach(events, uid, ev)
+        {
+                const char *type = sw_json_str(ev, "type", "");
+                json_t *obj = json_object_get(ev, "object");
+                const json_t *meta = json_object_get(obj, "metadata");
+                struct agent_pod *p = find_pod(a, uid);
+
+                if (!strcmp(type, "DELETED")) {
+                        if (p && !p->gone)
+                                agent_pod_destroy(a, p);
+                        if (p)
+                                remove_pod(a, p);
+                        continue;
+                }
+                if (!p)
+                        p = add_pod(a, uid, sw_json_str(meta, "namespace", ""),
+                                    sw_json_str(meta, "name", ""));
+                if (pod_set_obj(p, obj))
+                        p->dirty = true;
+        }
+}
+
+/*
+ * Between full passes: look at starting containers and terminating pods,
+ * then reconcile only the pods that changed (a watch event, a container
+ * seen running or ended, a finished pull, a free start slot). True when
+ * something is still awaited, so the loop should look again soon.
+ */
+static bool quick_turn(struct orch_agent *a, bool pulled)
+{
+        bool watch = false;
+
+        a->starting = 0;
+        for (struct agent_pod *p = a->pods; p; p = p->next) {
+                if (p->gone || !p->obj)
+                        continue;
+                if (agent_pod_poll(a, p, &watch) || (pulled && agent_pod_pulling(p)))
+                        p->dirty = true;
+        }
+        for (struct agent_pod *p = a->pods; p; p = p->next) {
+                if (p->gone || !p->obj)
+                        continue;
+                if (p->dirty || (p->start_blocked && a->starting < AGENT_MAX_STARTING)) {
+                        p->dirty = false;
+                        agent_pod_reconcile(a, p, p->obj);
+                }
+                watch |= p->start_blocked;
+        }
+        return watch || a->starting > 0;
+}
+
 static void *loop_main(void *arg)
 {
         struct orch_agent *a = arg;
+        int64_t next_full = 0;
 
         load_pods(a);
         while (!atomic_load(&a->stop)) {
                 struct timespec ts;
+                json_t *events;
+                bool resync, pulled, soon;
+                int64_t wait_ms;
 
-                pass(a);
+                pthread_mutex_lock(&a->mu);
+                events = a->events;
+                a->events = json_object();
+                resync = a->resync;
+                pulled = a->pulled;
+                a->resync = a->pulled = a->dirty = false;
+                pthread_mutex_unlock(&a->mu);
+
+                apply_events(a, events);
+                json_decref(events);
+                if (resync || sw_mono_ms() >= next_full) {
+                        full_pass(a);
+                        next_full = sw_mono_ms() + PASS_MS;
+                }
+                soon = quick_turn(a, pulled);
+
+                wait_ms = next_full - sw_mono_ms();
+                if (soon && wait_ms > POLL_MS)
+                        wait_ms = POLL_MS;
+                if (wait_ms <= 0)
+                        continue;
                 clock_gettime(CLOCK_REALTIME, &ts);
-                ts.tv_nsec += (long)(a->quick_pass ? QUICK_PASS_MS : PASS_MS) * 1000000L;
+                ts.tv_nsec += (long)wait_ms * 1000000L;
                 ts.tv_sec += ts.tv_nsec / 1000000000L;
                 ts.tv_nsec %= 1000000000L;
                 pthread_mutex_lock(&a->mu);
                 while (!a->dirty && !atomic_load(&a->stop))
                         if (pthread_cond_timedwait(&a->cond, &a->mu, &ts) != 0)
                                 break;
-                a->dirty = false;
                 pthread_mutex_unlock(&a->mu);
         }
         return NULL;
 }
 
-static void wake(struct orch_agent *a)
+static void wake(struct orch_agent *a, bool resync)
 {
         pthread_mutex_lock(&a->mu);
         a->dirty = true;
+        a->resync |= resync;
         pthread_cond_signal(&a->cond);
         pthread_mutex_unlock(&a->mu);
 }
 
+/* A watch event: kept (the latest per pod) for the loop, which is woken. */
 static int on_event(void *arg, const char *type, const json_t *obj)
 {
         struct orch_agent *a = arg;
+        const char *uid = sw_json_str(json_object_get(obj, "metadata"), "uid", "");
 
-        (void)obj;
-        if (strcmp(type, "BOOKMARK") != 0)
-                wake(a);
+        if (*uid &&
+            (!strcmp(type, "ADDED") || !strcmp(type, "MODIFIED") || !strcmp(type, "DELETED"))) {
+                json_t *ev = json_pack("{s:s,s:o}", "type", type, "object", json_deep_copy(obj));
+                pthread_mutex_lock(&a->mu);
+                json_object_set_new(a->events, uid, ev);
+                a->dirty = true;
+                pthread_cond_signal(&a->cond);
+                pthread_mutex_unlock(&a->mu);
+        }
         return atomic_load(&a->stop) ? 1 : 0;
 }
 
@@ -422,8 +574,10 @@ static void *watch_main(void *arg)
                 if (rc == SW_ECONFLICT) {
                         free(rv);
                         rv = NULL;
-                        wake(a);
+                        wake(a, true);
                 } else if (rc && rc != SW_ETIMEDOUT && !atomic_load(&a->stop)) {
+                        /* Events may have been missed meanwhile: list again. */
+                        wake(a, true);
                         sw_sleep_ms(500);
                 }
         }
@@ -451,6 +605,7 @@ static void agent_free(struct orch_agent *a)
         orch_kube_free(a->wkube);
         json_decref(a->images);
         json_decref(a->image_used);
+        json_decref(a->events);
         pthread_mutex_destroy(&a->mu);
         pthread_cond_destroy(&a->cond);
         free(a->kubeconfig);
@@ -500,6 +655,7 @@ int orch_agent_start(struct orch_agent **out, const struct orch_agent_options *o
         a->runc_root = sw_xasprintf("%s/runc", a->root);
         a->images = json_object();
         a->image_used = json_object();
+        a->events = json_object();
         pthread_mutex_init(&a->mu, NULL);
         pthread_cond_init(&a->cond, NULL);
         rc = sw_mkdir_p(a->root, 0700, err);
@@ -524,7 +680,7 @@ int orch_agent_start(struct orch_agent **out, const struct orch_agent_options *o
         }
         if (pthread_create(&a->watch_thread, NULL, watch_main, a) != 0) {
                 atomic_store(&a->stop, true);
-                wake(a);
+                wake(a, false);
                 pthread_join(a->loop_thread, NULL);
                 rc = sw_err_set(err, SW_EIO, "cannot start the agent's thread");
                 goto fail;
@@ -544,7 +700,7 @@ void orch_agent_stop(struct orch_agent *a)
         if (!a)
                 return;
         atomic_store(&a->stop, true);
-        wake(a);
+        wake(a, false);
         if (a->threads_started) {
                 pthread_join(a->loop_thread, NULL);
                 pthread_join(a->watch_thread, NULL);

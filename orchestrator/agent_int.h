@@ -90,9 +90,21 @@ struct agent_pod {
         bool gone;         /* cleaned up; drop the record */
         char *status_sent; /* the last status written, to skip unchanged ones */
         char start_time[32];
-        bool seen; /* in the latest list */
+        bool seen;            /* in the latest list */
+        json_t *obj;          /* the latest API object known (list or watch), or NULL */
+        int64_t rv;           /* its resourceVersion; -1 when not a number */
+        bool dirty;           /* reconcile it at the next turn of the loop */
+        bool start_blocked;   /* a container waits for a start slot (AGENT_MAX_STARTING) */
+        int64_t created_mono; /* when this agent first knew the pod */
         struct agent_pod *next;
 };
+
+/*
+ * Containers launched and not seen running yet, at most: runc is started
+ * detached (step_rt_start), so this many runtimes overlap their start-up
+ * while the reconcile thread goes on; more would only share the cores.
+ */
+#define AGENT_MAX_STARTING 8
 
 struct orch_agent {
         struct orch_agent_options o;
@@ -105,17 +117,20 @@ struct orch_agent {
         pthread_t loop_thread, watch_thread;
         bool threads_started;
         atomic_bool stop;
-        pthread_mutex_t mu;
+        pthread_mutex_t mu; /* guards dirty, pulled, resync and events */
         pthread_cond_t cond;
-        bool dirty;
-        struct agent_pod *pods;
+        bool dirty;             /* something for the loop: wake up */
+        bool pulled;            /* a pull finished: pods waiting for one are reconciled */
+        bool resync;            /* the watch lost its place: list everything again */
+        json_t *events;         /* uid -> {"type", "object"}: the latest watch event of each pod */
+        struct agent_pod *pods; /* in the order they came (reconcile thread) */
+        int starting;           /* containers launched and not seen running yet */
         int64_t last_heartbeat_mono;
         bool lease_ok;
         json_t *images;            /* image reference -> manifest digest pulled by this agent */
         struct agent_pulls *pulls; /* image pull workers (agent_pull.c), made on first use */
         json_t *image_used;      /* image reference -> epoch ms a container last started from it */
         int64_t next_gc_mono;    /* next image garbage collection check */
-        bool quick_pass;         /* a container is starting: the next pass comes soon */
         struct MHD_Daemon *logd; /* the container log endpoint */
         struct agent_proxy *proxy;
         uint32_t pod_net; /* this node's pod CIDR, a /24 (host byte order) */
@@ -132,6 +147,15 @@ void agent_time_fmt(char *out, size_t size, int64_t epoch_ms);
 /* ---- agent_pod.c ---- */
 /* Reconcile one pod bound to this node (`obj` the API object). */
 void agent_pod_reconcile(struct orch_agent *a, struct agent_pod *p, const json_t *obj);
+/*
+ * Look at what the pod waits for, without reconciling it: a container
+ * launched and not seen running yet (counted in a->starting), or the exit
+ * of a terminating pod's containers. True when one of them happened, so
+ * the pod needs a reconcile now; *watch_out set when it still waits.
+ */
+bool agent_pod_poll(struct orch_agent *a, struct agent_pod *p, bool *watch_out);
+/* Does a container of the pod wait for an image pull? */
+bool agent_pod_pulling(const struct agent_pod *p);
 /* The pod is gone from the API server: stop everything at once and clean up. */
 void agent_pod_destroy(struct orch_agent *a, struct agent_pod *p);
 /* A record for `obj`, or for a pod dir found on disk (`obj` NULL, then uid/ns/name given). */

@@ -41,6 +41,12 @@
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define MAX_ARGS 4096
 #define HOOK_TIMEOUT_S 10
+/*
+ * How long a new pod's status waits while its containers are only being
+ * started: the first status written is then the Running and Ready one
+ * rather than a ContainerCreating one followed by it.
+ */
+#define STATUS_HOLD_MS 2000
 
 struct agent_pod *agent_pod_new(struct orch_agent *a, const char *uid, const char *ns,
                                 const char *name)
@@ -53,6 +59,8 @@ struct agent_pod *agent_pod_new(struct orch_agent *a, const char *uid, const cha
         p->dir = sw_xasprintf("%s/pods/%s", a->root, uid);
         p->netns_path = sw_xasprintf("%s/netns", p->dir);
         p->ports = json_object();
+        p->rv = -1;
+        p->created_mono = sw_mono_ms();
         /* The IP of a pod that runs since an earlier agent. */
         {
                 char *path = sw_xasprintf("%s/ip", p->dir), *text = NULL;
@@ -95,6 +103,7 @@ void agent_pod_free(struct agent_pod *p)
         free(p->dir);
         free(p->netns_path);
         free(p->status_sent);
+        json_decref(p->obj);
         free(p);
 }
 
@@ -183,6 +192,32 @@ static int read_exit(const char *path)
         return (int)v;
 }
 
+static bool is_runc(const struct orch_agent *a)
+{
+        const char *base = strrchr(a->runtime, '/') ? strrchr(a->runtime, '/') + 1 : a->runtime;
+
+        return !strcmp(base, "runc");
+}
+
+/*
+ * May the runtime hold the container `id` (created and not deleted)? runc
+ * keeps a directory per container under its --root, so its absence spares
+ * a `runc state` or `runc delete` (each a Go program's start, tens of ms);
+ * other runtimes are always asked.
+ */
+static bool runtime_may_have(const struct orch_agent *a, const char *id)
+{
+        char *dir;
+        bool has;
+
+        if (!is_runc(a))
+                return true;
+        dir = sw_xasprintf("%s/%s", a->runc_root, id);
+        has = access(dir, F_OK) == 0 || errno != ENOENT;
+        free(dir);
+        return has;
+}
+
 /*
  * Fill the container records from the spec, once. Containers already known
  * to the runtime (an agent restart) are adopted as they are.
@@ -215,7 +250,8 @@ static void init_ctrs(struct orch_agent *a, struct agent_pod *p, const json_t *o
                                 k->last_term = json_deep_copy(json_object_get(
                                         json_object_get(st, "lastState"), "terminated"));
                         exit_path = ctr_path(k, "exit");
-                        if (step_rt_state(&rs, a->runtime, a->runc_root, k->id, &ignored) == 0 &&
+                        if (runtime_may_have(a, k->id) &&
+                            step_rt_state(&rs, a->runtime, a->runc_root, k->id, &ignored) == 0 &&
                             strcmp(rs.status, "stopped") != 0) {
                                 k->running = k->ever_ran = k->mounted = true;
                                 k->post_start_done = true; /* ran when it started */
@@ -249,7 +285,7 @@ static void init_ctrs(struct orch_agent *a, struct agent_pod *p, const json_t *o
 static int write_text(const char *dir, const char *leaf, const char *text, struct sw_err *err)
 {
         char *path = sw_xasprintf("%s/%s", dir, leaf);
-        int rc = sw_write_file_atomic(path, text, strlen(text), 0644, err);
+        int rc = sw_write_file_replace(path, text, strlen(text), 0644, err);
 
         free(path);
         return rc;
@@ -452,7 +488,8 @@ static void cleanup_sandbox(struct orch_agent *a, struct agent_pod *p)
         agent_proxy_pod_remove(a->proxy, p->uid);
         for (size_t i = 0; i < p->nctrs; i++) {
                 char *rootfs = ctr_path(&p->ctrs[i], "rootfs");
-                step_rt_delete(a->runtime, a->runc_root, p->ctrs[i].id);
+                if (runtime_may_have(a, p->ctrs[i].id))
+                        step_rt_delete(a->runtime, a->runc_root, p->ctrs[i].id);
                 if (umount2(rootfs, 0) != 0)
                         umount2(rootfs, MNT_DETACH);
                 p->ctrs[i].mounted = false;
@@ -1049,7 +1086,8 @@ static int start_ctr(struct orch_agent *a, struct agent_pod *p, struct agent_ctr
         rp.cgroups_path = cgpath;
         rp.keep = true;
         rp.log_timestamps = true;
-        step_rt_delete(a->runtime, a->runc_root, c->id);
+        if (runtime_may_have(a, c->id))
+                step_rt_delete(a->runtime, a->runc_root, c->id);
         {
                 char *ended = ctr_path(c, "ended");
                 unlink(ended);
@@ -1696,13 +1734,12 @@ void agent_pod_destroy(struct orch_agent *a, struct agent_pod *p)
  */
 static int started_pid(struct orch_agent *a, const struct agent_ctr *c)
 {
-        const char *base = strrchr(a->runtime, '/') ? strrchr(a->runtime, '/') + 1 : a->runtime;
         struct sw_err ignored = SW_ERR_INIT;
         char *path, *text = NULL, *fifo;
         json_t *st = NULL;
         int pid = 0;
 
-        if (strcmp(base, "runc") != 0) {
+        if (!is_runc(a)) {
                 struct step_rt_state rs;
                 if (step_rt_state(&rs, a->runtime, a->runc_root, c->id, &ignored) == 0 &&
                     !strcmp(rs.status, "running"))
@@ -1724,14 +1761,56 @@ static int started_pid(struct orch_agent *a, const struct agent_ctr *c)
         return pid > 0 ? pid : 0;
 }
 
+/* Launched and not seen running yet (nor ended). */
+static bool ctr_starting(const struct agent_ctr *c)
+{
+        return c->running && !c->pid;
+}
+
+bool agent_pod_poll(struct orch_agent *a, struct agent_pod *p, bool *watch_out)
+{
+        bool changed = false, waiting = false;
+
+        for (size_t i = 0; i < p->nctrs; i++) {
+                struct agent_ctr *c = &p->ctrs[i];
+                char *ep;
+
+                if (!(ctr_starting(c) || (p->terminating && c->running)))
+                        continue;
+                ep = ctr_path(c, "exit");
+                if (access(ep, F_OK) == 0)
+                        changed = true;
+                else if (p->terminating)
+                        waiting = true;
+                else if ((c->pid = started_pid(a, c)) > 0)
+                        changed = true;
+                else {
+                        a->starting++;
+                        waiting = true;
+                }
+                free(ep);
+        }
+        *watch_out |= waiting;
+        return changed;
+}
+
+bool agent_pod_pulling(const struct agent_pod *p)
+{
+        for (size_t i = 0; i < p->nctrs; i++)
+                if (p->ctrs[i].pull_pending)
+                        return true;
+        return false;
+}
+
 void agent_pod_reconcile(struct orch_agent *a, struct agent_pod *p, const json_t *obj)
 {
         const json_t *meta = json_object_get(obj, "metadata");
         struct sw_err err = SW_ERR_INIT;
-        bool inits_done = true;
+        bool inits_done = true, hold = false;
 
         if (!p->ctrs)
                 init_ctrs(a, p, obj);
+        p->start_blocked = false;
         if (json_object_get(meta, "deletionTimestamp")) {
                 terminate(a, p, obj);
                 return;
@@ -1768,15 +1847,23 @@ void agent_pod_reconcile(struct orch_agent *a, struct agent_pod *p, const json_t
                         }
                         free(ep);
                 }
-                if (!c->running && !c->term && sw_mono_ms() >= c->next_start_mono)
+                if (!c->running && !c->term && sw_mono_ms() >= c->next_start_mono) {
+                        if (a->starting >= AGENT_MAX_STARTING && !c->pull_pending &&
+                            !c->waiting_reason[0]) {
+                                /* Its turn comes when a start slot frees (agent.c). */
+                                p->start_blocked = hold = true;
+                                continue;
+                        }
                         try_start(a, p, c, obj, spec);
-                else if (!c->running && !strcmp(c->waiting_reason, "ErrImagePull"))
+                        if (ctr_starting(c))
+                                a->starting++;
+                } else if (!c->running && !strcmp(c->waiting_reason, "ErrImagePull"))
                         set_waiting(c, "ImagePullBackOff", c->waiting_msg);
                 if (c->running) {
                         if (!c->pid)
                                 c->pid = started_pid(a, c);
                         if (!c->pid)
-                                a->quick_pass = true; /* look again soon, not in PASS_MS */
+                                hold = true; /* agent_pod_poll looks for its start */
                         if (c->pid && !c->post_start_done) {
                                 c->post_start_done = true;
                                 if (!run_hook(a, p, c, obj, "postStart")) {
@@ -1797,5 +1884,8 @@ void agent_pod_reconcile(struct orch_agent *a, struct agent_pod *p, const json_t
                 if (c->init && !(c->term && sw_json_int(c->term, "exitCode", -1) == 0))
                         inits_done = false;
         }
+        /* Only containers on their way up: their first status is the one once they run. */
+        if (hold && !p->status_sent && sw_mono_ms() - p->created_mono < STATUS_HOLD_MS)
+                return;
         write_status(a, p, obj);
 }

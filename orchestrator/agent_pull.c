@@ -224,6 +224,7 @@ static void *worker_main(void *arg)
                 if (q->a) {
                         pthread_mutex_lock(&q->a->mu);
                         q->a->dirty = true;
+                        q->a->pulled = true;
                         pthread_cond_signal(&q->a->cond);
                         pthread_mutex_unlock(&q->a->mu);
                 }

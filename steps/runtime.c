@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,8 @@
 #include "common/fs.h"
 #include "common/json.h"
 #include "common/mem.h"
+#include "engine/worker.h"
+#include "steps/rt_supervise.h"
 #include "steps/runtime.h"
 #include "common/banned.h"
 
@@ -331,170 +334,24 @@ out:
 
 /* ---- detached containers ---- */
 
-/* Write `v` in decimal into `buf` (async-signal-safe); returns the length. */
-static size_t fmt_int(char *buf, int v)
-{
-        char tmp[16];
-        size_t n = 0, len = 0;
-        unsigned u = v < 0 ? 0u : (unsigned)v;
-
-        do {
-                tmp[n++] = (char)('0' + u % 10);
-                u /= 10;
-        } while (u && n < sizeof(tmp));
-        while (n)
-                buf[len++] = tmp[--n];
-        buf[len++] = '\n';
-        return len;
-}
-
-/* `v` in `width` decimal digits, zero-padded (async-signal-safe). */
-static void fmt_digits(char *out, long long v, int width)
-{
-        for (int i = width - 1; i >= 0; i--) {
-                out[i] = (char)('0' + v % 10);
-                v /= 10;
-        }
-}
-
 /*
- * "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ " for now, UTC, without gmtime (not
- * async-signal-safe): days to a civil date after H. Hinnant's
- * days_from_civil inverse. Returns the length (31).
+ * posix_spawn `args` (the launcher in supervisor mode) with stdin and
+ * stderr on `nullfd` and stdout on `logfd`: the child shares the caller's
+ * memory until its exec instead of copying it, as fork would. 0 or an errno.
  */
-static size_t fmt_now(char *out)
+static int spawn_supervisor(pid_t *pid, char *const *args, int logfd, int nullfd)
 {
-        struct timespec ts;
-        long long days, secs, z, era, doe, yoe, y, doy, mp, d, m;
+        posix_spawn_file_actions_t fa;
+        int rc;
 
-        clock_gettime(CLOCK_REALTIME, &ts);
-        days = (long long)ts.tv_sec / 86400;
-        secs = (long long)ts.tv_sec % 86400;
-        z = days + 719468;
-        era = (z >= 0 ? z : z - 146096) / 146097;
-        doe = z - era * 146097;
-        yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-        y = yoe + era * 400;
-        doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        mp = (5 * doy + 2) / 153;
-        d = doy - (153 * mp + 2) / 5 + 1;
-        m = mp < 10 ? mp + 3 : mp - 9;
-        y += m <= 2;
-        fmt_digits(out, y, 4);
-        out[4] = '-';
-        fmt_digits(out + 5, m, 2);
-        out[7] = '-';
-        fmt_digits(out + 8, d, 2);
-        out[10] = 'T';
-        fmt_digits(out + 11, secs / 3600, 2);
-        out[13] = ':';
-        fmt_digits(out + 14, secs / 60 % 60, 2);
-        out[16] = ':';
-        fmt_digits(out + 17, secs % 60, 2);
-        out[19] = '.';
-        fmt_digits(out + 20, ts.tv_nsec, 9);
-        out[29] = 'Z';
-        out[30] = ' ';
-        return 31;
-}
-
-static void write_all(int fd, const char *p, size_t n)
-{
-        while (n) {
-                ssize_t w = write(fd, p, n);
-                if (w < 0 && errno == EINTR)
-                        continue;
-                if (w <= 0)
-                        return;
-                p += w;
-                n -= (size_t)w;
-        }
-}
-
-/* Copy the container's output from `in` to the log, each line stamped with its time. */
-static void copy_stamped(int in, int out)
-{
-        char buf[4096], obuf[8192], ts[32];
-        bool bol = true;
-
-        for (;;) {
-                ssize_t n = read(in, buf, sizeof(buf));
-                size_t o = 0, tl;
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        return;
-                tl = fmt_now(ts);
-                for (ssize_t i = 0; i < n; i++) {
-                        if (o + tl + 1 > sizeof(obuf)) {
-                                write_all(out, obuf, o);
-                                o = 0;
-                        }
-                        if (bol) {
-                                memcpy(obuf + o, ts, tl);
-                                o += tl;
-                                bol = false;
-                        }
-                        obuf[o++] = buf[i];
-                        bol = buf[i] == '\n';
-                }
-                write_all(out, obuf, o);
-        }
-}
-
-/*
- * The supervisor: runs in a forked child of a possibly multi-threaded
- * process, so it only calls async-signal-safe functions.
- */
-static void supervise(char *const *args, int logfd, int nullfd, bool stamp, const char *exit_tmp,
-                      const char *exit_path)
-{
-        sigset_t none;
-        pid_t pid;
-        int st, code, fd, pfd[2] = {-1, -1};
-        char buf[16];
-
-        setsid();
-        if (stamp && pipe(pfd) != 0)
-                stamp = false;
-        pid = fork();
-        if (pid == 0) {
-                sigemptyset(&none);
-                sigprocmask(SIG_SETMASK, &none, NULL);
-                dup2(nullfd, 0);
-                dup2(stamp ? pfd[1] : logfd, 1);
-                dup2(stamp ? pfd[1] : logfd, 2);
-                close_range(3, ~0U, 0);
-                execvp(args[0], args);
-                _exit(127);
-        }
-        if (stamp) {
-                /* Only the pipe and the log stay open: nothing else of the caller's. */
-                dup2(pfd[0], 0);
-                dup2(logfd, 1);
-                close_range(2, ~0U, 0);
-                if (pid > 0)
-                        copy_stamped(0, 1);
-        }
-        close_range(0, ~0U, 0);
-        if (pid < 0)
-                code = 127;
-        else {
-                while (waitpid(pid, &st, 0) < 0)
-                        if (errno != EINTR)
-                                _exit(1);
-                code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        }
-        fd = open(exit_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd >= 0) {
-                size_t n = fmt_int(buf, code);
-                if (write(fd, buf, n) == (ssize_t)n) {
-                        fsync(fd);
-                        rename(exit_tmp, exit_path);
-                }
-                close(fd);
-        }
-        _exit(0);
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_adddup2(&fa, nullfd, 0);
+        posix_spawn_file_actions_adddup2(&fa, logfd, 1);
+        posix_spawn_file_actions_adddup2(&fa, nullfd, 2);
+        posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+        rc = posix_spawn(pid, args[0], &fa, NULL, args, environ);
+        posix_spawn_file_actions_destroy(&fa);
+        return rc;
 }
 
 int step_rt_start(const struct step_rt_process *p, const char *log_path, const char *exit_path,
@@ -503,6 +360,7 @@ int step_rt_start(const struct step_rt_process *p, const char *log_path, const c
         const char *runtime = p->runtime ? p->runtime : "runc";
         const char *state = p->state_dir ? p->state_dir : "/run/slipway-runc";
         char *config = NULL, *config_path = NULL, *runc_log = NULL, *exit_tmp = NULL;
+        char *helper = eng_worker_sibling("slipway");
         json_t *spec = NULL;
         int logfd = -1, nullfd = -1, rc = 0, st;
         pid_t pid;
@@ -519,7 +377,8 @@ int step_rt_start(const struct step_rt_process *p, const char *log_path, const c
         config_path = sw_xasprintf("%s/config.json", p->bundle_dir);
         runc_log = sw_xasprintf("%s/runc.log", p->bundle_dir);
         exit_tmp = sw_xasprintf("%s.tmp", exit_path);
-        rc = sw_write_file_atomic(config_path, config, strlen(config), 0600, err);
+        /* Written anew at every start: no fsync, a crash of the machine ends the container too. */
+        rc = sw_write_file_replace(config_path, config, strlen(config), 0600, err);
         if (rc)
                 goto out;
         unlink(runc_log);
@@ -531,7 +390,12 @@ int step_rt_start(const struct step_rt_process *p, const char *log_path, const c
                 goto out;
         }
         {
-                char *args[] = {(char *)runtime,
+                char *args[] = {helper,
+                                STEP_RT_SUPERVISE_CMD,
+                                p->log_timestamps ? "stamp" : "plain",
+                                exit_tmp,
+                                (char *)exit_path,
+                                (char *)runtime,
                                 "--root",
                                 (char *)state,
                                 "--log",
@@ -544,18 +408,25 @@ int step_rt_start(const struct step_rt_process *p, const char *log_path, const c
                                 p->keep ? "--keep" : (char *)p->id,
                                 p->keep ? (char *)p->id : NULL,
                                 NULL};
-                pid = fork();
-                if (pid == 0) {
-                        /* A middle process, so the supervisor is nobody's child here. */
-                        if (fork() == 0)
-                                supervise(args, logfd, nullfd, p->log_timestamps, exit_tmp,
-                                          exit_path);
-                        _exit(0);
+                if (helper && access(helper, X_OK) == 0) {
+                        rc = spawn_supervisor(&pid, args, logfd, nullfd);
+                        if (rc)
+                                rc = sw_err_errno(err, SW_EIO, rc, "start the supervisor '%s'",
+                                                  helper);
+                } else {
+                        pid = fork();
+                        if (pid == 0) {
+                                /* A middle process, so the supervisor is nobody's child here. */
+                                if (fork() == 0)
+                                        step_rt_supervise(args + 5, logfd, nullfd,
+                                                          p->log_timestamps, exit_tmp, exit_path);
+                                _exit(0);
+                        }
+                        if (pid < 0)
+                                rc = sw_err_errno(err, SW_EIO, errno, "fork");
                 }
-        }
-        if (pid < 0) {
-                rc = sw_err_errno(err, SW_EIO, errno, "fork");
-                goto out;
+                if (rc)
+                        goto out;
         }
         while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
                 ;
@@ -568,6 +439,7 @@ out:
         free(config_path);
         free(runc_log);
         free(exit_tmp);
+        free(helper);
         json_decref(spec);
         return rc;
 }
