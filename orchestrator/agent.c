@@ -594,6 +594,7 @@ static void agent_free(struct orch_agent *a)
                 return;
         atomic_store(&a->stop, true); /* ends log followers */
         agent_pulls_free(a->pulls);   /* before a->mu goes: workers wake the loop through it */
+        agent_cleanup_free(a->cleanup);
         agent_logs_stop(a);
         agent_proxy_stop(a->proxy);
         while (a->pods) {
@@ -659,6 +660,8 @@ int orch_agent_start(struct orch_agent **out, const struct orch_agent_options *o
         pthread_mutex_init(&a->mu, NULL);
         pthread_cond_init(&a->cond, NULL);
         rc = sw_mkdir_p(a->root, 0700, err);
+        if (rc == 0)
+                rc = agent_cleanup_new(&a->cleanup, a->runtime, a->runc_root, err);
         if (rc == 0)
                 rc = agent_logs_start(a, err);
         if (rc == 0)

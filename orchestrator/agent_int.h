@@ -127,8 +127,9 @@ struct orch_agent {
         int starting;           /* containers launched and not seen running yet */
         int64_t last_heartbeat_mono;
         bool lease_ok;
-        json_t *images;            /* image reference -> manifest digest pulled by this agent */
-        struct agent_pulls *pulls; /* image pull workers (agent_pull.c), made on first use */
+        json_t *images;                /* image reference -> manifest digest pulled by this agent */
+        struct agent_pulls *pulls;     /* image pull workers (agent_pull.c), made on first use */
+        struct agent_cleanup *cleanup; /* sandbox removal workers (agent_cleanup.c) */
         json_t *image_used;      /* image reference -> epoch ms a container last started from it */
         int64_t next_gc_mono;    /* next image garbage collection check */
         struct MHD_Daemon *logd; /* the container log endpoint */
@@ -184,6 +185,29 @@ int agent_volume_prepare(char **path_out, bool *ro_out, struct orch_agent *a,
 /* Post an Event (type "Normal"/"Warning") about the pod; failures are only logged. */
 void agent_event(struct orch_agent *a, const struct agent_pod *p, const char *type,
                  const char *reason, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* ---- agent_cleanup.c ---- */
+struct agent_cleanup;
+/* Start the cleanup workers of a node whose runtime keeps its state under `runc_root`. */
+int agent_cleanup_new(struct agent_cleanup **out, const char *runtime, const char *runc_root,
+                      struct sw_err *err);
+/* Stop the workers (a running job ends first; queued ones are dropped). Accepts NULL. */
+void agent_cleanup_free(struct agent_cleanup *cl);
+/*
+ * Queue the removal of the pod's sandbox (a copy of what it needs): with
+ * `kill`, its containers still running are killed and waited for first;
+ * then runc delete, unmounts, the network namespace and the directory.
+ */
+void agent_cleanup_add(struct agent_cleanup *cl, const struct agent_pod *p, bool kill);
+/* Is `runtime` runc (by its file name)? */
+bool agent_rt_is_runc(const char *runtime);
+/*
+ * May the runtime hold container `id` (created and not deleted)? runc
+ * keeps a directory per container under its --root, whose absence spares
+ * a `runc state` or `runc delete` (each a Go program's start); other
+ * runtimes are always asked.
+ */
+bool agent_rt_may_have(const char *runtime, const char *runc_root, const char *id);
 
 /* ---- agent_image.c ---- */
 struct agent_image {

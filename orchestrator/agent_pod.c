@@ -192,32 +192,6 @@ static int read_exit(const char *path)
         return (int)v;
 }
 
-static bool is_runc(const struct orch_agent *a)
-{
-        const char *base = strrchr(a->runtime, '/') ? strrchr(a->runtime, '/') + 1 : a->runtime;
-
-        return !strcmp(base, "runc");
-}
-
-/*
- * May the runtime hold the container `id` (created and not deleted)? runc
- * keeps a directory per container under its --root, so its absence spares
- * a `runc state` or `runc delete` (each a Go program's start, tens of ms);
- * other runtimes are always asked.
- */
-static bool runtime_may_have(const struct orch_agent *a, const char *id)
-{
-        char *dir;
-        bool has;
-
-        if (!is_runc(a))
-                return true;
-        dir = sw_xasprintf("%s/%s", a->runc_root, id);
-        has = access(dir, F_OK) == 0 || errno != ENOENT;
-        free(dir);
-        return has;
-}
-
 /*
  * Fill the container records from the spec, once. Containers already known
  * to the runtime (an agent restart) are adopted as they are.
@@ -250,7 +224,7 @@ static void init_ctrs(struct orch_agent *a, struct agent_pod *p, const json_t *o
                                 k->last_term = json_deep_copy(json_object_get(
                                         json_object_get(st, "lastState"), "terminated"));
                         exit_path = ctr_path(k, "exit");
-                        if (runtime_may_have(a, k->id) &&
+                        if (agent_rt_may_have(a->runtime, a->runc_root, k->id) &&
                             step_rt_state(&rs, a->runtime, a->runc_root, k->id, &ignored) == 0 &&
                             strcmp(rs.status, "stopped") != 0) {
                                 k->running = k->ever_ran = k->mounted = true;
@@ -478,36 +452,20 @@ out:
         json_decref(patch);
 }
 
-static void cleanup_sandbox(struct orch_agent *a, struct agent_pod *p)
+/*
+ * Take the sandbox down: the forwarders and the proxy's listeners now, the
+ * rest (runc delete, unmounts, the pod directory) on the cleanup workers,
+ * which first kill the containers still running when `kill`.
+ */
+static void cleanup_sandbox(struct orch_agent *a, struct agent_pod *p, bool kill)
 {
-        struct sw_err ignored = SW_ERR_INIT;
-
         for (size_t i = 0; i < p->nfwds; i++)
                 agent_fwd_stop(p->fwds[i]);
         p->nfwds = 0;
         agent_proxy_pod_remove(a->proxy, p->uid);
-        for (size_t i = 0; i < p->nctrs; i++) {
-                char *rootfs = ctr_path(&p->ctrs[i], "rootfs");
-                if (runtime_may_have(a, p->ctrs[i].id))
-                        step_rt_delete(a->runtime, a->runc_root, p->ctrs[i].id);
-                if (umount2(rootfs, 0) != 0)
-                        umount2(rootfs, MNT_DETACH);
+        agent_cleanup_add(a->cleanup, p, kill);
+        for (size_t i = 0; i < p->nctrs; i++)
                 p->ctrs[i].mounted = false;
-                free(rootfs);
-        }
-        agent_netns_remove(p->netns_path);
-        /* Only when nothing is mounted below any more: never delete through a mount. */
-        {
-                bool busy = false;
-                for (size_t i = 0; i < p->nctrs; i++) {
-                        char *rootfs = ctr_path(&p->ctrs[i], "rootfs");
-                        if (rmdir(rootfs) != 0 && errno != ENOENT)
-                                busy = true;
-                        free(rootfs);
-                }
-                if (!busy && (access(p->netns_path, F_OK) != 0 || unlink(p->netns_path) == 0))
-                        sw_rm_rf(p->dir, &ignored);
-        }
         p->sandbox = false;
 }
 
@@ -1086,7 +1044,7 @@ static int start_ctr(struct orch_agent *a, struct agent_pod *p, struct agent_ctr
         rp.cgroups_path = cgpath;
         rp.keep = true;
         rp.log_timestamps = true;
-        if (runtime_may_have(a, c->id))
+        if (agent_rt_may_have(a->runtime, a->runc_root, c->id))
                 step_rt_delete(a->runtime, a->runc_root, c->id);
         {
                 char *ended = ctr_path(c, "ended");
@@ -1704,22 +1662,13 @@ static void terminate(struct orch_agent *a, struct agent_pod *p, const json_t *o
         }
         if (poll_exits(p))
                 return;
-        cleanup_sandbox(a, p);
+        cleanup_sandbox(a, p, false);
         confirm_deleted(a, p);
 }
 
 void agent_pod_destroy(struct orch_agent *a, struct agent_pod *p)
 {
-        struct sw_err ignored = SW_ERR_INIT;
-        int64_t until = sw_mono_ms() + 5000;
-
-        for (size_t i = 0; i < p->nctrs; i++)
-                if (p->ctrs[i].running)
-                        step_rt_kill(a->runtime, a->runc_root, p->ctrs[i].id, SIGKILL, true,
-                                     &ignored);
-        while (poll_exits(p) && sw_mono_ms() < until)
-                sw_sleep_ms(50);
-        cleanup_sandbox(a, p);
+        cleanup_sandbox(a, p, true);
         p->gone = true;
 }
 
@@ -1739,7 +1688,7 @@ static int started_pid(struct orch_agent *a, const struct agent_ctr *c)
         json_t *st = NULL;
         int pid = 0;
 
-        if (!is_runc(a)) {
+        if (!agent_rt_is_runc(a->runtime)) {
                 struct step_rt_state rs;
                 if (step_rt_state(&rs, a->runtime, a->runc_root, c->id, &ignored) == 0 &&
                     !strcmp(rs.status, "running"))
