@@ -6,15 +6,16 @@
  * The reconcile loop is level-driven. The watch hands over the latest
  * object of each pod that changed, and only those pods are reconciled
  * (a pod's reconcile starts its containers detached, so it never waits
- * for the runtime); a full pass every PASS_MS lists the pods bound to
- * this node (fieldSelector spec.nodeName) and reconciles them all, which
- * also times restart back-offs, probes and grace periods, and stops and
- * cleans up pods that left the list. While containers are starting or a
- * pod is terminating, the loop looks at them every POLL_MS (runc's state
- * file, the exit files), so a pod is reported Running and Ready as soon
- * as its process runs. On start, pod directories left by an earlier run
- * are read back, so their containers are adopted (runc state) rather
- * than restarted.
+ * for the runtime); a full pass every PASS_MS reconciles them all, which
+ * times restart back-offs, probes and grace periods, and every RESYNC_MS
+ * it first lists the pods bound to this node (fieldSelector
+ * spec.nodeName), stopping and cleaning up pods that left the list.
+ * While containers are starting or a pod is terminating, the loop looks
+ * at them every POLL_MS (runc's state file, the exit files), so a pod is
+ * reported Running and Ready as soon as its process runs. Sandboxes are
+ * taken down by cleanup workers (agent_cleanup.c). On start, pod
+ * directories left by an earlier run are read back, so their containers
+ * are adopted (runc state) rather than restarted.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -41,7 +42,8 @@
 
 #define LEASE_NS "kube-node-lease"
 #define PASS_MS 500
-#define POLL_MS 5 /* while a container is starting or a pod terminating */
+#define RESYNC_MS 10000 /* a list of the node's pods, besides the watch */
+#define POLL_MS 5       /* while a container is starting or a pod terminating */
 
 void agent_time_fmt(char *out, size_t size, int64_t epoch_ms)
 {
@@ -362,22 +364,21 @@ static void load_pods(struct orch_agent *a)
 }
 
 /*
- * The full pass: list the pods bound to this node and reconcile every one;
- * pods that left the list are stopped and cleaned up. It runs every
- * PASS_MS (restart back-offs, probes and grace periods are timed from
- * here) and whenever the watch lost its place.
+ * List the pods bound to this node: every one gets its record (with the
+ * newer object) and is marked seen. 0, or the client's error (logged).
  */
-static void full_pass(struct orch_agent *a)
+static int list_pods(struct orch_agent *a)
 {
         char *path = NULL, *sel = NULL;
         json_t *list = NULL, *item;
         struct sw_err err = SW_ERR_INIT;
         size_t i;
+        int rc;
 
-        heartbeat(a);
         sel = sw_xasprintf("spec.nodeName%%3D%s", a->node_name);
         path = sw_xasprintf("/api/v1/pods?fieldSelector=%s", sel);
-        if (orch_kube_get(&list, a->kube, path, &err) != 0) {
+        rc = orch_kube_get(&list, a->kube, path, &err);
+        if (rc) {
                 agent_log_err(a, "list pods", NULL, &err);
                 goto out;
         }
@@ -397,17 +398,39 @@ static void full_pass(struct orch_agent *a)
                 p->seen = true;
                 pod_set_obj(p, item);
         }
+out:
+        json_decref(list);
+        free(path);
+        free(sel);
+        return rc;
+}
+
+/*
+ * The full pass, every PASS_MS: reconcile every pod from its latest
+ * object (restart back-offs, probes and grace periods are timed from
+ * here). With `list` (every RESYNC_MS, at start and whenever the watch
+ * lost its place) the objects come from a fresh list first, and pods that
+ * left it are stopped and cleaned up; between lists the watch keeps the
+ * objects current, so a pass does not wait for the API server.
+ */
+static void full_pass(struct orch_agent *a, bool list)
+{
+        heartbeat(a);
+        if (list && list_pods(a) != 0)
+                list = false;
         for (struct agent_pod *p = a->pods; p; p = p->next) {
                 if (p->gone)
                         continue;
-                if (!p->seen) {
+                if (list && !p->seen) {
                         agent_pod_destroy(a, p);
                         continue;
                 }
+                if (!p->obj)
+                        continue;
                 p->dirty = false;
                 agent_pod_reconcile(a, p, p->obj);
         }
-        for (struct agent_pod **pp = &a->pods; *pp;) {
+        for (struct agent_pod **pp = &a->pods; list && *pp;) {
                 struct agent_pod *p = *pp;
                 if (p->gone && !p->seen) {
                         *pp = p->next;
@@ -416,10 +439,6 @@ static void full_pass(struct orch_agent *a)
                         pp = &p->next;
         }
         agent_gc_run(a);
-out:
-        json_decref(list);
-        free(path);
-        free(sel);
 }
 
 /*
@@ -486,7 +505,7 @@ static bool quick_turn(struct orch_agent *a, bool pulled)
 static void *loop_main(void *arg)
 {
         struct orch_agent *a = arg;
-        int64_t next_full = 0;
+        int64_t next_full = 0, next_list = 0;
 
         load_pods(a);
         while (!atomic_load(&a->stop)) {
@@ -505,8 +524,12 @@ static void *loop_main(void *arg)
 
                 apply_events(a, events);
                 json_decref(events);
-                if (resync || sw_mono_ms() >= next_full) {
-                        full_pass(a);
+                if (resync || sw_mono_ms() >= next_list) {
+                        full_pass(a, true);
+                        next_full = sw_mono_ms() + PASS_MS;
+                        next_list = sw_mono_ms() + RESYNC_MS;
+                } else if (sw_mono_ms() >= next_full) {
+                        full_pass(a, false);
                         next_full = sw_mono_ms() + PASS_MS;
                 }
                 soon = quick_turn(a, pulled);

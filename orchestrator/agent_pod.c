@@ -43,10 +43,11 @@
 #define HOOK_TIMEOUT_S 10
 /*
  * How long a new pod's status waits while its containers are only being
- * started: the first status written is then the Running and Ready one
- * rather than a ContainerCreating one followed by it.
+ * started or wait for a start slot: the first status written is then the
+ * Running and Ready one rather than a ContainerCreating one followed by
+ * it (each write is a PATCH and a watch event for every watcher).
  */
-#define STATUS_HOLD_MS 2000
+#define STATUS_HOLD_MS 10000
 
 struct agent_pod *agent_pod_new(struct orch_agent *a, const char *uid, const char *ns,
                                 const char *name)
@@ -1697,8 +1698,10 @@ static int started_pid(struct orch_agent *a, const struct agent_ctr *c)
         }
         path = sw_xasprintf("%s/%s/state.json", a->runc_root, c->id);
         fifo = sw_xasprintf("%s/%s/exec.fifo", a->runc_root, c->id);
-        if (sw_read_file(&text, NULL, path, 1 << 20, &ignored) == 0 &&
-            sw_json_parse(&st, text, strlen(text), 0, &ignored) == 0 && access(fifo, F_OK) != 0) {
+        /* Looked at every POLL_MS while starting: the file (tens of KiB) is read once it ran. */
+        if (access(path, F_OK) == 0 && access(fifo, F_OK) != 0 &&
+            sw_read_file(&text, NULL, path, 1 << 20, &ignored) == 0 &&
+            sw_json_parse(&st, text, strlen(text), 0, &ignored) == 0) {
                 pid = (int)sw_json_int(st, "init_process_pid", 0);
                 if (pid > 0 && kill(pid, 0) != 0)
                         pid = 0;
