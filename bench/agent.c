@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "common/clock.h"
+#include "common/fs.h"
 #include "common/json.h"
 #include "common/libs.h"
 #include "common/mem.h"
@@ -162,5 +163,10 @@ out:
         if (t_agent.agent_pid > 0)
                 t_agent_stop_checked();
         t_agent_env_down();
+        if (rc == 0) {
+                /* Like t_done(): a run that went well leaves nothing in /tmp. */
+                struct sw_err ignored = SW_ERR_INIT;
+                sw_rm_rf(t_tmpdir(), &ignored);
+        }
         return rc;
 }
