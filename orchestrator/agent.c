@@ -145,9 +145,33 @@ static int patch_node_status(struct orch_agent *a, struct sw_err *err)
         return rc;
 }
 
+/* The podCIDRs of the other Nodes, as an object's keys; empty when they cannot be listed. */
+static json_t *other_nodes_cidrs(struct orch_agent *a)
+{
+        json_t *list = NULL, *taken = json_object();
+        const json_t *node;
+        struct sw_err ignored = SW_ERR_INIT;
+        size_t i;
+
+        if (orch_kube_get(&list, a->kube, "/api/v1/nodes", &ignored) != 0)
+                return taken;
+        json_array_foreach(json_object_get(list, "items"), i, node)
+        {
+                const char *name = sw_json_str(json_object_get(node, "metadata"), "name", "");
+                const char *c = sw_json_str(json_object_get(node, "spec"), "podCIDR", "");
+                if (*c && strcmp(name, a->node_name) != 0)
+                        json_object_set_new(taken, c, json_true());
+        }
+        json_decref(list);
+        return taken;
+}
+
 /*
- * This node's /24 of SLIPWAY_POD_CIDR, picked by a hash of its name; a
- * Node that exists already keeps the podCIDR it has (see register_node).
+ * This node's /24 of SLIPWAY_POD_CIDR, picked by a hash of its name, or
+ * the next one when another Node holds that (two names may hash alike);
+ * a Node that exists already keeps the podCIDR it has (see
+ * register_node). Two nodes registering at the same moment may still
+ * pick the same /24.
  */
 static int node_cidr(struct orch_agent *a, char *cidr, size_t size, struct sw_err *err)
 {
@@ -165,7 +189,22 @@ static int node_cidr(struct orch_agent *a, char *cidr, size_t size, struct sw_er
                                   range);
         for (const char *s = a->node_name; *s; s++)
                 h = h * 33 + (unsigned char)*s;
-        a->pod_net = net + ((h % (1u << (24 - prefix))) << 8);
+        {
+                /* The hash's /24, or the next one no other Node holds. */
+                uint32_t n = 1u << (24 - prefix), pick = h % n;
+                json_t *taken = other_nodes_cidrs(a);
+                for (uint32_t k = 0; k < n; k++) {
+                        char cand[32];
+                        agent_ip_fmt(cand, net + (((h + k) % n) << 8));
+                        snprintf(cand + strlen(cand), sizeof(cand) - strlen(cand), "/24");
+                        if (!json_object_get(taken, cand)) {
+                                pick = (h + k) % n;
+                                break;
+                        }
+                }
+                json_decref(taken);
+                a->pod_net = net + (pick << 8);
+        }
         agent_ip_fmt(cidr, a->pod_net);
         snprintf(cidr + strlen(cidr), size - strlen(cidr), "/24");
         return 0;

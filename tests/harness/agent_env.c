@@ -118,19 +118,24 @@ out:
 
 pid_t t_agent_start_agent(void)
 {
+        return t_agent_start_node(T_AGENT_NODE, t_agent.agent_log);
+}
+
+pid_t t_agent_start_node(const char *name, const char *log_path)
+{
         char *env_data = sw_xasprintf("SLIPWAY_DATA=%s", t_agent.data_dir);
         char *env_reg = sw_xasprintf("SLIPWAY_REGISTRY=%s", t_agent.reg->host);
         /* Pod IPs of its own too, for the same reason (see t_agent_env_up). */
         char *env_pods = sw_xasprintf("SLIPWAY_POD_CIDR=127.%d.0.0/16", 180 + (int)(getpid() % 70));
         const char *env[13] = {env_data, env_reg, env_pods, "SLIPWAY_LOG_LEVEL=info", NULL};
         char *argv[] = {(char *)t_slipway(),     "node",   "--kubeconfig",
-                        t_agent.orch.kubeconfig, "--name", T_AGENT_NODE,
+                        t_agent.orch.kubeconfig, "--name", (char *)name,
                         "--backoff-ms",          "500",    NULL};
         pid_t pid;
 
         for (size_t i = 0, n = 4; i < 8 && t_agent.extra_env[i]; i++)
                 env[n++] = t_agent.extra_env[i];
-        pid = t_spawn_extra(argv, env, t_agent.agent_log);
+        pid = t_spawn_extra(argv, env, log_path);
 
         free(env_pods);
         free(env_data);

@@ -49,6 +49,8 @@ void t_agent_env_down(void);
 bool t_agent_make_image(void);
 /* Start `slipway node` (backoff 500 ms) with its log in t_agent.agent_log; its PID. */
 pid_t t_agent_start_agent(void);
+/* The same for another node `name`, its log in `log_path`. */
+pid_t t_agent_start_node(const char *name, const char *log_path);
 /* GETs through the API client: a new reference or NULL. */
 json_t *t_agent_get(const char *path);
 json_t *t_agent_get_pod(const char *name);

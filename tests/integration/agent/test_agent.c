@@ -317,6 +317,53 @@ static void test_delete_stops_with_sigterm(void)
         CHECK(t_agent_wait_gone("web", 20000));
 }
 
+/*
+ * Node names hash to a /24 of SLIPWAY_POD_CIDR; one that another Node
+ * holds is passed over. With every /24 of the /16 but one held by node-a
+ * and decoy Nodes, a new node must take that one.
+ */
+static void test_pod_cidr_collision(void)
+{
+        json_t *node = t_agent_get("/api/v1/nodes/" T_AGENT_NODE);
+        const char *mine = sw_json_str(json_object_get(node, "spec"), "podCIDR", "");
+        char *log = sw_xasprintf("%s/node-b.log", t_tmpdir()), want[32];
+        unsigned b1 = 0, b2 = 0, free3;
+        int64_t until;
+        pid_t pid;
+
+        CHECK(sscanf(mine, "127.%u.%u.0/24", &b1, &b2) == 2);
+        free3 = (b2 + 128) % 256;
+        for (unsigned k = 0; k < 256; k++) {
+                char *body;
+                if (k == b2 || k == free3)
+                        continue;
+                body = sw_xasprintf(
+                        "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{"
+                        "\"name\":\"decoy-%u\"},\"spec\":{\"podCIDR\":\"127.%u.%u.0/24\"}}",
+                        k, b1, k);
+                CHECK(t_agent_create_obj("/api/v1/nodes", body));
+                free(body);
+        }
+        snprintf(want, sizeof(want), "127.%u.%u.0/24", b1, free3);
+        pid = t_agent_start_node("node-b", log);
+        CHECK(pid > 0);
+        until = sw_mono_ms() + 20000;
+        for (;;) {
+                json_t *b = t_agent_get("/api/v1/nodes/node-b");
+                const char *got = sw_json_str(json_object_get(b, "spec"), "podCIDR", "");
+                if (*got || sw_mono_ms() > until) {
+                        CHECK_STR(got, want);
+                        json_decref(b);
+                        break;
+                }
+                json_decref(b);
+                sw_sleep_ms(200);
+        }
+        t_stop(pid);
+        json_decref(node);
+        free(log);
+}
+
 int main(void)
 {
         if (geteuid() != 0) {
@@ -333,6 +380,7 @@ int main(void)
                 T_RUN(test_failing_readiness_probe);
                 T_RUN(test_agent_restart_adopts);
                 T_RUN(test_delete_stops_with_sigterm);
+                T_RUN(test_pod_cidr_collision);
         } else {
                 CHECK(!"setup failed");
         }
