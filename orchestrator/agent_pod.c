@@ -1667,8 +1667,45 @@ static void terminate(struct orch_agent *a, struct agent_pod *p, const json_t *o
         confirm_deleted(a, p);
 }
 
+/*
+ * A pod found on disk at start-up and gone from the API server has no
+ * container records (they come from the spec): make them from its
+ * pod.json (container names, numbered in order), so that its containers
+ * are killed and deleted and their rootfs unmounted before the directory
+ * goes.
+ */
+static void ctrs_from_disk(struct orch_agent *a, struct agent_pod *p)
+{
+        char *path = sw_xasprintf("%s/pod.json", p->dir), *text = NULL;
+        struct sw_err ignored = SW_ERR_INIT;
+        json_t *rec = NULL;
+        const json_t *name;
+        size_t i;
+
+        if (sw_read_file(&text, NULL, path, 65536, &ignored) == 0 &&
+            sw_json_parse(&rec, text, strlen(text), 0, &ignored) == 0) {
+                const json_t *names = json_object_get(rec, "containers");
+                p->ctrs = sw_xcalloc(json_array_size(names) + 1, sizeof(*p->ctrs));
+                json_array_foreach(names, i, name)
+                {
+                        struct agent_ctr *k = &p->ctrs[p->nctrs];
+                        k->name = sw_xstrdup(json_is_string(name) ? json_string_value(name) : "");
+                        k->image = sw_xstrdup("");
+                        snprintf(k->id, sizeof(k->id), "%s-%zu", p->uid, p->nctrs);
+                        k->dir = sw_xasprintf("%s/c%zu", p->dir, p->nctrs);
+                        k->running = agent_rt_may_have(a->runtime, a->runc_root, k->id);
+                        p->nctrs++;
+                }
+        }
+        json_decref(rec);
+        free(text);
+        free(path);
+}
+
 void agent_pod_destroy(struct orch_agent *a, struct agent_pod *p)
 {
+        if (!p->ctrs)
+                ctrs_from_disk(a, p);
         cleanup_sandbox(a, p, true);
         p->gone = true;
 }

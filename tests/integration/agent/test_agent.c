@@ -19,6 +19,7 @@
 
 #include "common/base64.h"
 #include "common/clock.h"
+#include "common/fs.h"
 #include "common/json.h"
 #include "common/libs.h"
 #include "common/mem.h"
@@ -292,6 +293,61 @@ static void test_agent_restart_adopts(void)
         json_decref(after);
 }
 
+/* Is `pid` a live process (not gone, not a zombie)? */
+static bool pid_alive(int pid)
+{
+        char path[64], *text = NULL, *paren;
+        struct sw_err ignored = SW_ERR_INIT;
+        bool alive = false;
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+        if (sw_read_file(&text, NULL, path, 4096, &ignored) == 0 && (paren = strrchr(text, ')')))
+                alive = paren[1] == ' ' && paren[2] != 'Z' && paren[2] != 'X';
+        free(text);
+        return alive;
+}
+
+/*
+ * A pod deleted while its agent was down: the next agent finds its
+ * directory, sees it gone from the API server, kills its container and
+ * removes the directory (its container records come from pod.json).
+ */
+static void test_deleted_while_agent_down(void)
+{
+        char *spec = sw_xasprintf(
+                "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"orphan\"},"
+                "\"spec\":{\"terminationGracePeriodSeconds\":0,\"containers\":[{\"name\":\"c\","
+                "\"image\":\"%s\",\"command\":[\"sleep\",\"3600\"]}]}}",
+                t_agent.image);
+        json_t *pod;
+        char *dir = NULL;
+        int pid = -1;
+        int64_t until;
+
+        CHECK(t_agent_create_pod(spec));
+        free(spec);
+        pod = t_agent_wait_pod("orphan", t_agent_running_ready, 30000);
+        CHECK(pod != NULL);
+        if (pod) {
+                pid = t_agent_ctr_pid(pod);
+                dir = sw_xasprintf("%s/node/%s/pods/%s", t_agent.data_dir, T_AGENT_NODE,
+                                   sw_json_str(json_object_get(pod, "metadata"), "uid", "none"));
+        }
+        CHECK(pid > 0 && pid_alive(pid));
+        t_kill(t_agent.agent_pid);
+        t_agent_delete_pod("orphan");
+        CHECK(t_agent_wait_gone("orphan", 10000));
+        t_agent.agent_pid = t_agent_start_agent();
+        until = sw_mono_ms() + 20000;
+        while (pid > 0 && (pid_alive(pid) || (dir && access(dir, F_OK) == 0)) &&
+               sw_mono_ms() < until)
+                sw_sleep_ms(100);
+        CHECK(pid > 0 && !pid_alive(pid));
+        CHECK(dir && access(dir, F_OK) != 0);
+        json_decref(pod);
+        free(dir);
+}
+
 static void test_delete_stops_with_sigterm(void)
 {
         char *spec = sw_xasprintf(
@@ -379,6 +435,7 @@ int main(void)
                 T_RUN(test_missing_image_pull_backoff);
                 T_RUN(test_failing_readiness_probe);
                 T_RUN(test_agent_restart_adopts);
+                T_RUN(test_deleted_while_agent_down);
                 T_RUN(test_delete_stops_with_sigterm);
                 T_RUN(test_pod_cidr_collision);
         } else {
