@@ -4,15 +4,18 @@
  * containers and status), agent_image.c (content store), agent_pull.c
  * (pull workers), agent_gc.c (image garbage collection), agent_logs.c
  * (log endpoint and rotation), agent_net.c (pod network namespaces, port
- * forwarders, the splice relay), agent_volume.c (volumes and Events) and
- * agent_proxy.c (the service proxy and the pods' /etc/hosts).
+ * forwarders, the splice relay), agent_volume.c (volumes and Events),
+ * agent_cleanup.c (sandbox removal workers) and agent_proxy.c (the
+ * service proxy and the pods' /etc/hosts).
  *
  * Threads: the pod table and every struct agent_pod belong to the
- * reconcile thread alone; forwarders run threads of their own that touch
- * only their struct agent_fwd; pull workers share only struct agent_pulls
- * (its own mutex) and wake the loop through orch_agent.mu; the service
- * proxy runs its own threads and locks (see agent_proxy.c), called from
- * the reconcile thread.
+ * reconcile thread alone; the watch thread hands events over in
+ * orch_agent.events under orch_agent.mu; forwarders run threads of their
+ * own that touch only their struct agent_fwd; pull workers share only
+ * struct agent_pulls (its own mutex) and wake the loop through
+ * orch_agent.mu; cleanup workers get self-contained jobs (their own
+ * mutex); the service proxy runs its own threads and locks (see
+ * agent_proxy.c), called from the reconcile thread.
  */
 #ifndef SW_ORCH_AGENT_INT_H
 #define SW_ORCH_AGENT_INT_H
