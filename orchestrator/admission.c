@@ -409,6 +409,21 @@ int orch_admission_check(struct orch_store *s, const char *resource, json_t *obj
         return check_quotas(s, resource, obj, ns, sw_json_str(meta, "name", ""), err);
 }
 
+bool orch_quota_any(struct orch_store *s, const char *ns)
+{
+        struct sw_err err = SW_ERR_INIT;
+        json_t *quotas = NULL;
+        bool any;
+
+        if (!ns || !*ns)
+                return false;
+        if (list_ns(&quotas, s, "resourcequotas", ns, &err) != 0)
+                return true;
+        any = json_array_size(quotas) > 0;
+        json_decref(quotas);
+        return any;
+}
+
 int orch_quota_refresh(struct orch_store *s, const char *ns, struct sw_err *err)
 {
         json_t *quotas = NULL, *qo, *v;

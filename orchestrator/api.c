@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <sys/socket.h>
 
@@ -32,6 +33,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "orchestrator/orch_int.h"
+#include "orchestrator/client/kube.h"
 #include "orchestrator/orchestrator.h"
 #include "common/banned.h"
 
@@ -65,7 +67,23 @@ struct req {
         const char *sub;  /* NULL, "status", "scale", "binding" */
         const char *body;
         size_t body_len;
-        char *warning; /* Warning header to add, or NULL */
+        char *warning;            /* Warning header to add, or NULL */
+        struct local_call *local; /* a call from this process, or NULL */
+};
+
+/*
+ * A request from this process (orch_api_local): the query is decoded into
+ * `args`, the body is a JSON value, and the reply is kept as one.
+ */
+struct local_call {
+        json_t *args; /* query argument -> value */
+        const char *content_type;
+        const json_t *body; /* NULL: none */
+        long status;
+        json_t *out;
+        /* A watch streams its events to `fn` instead. */
+        int (*fn)(void *arg, const char *type, const json_t *obj);
+        void *fn_arg;
 };
 
 /* Per-connection state while the body arrives. */
@@ -76,18 +94,32 @@ struct conn_ctx {
 
 /* ---- responses ------------------------------------------------------------ */
 
-static enum MHD_Result send_text(struct MHD_Connection *c, unsigned code, const char *ctype,
-                                 char *text, const char *warning)
+/* The reply of a call from this process: `v` (stolen) as it is. */
+static enum MHD_Result send_local(struct req *q, unsigned code, json_t *v)
 {
-        struct MHD_Response *r =
-                MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+        json_decref(q->local->out);
+        q->local->out = v;
+        q->local->status = (long)code;
+        return MHD_YES;
+}
+
+/* Send `text` (stolen). */
+static enum MHD_Result send_text(struct req *q, unsigned code, const char *ctype, char *text)
+{
+        struct MHD_Response *r;
         enum MHD_Result ret;
 
+        if (q->local) {
+                json_t *v = json_string(text);
+                free(text);
+                return send_local(q, code, v);
+        }
+        r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
         MHD_add_response_header(r, "Content-Type", ctype);
         MHD_add_response_header(r, "Cache-Control", "no-cache, private");
-        if (warning)
-                MHD_add_response_header(r, "Warning", warning);
-        ret = MHD_queue_response(c, code, r);
+        if (q->warning)
+                MHD_add_response_header(r, "Warning", q->warning);
+        ret = MHD_queue_response(q->conn, code, r);
         MHD_destroy_response(r);
         return ret;
 }
@@ -95,10 +127,13 @@ static enum MHD_Result send_text(struct MHD_Connection *c, unsigned code, const 
 /* Send `v` (stolen) as JSON. */
 static enum MHD_Result send_json(struct req *q, unsigned code, json_t *v)
 {
-        char *text = sw_json_dump(v);
+        char *text;
 
+        if (q->local)
+                return send_local(q, code, v);
+        text = sw_json_dump(v);
         json_decref(v);
-        return send_text(q->conn, code, "application/json", text, q->warning);
+        return send_text(q, code, "application/json", text);
 }
 
 static const char *reason_for(unsigned code)
@@ -213,12 +248,29 @@ static enum MHD_Result send_invalid(struct req *q, const char *name, const struc
 
 static const char *arg(struct req *q, const char *key)
 {
+        if (q->local)
+                return sw_json_str(q->local->args, key, NULL);
         return MHD_lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
 static const char *header(struct req *q, const char *key)
 {
+        if (q->local) {
+                if (strcasecmp(key, "Content-Type") == 0)
+                        return q->local->content_type;
+                if (strcasecmp(key, "User-Agent") == 0)
+                        return "slipway/0.1";
+                if (strcasecmp(key, "Accept") == 0)
+                        return "application/json";
+                return NULL;
+        }
         return MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, key);
+}
+
+/* Whether the request has a body. */
+static bool has_body(const struct req *q)
+{
+        return q->local ? q->local->body != NULL : q->body_len > 0;
 }
 
 static bool arg_true(struct req *q, const char *key)
@@ -282,8 +334,13 @@ static int parse_body(json_t **out, struct req *q, struct sw_err *err)
         json_error_t jerr;
         json_t *v;
 
-        if (q->body_len == 0)
+        if (!has_body(q))
                 return sw_err_set(err, SW_EINVAL, "the request body is empty");
+        if (q->local) {
+                /* The handlers change what they parsed: they get their own copy. */
+                *out = json_deep_copy(q->local->body);
+                return 0;
+        }
         if (header(q, "Content-Type") && strstr(header(q, "Content-Type"), "protobuf"))
                 return orch_proto_decode(out, q->body, q->body_len, q->kind->kind, err);
         if (header(q, "Content-Type") && strstr(header(q, "Content-Type"), "yaml")) {
@@ -567,6 +624,28 @@ static void after_write(struct req *q, const char *ns)
         if (orch_quota_refresh(q->api->store, ns, &err) != 0)
                 sw_log(SW_LOG_WARN, "orch_api", "quota status not refreshed", "{s:s,s:s}", "ns", ns,
                        "error", err.msg);
+}
+
+/*
+ * Admission that reads other objects before a write -- ClusterIP and
+ * NodePort allocation, ResourceQuota usage -- must also see the writes
+ * just before it: such writes hold alloc_mu through admission and the
+ * store write. All others (every pod in a namespace without a quota) run
+ * in parallel. Returns whether the lock was taken.
+ */
+static bool write_lock(struct req *q)
+{
+        if (strcmp(q->kind->resource, "services") != 0 &&
+            !(q->kind->namespaced && orch_quota_any(q->api->store, q->ns)))
+                return false;
+        pthread_mutex_lock(&q->api->alloc_mu);
+        return true;
+}
+
+static void write_unlock(struct req *q, bool locked)
+{
+        if (locked)
+                pthread_mutex_unlock(&q->api->alloc_mu);
 }
 
 /* ---- garbage collection of dependents ------------------------------------ */
@@ -981,7 +1060,7 @@ static enum MHD_Result handle_create(struct req *q)
         json_t *obj = NULL, *meta, *out = NULL;
         const char *body_ns;
         char mgr[160], av[128];
-        bool invalid;
+        bool invalid, locked;
         int rc;
 
         if ((rc = parse_body(&obj, q, &err)) != 0)
@@ -1036,10 +1115,10 @@ static enum MHD_Result handle_create(struct req *q)
         if (clears_status_on_create(q->kind))
                 json_object_del(obj, "status");
         json_object_del(meta, "managedFields");
-        pthread_mutex_lock(&q->api->alloc_mu);
+        locked = write_lock(q);
         rc = admit(q, obj, NULL, &invalid, &err);
         if (rc) {
-                pthread_mutex_unlock(&q->api->alloc_mu);
+                write_unlock(q, locked);
                 if (invalid) {
                         enum MHD_Result ret = send_invalid(q, sw_json_str(meta, "name", ""), &err);
                         json_decref(obj);
@@ -1051,12 +1130,12 @@ static enum MHD_Result handle_create(struct req *q)
         field_manager(q, mgr, sizeof(mgr));
         orch_ssa_record_update(obj, NULL, mgr, NULL, q->kind->smp, av);
         if (dry_run(q)) {
-                pthread_mutex_unlock(&q->api->alloc_mu);
+                write_unlock(q, locked);
                 return send_json(q, 201, obj);
         }
         rc = orch_store_create(&out, q->api->store, q->kind->store, obj, store_flags(q->kind),
                                &err);
-        pthread_mutex_unlock(&q->api->alloc_mu);
+        write_unlock(q, locked);
         if (rc == SW_EEXIST) {
                 char msg[SW_ERR_MSG_MAX];
                 snprintf(msg, sizeof(msg), "%s \"%s\" already exists", qualified(q->kind),
@@ -1084,6 +1163,7 @@ static int write_object(json_t **out, bool *invalid, struct req *q, json_t *obj,
         const json_t *old_meta = json_object_get(old, "metadata");
         json_t *meta = meta_of(obj);
         char av[128];
+        bool locked = false;
         int rc;
 
         *invalid = false;
@@ -1123,7 +1203,7 @@ static int write_object(json_t **out, bool *invalid, struct req *q, json_t *obj,
             !*sw_json_str(meta, "resourceVersion", ""))
                 json_object_set(meta, "resourceVersion",
                                 json_object_get(old_meta, "resourceVersion"));
-        pthread_mutex_lock(&q->api->alloc_mu);
+        locked = write_lock(q);
         rc = admit(q, obj, old, invalid, err);
         if (rc)
                 goto out;
@@ -1136,7 +1216,7 @@ static int write_object(json_t **out, bool *invalid, struct req *q, json_t *obj,
         rc = orch_store_update(out, NULL, q->api->store, q->kind->store, obj, store_flags(q->kind),
                                err);
 out:
-        pthread_mutex_unlock(&q->api->alloc_mu);
+        write_unlock(q, locked);
         if (rc == 0 && !dry_run(q))
                 after_write(q, q->ns);
         return rc;
@@ -1255,14 +1335,14 @@ static enum MHD_Result handle_patch(struct req *q)
                                 break;
                         if (clears_status_on_create(q->kind))
                                 json_object_del(obj, "status");
-                        pthread_mutex_lock(&q->api->alloc_mu);
+                        bool locked = write_lock(q);
                         rc = admit(q, obj, NULL, &invalid, &err);
                         if (rc == 0 && dry_run(q))
                                 out = json_incref(obj);
                         else if (rc == 0)
                                 rc = orch_store_create(&out, q->api->store, q->kind->store, obj,
                                                        store_flags(q->kind), &err);
-                        pthread_mutex_unlock(&q->api->alloc_mu);
+                        write_unlock(q, locked);
                         if (rc == SW_EEXIST)
                                 continue; /* raced with a create: apply to it */
                         created = rc == 0;
@@ -1487,7 +1567,7 @@ static enum MHD_Result handle_delete(struct req *q)
         bool gone = false;
         int rc;
 
-        if (q->body_len && (rc = parse_body(&opts, q, &err)) != 0)
+        if (has_body(q) && (rc = parse_body(&opts, q, &err)) != 0)
                 return send_status(q, 400, "BadRequest", err.msg);
         if (dry_run(q)) {
                 json_decref(opts);
@@ -1528,7 +1608,7 @@ static enum MHD_Result handle_deletecollection(struct req *q)
         int rc;
         char av[128], kind[160];
 
-        if (q->body_len && (rc = parse_body(&opts, q, &err)) != 0) {
+        if (has_body(q) && (rc = parse_body(&opts, q, &err)) != 0) {
                 json_decref(deleted);
                 return send_status(q, 400, "BadRequest", err.msg);
         }
@@ -1594,7 +1674,8 @@ struct watch {
         bool table, columns_sent, bookmarks, done;
         bool selective; /* label or field selector given */
         struct sw_buf pending;
-        json_t *initial; /* synthetic ADDED events still to send */
+        json_t *initial;          /* synthetic ADDED events still to send */
+        struct local_call *local; /* events go to local->fn instead of `pending` */
 };
 
 static void watch_free(void *cls)
@@ -1615,6 +1696,12 @@ static void watch_emit(struct watch *w, const char *type, json_t *obj)
         json_t *ev;
         char *line;
 
+        if (w->local) {
+                if (w->local->fn(w->local->fn_arg, type, obj) != 0)
+                        w->done = true;
+                w->last_sent_ms = sw_mono_ms();
+                return;
+        }
         if (w->table && strcmp(type, "BOOKMARK") != 0 && strcmp(type, "ERROR") != 0) {
                 json_t *items = json_pack("[O]", obj);
                 char rv[32];
@@ -1671,7 +1758,14 @@ static void watch_poll(struct watch *w)
                 w->rev = evs[i].rev;
                 if (w->f.ns && strcmp(evs[i].ns, w->f.ns) != 0)
                         continue;
-                if (plain) {
+                if (plain && w->local) {
+                        json_t *obj = json_loads(evs[i].body, 0, NULL);
+                        if (obj)
+                                watch_emit(w, evs[i].type, obj);
+                        json_decref(obj);
+                        if (w->done)
+                                break;
+                } else if (plain) {
                         /* No selector and no Table: the stored text goes out as it is. */
                         sw_buf_printf(&w->pending, NULL,
                                       "{\"type\":\"%s\",\"object\":", evs[i].type);
@@ -1746,6 +1840,38 @@ static ssize_t watch_read(void *cls, uint64_t pos, char *buf, size_t max)
         }
 }
 
+/* A watch from this process: its events go to the caller's function, on its thread. */
+static enum MHD_Result local_watch_run(struct watch *w)
+{
+        while (!w->done && !atomic_load(&w->api->stopping)) {
+                int64_t left;
+                if (json_array_size(w->initial)) {
+                        json_t *o;
+                        size_t i;
+                        json_array_foreach(w->initial, i, o)
+                        {
+                                watch_emit(w, "ADDED", o);
+                                if (w->done)
+                                        break;
+                        }
+                        json_array_clear(w->initial);
+                        continue;
+                }
+                watch_poll(w);
+                left = w->deadline_ms - sw_mono_ms();
+                if (w->done || left <= 0)
+                        break;
+                if (w->bookmarks && sw_mono_ms() - w->last_sent_ms >= API_BOOKMARK_MS) {
+                        watch_bookmark(w);
+                        continue;
+                }
+                orch_store_wait(w->api->store, w->rev, left < 500 ? left : 500);
+        }
+        w->local->status = 200;
+        watch_free(w);
+        return MHD_YES;
+}
+
 static enum MHD_Result handle_watch(struct req *q, struct filter *f)
 {
         struct watch *w = sw_xcalloc(1, sizeof(*w));
@@ -1805,6 +1931,10 @@ static enum MHD_Result handle_watch(struct req *q, struct filter *f)
                         watch_free(w);
                         return send_status(q, 400, "BadRequest", "invalid resourceVersion");
                 }
+        }
+        if (q->local) {
+                w->local = q->local;
+                return local_watch_run(w);
         }
         /* Watch requests carry the connection's Accept; the stream is chunked JSON lines. */
         r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, watch_read, w,
@@ -1913,6 +2043,8 @@ static enum MHD_Result handle_pod_log(struct req *q)
 
         if (strcmp(q->method, "GET") != 0)
                 return method_not_allowed(q);
+        if (q->local)
+                return send_status(q, 400, "BadRequest", "pods/log is served over HTTP only");
         if (orch_store_get(&pod, q->api->store, "pods", ns_key(q), q->name, &err) != 0) {
                 ret = send_error(q, err.code, &err);
                 goto out;
@@ -2078,7 +2210,7 @@ static enum MHD_Result route(struct req *q, const char *url)
         }
         if (n == 1 && (strcmp(segs[0], "healthz") == 0 || strcmp(segs[0], "livez") == 0 ||
                        strcmp(segs[0], "readyz") == 0)) {
-                ret = send_text(q->conn, 200, "text/plain", sw_xstrdup("ok"), NULL);
+                ret = send_text(q, 200, "text/plain", sw_xstrdup("ok"));
                 goto out;
         }
         if (n >= 1 && strcmp(segs[0], "api") == 0) {
@@ -2218,6 +2350,110 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         sw_buf_release(&ctx->body);
         free(ctx);
         *con_cls = NULL;
+}
+
+/* ---- calls from this process ---------------------------------------------- */
+
+static int hex_digit(char c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+/* "a=1&b=x%3Dy" -> {"a":"1","b":"x=y"}, as libmicrohttpd decodes a query. */
+static json_t *query_args(const char *query)
+{
+        json_t *args = json_object();
+        char *copy = sw_xstrdup(query ? query : ""), *p = copy;
+
+        while (*p) {
+                char *amp = strchr(p, '&'), *eq, *r, *w;
+                if (amp)
+                        *amp = '\0';
+                eq = strchr(p, '=');
+                if (eq)
+                        *eq++ = '\0';
+                for (r = w = eq ? eq : p + strlen(p); *r; r++) {
+                        if (*r == '%' && hex_digit(r[1]) >= 0 && hex_digit(r[2]) >= 0) {
+                                *w++ = (char)(hex_digit(r[1]) * 16 + hex_digit(r[2]));
+                                r += 2;
+                        } else {
+                                *w++ = *r;
+                        }
+                }
+                *w = '\0';
+                if (*p)
+                        json_object_set_new(args, p, json_string(eq ? eq : ""));
+                if (!amp)
+                        break;
+                p = amp + 1;
+        }
+        free(copy);
+        return args;
+}
+
+/* Route one call from this process; the caller has filled `call`. */
+static int local_call(struct orch_api *api, struct local_call *call, long *status, json_t **out,
+                      const char *method, const char *path, struct sw_err *err)
+{
+        const char *qm = strchr(path, '?');
+        char *url = qm ? sw_xstrndup(path, (size_t)(qm - path)) : sw_xstrdup(path);
+        struct req q;
+
+        memset(&q, 0, sizeof(q));
+        q.api = api;
+        q.method = method;
+        q.local = call;
+        call->args = query_args(qm ? qm + 1 : NULL);
+        route(&q, url);
+        free(q.warning);
+        json_decref(call->args);
+        free(url);
+        *status = call->status;
+        *out = call->out;
+        if (call->status == 0) {
+                json_decref(call->out);
+                *out = NULL;
+                return sw_err_set(err, SW_EINTERNAL, "%s %s: no reply", method, path);
+        }
+        return 0;
+}
+
+static int local_request(void *ctx, long *status, json_t **out, const char *method,
+                         const char *path, const char *content_type, const json_t *body,
+                         struct sw_err *err)
+{
+        struct local_call call;
+
+        memset(&call, 0, sizeof(call));
+        call.content_type = content_type ? content_type : "application/json";
+        call.body = body;
+        return local_call(ctx, &call, status, out, method, path, err);
+}
+
+static int local_watch(void *ctx, long *status, json_t **out, const char *path,
+                       int (*fn)(void *arg, const char *type, const json_t *obj), void *arg,
+                       struct sw_err *err)
+{
+        struct local_call call;
+
+        memset(&call, 0, sizeof(call));
+        call.content_type = "application/json";
+        call.fn = fn;
+        call.fn_arg = arg;
+        return local_call(ctx, &call, status, out, "GET", path, err);
+}
+
+void orch_api_local(struct orch_kube_local *out, struct orch_api *api)
+{
+        out->request = local_request;
+        out->watch = local_watch;
+        out->ctx = api;
 }
 
 /* The namespaces every cluster has. */

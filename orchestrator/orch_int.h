@@ -321,6 +321,8 @@ int orch_object_strict(json_t *obj, const struct orch_kind *k, bool prune, struc
  */
 int orch_admission_check(struct orch_store *s, const char *resource, json_t *obj, const json_t *old,
                          int64_t toleration_s, struct sw_err *err);
+/* Whether `ns` has a ResourceQuota (true also when that cannot be read). */
+bool orch_quota_any(struct orch_store *s, const char *ns);
 /* Recompute status.hard/used of every ResourceQuota in `ns` (no-op without quotas). */
 int orch_quota_refresh(struct orch_store *s, const char *ns, struct sw_err *err);
 

@@ -8,8 +8,10 @@
  * watcher that asks for an older revision is told so (410 Gone upstream).
  *
  * The store owns one SQLite connection guarded by one mutex; writes run in
- * IMMEDIATE transactions so that other processes opening the same file stay
- * consistent. The in-memory ring of recent events has its own reader-writer
+ * IMMEDIATE transactions. The file is locked (flock) for this process, the
+ * store's only writer. Checkpoints run on a second connection in their own
+ * thread, so that copying the WAL into the database and syncing both never
+ * holds the mutex every request needs. The in-memory ring of recent events has its own reader-writer
  * lock (lock order: mu, then ring_mu), so that many watchers copy events out
  * at the same time without queueing on the connection's mutex.
  *
@@ -29,6 +31,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -78,6 +82,14 @@ struct orch_store {
         size_t ring_count;
         /* WAL pages not yet checkpointed (store_wal_hook), guarded by mu. */
         int wal_pages;
+        /* The checkpointer: its connection and thread, woken through ckpt_mu/ckpt_cv. */
+        sqlite3 *ckpt_db;
+        pthread_t ckpt_th;
+        bool ckpt_running, ckpt_due, ckpt_stop;
+        pthread_mutex_t ckpt_mu;
+        pthread_cond_t ckpt_cv;
+        int lock_fd;   /* flock()ed: one process writes this store */
+        bool wake_due; /* a commit since the mutex was taken; guarded by mu */
         /* Prepared statements by SQL text (store_prepare), guarded by mu. */
         sqlite3_stmt *stmts[STORE_STMTS];
         char *stmt_sql[STORE_STMTS];
@@ -93,6 +105,17 @@ static void store_wake_all(struct orch_store *s)
 {
         atomic_fetch_add(&s->wake_seq, 1);
         syscall(SYS_futex, &s->wake_seq, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+/* Release the mutex, then wake the watchers if a commit happened under it. */
+static void store_unlock(struct orch_store *s)
+{
+        bool wake = s->wake_due;
+
+        s->wake_due = false;
+        pthread_mutex_unlock(&s->mu);
+        if (wake)
+                store_wake_all(s);
 }
 
 static int store_sqlite_err(sqlite3 *db, int rc, struct sw_err *err, const char *what)
@@ -316,6 +339,62 @@ static int store_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
         return SQLITE_OK;
 }
 
+/*
+ * The checkpointer's thread: a PASSIVE checkpoint each time commit_write()
+ * asks. Lock order: mu, then ckpt_mu; mu is taken here only without ckpt_mu.
+ */
+static void *ckpt_main(void *arg)
+{
+        struct orch_store *s = arg;
+        int log = 0;
+
+        pthread_mutex_lock(&s->ckpt_mu);
+        for (;;) {
+                while (!s->ckpt_due && !s->ckpt_stop)
+                        pthread_cond_wait(&s->ckpt_cv, &s->ckpt_mu);
+                if (s->ckpt_stop)
+                        break;
+                s->ckpt_due = false;
+                pthread_mutex_unlock(&s->ckpt_mu);
+                /* Best effort, as SQLite's own: a failed checkpoint is retried next time. */
+                sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, NULL);
+                if (log >= STORE_CHECKPOINT_PAGES * 3 / 2) {
+                        /*
+                         * Writes kept coming, and a write restarts the WAL from
+                         * its start only if it began with every frame copied:
+                         * copy the tail with the writers paused, so that the next
+                         * write does, and the WAL stays bounded.
+                         */
+                        pthread_mutex_lock(&s->mu);
+                        sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
+                                                  NULL);
+                        pthread_mutex_unlock(&s->mu);
+                }
+                pthread_mutex_lock(&s->ckpt_mu);
+        }
+        pthread_mutex_unlock(&s->ckpt_mu);
+        return NULL;
+}
+
+/* Open the second connection and start the checkpointer; without it, commits checkpoint. */
+static void ckpt_start(struct orch_store *s, const char *path)
+{
+        if (sqlite3_open_v2(path, &s->ckpt_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK) {
+                sqlite3_close_v2(s->ckpt_db);
+                s->ckpt_db = NULL;
+                return;
+        }
+        sqlite3_busy_timeout(s->ckpt_db, 5000);
+        /* A connection sees the WAL only once it has read the database. */
+        if (sqlite3_exec(s->ckpt_db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) != SQLITE_OK) {
+                sqlite3_close_v2(s->ckpt_db);
+                s->ckpt_db = NULL;
+                return;
+        }
+        s->ckpt_running = pthread_create(&s->ckpt_th, NULL, ckpt_main, s) == 0;
+}
+
 int orch_store_open(struct orch_store **out, const struct orch_store_options *opts,
                     struct sw_err *err)
 {
@@ -324,7 +403,18 @@ int orch_store_open(struct orch_store **out, const struct orch_store_options *op
 
         pthread_mutex_init(&s->mu, NULL);
         pthread_rwlock_init(&s->ring_mu, NULL);
+        pthread_mutex_init(&s->ckpt_mu, NULL);
+        pthread_cond_init(&s->ckpt_cv, NULL);
+        s->lock_fd = -1;
         s->window = opts->event_window > 0 ? opts->event_window : STORE_DEFAULT_WINDOW;
+        s->lock_fd = open(opts->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+                rc = sw_err_set(err, errno == EWOULDBLOCK ? SW_EBUSY : SW_EIO,
+                                "object store '%s': %s", opts->path,
+                                errno == EWOULDBLOCK ? "in use by another process"
+                                                     : strerror(errno));
+                goto fail;
+        }
 
         rc = sqlite3_open_v2(opts->path, &s->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -335,10 +425,7 @@ int orch_store_open(struct orch_store **out, const struct orch_store_options *op
                 goto fail;
         }
         sqlite3_busy_timeout(s->db, 5000);
-        if ((rc = store_exec(s,
-                             "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; "
-                             "PRAGMA synchronous=NORMAL;",
-                             err)) != 0)
+        if ((rc = store_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err)) != 0)
                 goto fail;
         if ((rc = store_migrate(s, opts->path, err)) != 0)
                 goto fail;
@@ -348,6 +435,7 @@ int orch_store_open(struct orch_store **out, const struct orch_store_options *op
                             err)) != 0)
                 goto fail;
         sqlite3_wal_hook(s->db, store_wal_hook, s);
+        ckpt_start(s, opts->path);
         atomic_store(&s->pub_rev, s->rev);
         *out = s;
         return 0;
@@ -360,6 +448,14 @@ void orch_store_free(struct orch_store *s)
 {
         if (!s)
                 return;
+        if (s->ckpt_running) {
+                pthread_mutex_lock(&s->ckpt_mu);
+                s->ckpt_stop = true;
+                pthread_cond_signal(&s->ckpt_cv);
+                pthread_mutex_unlock(&s->ckpt_mu);
+                pthread_join(s->ckpt_th, NULL);
+        }
+        sqlite3_close_v2(s->ckpt_db);
         for (size_t i = 0; i < s->n_stmts; i++) {
                 sqlite3_finalize(s->stmts[i]);
                 free(s->stmt_sql[i]);
@@ -373,6 +469,10 @@ void orch_store_free(struct orch_store *s)
         }
         pthread_rwlock_destroy(&s->ring_mu);
         pthread_mutex_destroy(&s->mu);
+        pthread_mutex_destroy(&s->ckpt_mu);
+        pthread_cond_destroy(&s->ckpt_cv);
+        if (s->lock_fd >= 0)
+                close(s->lock_fd);
         free(s);
 }
 
@@ -401,13 +501,16 @@ static void set_rv(json_t *obj, int64_t rev)
 }
 
 /* Read one row's body under the lock; *out NULL when absent. */
-static int row_get(json_t **out, struct orch_store *s, const char *resource, const char *ns,
-                   const char *name, struct sw_err *err)
+/* The stored object (NULL when absent) and, if `text_out`, its stored text. */
+static int row_get(json_t **out, char **text_out, struct orch_store *s, const char *resource,
+                   const char *ns, const char *name, struct sw_err *err)
 {
         sqlite3_stmt *st = NULL;
         int rc;
 
         *out = NULL;
+        if (text_out)
+                *text_out = NULL;
         rc = store_prepare(
                 &st, s, "SELECT body FROM objects WHERE resource=?1 AND namespace=?2 AND name=?3");
         if (rc != SQLITE_OK)
@@ -421,11 +524,32 @@ static int row_get(json_t **out, struct orch_store *s, const char *resource, con
                 rc = sw_json_parse(out, body, (size_t)sqlite3_column_bytes(st, 0), 0, err);
                 if (rc)
                         rc = sw_err_wrap(err, "stored %s %s/%s", resource, ns, name);
+                else if (text_out)
+                        *text_out = sw_xstrndup(body, (size_t)sqlite3_column_bytes(st, 0));
         } else if (rc == SQLITE_DONE) {
                 rc = 0;
         } else {
                 rc = store_sqlite_err(s->db, rc, err, "get");
         }
+        store_release(st);
+        return rc;
+}
+
+static int row_exists(bool *out, struct orch_store *s, const char *resource, const char *ns,
+                      const char *name, struct sw_err *err)
+{
+        sqlite3_stmt *st = NULL;
+        int rc = store_prepare(
+                &st, s, "SELECT 1 FROM objects WHERE resource=?1 AND namespace=?2 AND name=?3");
+
+        if (rc != SQLITE_OK)
+                return store_sqlite_err(s->db, rc, err, "get");
+        sqlite3_bind_text(st, 1, resource, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        *out = rc == SQLITE_ROW;
+        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_sqlite_err(s->db, rc, err, "get");
         store_release(st);
         return rc;
 }
@@ -550,7 +674,7 @@ static int maybe_compact(struct orch_store *s, int64_t rev, int64_t *compacted_o
  * transaction open; commits or rolls back.
  */
 static int commit_write(struct orch_store *s, const char *type, const char *resource,
-                        const char *ns, const char *name, json_t *obj, const json_t *prev,
+                        const char *ns, const char *name, json_t *obj, char **prev,
                         struct sw_err *err)
 {
         int64_t rev = 0, compacted = 0;
@@ -587,7 +711,9 @@ static int commit_write(struct orch_store *s, const char *type, const char *reso
                 free(e->ns);
                 free(e->body);
                 free(e->prev);
-                e->prev = prev ? sw_json_dump(prev) : NULL;
+                e->prev = prev ? *prev : NULL; /* ownership moved to the ring */
+                if (prev)
+                        *prev = NULL;
                 e->rev = rev;
                 snprintf(e->type, sizeof(e->type), "%s", type);
                 e->resource = sw_xstrdup(resource);
@@ -600,11 +726,26 @@ static int commit_write(struct orch_store *s, const char *type, const char *reso
         s->compacted = compacted;
         pthread_rwlock_unlock(&s->ring_mu);
         atomic_store(&s->pub_rev, rev);
-        store_wake_all(s);
+        s->wake_due = true; /* store_unlock() wakes the watchers, past the mutex */
         if (s->wal_pages >= STORE_CHECKPOINT_PAGES) {
-                /* Best effort, as SQLite's own: a failed checkpoint is retried next time. */
-                sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+                /* The checkpointer's work, unless it has fallen far behind. */
+                bool behind = s->wal_pages >= STORE_CHECKPOINT_PAGES * 2;
                 s->wal_pages = 0;
+                if (s->ckpt_running && !behind) {
+                        pthread_mutex_lock(&s->ckpt_mu);
+                        s->ckpt_due = true;
+                        pthread_cond_signal(&s->ckpt_cv);
+                        pthread_mutex_unlock(&s->ckpt_mu);
+                } else {
+                        /*
+                         * Best effort, as SQLite's own: a failure is retried next
+                         * time. Behind, wait for the checkpointer and empty the WAL.
+                         */
+                        sqlite3_wal_checkpoint_v2(s->db, NULL,
+                                                  behind ? SQLITE_CHECKPOINT_TRUNCATE
+                                                         : SQLITE_CHECKPOINT_PASSIVE,
+                                                  NULL, NULL);
+                }
         }
         return 0;
 rollback:
@@ -630,8 +771,8 @@ int orch_store_get(json_t **out, struct orch_store *s, const char *resource, con
         int rc;
 
         pthread_mutex_lock(&s->mu);
-        rc = row_get(&obj, s, resource, ns, name, err);
-        pthread_mutex_unlock(&s->mu);
+        rc = row_get(&obj, NULL, s, resource, ns, name, err);
+        store_unlock(s);
         if (rc)
                 return rc;
         if (!obj)
@@ -643,9 +784,10 @@ int orch_store_get(json_t **out, struct orch_store *s, const char *resource, con
 int orch_store_create(json_t **out, struct orch_store *s, const char *resource, const json_t *in,
                       unsigned flags, struct sw_err *err)
 {
-        json_t *obj = json_deep_copy(in), *meta, *old = NULL;
+        json_t *obj = json_deep_copy(in), *meta;
         char uid[40], ts[32];
         const char *ns, *name;
+        bool exists = false;
         int rc;
 
         meta = meta_of(obj);
@@ -670,19 +812,18 @@ int orch_store_create(json_t **out, struct orch_store *s, const char *resource, 
         pthread_mutex_lock(&s->mu);
         if ((rc = store_run(s, "BEGIN IMMEDIATE", err)) != 0)
                 goto out;
-        if ((rc = row_get(&old, s, resource, ns, name, err)) != 0) {
+        if ((rc = row_exists(&exists, s, resource, ns, name, err)) != 0) {
                 store_run(s, "ROLLBACK", NULL);
                 goto out;
         }
-        if (old) {
+        if (exists) {
                 store_run(s, "ROLLBACK", NULL);
                 rc = sw_err_set(err, SW_EEXIST, "%s \"%s\" already exists", resource, name);
                 goto out;
         }
         rc = commit_write(s, "ADDED", resource, ns, name, obj, NULL, err);
 out:
-        pthread_mutex_unlock(&s->mu);
-        json_decref(old);
+        store_unlock(s);
         if (rc) {
                 json_decref(obj);
                 return rc;
@@ -733,6 +874,7 @@ int orch_store_update(json_t **out, bool *gone_out, struct orch_store *s, const 
 {
         json_t *obj = json_deep_copy(in), *meta, *old = NULL, *old_meta;
         const char *ns = obj_ns(obj), *name = obj_name(obj), *want_rv;
+        char *old_text = NULL;
         bool gone = false;
         int rc;
 
@@ -740,7 +882,7 @@ int orch_store_update(json_t **out, bool *gone_out, struct orch_store *s, const 
         pthread_mutex_lock(&s->mu);
         if ((rc = store_run(s, "BEGIN IMMEDIATE", err)) != 0)
                 goto out;
-        if ((rc = row_get(&old, s, resource, ns, name, err)) != 0)
+        if ((rc = row_get(&old, &old_text, s, resource, ns, name, err)) != 0)
                 goto rollback;
         if (!old) {
                 rc = sw_err_set(err, SW_ENOTFOUND, "%s \"%s\" not found", resource, name);
@@ -781,14 +923,15 @@ int orch_store_update(json_t **out, bool *gone_out, struct orch_store *s, const 
                 gone = true;
                 rc = commit_write(s, "DELETED", resource, ns, name, obj, NULL, err);
         } else {
-                rc = commit_write(s, "MODIFIED", resource, ns, name, obj, old, err);
+                rc = commit_write(s, "MODIFIED", resource, ns, name, obj, &old_text, err);
         }
         goto out;
 rollback:
         store_run(s, "ROLLBACK", NULL);
 out:
-        pthread_mutex_unlock(&s->mu);
+        store_unlock(s);
         json_decref(old);
+        free(old_text);
         if (rc) {
                 json_decref(obj);
                 return rc;
@@ -817,7 +960,7 @@ int orch_store_delete_graceful(json_t **out, bool *gone_out, struct orch_store *
         pthread_mutex_lock(&s->mu);
         if ((rc = store_run(s, "BEGIN IMMEDIATE", err)) != 0)
                 goto out;
-        if ((rc = row_get(&obj, s, resource, ns, name, err)) != 0)
+        if ((rc = row_get(&obj, NULL, s, resource, ns, name, err)) != 0)
                 goto rollback;
         if (!obj) {
                 rc = sw_err_set(err, SW_ENOTFOUND, "%s \"%s\" not found", resource, name);
@@ -861,7 +1004,7 @@ int orch_store_delete_graceful(json_t **out, bool *gone_out, struct orch_store *
 rollback:
         store_run(s, "ROLLBACK", NULL);
 out:
-        pthread_mutex_unlock(&s->mu);
+        store_unlock(s);
         if (rc) {
                 json_decref(obj);
                 return rc;
@@ -928,7 +1071,7 @@ int orch_store_list(json_t **items_out, int64_t *rev_out, bool *more_out, struct
         rc = 0;
 out:
         store_release(st);
-        pthread_mutex_unlock(&s->mu);
+        store_unlock(s);
         if (rc) {
                 json_decref(items);
                 return rc;
@@ -1008,7 +1151,7 @@ int orch_store_events(json_t **out, struct orch_store *s, const char *resource, 
 
         pthread_mutex_lock(&s->mu);
         rc = events_locked(out, &scanned, s, resource, after, max, err);
-        pthread_mutex_unlock(&s->mu);
+        store_unlock(s);
         return rc;
 }
 
@@ -1059,7 +1202,7 @@ int orch_store_events_raw(struct orch_event **out, size_t *n_out, int64_t *scann
         /* Older than the ring: from the log on disk, under the connection's lock. */
         pthread_mutex_lock(&s->mu);
         rc = events_locked(&parsed, &scanned, s, resource, after, max, err);
-        pthread_mutex_unlock(&s->mu);
+        store_unlock(s);
         if (rc)
                 return rc;
         evs = sw_xcalloc(json_array_size(parsed) + 1, sizeof(*evs));
@@ -1150,7 +1293,7 @@ int orch_store_dependents(json_t **out, struct orch_store *s, const char *uid, s
         rc = rc == SQLITE_DONE ? 0 : store_sqlite_err(s->db, rc, err, "dependents");
 out:
         store_release(st);
-        pthread_mutex_unlock(&s->mu);
+        store_unlock(s);
         if (rc) {
                 json_decref(deps);
                 return rc;
