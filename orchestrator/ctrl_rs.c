@@ -102,7 +102,7 @@ static void *rs_creator_main(void *arg)
         memset(&self, 0, sizeof(self));
         self.name = c->l->name;
         self.mgr = c->l->mgr;
-        c->rc = orch_kube_from_kubeconfig(&self.kc, c->l->mgr->kubeconfig, NULL, &c->err);
+        c->rc = orch_ctrl_client(&self.kc, c->l->mgr, &c->err);
         for (int64_t k = 0; k < c->count && c->rc == 0; k++)
                 c->rc = create_pod(&self, c->rs, c->ns, c->rsname, c->created, &c->err);
         orch_kube_free(self.kc);

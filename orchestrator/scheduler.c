@@ -1120,7 +1120,7 @@ static void *binder_main(void *arg)
         struct sw_err err = SW_ERR_INIT;
         struct orch_kube *kc = NULL;
 
-        if (orch_kube_from_kubeconfig(&kc, l->mgr->kubeconfig, NULL, &err) != 0) {
+        if (orch_ctrl_client(&kc, l->mgr, &err) != 0) {
                 sw_log(SW_LOG_ERROR, "sched", "binder without a client", "{s:s}", "error", err.msg);
                 kc = NULL;
         }
