@@ -536,6 +536,20 @@ json_t *orch_informer_list(struct orch_informer *inf, const char *ns)
         return arr;
 }
 
+json_t *orch_informer_owned(struct orch_informer *inf, const char *uid)
+{
+        json_t *arr = json_array(), *v;
+        const char *k;
+
+        pthread_mutex_lock(&inf->mu);
+        json_object_foreach(json_object_get(inf->by_owner, uid), k, v)
+        {
+                json_array_append(arr, v);
+        }
+        pthread_mutex_unlock(&inf->mu);
+        return arr;
+}
+
 void orch_informer_add_handler(struct orch_informer *inf, orch_ctrl_handler_fn fn, void *arg)
 {
         if (inf->nhandlers >= ORCH_INFORMER_HANDLERS)
@@ -552,6 +566,35 @@ static void informer_notify(struct orch_informer *inf, const char *type, const j
                 inf->handlers[i].fn(inf->handlers[i].arg, type, obj, old);
 }
 
+/* Add `obj` to (or drop it from) the index by controller owner; inf->mu held. */
+static void owner_index(struct orch_informer *inf, const char *key, const json_t *obj, bool add)
+{
+        const json_t *refs = json_object_get(json_object_get(obj, "metadata"), "ownerReferences");
+        const json_t *ref;
+        size_t i;
+
+        json_array_foreach(refs, i, ref)
+        {
+                const char *uid = sw_json_str(ref, "uid", "");
+                json_t *set;
+                if (!json_is_true(json_object_get(ref, "controller")) || !*uid)
+                        continue;
+                set = json_object_get(inf->by_owner, uid);
+                if (add) {
+                        if (!set) {
+                                set = json_object();
+                                json_object_set_new(inf->by_owner, uid, set);
+                        }
+                        json_object_set(set, key, (json_t *)obj);
+                } else if (set) {
+                        json_object_del(set, key);
+                        if (json_object_size(set) == 0)
+                                json_object_del(inf->by_owner, uid);
+                }
+                break;
+        }
+}
+
 /* Apply one change to the cache and tell the handlers. */
 static void informer_apply(struct orch_informer *inf, const char *type, const json_t *obj)
 {
@@ -561,10 +604,14 @@ static void informer_apply(struct orch_informer *inf, const char *type, const js
         pthread_mutex_lock(&inf->mu);
         old = json_object_get(inf->cache, key);
         json_incref(old);
-        if (strcmp(type, "DELETED") == 0)
+        if (old)
+                owner_index(inf, key, old, false);
+        if (strcmp(type, "DELETED") == 0) {
                 json_object_del(inf->cache, key);
-        else
+        } else {
                 json_object_set(inf->cache, key, (json_t *)obj); /* immutable from here */
+                owner_index(inf, key, obj, true);
+        }
         pthread_mutex_unlock(&inf->mu);
         informer_notify(inf, type, obj, old);
         json_decref(old);
@@ -676,6 +723,7 @@ static void informer_init(struct orch_informer *inf, const char *path, atomic_bo
         inf->path = sw_xstrdup(path);
         pthread_mutex_init(&inf->mu, NULL);
         inf->cache = json_object();
+        inf->by_owner = json_object();
         inf->stop = stop;
 }
 
@@ -691,6 +739,7 @@ static void informer_release(struct orch_informer *inf)
         informer_join(inf);
         orch_kube_free(inf->kc);
         json_decref(inf->cache);
+        json_decref(inf->by_owner);
         free(inf->rv);
         free(inf->path);
         pthread_mutex_destroy(&inf->mu);

@@ -69,7 +69,8 @@ typedef void (*orch_ctrl_handler_fn)(void *arg, const char *type, const json_t *
 struct orch_informer {
         char *path; /* collection path, "/api/v1/pods" */
         pthread_mutex_t mu;
-        json_t *cache; /* "ns/name" -> object */
+        json_t *cache;    /* "ns/name" -> object */
+        json_t *by_owner; /* controller owner uid -> {"ns/name" -> object} */
         char *rv;
         bool synced;
         struct {
@@ -92,6 +93,8 @@ void orch_ctrl_key_split(const char *key, char **ns, char **name);
 json_t *orch_informer_get(struct orch_informer *inf, const char *key);
 /* The cached (immutable) objects of namespace `ns` (NULL: all), in a new array. */
 json_t *orch_informer_list(struct orch_informer *inf, const char *ns);
+/* The cached objects whose controller owner has `uid`, in a new array (an index: no scan). */
+json_t *orch_informer_owned(struct orch_informer *inf, const char *uid);
 void orch_informer_add_handler(struct orch_informer *inf, orch_ctrl_handler_fn fn, void *arg);
 
 /* ---- controller loops ---------------------------------------------------- */
