@@ -54,6 +54,12 @@ struct orch_api {
         uint32_t svc_base, svc_size;
         char *tls_cert, *tls_key;
         int64_t default_toleration_s;
+        /*
+         * Whether any ResourceQuota exists, so that writes skip the quota
+         * checks when none does: quota_gen counts writes that may change
+         * the answer; quota_cache holds (generation << 2) | answer.
+         */
+        atomic_uint_fast64_t quota_gen, quota_cache;
 };
 
 /* What one request is about, after routing. */
@@ -615,15 +621,49 @@ static int admit(struct req *q, json_t *obj, const json_t *old, bool *invalid, s
  * After a write in a namespace, its quotas' status.used follows. A failure
  * here does not undo the write; it is logged and the next write retries.
  */
+static bool quotas_exist(struct orch_api *api);
+
 static void after_write(struct req *q, const char *ns)
 {
         struct sw_err err = SW_ERR_INIT;
 
-        if (!q->kind->namespaced || !ns || strcmp(q->kind->resource, "events") == 0)
+        if (!q->kind->namespaced || !ns || strcmp(q->kind->resource, "events") == 0 ||
+            (strcmp(q->kind->resource, "resourcequotas") != 0 && !quotas_exist(q->api)))
                 return;
         if (orch_quota_refresh(q->api->store, ns, &err) != 0)
                 sw_log(SW_LOG_WARN, "orch_api", "quota status not refreshed", "{s:s,s:s}", "ns", ns,
                        "error", err.msg);
+}
+
+/* Whether the cluster has a ResourceQuota at all (true when that cannot be read). */
+static bool quotas_exist(struct orch_api *api)
+{
+        uint_fast64_t gen = atomic_load(&api->quota_gen), cache = atomic_load(&api->quota_cache);
+        struct orch_list_query lq = {0};
+        struct sw_err err = SW_ERR_INIT;
+        json_t *items = NULL;
+        int64_t rev;
+        bool more, any;
+
+        if (cache >> 2 == gen)
+                return (cache & 3) != 0;
+        if (orch_store_list(&items, &rev, &more, api->store, "resourcequotas", &lq, &err) != 0)
+                return true;
+        any = json_array_size(items) > 0;
+        json_decref(items);
+        /* Kept only if no quota or namespace was written meanwhile. */
+        if (atomic_load(&api->quota_gen) == gen)
+                atomic_compare_exchange_strong(&api->quota_cache, &cache, gen << 2 | (any ? 1 : 0));
+        return any;
+}
+
+/* After a request: a write of a quota or a namespace may change quotas_exist(). */
+static void note_write(struct req *q)
+{
+        if (q->kind && strcmp(q->method, "GET") != 0 &&
+            (strcmp(q->kind->resource, "resourcequotas") == 0 ||
+             strcmp(q->kind->resource, "namespaces") == 0))
+                atomic_fetch_add(&q->api->quota_gen, 1);
 }
 
 /*
@@ -636,7 +676,7 @@ static void after_write(struct req *q, const char *ns)
 static bool write_lock(struct req *q)
 {
         if (strcmp(q->kind->resource, "services") != 0 &&
-            !(q->kind->namespaced && orch_quota_any(q->api->store, q->ns)))
+            !(q->kind->namespaced && quotas_exist(q->api) && orch_quota_any(q->api->store, q->ns)))
                 return false;
         pthread_mutex_lock(&q->api->alloc_mu);
         return true;
@@ -1441,7 +1481,8 @@ static enum MHD_Result handle_binding(struct req *q)
         obj = json_deep_copy(old);
         json_object_set_new(json_object_get(obj, "spec"), "nodeName", json_string(node));
         q->sub = NULL;
-        rc = write_object(&out, &invalid, q, obj, old, "kube-scheduler", false, &err);
+        /* As in Kubernetes, a binding records no field manager on the pod (ssa: none to add). */
+        rc = write_object(&out, &invalid, q, obj, old, "kube-scheduler", true, &err);
 out:
         json_decref(b);
         json_decref(old);
@@ -2227,6 +2268,7 @@ static enum MHD_Result route(struct req *q, const char *url)
                         goto out;
                 }
                 ret = route_resource(q, "", "v1", segs + 2, n - 2);
+                note_write(q);
                 goto out;
         }
         if (n >= 1 && strcmp(segs[0], "apis") == 0) {
@@ -2255,6 +2297,7 @@ static enum MHD_Result route(struct req *q, const char *url)
                         goto out;
                 }
                 ret = route_resource(q, segs[1], segs[2], segs + 3, n - 3);
+                note_write(q);
                 goto out;
         }
         if (n >= 2 && strcmp(segs[0], "openapi") == 0 && strcmp(segs[1], "v3") == 0) {
@@ -2520,6 +2563,8 @@ int orch_api_start(struct orch_api **out, const struct orch_api_options *opts, s
 
         pthread_mutex_init(&api->alloc_mu, NULL);
         atomic_init(&api->stopping, false);
+        atomic_init(&api->quota_gen, 1); /* quota_cache 0: generation 0, never current */
+        atomic_init(&api->quota_cache, 0);
         if (!opts->token || !*opts->token) {
                 rc = sw_err_set(err, SW_EINVAL, "the API server needs a bearer token");
                 goto fail;
