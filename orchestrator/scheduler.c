@@ -107,7 +107,7 @@ struct sched_state {
         json_t *waiting; /* pod key -> {attempts, msg}: did not fit */
         struct sched_node *nodes;
         size_t nnodes, node_cap;
-        size_t nhost; /* nodes with `host` set */
+        size_t nhost;     /* nodes with `host` set */
         json_t *node_idx; /* name -> slot */
         struct sched_pod *pods;
         size_t npods, pod_cap;
@@ -561,9 +561,10 @@ static void node_update(struct sched_state *s, long slot, const json_t *obj)
 
         json_decref(n->node);
         n->node = obj ? json_deep_copy(obj) : NULL;
-        n->host = n->node && json_is_string(json_object_get(
-                                     json_object_get(json_object_get(n->node, "metadata"), "labels"),
-                                     HOSTNAME_KEY));
+        n->host =
+                n->node && json_is_string(json_object_get(
+                                   json_object_get(json_object_get(n->node, "metadata"), "labels"),
+                                   HOSTNAME_KEY));
         if (n->host != was) {
                 s->nhost = n->host ? s->nhost + 1 : s->nhost - 1;
                 for (size_t i = 0; i < s->ncounters; i++)

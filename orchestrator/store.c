@@ -88,8 +88,12 @@ struct orch_store {
         bool ckpt_running, ckpt_due, ckpt_stop;
         pthread_mutex_t ckpt_mu;
         pthread_cond_t ckpt_cv;
-        int lock_fd;   /* flock()ed: one process writes this store */
-        bool wake_due; /* a commit since the mutex was taken; guarded by mu */
+        /* A connection for single-object reads, so that they do not queue on mu. */
+        sqlite3 *rdb;
+        sqlite3_stmt *rget;
+        pthread_mutex_t rmu; /* guards rdb and rget */
+        int lock_fd;         /* flock()ed: one process writes this store */
+        bool wake_due;       /* a commit since the mutex was taken; guarded by mu */
         /* Prepared statements by SQL text (store_prepare), guarded by mu. */
         sqlite3_stmt *stmts[STORE_STMTS];
         char *stmt_sql[STORE_STMTS];
@@ -382,6 +386,8 @@ static void ckpt_start(struct orch_store *s, const char *path)
         if (sqlite3_open_v2(path, &s->ckpt_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
             SQLITE_OK) {
                 sqlite3_close_v2(s->ckpt_db);
+                sqlite3_finalize(s->rget);
+                sqlite3_close_v2(s->rdb);
                 s->ckpt_db = NULL;
                 return;
         }
@@ -395,6 +401,25 @@ static void ckpt_start(struct orch_store *s, const char *path)
         s->ckpt_running = pthread_create(&s->ckpt_th, NULL, ckpt_main, s) == 0;
 }
 
+/* Open the reader connection; without it, reads take the writer's. */
+static void reader_start(struct orch_store *s, const char *path)
+{
+        if (sqlite3_open_v2(path, &s->rdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+                    SQLITE_OK ||
+            sqlite3_exec(s->rdb, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) != SQLITE_OK ||
+            sqlite3_prepare_v3(s->rdb,
+                               "SELECT body FROM objects WHERE resource=?1 AND namespace=?2 AND "
+                               "name=?3",
+                               -1, SQLITE_PREPARE_PERSISTENT, &s->rget, NULL) != SQLITE_OK) {
+                sqlite3_finalize(s->rget);
+                s->rget = NULL;
+                sqlite3_close_v2(s->rdb);
+                s->rdb = NULL;
+                return;
+        }
+        sqlite3_busy_timeout(s->rdb, 5000);
+}
+
 int orch_store_open(struct orch_store **out, const struct orch_store_options *opts,
                     struct sw_err *err)
 {
@@ -404,6 +429,7 @@ int orch_store_open(struct orch_store **out, const struct orch_store_options *op
         pthread_mutex_init(&s->mu, NULL);
         pthread_rwlock_init(&s->ring_mu, NULL);
         pthread_mutex_init(&s->ckpt_mu, NULL);
+        pthread_mutex_init(&s->rmu, NULL);
         pthread_cond_init(&s->ckpt_cv, NULL);
         s->lock_fd = -1;
         s->window = opts->event_window > 0 ? opts->event_window : STORE_DEFAULT_WINDOW;
@@ -436,6 +462,7 @@ int orch_store_open(struct orch_store **out, const struct orch_store_options *op
                 goto fail;
         sqlite3_wal_hook(s->db, store_wal_hook, s);
         ckpt_start(s, opts->path);
+        reader_start(s, opts->path);
         atomic_store(&s->pub_rev, s->rev);
         *out = s;
         return 0;
@@ -470,6 +497,7 @@ void orch_store_free(struct orch_store *s)
         pthread_rwlock_destroy(&s->ring_mu);
         pthread_mutex_destroy(&s->mu);
         pthread_mutex_destroy(&s->ckpt_mu);
+        pthread_mutex_destroy(&s->rmu);
         pthread_cond_destroy(&s->ckpt_cv);
         if (s->lock_fd >= 0)
                 close(s->lock_fd);
@@ -770,9 +798,35 @@ int orch_store_get(json_t **out, struct orch_store *s, const char *resource, con
         json_t *obj = NULL;
         int rc;
 
-        pthread_mutex_lock(&s->mu);
-        rc = row_get(&obj, NULL, s, resource, ns, name, err);
-        store_unlock(s);
+        if (s->rdb) {
+                char *text = NULL;
+                size_t len = 0;
+                pthread_mutex_lock(&s->rmu);
+                sqlite3_bind_text(s->rget, 1, resource, -1, SQLITE_STATIC);
+                sqlite3_bind_text(s->rget, 2, ns, -1, SQLITE_STATIC);
+                sqlite3_bind_text(s->rget, 3, name, -1, SQLITE_STATIC);
+                rc = sqlite3_step(s->rget);
+                if (rc == SQLITE_ROW) {
+                        len = (size_t)sqlite3_column_bytes(s->rget, 0);
+                        text = sw_xstrndup((const char *)sqlite3_column_text(s->rget, 0), len);
+                        rc = 0;
+                } else if (rc == SQLITE_DONE) {
+                        rc = 0;
+                } else {
+                        rc = store_sqlite_err(s->rdb, rc, err, "get");
+                }
+                sqlite3_reset(s->rget);
+                sqlite3_clear_bindings(s->rget);
+                pthread_mutex_unlock(&s->rmu);
+                /* Parsed past the lock. */
+                if (rc == 0 && text && (rc = sw_json_parse(&obj, text, len, 0, err)) != 0)
+                        sw_err_wrap(err, "stored %s %s/%s", resource, ns, name);
+                free(text);
+        } else {
+                pthread_mutex_lock(&s->mu);
+                rc = row_get(&obj, NULL, s, resource, ns, name, err);
+                store_unlock(s);
+        }
         if (rc)
                 return rc;
         if (!obj)
