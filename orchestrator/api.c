@@ -1876,7 +1876,8 @@ static ssize_t watch_read(void *cls, uint64_t pos, char *buf, size_t max)
                 }
                 {
                         int64_t left = w->deadline_ms - sw_mono_ms();
-                        orch_store_wait(w->api->store, w->rev, left < 500 ? left : 500);
+                        orch_store_wait_kind(w->api->store, w->kind->store, w->rev,
+                                             left < 500 ? left : 500);
                 }
         }
 }
@@ -1906,7 +1907,8 @@ static enum MHD_Result local_watch_run(struct watch *w)
                         watch_bookmark(w);
                         continue;
                 }
-                orch_store_wait(w->api->store, w->rev, left < 500 ? left : 500);
+                orch_store_wait_kind(w->api->store, w->kind->store, w->rev,
+                                     left < 500 ? left : 500);
         }
         w->local->status = 200;
         watch_free(w);

@@ -146,6 +146,9 @@ void orch_events_free(struct orch_event *evs, size_t n);
  * current revision. orch_store_wake() releases every waiter (shutdown).
  */
 int64_t orch_store_wait(struct orch_store *s, int64_t after, int64_t timeout_ms);
+/* The same, for a write of `resource` (or of a resource sharing its wake-up word). */
+int64_t orch_store_wait_kind(struct orch_store *s, const char *resource, int64_t after,
+                             int64_t timeout_ms);
 void orch_store_wake(struct orch_store *s);
 
 /*

@@ -52,6 +52,7 @@
 #define STORE_RING 2048             /* recent events kept in memory for watches */
 #define STORE_STMTS 32              /* prepared statements cached */
 #define STORE_CHECKPOINT_PAGES 1000 /* SQLite's default autocheckpoint */
+#define STORE_WAKE_BUCKETS 16       /* wake-up words, by a hash of the resource */
 
 struct ring_event {
         int64_t rev;
@@ -93,33 +94,94 @@ struct orch_store {
         sqlite3_stmt *rget;
         pthread_mutex_t rmu; /* guards rdb and rget */
         int lock_fd;         /* flock()ed: one process writes this store */
-        bool wake_due;       /* a commit since the mutex was taken; guarded by mu */
         /* Prepared statements by SQL text (store_prepare), guarded by mu. */
         sqlite3_stmt *stmts[STORE_STMTS];
         char *stmt_sql[STORE_STMTS];
         size_t n_stmts;
-        /* Wake-ups without a lock: rev as published, and a futex word bumped on each change. */
+        /*
+         * Wake-ups without a lock: the revision as published and a futex word
+         * bumped on each change, for all resources (`all`) and per bucket of
+         * resources, so that a write wakes only the watchers of its kind; the
+         * syscall is skipped when nobody sleeps on the word.
+         */
         _Atomic int64_t pub_rev;
-        atomic_uint wake_seq;
+        struct wake_word {
+                _Atomic int64_t rev;
+                atomic_uint seq;
+                atomic_int sleepers;
+        } all, kinds[STORE_WAKE_BUCKETS];
+        unsigned wake_due; /* buckets written since mu was taken (bit 31: any); guarded by mu */
         atomic_bool woken;
 };
 
-/* Wake every thread sleeping in orch_store_wait(). */
-static void store_wake_all(struct orch_store *s)
+static unsigned wake_bucket(const char *resource)
 {
-        atomic_fetch_add(&s->wake_seq, 1);
-        syscall(SYS_futex, &s->wake_seq, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+        unsigned h = 5381;
+
+        for (const char *p = resource; *p; p++)
+                h = h * 33 + (unsigned char)*p;
+        return h % STORE_WAKE_BUCKETS;
 }
 
-/* Release the mutex, then wake the watchers if a commit happened under it. */
+static void wake_word_bump(struct wake_word *w, int64_t rev)
+{
+        if (rev > atomic_load(&w->rev))
+                atomic_store(&w->rev, rev);
+        atomic_fetch_add(&w->seq, 1);
+        if (atomic_load(&w->sleepers) > 0)
+                syscall(SYS_futex, &w->seq, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+/* Sleep until `w` passes revision `after`, the store is woken for good, or `until`. */
+static int64_t wake_word_wait(struct orch_store *s, struct wake_word *w, int64_t after,
+                              int64_t until)
+{
+        for (;;) {
+                unsigned seq;
+                int64_t rev, left;
+                struct timespec ts;
+
+                atomic_fetch_add(&w->sleepers, 1);
+                /* The word is read before the revision: a change in between fails the wait. */
+                seq = atomic_load(&w->seq);
+                rev = atomic_load(&w->rev);
+                left = until - sw_mono_ms();
+                if (rev > after || atomic_load(&s->woken) || left <= 0) {
+                        atomic_fetch_sub(&w->sleepers, 1);
+                        return atomic_load(&s->pub_rev);
+                }
+                ts.tv_sec = (time_t)(left / 1000);
+                ts.tv_nsec = (long)(left % 1000) * 1000000L;
+                syscall(SYS_futex, &w->seq, FUTEX_WAIT_PRIVATE, seq, &ts, NULL, 0);
+                atomic_fetch_sub(&w->sleepers, 1);
+        }
+}
+
+/* Wake every thread sleeping in orch_store_wait*(). */
+static void store_wake_all(struct orch_store *s)
+{
+        int64_t rev = atomic_load(&s->pub_rev);
+
+        wake_word_bump(&s->all, rev);
+        for (int i = 0; i < STORE_WAKE_BUCKETS; i++)
+                wake_word_bump(&s->kinds[i], rev);
+}
+
+/* Release the mutex, then wake the watchers of what was committed under it. */
 static void store_unlock(struct orch_store *s)
 {
-        bool wake = s->wake_due;
+        unsigned due = s->wake_due;
+        int64_t rev;
 
-        s->wake_due = false;
+        s->wake_due = 0;
         pthread_mutex_unlock(&s->mu);
-        if (wake)
-                store_wake_all(s);
+        if (!due)
+                return;
+        rev = atomic_load(&s->pub_rev);
+        wake_word_bump(&s->all, rev);
+        for (int i = 0; i < STORE_WAKE_BUCKETS; i++)
+                if (due & (1u << i))
+                        wake_word_bump(&s->kinds[i], rev);
 }
 
 static int store_sqlite_err(sqlite3 *db, int rc, struct sw_err *err, const char *what)
@@ -464,6 +526,9 @@ int orch_store_open(struct orch_store **out, const struct orch_store_options *op
         ckpt_start(s, opts->path);
         reader_start(s, opts->path);
         atomic_store(&s->pub_rev, s->rev);
+        atomic_store(&s->all.rev, s->rev);
+        for (int i = 0; i < STORE_WAKE_BUCKETS; i++)
+                atomic_store(&s->kinds[i].rev, s->rev);
         *out = s;
         return 0;
 fail:
@@ -754,7 +819,8 @@ static int commit_write(struct orch_store *s, const char *type, const char *reso
         s->compacted = compacted;
         pthread_rwlock_unlock(&s->ring_mu);
         atomic_store(&s->pub_rev, rev);
-        s->wake_due = true; /* store_unlock() wakes the watchers, past the mutex */
+        /* store_unlock() wakes the watchers, past the mutex */
+        s->wake_due |= 1u << 31 | 1u << wake_bucket(resource);
         if (s->wal_pages >= STORE_CHECKPOINT_PAGES) {
                 /* The checkpointer's work, unless it has fallen far behind. */
                 bool behind = s->wal_pages >= STORE_CHECKPOINT_PAGES * 2;
@@ -1289,20 +1355,14 @@ void orch_events_free(struct orch_event *evs, size_t n)
 
 int64_t orch_store_wait(struct orch_store *s, int64_t after, int64_t timeout_ms)
 {
-        int64_t until = sw_mono_ms() + timeout_ms;
+        return wake_word_wait(s, &s->all, after, sw_mono_ms() + timeout_ms);
+}
 
-        for (;;) {
-                /* The word is read before the revision: a change in between fails the wait. */
-                unsigned seq = atomic_load(&s->wake_seq);
-                int64_t rev = atomic_load(&s->pub_rev), left = until - sw_mono_ms();
-                struct timespec ts;
-
-                if (rev > after || atomic_load(&s->woken) || left <= 0)
-                        return rev;
-                ts.tv_sec = (time_t)(left / 1000);
-                ts.tv_nsec = (long)(left % 1000) * 1000000L;
-                syscall(SYS_futex, &s->wake_seq, FUTEX_WAIT_PRIVATE, seq, &ts, NULL, 0);
-        }
+int64_t orch_store_wait_kind(struct orch_store *s, const char *resource, int64_t after,
+                             int64_t timeout_ms)
+{
+        return wake_word_wait(s, &s->kinds[wake_bucket(resource)], after,
+                              sw_mono_ms() + timeout_ms);
 }
 
 void orch_store_wake(struct orch_store *s)
