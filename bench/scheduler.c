@@ -1,6 +1,9 @@
 /*
  * scheduler.c - benchmark of the orchestrator's scheduler and controllers
- * through the real API server (in this process, plain HTTP on loopback).
+ * through the real API server, in this process as in `slipway serve`: the
+ * controllers, the scheduler, the pod watch and the hollow kubelet call it
+ * through its in-process transport (orch_api_local); the Nodes are created
+ * over plain HTTP on loopback.
  *
  * N Node objects (Ready, 32 cpu, 128Gi, 110 pods; their status is written
  * once, so no heartbeats compete with the scheduler) are created first.
@@ -10,8 +13,8 @@
  * kubernetes.io/hostname (maxSkew 1), a third ScheduleAnyway, a third with
  * the default spreading. A watch on pods notes when each pod first
  * appears and when it is first seen bound; from that come pods bound per
- * second (first pod seen to last bound) and the p50/p99 time from
- * creation to binding. Last, a Deployment is scaled from 0 to R replicas
+ * second (first pod seen to last bound), the rate pods were created at
+ * over the same span, and the p50/p99 time from creation to binding. Last, a Deployment is scaled from 0 to R replicas
  * and timed until it reports R available replicas; a hollow kubelet in
  * this process marks each bound pod Running and Ready, as `slipway node
  * --hollow` would.
