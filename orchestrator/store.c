@@ -53,12 +53,21 @@
 #define STORE_STMTS 32              /* prepared statements cached */
 #define STORE_CHECKPOINT_PAGES 1000 /* SQLite's default autocheckpoint */
 #define STORE_WAKE_BUCKETS 16       /* wake-up words, by a hash of the resource */
+#define STORE_BATCH_MAX 32          /* writes one group commit takes at most */
+#define STORE_BATCH_RING 8          /* outcomes of the last group commits kept */
 
 struct ring_event {
         int64_t rev;
         char type[12];
         char *resource, *ns, *body;
         char *prev; /* the object before a MODIFIED, or NULL */
+};
+
+/* A committed write's event, staged until its group commit is done. */
+struct staged_event {
+        int64_t rev;
+        char type[12];
+        char *resource, *ns, *body, *prev;
 };
 
 struct orch_store {
@@ -94,6 +103,21 @@ struct orch_store {
         sqlite3_stmt *rget;
         pthread_mutex_t rmu; /* guards rdb and rget */
         int lock_fd;         /* flock()ed: one process writes this store */
+        /*
+         * Group commit (write_enter, write_leave): while more writers are
+         * queued, a write leaves the transaction open for the next one and
+         * waits; the last of the group commits for all. Guarded by mu, but
+         * for `writers` (threads in or on their way into a write).
+         */
+        atomic_int writers;
+        bool txn_open;
+        int64_t txn_rev, txn_compacted; /* the counters inside the open transaction */
+        struct staged_event *staged;
+        size_t nstaged, staged_cap;
+        uint64_t batch; /* the open group; ended ones are lower */
+        int batch_rc[STORE_BATCH_RING];
+        char batch_msg[STORE_BATCH_RING][SW_ERR_MSG_MAX];
+        pthread_cond_t batch_cv;
         /* Prepared statements by SQL text (store_prepare), guarded by mu. */
         sqlite3_stmt *stmts[STORE_STMTS];
         char *stmt_sql[STORE_STMTS];
@@ -113,6 +137,8 @@ struct orch_store {
         unsigned wake_due; /* buckets written since mu was taken (bit 31: any); guarded by mu */
         atomic_bool woken;
 };
+
+static void staged_free(struct orch_store *s);
 
 static unsigned wake_bucket(const char *resource)
 {
@@ -448,8 +474,6 @@ static void ckpt_start(struct orch_store *s, const char *path)
         if (sqlite3_open_v2(path, &s->ckpt_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
             SQLITE_OK) {
                 sqlite3_close_v2(s->ckpt_db);
-                sqlite3_finalize(s->rget);
-                sqlite3_close_v2(s->rdb);
                 s->ckpt_db = NULL;
                 return;
         }
@@ -492,6 +516,7 @@ int orch_store_open(struct orch_store **out, const struct orch_store_options *op
         pthread_rwlock_init(&s->ring_mu, NULL);
         pthread_mutex_init(&s->ckpt_mu, NULL);
         pthread_mutex_init(&s->rmu, NULL);
+        pthread_cond_init(&s->batch_cv, NULL);
         pthread_cond_init(&s->ckpt_cv, NULL);
         s->lock_fd = -1;
         s->window = opts->event_window > 0 ? opts->event_window : STORE_DEFAULT_WINDOW;
@@ -548,6 +573,8 @@ void orch_store_free(struct orch_store *s)
                 pthread_join(s->ckpt_th, NULL);
         }
         sqlite3_close_v2(s->ckpt_db);
+        sqlite3_finalize(s->rget);
+        sqlite3_close_v2(s->rdb);
         for (size_t i = 0; i < s->n_stmts; i++) {
                 sqlite3_finalize(s->stmts[i]);
                 free(s->stmt_sql[i]);
@@ -563,6 +590,9 @@ void orch_store_free(struct orch_store *s)
         pthread_mutex_destroy(&s->mu);
         pthread_mutex_destroy(&s->ckpt_mu);
         pthread_mutex_destroy(&s->rmu);
+        pthread_cond_destroy(&s->batch_cv);
+        staged_free(s);
+        free(s->staged);
         pthread_cond_destroy(&s->ckpt_cv);
         if (s->lock_fd >= 0)
                 close(s->lock_fd);
@@ -660,8 +690,8 @@ static int run_stmt(struct orch_store *s, sqlite3_stmt *st, const char *what, st
 }
 
 /*
- * The next revision. The file is opened in exclusive locking mode, so this
- * process is its only writer and s->rev is the stored counter; a plain
+ * The next revision. The file is locked for this process, its only
+ * writer, so s->txn_rev is the stored counter; a plain
  * single-row UPDATE (unlike UPDATE ... RETURNING) needs no statement
  * journal, whose allocation and release per write made glibc trim and
  * re-grow the thread's heap (madvise and TLB shootdowns) on every create.
@@ -673,10 +703,10 @@ static int next_rev(struct orch_store *s, int64_t *out, struct sw_err *err)
 
         if (rc != SQLITE_OK)
                 return store_sqlite_err(s->db, rc, err, "next revision");
-        sqlite3_bind_int64(st, 1, s->rev + 1);
+        sqlite3_bind_int64(st, 1, s->txn_rev + 1);
         if ((rc = run_stmt(s, st, "next revision", err)) != 0)
                 return rc;
-        *out = s->rev + 1;
+        *out = s->txn_rev + 1;
         return 0;
 }
 
@@ -742,8 +772,8 @@ static int maybe_compact(struct orch_store *s, int64_t rev, int64_t *compacted_o
         int64_t floor = rev - s->window;
         int rc;
 
-        *compacted_out = s->compacted;
-        if (floor <= s->compacted || rev % 64 != 0)
+        *compacted_out = s->txn_compacted;
+        if (floor <= s->txn_compacted || rev % 64 != 0)
                 return 0;
         rc = store_prepare(&st, s, "DELETE FROM events WHERE rev <= ?1");
         if (rc != SQLITE_OK)
@@ -761,27 +791,181 @@ static int maybe_compact(struct orch_store *s, int64_t rev, int64_t *compacted_o
         return 0;
 }
 
+/* ---- group commit ---------------------------------------------------------- */
+
+/* Take the mutex for a write and join the open transaction, or open one. */
+static int write_enter(struct orch_store *s, struct sw_err *err)
+{
+        int rc;
+
+        atomic_fetch_add(&s->writers, 1);
+        pthread_mutex_lock(&s->mu);
+        if (!s->txn_open) {
+                if ((rc = store_run(s, "BEGIN IMMEDIATE", err)) != 0)
+                        return rc;
+                s->txn_open = true;
+                s->txn_rev = s->rev;
+                s->txn_compacted = s->compacted;
+        }
+        return store_run(s, "SAVEPOINT w", err);
+}
+
+/* Undo this write only; the others of the transaction stay. */
+static void write_undo(struct orch_store *s)
+{
+        store_run(s, "ROLLBACK TO w", NULL);
+        store_run(s, "RELEASE w", NULL);
+}
+
+/* Free staged events (their group failed) or what publishing left. */
+static void staged_free(struct orch_store *s)
+{
+        for (size_t i = 0; i < s->nstaged; i++) {
+                free(s->staged[i].resource);
+                free(s->staged[i].ns);
+                free(s->staged[i].body);
+                free(s->staged[i].prev);
+        }
+        s->nstaged = 0;
+}
+
+/* Move the staged events into the ring and publish their revisions (mu held). */
+static void staged_publish(struct orch_store *s)
+{
+        pthread_rwlock_wrlock(&s->ring_mu);
+        for (size_t i = 0; i < s->nstaged; i++) {
+                struct staged_event *st = &s->staged[i];
+                struct ring_event *e = &s->ring[st->rev % STORE_RING];
+                free(e->resource);
+                free(e->ns);
+                free(e->body);
+                free(e->prev);
+                e->rev = st->rev;
+                memcpy(e->type, st->type, sizeof(e->type));
+                e->resource = st->resource; /* ownership moved to the ring */
+                e->ns = st->ns;
+                e->body = st->body;
+                e->prev = st->prev;
+                if (s->ring_count < STORE_RING)
+                        s->ring_count++;
+                /* store_unlock() wakes the watchers, past the mutex */
+                s->wake_due |= 1u << 31 | 1u << wake_bucket(st->resource);
+        }
+        s->rev = s->txn_rev;
+        s->compacted = s->txn_compacted;
+        pthread_rwlock_unlock(&s->ring_mu);
+        atomic_store(&s->pub_rev, s->rev);
+        s->nstaged = 0;
+}
+
+/* Hand the checkpointing of a grown WAL to the checkpointer (mu held). */
+static void maybe_checkpoint(struct orch_store *s)
+{
+        bool behind;
+
+        if (s->wal_pages < STORE_CHECKPOINT_PAGES)
+                return;
+        /* The checkpointer's work, unless it has fallen far behind. */
+        behind = s->wal_pages >= STORE_CHECKPOINT_PAGES * 2;
+        s->wal_pages = 0;
+        if (s->ckpt_running && !behind) {
+                pthread_mutex_lock(&s->ckpt_mu);
+                s->ckpt_due = true;
+                pthread_cond_signal(&s->ckpt_cv);
+                pthread_mutex_unlock(&s->ckpt_mu);
+                return;
+        }
+        /*
+         * Best effort, as SQLite's own: a failure is retried next time.
+         * Behind, wait for the checkpointer and empty the WAL.
+         */
+        sqlite3_wal_checkpoint_v2(s->db, NULL,
+                                  behind ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE,
+                                  NULL, NULL);
+}
+
+/* Commit the open transaction (mu held): publish its events, or fail them all. */
+static void batch_end(struct orch_store *s)
+{
+        struct sw_err err = SW_ERR_INIT;
+        size_t slot = (size_t)(s->batch % STORE_BATCH_RING);
+        int rc = 0;
+
+        if (s->nstaged == 0) {
+                store_run(s, "ROLLBACK", NULL); /* nothing was written */
+        } else if ((rc = store_run(s, "COMMIT", &err)) != 0) {
+                store_run(s, "ROLLBACK", NULL);
+                staged_free(s);
+        } else {
+                staged_publish(s);
+                maybe_checkpoint(s);
+        }
+        s->txn_open = false;
+        s->batch_rc[slot] = rc;
+        snprintf(s->batch_msg[slot], sizeof(s->batch_msg[slot]), "%s", rc ? err.msg : "");
+        s->batch++;
+        pthread_cond_broadcast(&s->batch_cv);
+}
+
+/*
+ * End a write that entered with write_enter(): if more writers are on
+ * their way and the group is not full, leave the transaction open for
+ * them and (if this write staged an event) wait until one of them commits
+ * it; else commit now. Returns the outcome of the commit of a write that
+ * staged an event, 0 otherwise. Unlocks the mutex.
+ */
+static int write_leave(struct orch_store *s, bool wrote, struct sw_err *err)
+{
+        uint64_t mine = s->batch;
+        int rc = 0;
+
+        atomic_fetch_sub(&s->writers, 1);
+        if (s->txn_open) {
+                if (atomic_load(&s->writers) == 0 || s->nstaged >= STORE_BATCH_MAX)
+                        batch_end(s);
+                else if (wrote)
+                        while (s->batch == mine)
+                                pthread_cond_wait(&s->batch_cv, &s->mu);
+        }
+        if (wrote && s->batch_rc[mine % STORE_BATCH_RING] != 0) {
+                rc = s->batch_rc[mine % STORE_BATCH_RING];
+                sw_err_set(err, rc, "%s", s->batch_msg[mine % STORE_BATCH_RING]);
+        }
+        store_unlock(s);
+        return rc;
+}
+
+/* Take the mutex to read with the writer's connection: commit what is open first. */
+static void read_lock(struct orch_store *s)
+{
+        pthread_mutex_lock(&s->mu);
+        if (s->txn_open)
+                batch_end(s);
+}
+
 /*
  * Write `obj` (or remove its row when `type` is DELETED) with the next
- * revision, log the event and commit. Called with the lock held and a
- * transaction open; commits or rolls back.
+ * revision and log the event, in the open transaction (write_enter);
+ * the event is staged for the ring until the group commits. On failure
+ * this write alone is undone.
  */
 static int commit_write(struct orch_store *s, const char *type, const char *resource,
                         const char *ns, const char *name, json_t *obj, char **prev,
                         struct sw_err *err)
 {
         int64_t rev = 0, compacted = 0;
+        struct staged_event *st;
         char *body = NULL;
         int rc;
 
         if ((rc = next_rev(s, &rev, err)) != 0)
-                goto rollback;
+                goto undo;
         set_rv(obj, rev);
         body = sw_json_dump(obj);
         if (strlen(body) > STORE_BODY_MAX) {
                 rc = sw_err_set(err, SW_ETOOBIG, "object %s/%s is larger than %zu bytes", ns, name,
                                 STORE_BODY_MAX);
-                goto rollback;
+                goto undo;
         }
         if (strcmp(type, "DELETED") == 0)
                 rc = row_delete(s, resource, ns, name, err);
@@ -790,61 +974,32 @@ static int commit_write(struct orch_store *s, const char *type, const char *reso
                              sw_json_str(json_object_get(obj, "metadata"), "uid", ""), rev, body,
                              err);
         if (rc)
-                goto rollback;
+                goto undo;
         if ((rc = log_event(s, rev, type, resource, ns, name, body, err)) != 0)
-                goto rollback;
+                goto undo;
         if ((rc = maybe_compact(s, rev, &compacted, err)) != 0)
-                goto rollback;
-        if ((rc = store_run(s, "COMMIT", err)) != 0)
-                goto rollback;
-        pthread_rwlock_wrlock(&s->ring_mu);
-        {
-                struct ring_event *e = &s->ring[rev % STORE_RING];
-                free(e->resource);
-                free(e->ns);
-                free(e->body);
-                free(e->prev);
-                e->prev = prev ? *prev : NULL; /* ownership moved to the ring */
-                if (prev)
-                        *prev = NULL;
-                e->rev = rev;
-                snprintf(e->type, sizeof(e->type), "%s", type);
-                e->resource = sw_xstrdup(resource);
-                e->ns = sw_xstrdup(ns);
-                e->body = body; /* ownership moved to the ring */
-                if (s->ring_count < STORE_RING)
-                        s->ring_count++;
+                goto undo;
+        if ((rc = store_run(s, "RELEASE w", err)) != 0)
+                goto undo;
+        s->txn_rev = rev;
+        s->txn_compacted = compacted;
+        if (s->nstaged == s->staged_cap) {
+                s->staged_cap = s->staged_cap ? s->staged_cap * 2 : 16;
+                s->staged = sw_xrealloc(s->staged, s->staged_cap * sizeof(*s->staged));
         }
-        s->rev = rev;
-        s->compacted = compacted;
-        pthread_rwlock_unlock(&s->ring_mu);
-        atomic_store(&s->pub_rev, rev);
-        /* store_unlock() wakes the watchers, past the mutex */
-        s->wake_due |= 1u << 31 | 1u << wake_bucket(resource);
-        if (s->wal_pages >= STORE_CHECKPOINT_PAGES) {
-                /* The checkpointer's work, unless it has fallen far behind. */
-                bool behind = s->wal_pages >= STORE_CHECKPOINT_PAGES * 2;
-                s->wal_pages = 0;
-                if (s->ckpt_running && !behind) {
-                        pthread_mutex_lock(&s->ckpt_mu);
-                        s->ckpt_due = true;
-                        pthread_cond_signal(&s->ckpt_cv);
-                        pthread_mutex_unlock(&s->ckpt_mu);
-                } else {
-                        /*
-                         * Best effort, as SQLite's own: a failure is retried next
-                         * time. Behind, wait for the checkpointer and empty the WAL.
-                         */
-                        sqlite3_wal_checkpoint_v2(s->db, NULL,
-                                                  behind ? SQLITE_CHECKPOINT_TRUNCATE
-                                                         : SQLITE_CHECKPOINT_PASSIVE,
-                                                  NULL, NULL);
-                }
-        }
+        st = &s->staged[s->nstaged++];
+        st->rev = rev;
+        snprintf(st->type, sizeof(st->type), "%s", type);
+        st->resource = sw_xstrdup(resource);
+        st->ns = sw_xstrdup(ns);
+        st->body = body;
+        st->prev = prev ? *prev : NULL; /* ownership moved to the staged event */
+        if (prev)
+                *prev = NULL;
         return 0;
-rollback:
+undo:
         free(body);
-        store_run(s, "ROLLBACK", NULL);
+        write_undo(s);
         return rc;
 }
 
@@ -889,7 +1044,7 @@ int orch_store_get(json_t **out, struct orch_store *s, const char *resource, con
                         sw_err_wrap(err, "stored %s %s/%s", resource, ns, name);
                 free(text);
         } else {
-                pthread_mutex_lock(&s->mu);
+                read_lock(s);
                 rc = row_get(&obj, NULL, s, resource, ns, name, err);
                 store_unlock(s);
         }
@@ -907,8 +1062,8 @@ int orch_store_create(json_t **out, struct orch_store *s, const char *resource, 
         json_t *obj = json_deep_copy(in), *meta;
         char uid[40], ts[32];
         const char *ns, *name;
-        bool exists = false;
-        int rc;
+        bool exists = false, wrote = false;
+        int rc, lrc;
 
         meta = meta_of(obj);
         ns = obj_ns(obj);
@@ -929,21 +1084,22 @@ int orch_store_create(json_t **out, struct orch_store *s, const char *resource, 
         else
                 json_object_del(meta, "generation");
 
-        pthread_mutex_lock(&s->mu);
-        if ((rc = store_run(s, "BEGIN IMMEDIATE", err)) != 0)
+        if ((rc = write_enter(s, err)) != 0)
                 goto out;
         if ((rc = row_exists(&exists, s, resource, ns, name, err)) != 0) {
-                store_run(s, "ROLLBACK", NULL);
+                write_undo(s);
                 goto out;
         }
         if (exists) {
-                store_run(s, "ROLLBACK", NULL);
+                write_undo(s);
                 rc = sw_err_set(err, SW_EEXIST, "%s \"%s\" already exists", resource, name);
                 goto out;
         }
         rc = commit_write(s, "ADDED", resource, ns, name, obj, NULL, err);
+        wrote = rc == 0;
 out:
-        store_unlock(s);
+        if ((lrc = write_leave(s, wrote, err)) != 0)
+                rc = lrc;
         if (rc) {
                 json_decref(obj);
                 return rc;
@@ -995,12 +1151,11 @@ int orch_store_update(json_t **out, bool *gone_out, struct orch_store *s, const 
         json_t *obj = json_deep_copy(in), *meta, *old = NULL, *old_meta;
         const char *ns = obj_ns(obj), *name = obj_name(obj), *want_rv;
         char *old_text = NULL;
-        bool gone = false;
-        int rc;
+        bool gone = false, wrote = false;
+        int rc, lrc;
 
         meta = meta_of(obj);
-        pthread_mutex_lock(&s->mu);
-        if ((rc = store_run(s, "BEGIN IMMEDIATE", err)) != 0)
+        if ((rc = write_enter(s, err)) != 0)
                 goto out;
         if ((rc = row_get(&old, &old_text, s, resource, ns, name, err)) != 0)
                 goto rollback;
@@ -1032,7 +1187,7 @@ int orch_store_update(json_t **out, bool *gone_out, struct orch_store *s, const 
         }
         json_object_set(meta, "resourceVersion", json_object_get(old_meta, "resourceVersion"));
         if (same_content(obj, old)) {
-                store_run(s, "ROLLBACK", NULL);
+                write_undo(s);
                 json_decref(obj);
                 obj = old;
                 old = NULL;
@@ -1045,11 +1200,13 @@ int orch_store_update(json_t **out, bool *gone_out, struct orch_store *s, const 
         } else {
                 rc = commit_write(s, "MODIFIED", resource, ns, name, obj, &old_text, err);
         }
+        wrote = rc == 0;
         goto out;
 rollback:
-        store_run(s, "ROLLBACK", NULL);
+        write_undo(s);
 out:
-        store_unlock(s);
+        if ((lrc = write_leave(s, wrote, err)) != 0)
+                rc = lrc;
         json_decref(old);
         free(old_text);
         if (rc) {
@@ -1074,11 +1231,10 @@ int orch_store_delete_graceful(json_t **out, bool *gone_out, struct orch_store *
                                const char *uid, const char *rv, int64_t grace_s, struct sw_err *err)
 {
         json_t *obj = NULL, *meta;
-        bool gone = false;
-        int rc;
+        bool gone = false, wrote = false;
+        int rc, lrc;
 
-        pthread_mutex_lock(&s->mu);
-        if ((rc = store_run(s, "BEGIN IMMEDIATE", err)) != 0)
+        if ((rc = write_enter(s, err)) != 0)
                 goto out;
         if ((rc = row_get(&obj, NULL, s, resource, ns, name, err)) != 0)
                 goto rollback;
@@ -1107,7 +1263,7 @@ int orch_store_delete_graceful(json_t **out, bool *gone_out, struct orch_store *
             (grace_s >= sw_json_int(meta, "deletionGracePeriodSeconds", 0) ||
              has_finalizers(obj)) &&
             !(grace_s == 0 && !has_finalizers(obj))) {
-                store_run(s, "ROLLBACK", NULL);
+                write_undo(s);
                 goto out; /* already being deleted at least as soon: nothing to write */
         }
         if (grace_s > 0 || has_finalizers(obj)) {
@@ -1120,11 +1276,13 @@ int orch_store_delete_graceful(json_t **out, bool *gone_out, struct orch_store *
                 gone = true;
                 rc = commit_write(s, "DELETED", resource, ns, name, obj, NULL, err);
         }
+        wrote = rc == 0;
         goto out;
 rollback:
-        store_run(s, "ROLLBACK", NULL);
+        write_undo(s);
 out:
-        store_unlock(s);
+        if ((lrc = write_leave(s, wrote, err)) != 0)
+                rc = lrc;
         if (rc) {
                 json_decref(obj);
                 return rc;
@@ -1149,7 +1307,7 @@ int orch_store_list(json_t **items_out, int64_t *rev_out, bool *more_out, struct
                  "SELECT body FROM objects WHERE resource=?1%s%s ORDER BY namespace, name",
                  q->ns ? " AND namespace=?2" : "",
                  q->after_ns ? " AND (namespace, name) > (?3, ?4)" : "");
-        pthread_mutex_lock(&s->mu);
+        read_lock(s);
         rev = s->rev;
         rc = store_prepare(&st, s, sql);
         if (rc != SQLITE_OK) {
@@ -1269,7 +1427,7 @@ int orch_store_events(json_t **out, struct orch_store *s, const char *resource, 
         int64_t scanned;
         int rc;
 
-        pthread_mutex_lock(&s->mu);
+        read_lock(s);
         rc = events_locked(out, &scanned, s, resource, after, max, err);
         store_unlock(s);
         return rc;
@@ -1320,7 +1478,7 @@ int orch_store_events_raw(struct orch_event **out, size_t *n_out, int64_t *scann
         }
         pthread_rwlock_unlock(&s->ring_mu);
         /* Older than the ring: from the log on disk, under the connection's lock. */
-        pthread_mutex_lock(&s->mu);
+        read_lock(s);
         rc = events_locked(&parsed, &scanned, s, resource, after, max, err);
         store_unlock(s);
         if (rc)
@@ -1377,7 +1535,7 @@ int orch_store_dependents(json_t **out, struct orch_store *s, const char *uid, s
         json_t *deps = json_array();
         int rc;
 
-        pthread_mutex_lock(&s->mu);
+        read_lock(s);
         rc = store_prepare(&st, s, "SELECT resource, body FROM objects WHERE instr(body, ?1) > 0");
         if (rc != SQLITE_OK) {
                 rc = store_sqlite_err(s->db, rc, err, "dependents");
