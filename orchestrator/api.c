@@ -55,9 +55,10 @@ struct orch_api {
         char *tls_cert, *tls_key;
         int64_t default_toleration_s;
         /*
-         * Whether any ResourceQuota exists, so that writes skip the quota
-         * checks when none does: quota_gen counts writes that may change
-         * the answer; quota_cache holds (generation << 2) | answer.
+         * Whether any ResourceQuota or LimitRange exists (ORCH_HAVE_* bits),
+         * so that writes skip those checks when none does: quota_gen counts
+         * writes that may change the answer; quota_cache holds
+         * (generation << 2) | answer.
          */
         atomic_uint_fast64_t quota_gen, quota_cache;
 };
@@ -574,6 +575,8 @@ static int service_allocate(struct req *q, json_t *svc, struct sw_err *err)
         return 0;
 }
 
+static unsigned policies_exist(struct orch_api *api);
+
 /*
  * Admission for a write: defaults and validation, then the allocations of
  * Services. Returns 0, or a code with `err` set; *invalid tells a 422.
@@ -588,9 +591,9 @@ static int admit(struct req *q, json_t *obj, const json_t *old, bool *invalid, s
                 *invalid = true;
                 return rc;
         }
-        if (q->kind->namespaced &&
-            (rc = orch_admission_check(q->api->store, q->kind->store, obj, old,
-                                       q->api->default_toleration_s, err)) != 0)
+        if (q->kind->namespaced && (rc = orch_admission_check(q->api->store, q->kind->store, obj,
+                                                              old, q->api->default_toleration_s,
+                                                              policies_exist(q->api), err)) != 0)
                 return rc;
         if (strcmp(q->kind->kind, "Service") == 0) {
                 /* Keep allocated node ports the new spec does not name. */
@@ -621,47 +624,58 @@ static int admit(struct req *q, json_t *obj, const json_t *old, bool *invalid, s
  * After a write in a namespace, its quotas' status.used follows. A failure
  * here does not undo the write; it is logged and the next write retries.
  */
-static bool quotas_exist(struct orch_api *api);
-
 static void after_write(struct req *q, const char *ns)
 {
         struct sw_err err = SW_ERR_INIT;
 
         if (!q->kind->namespaced || !ns || strcmp(q->kind->resource, "events") == 0 ||
-            (strcmp(q->kind->resource, "resourcequotas") != 0 && !quotas_exist(q->api)))
+            (strcmp(q->kind->resource, "resourcequotas") != 0 &&
+             !(policies_exist(q->api) & ORCH_HAVE_QUOTAS)))
                 return;
         if (orch_quota_refresh(q->api->store, ns, &err) != 0)
                 sw_log(SW_LOG_WARN, "orch_api", "quota status not refreshed", "{s:s,s:s}", "ns", ns,
                        "error", err.msg);
 }
 
-/* Whether the cluster has a ResourceQuota at all (true when that cannot be read). */
-static bool quotas_exist(struct orch_api *api)
+/* Whether some object of `resource` exists anywhere (true when that cannot be read). */
+static bool any_object(struct orch_api *api, const char *resource)
 {
-        uint_fast64_t gen = atomic_load(&api->quota_gen), cache = atomic_load(&api->quota_cache);
         struct orch_list_query lq = {0};
         struct sw_err err = SW_ERR_INIT;
         json_t *items = NULL;
         int64_t rev;
         bool more, any;
 
-        if (cache >> 2 == gen)
-                return (cache & 3) != 0;
-        if (orch_store_list(&items, &rev, &more, api->store, "resourcequotas", &lq, &err) != 0)
+        lq.limit = 1;
+        if (orch_store_list(&items, &rev, &more, api->store, resource, &lq, &err) != 0)
                 return true;
         any = json_array_size(items) > 0;
         json_decref(items);
-        /* Kept only if no quota or namespace was written meanwhile. */
-        if (atomic_load(&api->quota_gen) == gen)
-                atomic_compare_exchange_strong(&api->quota_cache, &cache, gen << 2 | (any ? 1 : 0));
         return any;
 }
 
-/* After a request: a write of a quota or a namespace may change quotas_exist(). */
+/* Which of ResourceQuota and LimitRange the cluster has at all (ORCH_HAVE_* bits). */
+static unsigned policies_exist(struct orch_api *api)
+{
+        uint_fast64_t gen = atomic_load(&api->quota_gen), cache = atomic_load(&api->quota_cache);
+        unsigned have;
+
+        if (cache >> 2 == gen)
+                return (unsigned)(cache & 3);
+        have = (any_object(api, "resourcequotas") ? ORCH_HAVE_QUOTAS : 0) |
+               (any_object(api, "limitranges") ? ORCH_HAVE_LIMITS : 0);
+        /* Kept only if no quota, limit range or namespace was written meanwhile. */
+        if (atomic_load(&api->quota_gen) == gen)
+                atomic_compare_exchange_strong(&api->quota_cache, &cache, gen << 2 | have);
+        return have;
+}
+
+/* After a request: a write of a quota, a limit range or a namespace may change policies_exist(). */
 static void note_write(struct req *q)
 {
         if (q->kind && strcmp(q->method, "GET") != 0 &&
             (strcmp(q->kind->resource, "resourcequotas") == 0 ||
+             strcmp(q->kind->resource, "limitranges") == 0 ||
              strcmp(q->kind->resource, "namespaces") == 0))
                 atomic_fetch_add(&q->api->quota_gen, 1);
 }
@@ -676,7 +690,8 @@ static void note_write(struct req *q)
 static bool write_lock(struct req *q)
 {
         if (strcmp(q->kind->resource, "services") != 0 &&
-            !(q->kind->namespaced && quotas_exist(q->api) && orch_quota_any(q->api->store, q->ns)))
+            !(q->kind->namespaced && (policies_exist(q->api) & ORCH_HAVE_QUOTAS) &&
+              orch_quota_any(q->api->store, q->ns)))
                 return false;
         pthread_mutex_lock(&q->api->alloc_mu);
         return true;
