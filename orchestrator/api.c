@@ -26,6 +26,7 @@
 #include <unistd.h>
 #include <sys/socket.h>
 
+#include "common/base64.h"
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/fs.h"
@@ -2414,46 +2415,28 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* ---- calls from this process ---------------------------------------------- */
 
-static int hex_digit(char c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 /* "a=1&b=x%3Dy" -> {"a":"1","b":"x=y"}, as libmicrohttpd decodes a query. */
 static json_t *query_args(const char *query)
 {
         json_t *args = json_object();
-        char *copy = sw_xstrdup(query ? query : ""), *p = copy;
+        const char *p = query ? query : "";
 
         while (*p) {
-                char *amp = strchr(p, '&'), *eq, *r, *w;
-                if (amp)
-                        *amp = '\0';
-                eq = strchr(p, '=');
-                if (eq)
-                        *eq++ = '\0';
-                for (r = w = eq ? eq : p + strlen(p); *r; r++) {
-                        if (*r == '%' && hex_digit(r[1]) >= 0 && hex_digit(r[2]) >= 0) {
-                                *w++ = (char)(hex_digit(r[1]) * 16 + hex_digit(r[2]));
-                                r += 2;
-                        } else {
-                                *w++ = *r;
-                        }
+                size_t len = strcspn(p, "&"), klen = strcspn(p, "=");
+                if (klen > len)
+                        klen = len;
+                if (klen > 0) {
+                        char *key = sw_xstrndup(p, klen);
+                        char *val = klen < len ? sw_pct_decode(p + klen + 1, len - klen - 1)
+                                               : sw_xstrdup("");
+                        json_object_set_new(args, key, json_string(val));
+                        free(key);
+                        free(val);
                 }
-                *w = '\0';
-                if (*p)
-                        json_object_set_new(args, p, json_string(eq ? eq : ""));
-                if (!amp)
-                        break;
-                p = amp + 1;
+                p += len;
+                if (*p == '&')
+                        p++;
         }
-        free(copy);
         return args;
 }
 

@@ -623,8 +623,21 @@ static void set_rv(json_t *obj, int64_t rev)
         json_object_set_new(meta_of(obj), "resourceVersion", json_string(b));
 }
 
-/* Read one row's body under the lock; *out NULL when absent. */
-/* The stored object (NULL when absent) and, if `text_out`, its stored text. */
+/* A cached statement of `sql` with an object's key bound to ?1-?3. */
+static int key_stmt(sqlite3_stmt **st, struct orch_store *s, const char *sql, const char *resource,
+                    const char *ns, const char *name, const char *what, struct sw_err *err)
+{
+        int rc = store_prepare(st, s, sql);
+
+        if (rc != SQLITE_OK)
+                return store_sqlite_err(s->db, rc, err, what);
+        sqlite3_bind_text(*st, 1, resource, -1, SQLITE_STATIC);
+        sqlite3_bind_text(*st, 2, ns, -1, SQLITE_STATIC);
+        sqlite3_bind_text(*st, 3, name, -1, SQLITE_STATIC);
+        return 0;
+}
+
+/* Read one row under the lock: the object (NULL when absent) and, if `text_out`, its text. */
 static int row_get(json_t **out, char **text_out, struct orch_store *s, const char *resource,
                    const char *ns, const char *name, struct sw_err *err)
 {
@@ -634,13 +647,11 @@ static int row_get(json_t **out, char **text_out, struct orch_store *s, const ch
         *out = NULL;
         if (text_out)
                 *text_out = NULL;
-        rc = store_prepare(
-                &st, s, "SELECT body FROM objects WHERE resource=?1 AND namespace=?2 AND name=?3");
-        if (rc != SQLITE_OK)
-                return store_sqlite_err(s->db, rc, err, "get");
-        sqlite3_bind_text(st, 1, resource, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+        if ((rc = key_stmt(
+                     &st, s,
+                     "SELECT body FROM objects WHERE resource=?1 AND namespace=?2 AND name=?3",
+                     resource, ns, name, "get", err)) != 0)
+                return rc;
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW) {
                 const char *body = (const char *)sqlite3_column_text(st, 0);
@@ -662,14 +673,12 @@ static int row_exists(bool *out, struct orch_store *s, const char *resource, con
                       const char *name, struct sw_err *err)
 {
         sqlite3_stmt *st = NULL;
-        int rc = store_prepare(
-                &st, s, "SELECT 1 FROM objects WHERE resource=?1 AND namespace=?2 AND name=?3");
+        int rc;
 
-        if (rc != SQLITE_OK)
-                return store_sqlite_err(s->db, rc, err, "get");
-        sqlite3_bind_text(st, 1, resource, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+        if ((rc = key_stmt(&st, s,
+                           "SELECT 1 FROM objects WHERE resource=?1 AND namespace=?2 AND name=?3",
+                           resource, ns, name, "get", err)) != 0)
+                return rc;
         rc = sqlite3_step(st);
         *out = rc == SQLITE_ROW;
         rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_sqlite_err(s->db, rc, err, "get");
@@ -734,14 +743,12 @@ static int row_delete(struct orch_store *s, const char *resource, const char *ns
                       struct sw_err *err)
 {
         sqlite3_stmt *st = NULL;
-        int rc = store_prepare(
-                &st, s, "DELETE FROM objects WHERE resource=?1 AND namespace=?2 AND name=?3");
+        int rc;
 
-        if (rc != SQLITE_OK)
-                return store_sqlite_err(s->db, rc, err, "delete");
-        sqlite3_bind_text(st, 1, resource, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+        if ((rc = key_stmt(&st, s,
+                           "DELETE FROM objects WHERE resource=?1 AND namespace=?2 AND name=?3",
+                           resource, ns, name, "delete", err)) != 0)
+                return rc;
         return run_stmt(s, st, "delete", err);
 }
 
