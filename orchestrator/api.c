@@ -62,6 +62,9 @@ struct orch_api {
          * (generation << 2) | answer.
          */
         atomic_uint_fast64_t quota_gen, quota_cache;
+        /* Namespaces seen active: name -> the quota_gen it was seen at (ns_mu). */
+        pthread_mutex_t ns_mu;
+        json_t *ns_active;
 };
 
 /* What one request is about, after routing. */
@@ -406,10 +409,18 @@ static int check_fields(struct req *q, json_t *obj, struct sw_err *err)
 
 static int ns_check(struct req *q, struct sw_err *err)
 {
+        uint_fast64_t gen = atomic_load(&q->api->quota_gen);
         json_t *ns = NULL;
+        bool known;
         int rc;
 
         if (!q->kind->namespaced)
+                return 0;
+        /* Seen active since the last write of a namespace: still active. */
+        pthread_mutex_lock(&q->api->ns_mu);
+        known = (uint_fast64_t)json_integer_value(json_object_get(q->api->ns_active, q->ns)) == gen;
+        pthread_mutex_unlock(&q->api->ns_mu);
+        if (known)
                 return 0;
         rc = orch_store_get(&ns, q->api->store, "namespaces", "", q->ns, err);
         if (rc == SW_ENOTFOUND) {
@@ -424,6 +435,13 @@ static int ns_check(struct req *q, struct sw_err *err)
                                 "unable to create new content in namespace %s because it is "
                                 "being terminated",
                                 q->ns);
+        if (rc == 0) {
+                pthread_mutex_lock(&q->api->ns_mu);
+                if (json_object_size(q->api->ns_active) > 4096)
+                        json_object_clear(q->api->ns_active);
+                json_object_set_new(q->api->ns_active, q->ns, json_integer((json_int_t)gen));
+                pthread_mutex_unlock(&q->api->ns_mu);
+        }
         json_decref(ns);
         return rc;
 }
@@ -2562,6 +2580,8 @@ int orch_api_start(struct orch_api **out, const struct orch_api_options *opts, s
         int rc;
 
         pthread_mutex_init(&api->alloc_mu, NULL);
+        pthread_mutex_init(&api->ns_mu, NULL);
+        api->ns_active = json_object();
         atomic_init(&api->stopping, false);
         atomic_init(&api->quota_gen, 1); /* quota_cache 0: generation 0, never current */
         atomic_init(&api->quota_cache, 0);
@@ -2634,5 +2654,7 @@ void orch_api_stop(struct orch_api *api)
         free(api->tls_cert);
         sw_free_secret(api->tls_key);
         pthread_mutex_destroy(&api->alloc_mu);
+        pthread_mutex_destroy(&api->ns_mu);
+        json_decref(api->ns_active);
         free(api);
 }
