@@ -1,6 +1,9 @@
 /*
  * scheduler.c - benchmark of the orchestrator's scheduler and controllers
- * through the real API server (in this process, plain HTTP on loopback).
+ * through the real API server, in this process as in `slipway serve`: the
+ * controllers, the scheduler, the pod watch and the hollow kubelet call it
+ * through its in-process transport (orch_api_local); the Nodes are created
+ * over plain HTTP on loopback.
  *
  * N Node objects (Ready, 32 cpu, 128Gi, 110 pods; their status is written
  * once, so no heartbeats compete with the scheduler) are created first.
@@ -10,8 +13,8 @@
  * kubernetes.io/hostname (maxSkew 1), a third ScheduleAnyway, a third with
  * the default spreading. A watch on pods notes when each pod first
  * appears and when it is first seen bound; from that come pods bound per
- * second (first pod seen to last bound) and the p50/p99 time from
- * creation to binding. Last, a Deployment is scaled from 0 to R replicas
+ * second (first pod seen to last bound), the rate pods were created at
+ * over the same span, and the p50/p99 time from creation to binding. Last, a Deployment is scaled from 0 to R replicas
  * and timed until it reports R available replicas; a hollow kubelet in
  * this process marks each bound pod Running and Ready, as `slipway node
  * --hollow` would.
@@ -47,7 +50,7 @@ struct seen {
         json_t *to_ready; /* keys of bound pods the kubelets should mark Ready */
         atomic_int bound;
         atomic_bool stop;
-        char *kubeconfig;
+        const struct orch_kube_local *local; /* the API server in this process */
 };
 
 static int on_pod(void *arg, const char *type, const json_t *obj)
@@ -87,8 +90,7 @@ static void *watch_main(void *arg)
         struct sw_err err = SW_ERR_INIT;
         char *rv = sw_xstrdup("0");
 
-        if (orch_kube_from_kubeconfig(&kc, s->kubeconfig, NULL, &err) != 0)
-                goto out;
+        orch_kube_new_local(&kc, s->local);
         while (!atomic_load(&s->stop)) {
                 char *next = NULL;
                 sw_err_clear(&err);
@@ -98,7 +100,6 @@ static void *watch_main(void *arg)
                         rv = next;
                 }
         }
-out:
         free(rv);
         orch_kube_free(kc);
         return NULL;
@@ -112,8 +113,7 @@ static void *kubelet_main(void *arg)
         struct sw_err err = SW_ERR_INIT;
         unsigned seq = 0;
 
-        if (orch_kube_from_kubeconfig(&kc, s->kubeconfig, NULL, &err) != 0)
-                return NULL;
+        orch_kube_new_local(&kc, s->local);
         for (;;) {
                 char *key = NULL, *path, ts[32], ip[32];
                 json_t *st;
@@ -229,7 +229,7 @@ static bool wait_bound(struct seen *s, int want, int64_t timeout_ms)
 
 static void report_binding(struct seen *s)
 {
-        int64_t first = 0, last = 0, *lat;
+        int64_t first = 0, last = 0, last_created = 0, *lat;
         size_t n = 0, i = 0;
         const char *k;
         json_t *v;
@@ -246,11 +246,15 @@ static void report_binding(struct seen *s)
                         first = c;
                 if (b > last)
                         last = b;
+                if (c > last_created)
+                        last_created = c;
                 lat[n++] = b - c;
         }
         pthread_mutex_unlock(&s->mu);
         qsort(lat, n, sizeof(*lat), cmp_i64);
         printf("scheduler_pods_bound: %zu pods\n", n);
+        printf("scheduler_pods_created_rate: %.0f pods/s\n",
+               (double)n * 1000.0 / (double)(last_created - first > 0 ? last_created - first : 1));
         printf("scheduler_throughput: %.0f pods/s\n",
                (double)n * 1000.0 / (double)(last - first > 0 ? last - first : 1));
         if (n) {
@@ -293,6 +297,7 @@ int main(int argc, char **argv)
         struct orch_api *api = NULL;
         struct orch_ctrl *ctrl = NULL;
         struct orch_kube *kc = NULL;
+        struct orch_kube_local local;
         struct seen s;
         pthread_t watcher, kubelets[KUBELETS];
         int nodes = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 5000;
@@ -314,7 +319,7 @@ int main(int argc, char **argv)
         pthread_cond_init(&s.cv, NULL);
         s.pods = json_object();
         s.to_ready = json_array();
-        s.kubeconfig = kcfg;
+        s.local = &local;
         o.listen = "127.0.0.1:0";
         o.db_path = db;
         o.token = TOKEN;
@@ -339,12 +344,15 @@ int main(int argc, char **argv)
         }
         printf("scheduler_nodes: %d nodes\n", nodes);
         printf("scheduler_node_setup_time: %lld ms\n", (long long)(sw_mono_ms() - t0));
+        /* As in `slipway serve`, clients in this process call the API server directly. */
+        orch_api_local(&local, api);
         if (pthread_create(&watcher, NULL, watch_main, &s) != 0)
                 goto out;
         watching = true;
         for (; nthreads < KUBELETS; nthreads++)
                 if (pthread_create(&kubelets[nthreads], NULL, kubelet_main, &s) != 0)
                         goto out;
+        co.local = &local;
         co.kubeconfig = kcfg;
         co.controllers = ORCH_CTRL_SCHEDULER | ORCH_CTRL_REPLICASET | ORCH_CTRL_DEPLOYMENT;
         if (orch_ctrl_start(&ctrl, &co, &err) != 0) {

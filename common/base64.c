@@ -55,3 +55,32 @@ int sw_base64_decode(unsigned char **out, size_t *len_out, const char *text, str
         *len_out = (size_t)got;
         return 0;
 }
+
+int sw_hex_digit(char c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+char *sw_pct_decode(const char *s, size_t n)
+{
+        char *out = sw_xmalloc(n + 1);
+        size_t j = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                if (s[i] == '%' && i + 2 < n && sw_hex_digit(s[i + 1]) >= 0 &&
+                    sw_hex_digit(s[i + 2]) >= 0) {
+                        out[j++] = (char)(sw_hex_digit(s[i + 1]) * 16 + sw_hex_digit(s[i + 2]));
+                        i += 2;
+                } else {
+                        out[j++] = s[i];
+                }
+        }
+        out[j] = '\0';
+        return out;
+}

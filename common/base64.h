@@ -1,5 +1,6 @@
 /*
- * base64.h - standard base64 (RFC 4648, with padding) on OpenSSL.
+ * base64.h - standard base64 (RFC 4648, with padding) on OpenSSL, and the
+ * hex digits and percent-escapes of URLs.
  */
 #ifndef SW_BASE64_H
 #define SW_BASE64_H
@@ -15,5 +16,10 @@ char *sw_base64_encode(const void *data, size_t len);
  * *len_out the decoded size. The caller frees. SW_EINVAL on bad input.
  */
 int sw_base64_decode(unsigned char **out, size_t *len_out, const char *text, struct sw_err *err);
+
+/* The value of hex digit `c`, or -1. */
+int sw_hex_digit(char c);
+/* Percent-decode `n` bytes of `s` into a new string; a bad escape is kept as it is. */
+char *sw_pct_decode(const char *s, size_t n);
 
 #endif /* SW_BASE64_H */

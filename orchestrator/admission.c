@@ -393,7 +393,7 @@ static void default_tolerations(json_t *pod, int64_t seconds)
 }
 
 int orch_admission_check(struct orch_store *s, const char *resource, json_t *obj, const json_t *old,
-                         int64_t toleration_s, struct sw_err *err)
+                         int64_t toleration_s, unsigned have, struct sw_err *err)
 {
         const json_t *meta = json_object_get(obj, "metadata");
         const char *ns = sw_json_str(meta, "namespace", "");
@@ -403,10 +403,27 @@ int orch_admission_check(struct orch_store *s, const char *resource, json_t *obj
                 return 0; /* quotas and limits apply to what is created */
         if (strcmp(resource, "pods") == 0) {
                 default_tolerations(obj, toleration_s);
-                if ((rc = apply_limit_ranges(s, obj, ns, err)) != 0)
+                if ((have & ORCH_HAVE_LIMITS) && (rc = apply_limit_ranges(s, obj, ns, err)) != 0)
                         return rc;
         }
+        if (!(have & ORCH_HAVE_QUOTAS))
+                return 0;
         return check_quotas(s, resource, obj, ns, sw_json_str(meta, "name", ""), err);
+}
+
+bool orch_quota_any(struct orch_store *s, const char *ns)
+{
+        struct sw_err err = SW_ERR_INIT;
+        json_t *quotas = NULL;
+        bool any;
+
+        if (!ns || !*ns)
+                return false;
+        if (list_ns(&quotas, s, "resourcequotas", ns, &err) != 0)
+                return true;
+        any = json_array_size(quotas) > 0;
+        json_decref(quotas);
+        return any;
 }
 
 int orch_quota_refresh(struct orch_store *s, const char *ns, struct sw_err *err)

@@ -22,9 +22,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <sys/socket.h>
 
+#include "common/base64.h"
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/fs.h"
@@ -32,6 +34,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "orchestrator/orch_int.h"
+#include "orchestrator/client/kube.h"
 #include "orchestrator/orchestrator.h"
 #include "common/banned.h"
 
@@ -52,6 +55,16 @@ struct orch_api {
         uint32_t svc_base, svc_size;
         char *tls_cert, *tls_key;
         int64_t default_toleration_s;
+        /*
+         * Whether any ResourceQuota or LimitRange exists (ORCH_HAVE_* bits),
+         * so that writes skip those checks when none does: quota_gen counts
+         * writes that may change the answer; quota_cache holds
+         * (generation << 2) | answer.
+         */
+        atomic_uint_fast64_t quota_gen, quota_cache;
+        /* Namespaces seen active: name -> the quota_gen it was seen at (ns_mu). */
+        pthread_mutex_t ns_mu;
+        json_t *ns_active;
 };
 
 /* What one request is about, after routing. */
@@ -65,7 +78,23 @@ struct req {
         const char *sub;  /* NULL, "status", "scale", "binding" */
         const char *body;
         size_t body_len;
-        char *warning; /* Warning header to add, or NULL */
+        char *warning;            /* Warning header to add, or NULL */
+        struct local_call *local; /* a call from this process, or NULL */
+};
+
+/*
+ * A request from this process (orch_api_local): the query is decoded into
+ * `args`, the body is a JSON value, and the reply is kept as one.
+ */
+struct local_call {
+        json_t *args; /* query argument -> value */
+        const char *content_type;
+        const json_t *body; /* NULL: none */
+        long status;
+        json_t *out;
+        /* A watch streams its events to `fn` instead. */
+        int (*fn)(void *arg, const char *type, const json_t *obj);
+        void *fn_arg;
 };
 
 /* Per-connection state while the body arrives. */
@@ -76,18 +105,32 @@ struct conn_ctx {
 
 /* ---- responses ------------------------------------------------------------ */
 
-static enum MHD_Result send_text(struct MHD_Connection *c, unsigned code, const char *ctype,
-                                 char *text, const char *warning)
+/* The reply of a call from this process: `v` (stolen) as it is. */
+static enum MHD_Result send_local(struct req *q, unsigned code, json_t *v)
 {
-        struct MHD_Response *r =
-                MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+        json_decref(q->local->out);
+        q->local->out = v;
+        q->local->status = (long)code;
+        return MHD_YES;
+}
+
+/* Send `text` (stolen). */
+static enum MHD_Result send_text(struct req *q, unsigned code, const char *ctype, char *text)
+{
+        struct MHD_Response *r;
         enum MHD_Result ret;
 
+        if (q->local) {
+                json_t *v = json_string(text);
+                free(text);
+                return send_local(q, code, v);
+        }
+        r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
         MHD_add_response_header(r, "Content-Type", ctype);
         MHD_add_response_header(r, "Cache-Control", "no-cache, private");
-        if (warning)
-                MHD_add_response_header(r, "Warning", warning);
-        ret = MHD_queue_response(c, code, r);
+        if (q->warning)
+                MHD_add_response_header(r, "Warning", q->warning);
+        ret = MHD_queue_response(q->conn, code, r);
         MHD_destroy_response(r);
         return ret;
 }
@@ -95,10 +138,13 @@ static enum MHD_Result send_text(struct MHD_Connection *c, unsigned code, const 
 /* Send `v` (stolen) as JSON. */
 static enum MHD_Result send_json(struct req *q, unsigned code, json_t *v)
 {
-        char *text = sw_json_dump(v);
+        char *text;
 
+        if (q->local)
+                return send_local(q, code, v);
+        text = sw_json_dump(v);
         json_decref(v);
-        return send_text(q->conn, code, "application/json", text, q->warning);
+        return send_text(q, code, "application/json", text);
 }
 
 static const char *reason_for(unsigned code)
@@ -213,12 +259,29 @@ static enum MHD_Result send_invalid(struct req *q, const char *name, const struc
 
 static const char *arg(struct req *q, const char *key)
 {
+        if (q->local)
+                return sw_json_str(q->local->args, key, NULL);
         return MHD_lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
 static const char *header(struct req *q, const char *key)
 {
+        if (q->local) {
+                if (strcasecmp(key, "Content-Type") == 0)
+                        return q->local->content_type;
+                if (strcasecmp(key, "User-Agent") == 0)
+                        return "slipway/0.1";
+                if (strcasecmp(key, "Accept") == 0)
+                        return "application/json";
+                return NULL;
+        }
         return MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, key);
+}
+
+/* Whether the request has a body. */
+static bool has_body(const struct req *q)
+{
+        return q->local ? q->local->body != NULL : q->body_len > 0;
 }
 
 static bool arg_true(struct req *q, const char *key)
@@ -282,8 +345,13 @@ static int parse_body(json_t **out, struct req *q, struct sw_err *err)
         json_error_t jerr;
         json_t *v;
 
-        if (q->body_len == 0)
+        if (!has_body(q))
                 return sw_err_set(err, SW_EINVAL, "the request body is empty");
+        if (q->local) {
+                /* The handlers change what they parsed: they get their own copy. */
+                *out = json_deep_copy(q->local->body);
+                return 0;
+        }
         if (header(q, "Content-Type") && strstr(header(q, "Content-Type"), "protobuf"))
                 return orch_proto_decode(out, q->body, q->body_len, q->kind->kind, err);
         if (header(q, "Content-Type") && strstr(header(q, "Content-Type"), "yaml")) {
@@ -341,10 +409,18 @@ static int check_fields(struct req *q, json_t *obj, struct sw_err *err)
 
 static int ns_check(struct req *q, struct sw_err *err)
 {
+        uint_fast64_t gen = atomic_load(&q->api->quota_gen);
         json_t *ns = NULL;
+        bool known;
         int rc;
 
         if (!q->kind->namespaced)
+                return 0;
+        /* Seen active since the last write of a namespace: still active. */
+        pthread_mutex_lock(&q->api->ns_mu);
+        known = (uint_fast64_t)json_integer_value(json_object_get(q->api->ns_active, q->ns)) == gen;
+        pthread_mutex_unlock(&q->api->ns_mu);
+        if (known)
                 return 0;
         rc = orch_store_get(&ns, q->api->store, "namespaces", "", q->ns, err);
         if (rc == SW_ENOTFOUND) {
@@ -359,6 +435,13 @@ static int ns_check(struct req *q, struct sw_err *err)
                                 "unable to create new content in namespace %s because it is "
                                 "being terminated",
                                 q->ns);
+        if (rc == 0) {
+                pthread_mutex_lock(&q->api->ns_mu);
+                if (json_object_size(q->api->ns_active) > 4096)
+                        json_object_clear(q->api->ns_active);
+                json_object_set_new(q->api->ns_active, q->ns, json_integer((json_int_t)gen));
+                pthread_mutex_unlock(&q->api->ns_mu);
+        }
         json_decref(ns);
         return rc;
 }
@@ -511,6 +594,8 @@ static int service_allocate(struct req *q, json_t *svc, struct sw_err *err)
         return 0;
 }
 
+static unsigned policies_exist(struct orch_api *api);
+
 /*
  * Admission for a write: defaults and validation, then the allocations of
  * Services. Returns 0, or a code with `err` set; *invalid tells a 422.
@@ -525,9 +610,9 @@ static int admit(struct req *q, json_t *obj, const json_t *old, bool *invalid, s
                 *invalid = true;
                 return rc;
         }
-        if (q->kind->namespaced &&
-            (rc = orch_admission_check(q->api->store, q->kind->store, obj, old,
-                                       q->api->default_toleration_s, err)) != 0)
+        if (q->kind->namespaced && (rc = orch_admission_check(q->api->store, q->kind->store, obj,
+                                                              old, q->api->default_toleration_s,
+                                                              policies_exist(q->api), err)) != 0)
                 return rc;
         if (strcmp(q->kind->kind, "Service") == 0) {
                 /* Keep allocated node ports the new spec does not name. */
@@ -562,11 +647,79 @@ static void after_write(struct req *q, const char *ns)
 {
         struct sw_err err = SW_ERR_INIT;
 
-        if (!q->kind->namespaced || !ns || strcmp(q->kind->resource, "events") == 0)
+        if (!q->kind->namespaced || !ns || strcmp(q->kind->resource, "events") == 0 ||
+            (strcmp(q->kind->resource, "resourcequotas") != 0 &&
+             !(policies_exist(q->api) & ORCH_HAVE_QUOTAS)))
                 return;
         if (orch_quota_refresh(q->api->store, ns, &err) != 0)
                 sw_log(SW_LOG_WARN, "orch_api", "quota status not refreshed", "{s:s,s:s}", "ns", ns,
                        "error", err.msg);
+}
+
+/* Whether some object of `resource` exists anywhere (true when that cannot be read). */
+static bool any_object(struct orch_api *api, const char *resource)
+{
+        struct orch_list_query lq = {0};
+        struct sw_err err = SW_ERR_INIT;
+        json_t *items = NULL;
+        int64_t rev;
+        bool more, any;
+
+        lq.limit = 1;
+        if (orch_store_list(&items, &rev, &more, api->store, resource, &lq, &err) != 0)
+                return true;
+        any = json_array_size(items) > 0;
+        json_decref(items);
+        return any;
+}
+
+/* Which of ResourceQuota and LimitRange the cluster has at all (ORCH_HAVE_* bits). */
+static unsigned policies_exist(struct orch_api *api)
+{
+        uint_fast64_t gen = atomic_load(&api->quota_gen), cache = atomic_load(&api->quota_cache);
+        unsigned have;
+
+        if (cache >> 2 == gen)
+                return (unsigned)(cache & 3);
+        have = (any_object(api, "resourcequotas") ? ORCH_HAVE_QUOTAS : 0) |
+               (any_object(api, "limitranges") ? ORCH_HAVE_LIMITS : 0);
+        /* Kept only if no quota, limit range or namespace was written meanwhile. */
+        if (atomic_load(&api->quota_gen) == gen)
+                atomic_compare_exchange_strong(&api->quota_cache, &cache, gen << 2 | have);
+        return have;
+}
+
+/* After a request: a write of a quota, a limit range or a namespace may change policies_exist(). */
+static void note_write(struct req *q)
+{
+        if (q->kind && strcmp(q->method, "GET") != 0 &&
+            (strcmp(q->kind->resource, "resourcequotas") == 0 ||
+             strcmp(q->kind->resource, "limitranges") == 0 ||
+             strcmp(q->kind->resource, "namespaces") == 0))
+                atomic_fetch_add(&q->api->quota_gen, 1);
+}
+
+/*
+ * Admission that reads other objects before a write -- ClusterIP and
+ * NodePort allocation, ResourceQuota usage -- must also see the writes
+ * just before it: such writes hold alloc_mu through admission and the
+ * store write. All others (every pod in a namespace without a quota) run
+ * in parallel. Returns whether the lock was taken.
+ */
+static bool write_lock(struct req *q)
+{
+        if (strcmp(q->kind->resource, "services") != 0 &&
+            !(q->kind->namespaced && (policies_exist(q->api) & ORCH_HAVE_QUOTAS) &&
+              orch_quota_any(q->api->store, q->ns)))
+                return false;
+        pthread_mutex_lock(&q->api->alloc_mu);
+        return true;
+}
+
+static void write_unlock(struct req *q, bool locked)
+{
+        if (locked)
+                pthread_mutex_unlock(&q->api->alloc_mu);
 }
 
 /* ---- garbage collection of dependents ------------------------------------ */
@@ -981,7 +1134,7 @@ static enum MHD_Result handle_create(struct req *q)
         json_t *obj = NULL, *meta, *out = NULL;
         const char *body_ns;
         char mgr[160], av[128];
-        bool invalid;
+        bool invalid, locked;
         int rc;
 
         if ((rc = parse_body(&obj, q, &err)) != 0)
@@ -1036,10 +1189,10 @@ static enum MHD_Result handle_create(struct req *q)
         if (clears_status_on_create(q->kind))
                 json_object_del(obj, "status");
         json_object_del(meta, "managedFields");
-        pthread_mutex_lock(&q->api->alloc_mu);
+        locked = write_lock(q);
         rc = admit(q, obj, NULL, &invalid, &err);
         if (rc) {
-                pthread_mutex_unlock(&q->api->alloc_mu);
+                write_unlock(q, locked);
                 if (invalid) {
                         enum MHD_Result ret = send_invalid(q, sw_json_str(meta, "name", ""), &err);
                         json_decref(obj);
@@ -1051,12 +1204,12 @@ static enum MHD_Result handle_create(struct req *q)
         field_manager(q, mgr, sizeof(mgr));
         orch_ssa_record_update(obj, NULL, mgr, NULL, q->kind->smp, av);
         if (dry_run(q)) {
-                pthread_mutex_unlock(&q->api->alloc_mu);
+                write_unlock(q, locked);
                 return send_json(q, 201, obj);
         }
         rc = orch_store_create(&out, q->api->store, q->kind->store, obj, store_flags(q->kind),
                                &err);
-        pthread_mutex_unlock(&q->api->alloc_mu);
+        write_unlock(q, locked);
         if (rc == SW_EEXIST) {
                 char msg[SW_ERR_MSG_MAX];
                 snprintf(msg, sizeof(msg), "%s \"%s\" already exists", qualified(q->kind),
@@ -1084,6 +1237,7 @@ static int write_object(json_t **out, bool *invalid, struct req *q, json_t *obj,
         const json_t *old_meta = json_object_get(old, "metadata");
         json_t *meta = meta_of(obj);
         char av[128];
+        bool locked = false;
         int rc;
 
         *invalid = false;
@@ -1123,7 +1277,7 @@ static int write_object(json_t **out, bool *invalid, struct req *q, json_t *obj,
             !*sw_json_str(meta, "resourceVersion", ""))
                 json_object_set(meta, "resourceVersion",
                                 json_object_get(old_meta, "resourceVersion"));
-        pthread_mutex_lock(&q->api->alloc_mu);
+        locked = write_lock(q);
         rc = admit(q, obj, old, invalid, err);
         if (rc)
                 goto out;
@@ -1136,7 +1290,7 @@ static int write_object(json_t **out, bool *invalid, struct req *q, json_t *obj,
         rc = orch_store_update(out, NULL, q->api->store, q->kind->store, obj, store_flags(q->kind),
                                err);
 out:
-        pthread_mutex_unlock(&q->api->alloc_mu);
+        write_unlock(q, locked);
         if (rc == 0 && !dry_run(q))
                 after_write(q, q->ns);
         return rc;
@@ -1255,14 +1409,14 @@ static enum MHD_Result handle_patch(struct req *q)
                                 break;
                         if (clears_status_on_create(q->kind))
                                 json_object_del(obj, "status");
-                        pthread_mutex_lock(&q->api->alloc_mu);
+                        bool locked = write_lock(q);
                         rc = admit(q, obj, NULL, &invalid, &err);
                         if (rc == 0 && dry_run(q))
                                 out = json_incref(obj);
                         else if (rc == 0)
                                 rc = orch_store_create(&out, q->api->store, q->kind->store, obj,
                                                        store_flags(q->kind), &err);
-                        pthread_mutex_unlock(&q->api->alloc_mu);
+                        write_unlock(q, locked);
                         if (rc == SW_EEXIST)
                                 continue; /* raced with a create: apply to it */
                         created = rc == 0;
@@ -1361,7 +1515,8 @@ static enum MHD_Result handle_binding(struct req *q)
         obj = json_deep_copy(old);
         json_object_set_new(json_object_get(obj, "spec"), "nodeName", json_string(node));
         q->sub = NULL;
-        rc = write_object(&out, &invalid, q, obj, old, "kube-scheduler", false, &err);
+        /* As in Kubernetes, a binding records no field manager on the pod (ssa: none to add). */
+        rc = write_object(&out, &invalid, q, obj, old, "kube-scheduler", true, &err);
 out:
         json_decref(b);
         json_decref(old);
@@ -1487,7 +1642,7 @@ static enum MHD_Result handle_delete(struct req *q)
         bool gone = false;
         int rc;
 
-        if (q->body_len && (rc = parse_body(&opts, q, &err)) != 0)
+        if (has_body(q) && (rc = parse_body(&opts, q, &err)) != 0)
                 return send_status(q, 400, "BadRequest", err.msg);
         if (dry_run(q)) {
                 json_decref(opts);
@@ -1528,7 +1683,7 @@ static enum MHD_Result handle_deletecollection(struct req *q)
         int rc;
         char av[128], kind[160];
 
-        if (q->body_len && (rc = parse_body(&opts, q, &err)) != 0) {
+        if (has_body(q) && (rc = parse_body(&opts, q, &err)) != 0) {
                 json_decref(deleted);
                 return send_status(q, 400, "BadRequest", err.msg);
         }
@@ -1594,7 +1749,8 @@ struct watch {
         bool table, columns_sent, bookmarks, done;
         bool selective; /* label or field selector given */
         struct sw_buf pending;
-        json_t *initial; /* synthetic ADDED events still to send */
+        json_t *initial;          /* synthetic ADDED events still to send */
+        struct local_call *local; /* events go to local->fn instead of `pending` */
 };
 
 static void watch_free(void *cls)
@@ -1615,6 +1771,12 @@ static void watch_emit(struct watch *w, const char *type, json_t *obj)
         json_t *ev;
         char *line;
 
+        if (w->local) {
+                if (w->local->fn(w->local->fn_arg, type, obj) != 0)
+                        w->done = true;
+                w->last_sent_ms = sw_mono_ms();
+                return;
+        }
         if (w->table && strcmp(type, "BOOKMARK") != 0 && strcmp(type, "ERROR") != 0) {
                 json_t *items = json_pack("[O]", obj);
                 char rv[32];
@@ -1671,7 +1833,14 @@ static void watch_poll(struct watch *w)
                 w->rev = evs[i].rev;
                 if (w->f.ns && strcmp(evs[i].ns, w->f.ns) != 0)
                         continue;
-                if (plain) {
+                if (plain && w->local) {
+                        json_t *obj = json_loads(evs[i].body, 0, NULL);
+                        if (obj)
+                                watch_emit(w, evs[i].type, obj);
+                        json_decref(obj);
+                        if (w->done)
+                                break;
+                } else if (plain) {
                         /* No selector and no Table: the stored text goes out as it is. */
                         sw_buf_printf(&w->pending, NULL,
                                       "{\"type\":\"%s\",\"object\":", evs[i].type);
@@ -1741,9 +1910,43 @@ static ssize_t watch_read(void *cls, uint64_t pos, char *buf, size_t max)
                 }
                 {
                         int64_t left = w->deadline_ms - sw_mono_ms();
-                        orch_store_wait(w->api->store, w->rev, left < 500 ? left : 500);
+                        orch_store_wait_kind(w->api->store, w->kind->store, w->rev,
+                                             left < 500 ? left : 500);
                 }
         }
+}
+
+/* A watch from this process: its events go to the caller's function, on its thread. */
+static enum MHD_Result local_watch_run(struct watch *w)
+{
+        while (!w->done && !atomic_load(&w->api->stopping)) {
+                int64_t left;
+                if (json_array_size(w->initial)) {
+                        json_t *o;
+                        size_t i;
+                        json_array_foreach(w->initial, i, o)
+                        {
+                                watch_emit(w, "ADDED", o);
+                                if (w->done)
+                                        break;
+                        }
+                        json_array_clear(w->initial);
+                        continue;
+                }
+                watch_poll(w);
+                left = w->deadline_ms - sw_mono_ms();
+                if (w->done || left <= 0)
+                        break;
+                if (w->bookmarks && sw_mono_ms() - w->last_sent_ms >= API_BOOKMARK_MS) {
+                        watch_bookmark(w);
+                        continue;
+                }
+                orch_store_wait_kind(w->api->store, w->kind->store, w->rev,
+                                     left < 500 ? left : 500);
+        }
+        w->local->status = 200;
+        watch_free(w);
+        return MHD_YES;
 }
 
 static enum MHD_Result handle_watch(struct req *q, struct filter *f)
@@ -1805,6 +2008,10 @@ static enum MHD_Result handle_watch(struct req *q, struct filter *f)
                         watch_free(w);
                         return send_status(q, 400, "BadRequest", "invalid resourceVersion");
                 }
+        }
+        if (q->local) {
+                w->local = q->local;
+                return local_watch_run(w);
         }
         /* Watch requests carry the connection's Accept; the stream is chunked JSON lines. */
         r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, watch_read, w,
@@ -1913,6 +2120,8 @@ static enum MHD_Result handle_pod_log(struct req *q)
 
         if (strcmp(q->method, "GET") != 0)
                 return method_not_allowed(q);
+        if (q->local)
+                return send_status(q, 400, "BadRequest", "pods/log is served over HTTP only");
         if (orch_store_get(&pod, q->api->store, "pods", ns_key(q), q->name, &err) != 0) {
                 ret = send_error(q, err.code, &err);
                 goto out;
@@ -2078,7 +2287,7 @@ static enum MHD_Result route(struct req *q, const char *url)
         }
         if (n == 1 && (strcmp(segs[0], "healthz") == 0 || strcmp(segs[0], "livez") == 0 ||
                        strcmp(segs[0], "readyz") == 0)) {
-                ret = send_text(q->conn, 200, "text/plain", sw_xstrdup("ok"), NULL);
+                ret = send_text(q, 200, "text/plain", sw_xstrdup("ok"));
                 goto out;
         }
         if (n >= 1 && strcmp(segs[0], "api") == 0) {
@@ -2095,6 +2304,7 @@ static enum MHD_Result route(struct req *q, const char *url)
                         goto out;
                 }
                 ret = route_resource(q, "", "v1", segs + 2, n - 2);
+                note_write(q);
                 goto out;
         }
         if (n >= 1 && strcmp(segs[0], "apis") == 0) {
@@ -2123,6 +2333,7 @@ static enum MHD_Result route(struct req *q, const char *url)
                         goto out;
                 }
                 ret = route_resource(q, segs[1], segs[2], segs + 3, n - 3);
+                note_write(q);
                 goto out;
         }
         if (n >= 2 && strcmp(segs[0], "openapi") == 0 && strcmp(segs[1], "v3") == 0) {
@@ -2220,6 +2431,92 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         *con_cls = NULL;
 }
 
+/* ---- calls from this process ---------------------------------------------- */
+
+/* "a=1&b=x%3Dy" -> {"a":"1","b":"x=y"}, as libmicrohttpd decodes a query. */
+static json_t *query_args(const char *query)
+{
+        json_t *args = json_object();
+        const char *p = query ? query : "";
+
+        while (*p) {
+                size_t len = strcspn(p, "&"), klen = strcspn(p, "=");
+                if (klen > len)
+                        klen = len;
+                if (klen > 0) {
+                        char *key = sw_xstrndup(p, klen);
+                        char *val = klen < len ? sw_pct_decode(p + klen + 1, len - klen - 1)
+                                               : sw_xstrdup("");
+                        json_object_set_new(args, key, json_string(val));
+                        free(key);
+                        free(val);
+                }
+                p += len;
+                if (*p == '&')
+                        p++;
+        }
+        return args;
+}
+
+/* Route one call from this process; the caller has filled `call`. */
+static int local_call(struct orch_api *api, struct local_call *call, long *status, json_t **out,
+                      const char *method, const char *path, struct sw_err *err)
+{
+        const char *qm = strchr(path, '?');
+        char *url = qm ? sw_xstrndup(path, (size_t)(qm - path)) : sw_xstrdup(path);
+        struct req q;
+
+        memset(&q, 0, sizeof(q));
+        q.api = api;
+        q.method = method;
+        q.local = call;
+        call->args = query_args(qm ? qm + 1 : NULL);
+        route(&q, url);
+        free(q.warning);
+        json_decref(call->args);
+        free(url);
+        *status = call->status;
+        *out = call->out;
+        if (call->status == 0) {
+                json_decref(call->out);
+                *out = NULL;
+                return sw_err_set(err, SW_EINTERNAL, "%s %s: no reply", method, path);
+        }
+        return 0;
+}
+
+static int local_request(void *ctx, long *status, json_t **out, const char *method,
+                         const char *path, const char *content_type, const json_t *body,
+                         struct sw_err *err)
+{
+        struct local_call call;
+
+        memset(&call, 0, sizeof(call));
+        call.content_type = content_type ? content_type : "application/json";
+        call.body = body;
+        return local_call(ctx, &call, status, out, method, path, err);
+}
+
+static int local_watch(void *ctx, long *status, json_t **out, const char *path,
+                       int (*fn)(void *arg, const char *type, const json_t *obj), void *arg,
+                       struct sw_err *err)
+{
+        struct local_call call;
+
+        memset(&call, 0, sizeof(call));
+        call.content_type = "application/json";
+        call.fn = fn;
+        call.fn_arg = arg;
+        return local_call(ctx, &call, status, out, "GET", path, err);
+}
+
+void orch_api_local(struct orch_kube_local *out, struct orch_api *api)
+{
+        out->request = local_request;
+        out->watch = local_watch;
+        out->ctx = api;
+}
+
 /* The namespaces every cluster has. */
 static int bootstrap(struct orch_api *api, struct sw_err *err)
 {
@@ -2283,7 +2580,11 @@ int orch_api_start(struct orch_api **out, const struct orch_api_options *opts, s
         int rc;
 
         pthread_mutex_init(&api->alloc_mu, NULL);
+        pthread_mutex_init(&api->ns_mu, NULL);
+        api->ns_active = json_object();
         atomic_init(&api->stopping, false);
+        atomic_init(&api->quota_gen, 1); /* quota_cache 0: generation 0, never current */
+        atomic_init(&api->quota_cache, 0);
         if (!opts->token || !*opts->token) {
                 rc = sw_err_set(err, SW_EINVAL, "the API server needs a bearer token");
                 goto fail;
@@ -2353,5 +2654,7 @@ void orch_api_stop(struct orch_api *api)
         free(api->tls_cert);
         sw_free_secret(api->tls_key);
         pthread_mutex_destroy(&api->alloc_mu);
+        pthread_mutex_destroy(&api->ns_mu);
+        json_decref(api->ns_active);
         free(api);
 }

@@ -3,7 +3,8 @@
  * (ReplicaSet, Deployment, Endpoints, node lifecycle, garbage collector,
  * Job, CronJob)
  * and the scheduler,
- * all talking to an API server over HTTP through orchestrator/client.
+ * all talking to an API server through orchestrator/client: over HTTP,
+ * or by function calls when the API server runs in the same process.
  *
  * Ownership: orch_ctrl_start() returns a running control plane owned by
  * the caller; orch_ctrl_stop() (accepts NULL) stops its threads and frees
@@ -20,6 +21,7 @@
 
 struct sw_config;
 struct orch_ctrl;
+struct orch_kube_local;
 
 struct orch_ctrl_options {
         const char *kubeconfig; /* path of the kubeconfig to reach the API server */
@@ -29,10 +31,12 @@ struct orch_ctrl_options {
         unsigned controllers;         /* ORCH_CTRL_* bits; 0 means all */
         int64_t job_backoff_ms;  /* first delay before a failed Job pod is replaced; 0: 10000 */
         int64_t cron_time_scale; /* tests: the CronJob clock runs this many times faster; 0: 1 */
+        /* The API server in this process (orch_api_local), used instead of the kubeconfig. */
+        const struct orch_kube_local *local;
 };
 #define ORCH_CTRL_OPTIONS_INIT                                                                     \
         {                                                                                          \
-                NULL, 0, 0, 0, 0, 0, 0                                                             \
+                NULL, 0, 0, 0, 0, 0, 0, NULL                                                       \
         }
 
 #define ORCH_CTRL_REPLICASET 0x01u
@@ -45,7 +49,8 @@ struct orch_ctrl_options {
 #define ORCH_CTRL_CRONJOB 0x80u
 
 /*
- * Load the kubeconfig, list every watched kind, then run the controllers.
+ * Load the kubeconfig (unless `local` is given), list every watched kind,
+ * then run the controllers.
  * Returns 0, or SW_EINVAL/SW_ENOTFOUND for a bad kubeconfig and
  * SW_EUNAVAIL when the API server does not answer the first lists.
  */

@@ -348,17 +348,137 @@ void orch_ctrl_random_suffix(char *out, size_t n)
 
 /* ---- events -------------------------------------------------------------- */
 
+/* ---- events ---------------------------------------------------------------- */
+
+#define EVENT_QUEUE_MAX 1000
+#define EVENT_BURST 25.0
+#define EVENT_REFILL_MS (5 * 60 * 1000) /* one more Event per key after this */
+#define EVENT_KEYS_MAX 4096
+
+/* The Event recorder of one control plane: a queue, a sender thread and the spam filter. */
+struct orch_recorder {
+        pthread_mutex_t mu;
+        pthread_cond_t cv;
+        json_t *queue; /* [path, event] pairs waiting */
+        json_t *spam;  /* key -> [tokens, last_ms] */
+        bool stop;
+        pthread_t th;
+        bool running;
+        struct orch_kube *kc;
+};
+
+static void *recorder_main(void *arg)
+{
+        struct orch_recorder *r = arg;
+
+        pthread_mutex_lock(&r->mu);
+        for (;;) {
+                json_t *item;
+                struct sw_err err = SW_ERR_INIT;
+                while (!r->stop && json_array_size(r->queue) == 0)
+                        pthread_cond_wait(&r->cv, &r->mu);
+                if (json_array_size(r->queue) == 0)
+                        break;
+                item = json_incref(json_array_get(r->queue, 0));
+                json_array_remove(r->queue, 0);
+                pthread_mutex_unlock(&r->mu);
+                if (orch_kube_request(NULL, NULL, r->kc, "POST",
+                                      json_string_value(json_array_get(item, 0)), NULL,
+                                      json_array_get(item, 1), &err) != 0)
+                        sw_log(SW_LOG_DEBUG, "ctrl", "event not recorded", "{s:s,s:s}", "reason",
+                               sw_json_str(json_array_get(item, 1), "reason", ""), "error",
+                               err.msg);
+                json_decref(item);
+                pthread_mutex_lock(&r->mu);
+        }
+        pthread_mutex_unlock(&r->mu);
+        return NULL;
+}
+
+static int recorder_start(struct orch_ctrl *c, struct sw_err *err)
+{
+        struct orch_recorder *r = sw_xcalloc(1, sizeof(*r));
+        int rc;
+
+        pthread_mutex_init(&r->mu, NULL);
+        pthread_cond_init(&r->cv, NULL);
+        r->queue = json_array();
+        r->spam = json_object();
+        c->recorder = r;
+        if ((rc = orch_ctrl_client(&r->kc, c, err)) != 0)
+                return rc;
+        r->running = pthread_create(&r->th, NULL, recorder_main, r) == 0;
+        if (!r->running)
+                return sw_err_set(err, SW_EIO, "cannot start the event recorder thread");
+        return 0;
+}
+
+/* Send what is queued, then stop. */
+static void recorder_stop(struct orch_recorder *r)
+{
+        if (!r)
+                return;
+        pthread_mutex_lock(&r->mu);
+        r->stop = true;
+        pthread_cond_signal(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+        if (r->running)
+                pthread_join(r->th, NULL);
+        orch_kube_free(r->kc);
+        json_decref(r->queue);
+        json_decref(r->spam);
+        pthread_mutex_destroy(&r->mu);
+        pthread_cond_destroy(&r->cv);
+        free(r);
+}
+
+/* The spam filter: whether one more Event for `key` may go out now (r->mu held). */
+static bool recorder_admit(struct orch_recorder *r, const char *key, int64_t now)
+{
+        json_t *b = json_object_get(r->spam, key);
+        double tokens;
+
+        if (!b) {
+                if (json_object_size(r->spam) >= EVENT_KEYS_MAX)
+                        json_object_clear(r->spam);
+                b = json_pack("[f,I]", EVENT_BURST, (json_int_t)now);
+                json_object_set_new(r->spam, key, b);
+        }
+        tokens = json_real_value(json_array_get(b, 0)) +
+                 (double)(now - json_integer_value(json_array_get(b, 1))) / EVENT_REFILL_MS;
+        if (tokens > EVENT_BURST)
+                tokens = EVENT_BURST;
+        json_array_set_new(b, 1, json_integer((json_int_t)now));
+        if (tokens < 1.0) {
+                json_array_set_new(b, 0, json_real(tokens));
+                return false;
+        }
+        json_array_set_new(b, 0, json_real(tokens - 1.0));
+        return true;
+}
+
 void orch_ctrl_event(struct orch_ctrl_loop *l, const json_t *obj, const char *type,
                      const char *reason, const char *fmt, ...)
 {
+        struct orch_recorder *r = l->mgr->recorder;
         const json_t *md = json_object_get(obj, "metadata");
         const char *ns = sw_json_str(md, "namespace", "default");
-        struct sw_err err = SW_ERR_INIT;
-        char msg[1024], ts[32], *path, *name;
+        char msg[1024], ts[32], *name, *key;
         unsigned char rnd[6];
         json_t *ev;
         va_list ap;
+        bool ok;
 
+        if (!r)
+                return;
+        key = sw_xasprintf("%s/%s/%s/%s/%s/%s/%s", l->name, sw_json_str(obj, "kind", ""), ns,
+                           sw_json_str(md, "name", ""), sw_json_str(md, "uid", ""), type, reason);
+        pthread_mutex_lock(&r->mu);
+        ok = json_array_size(r->queue) < EVENT_QUEUE_MAX && recorder_admit(r, key, sw_mono_ms());
+        pthread_mutex_unlock(&r->mu);
+        free(key);
+        if (!ok)
+                return;
         va_start(ap, fmt);
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
@@ -376,12 +496,14 @@ void orch_ctrl_event(struct orch_ctrl_loop *l, const json_t *obj, const char *ty
                        sw_json_str(md, "resourceVersion", ""), "reason", reason, "message", msg,
                        "type", type, "source", "component", l->name, "firstTimestamp", ts,
                        "lastTimestamp", ts, "count", 1);
-        path = sw_xasprintf("/api/v1/namespaces/%s/events", ns);
-        if (ev && orch_kube_request(NULL, NULL, l->kc, "POST", path, NULL, ev, &err) != 0)
-                sw_log(SW_LOG_DEBUG, "ctrl", "event not recorded", "{s:s,s:s}", "reason", reason,
-                       "error", err.msg);
-        json_decref(ev);
-        free(path);
+        if (ev) {
+                pthread_mutex_lock(&r->mu);
+                char *path = sw_xasprintf("/api/v1/namespaces/%s/events", ns);
+                json_array_append_new(r->queue, json_pack("[s,o]", path, ev));
+                free(path);
+                pthread_cond_signal(&r->cv);
+                pthread_mutex_unlock(&r->mu);
+        }
         free(name);
 }
 
@@ -414,6 +536,20 @@ json_t *orch_informer_list(struct orch_informer *inf, const char *ns)
         return arr;
 }
 
+json_t *orch_informer_owned(struct orch_informer *inf, const char *uid)
+{
+        json_t *arr = json_array(), *v;
+        const char *k;
+
+        pthread_mutex_lock(&inf->mu);
+        json_object_foreach(json_object_get(inf->by_owner, uid), k, v)
+        {
+                json_array_append(arr, v);
+        }
+        pthread_mutex_unlock(&inf->mu);
+        return arr;
+}
+
 void orch_informer_add_handler(struct orch_informer *inf, orch_ctrl_handler_fn fn, void *arg)
 {
         if (inf->nhandlers >= ORCH_INFORMER_HANDLERS)
@@ -430,6 +566,35 @@ static void informer_notify(struct orch_informer *inf, const char *type, const j
                 inf->handlers[i].fn(inf->handlers[i].arg, type, obj, old);
 }
 
+/* Add `obj` to (or drop it from) the index by controller owner; inf->mu held. */
+static void owner_index(struct orch_informer *inf, const char *key, const json_t *obj, bool add)
+{
+        const json_t *refs = json_object_get(json_object_get(obj, "metadata"), "ownerReferences");
+        const json_t *ref;
+        size_t i;
+
+        json_array_foreach(refs, i, ref)
+        {
+                const char *uid = sw_json_str(ref, "uid", "");
+                json_t *set;
+                if (!json_is_true(json_object_get(ref, "controller")) || !*uid)
+                        continue;
+                set = json_object_get(inf->by_owner, uid);
+                if (add) {
+                        if (!set) {
+                                set = json_object();
+                                json_object_set_new(inf->by_owner, uid, set);
+                        }
+                        json_object_set(set, key, (json_t *)obj);
+                } else if (set) {
+                        json_object_del(set, key);
+                        if (json_object_size(set) == 0)
+                                json_object_del(inf->by_owner, uid);
+                }
+                break;
+        }
+}
+
 /* Apply one change to the cache and tell the handlers. */
 static void informer_apply(struct orch_informer *inf, const char *type, const json_t *obj)
 {
@@ -439,10 +604,14 @@ static void informer_apply(struct orch_informer *inf, const char *type, const js
         pthread_mutex_lock(&inf->mu);
         old = json_object_get(inf->cache, key);
         json_incref(old);
-        if (strcmp(type, "DELETED") == 0)
+        if (old)
+                owner_index(inf, key, old, false);
+        if (strcmp(type, "DELETED") == 0) {
                 json_object_del(inf->cache, key);
-        else
-                json_object_set_new(inf->cache, key, json_deep_copy(obj));
+        } else {
+                json_object_set(inf->cache, key, (json_t *)obj); /* immutable from here */
+                owner_index(inf, key, obj, true);
+        }
         pthread_mutex_unlock(&inf->mu);
         informer_notify(inf, type, obj, old);
         json_decref(old);
@@ -554,6 +723,7 @@ static void informer_init(struct orch_informer *inf, const char *path, atomic_bo
         inf->path = sw_xstrdup(path);
         pthread_mutex_init(&inf->mu, NULL);
         inf->cache = json_object();
+        inf->by_owner = json_object();
         inf->stop = stop;
 }
 
@@ -569,6 +739,7 @@ static void informer_release(struct orch_informer *inf)
         informer_join(inf);
         orch_kube_free(inf->kc);
         json_decref(inf->cache);
+        json_decref(inf->by_owner);
         free(inf->rv);
         free(inf->path);
         pthread_mutex_destroy(&inf->mu);
@@ -660,6 +831,7 @@ void orch_ctrl_stop(struct orch_ctrl *c)
         }
         for (int i = 0; i < c->nloops; i++)
                 loop_free(c->loops[i]);
+        recorder_stop(c->recorder);
         informer_release(&c->pods);
         informer_release(&c->rsets);
         informer_release(&c->deploys);
@@ -669,7 +841,17 @@ void orch_ctrl_stop(struct orch_ctrl *c)
         informer_release(&c->cronjobs);
         informer_release(&c->leases);
         free(c->kubeconfig);
+        free(c->local);
         free(c);
+}
+
+int orch_ctrl_client(struct orch_kube **out, struct orch_ctrl *m, struct sw_err *err)
+{
+        if (m->local) {
+                orch_kube_new_local(out, m->local);
+                return 0;
+        }
+        return orch_kube_from_kubeconfig(out, m->kubeconfig, NULL, err);
 }
 
 int orch_ctrl_start(struct orch_ctrl **out, const struct orch_ctrl_options *opts,
@@ -680,13 +862,18 @@ int orch_ctrl_start(struct orch_ctrl **out, const struct orch_ctrl_options *opts
         unsigned want = opts->controllers ? opts->controllers : 0xffu;
         int rc = 0;
 
-        if (!opts->kubeconfig || !*opts->kubeconfig) {
+        if (!opts->local && (!opts->kubeconfig || !*opts->kubeconfig)) {
                 free(c);
                 return sw_err_set(err, SW_EINVAL, "controllers need a kubeconfig");
         }
         c->opts = *opts;
-        c->kubeconfig = sw_xstrdup(opts->kubeconfig);
+        c->kubeconfig = sw_xstrdup(opts->kubeconfig ? opts->kubeconfig : "");
         c->opts.kubeconfig = c->kubeconfig;
+        if (opts->local) {
+                c->local = sw_xmalloc(sizeof(*c->local));
+                *c->local = *opts->local;
+                c->opts.local = c->local;
+        }
         if (c->opts.job_backoff_ms <= 0)
                 c->opts.job_backoff_ms = 10000;
         if (c->opts.cron_time_scale <= 0)
@@ -733,15 +920,17 @@ int orch_ctrl_start(struct orch_ctrl **out, const struct orch_ctrl_options *opts
                         l->expect = json_object();
                         orch_ctrl_queue_init(&l->q);
                         c->loops[c->nloops++] = l;
-                        rc = orch_kube_from_kubeconfig(&l->kc, c->kubeconfig, NULL, err);
+                        rc = orch_ctrl_client(&l->kc, c, err);
                         if (rc)
                                 goto out;
                         inits[i](l, c);
                 }
         }
+        if ((rc = recorder_start(c, err)) != 0)
+                goto out;
         /* Fill every cache before any controller acts on a partial view. */
         for (int i = 0; i < 8; i++) {
-                rc = orch_kube_from_kubeconfig(&infs[i]->kc, c->kubeconfig, NULL, err);
+                rc = orch_ctrl_client(&infs[i]->kc, c, err);
                 if (rc)
                         goto out;
                 rc = informer_list(infs[i], err);

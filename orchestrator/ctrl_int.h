@@ -69,7 +69,8 @@ typedef void (*orch_ctrl_handler_fn)(void *arg, const char *type, const json_t *
 struct orch_informer {
         char *path; /* collection path, "/api/v1/pods" */
         pthread_mutex_t mu;
-        json_t *cache; /* "ns/name" -> object */
+        json_t *cache;    /* "ns/name" -> object */
+        json_t *by_owner; /* controller owner uid -> {"ns/name" -> object} */
         char *rv;
         bool synced;
         struct {
@@ -92,6 +93,8 @@ void orch_ctrl_key_split(const char *key, char **ns, char **name);
 json_t *orch_informer_get(struct orch_informer *inf, const char *key);
 /* The cached (immutable) objects of namespace `ns` (NULL: all), in a new array. */
 json_t *orch_informer_list(struct orch_informer *inf, const char *ns);
+/* The cached objects whose controller owner has `uid`, in a new array (an index: no scan). */
+json_t *orch_informer_owned(struct orch_informer *inf, const char *uid);
 void orch_informer_add_handler(struct orch_informer *inf, orch_ctrl_handler_fn fn, void *arg);
 
 /* ---- controller loops ---------------------------------------------------- */
@@ -121,16 +124,21 @@ struct orch_ctrl_loop {
 struct orch_ctrl {
         struct orch_ctrl_options opts;
         char *kubeconfig;
+        struct orch_kube_local *local; /* copy of opts.local, or NULL */
         atomic_bool stop;
         struct orch_informer pods, rsets, deploys, services, nodes;
         struct orch_informer jobs, cronjobs, leases; /* leases: kube-node-lease only */
         struct orch_ctrl_loop *loops[12];
         int nloops;
+        struct orch_recorder *recorder; /* Events go out through it (ctrl_base.c) */
 };
 
 /*
- * Record an Event about `obj` (type "Normal" or "Warning"). Failures are
- * ignored: an Event is best effort.
+ * Record an Event about `obj` (type "Normal" or "Warning"). As client-go's
+ * recorder: queued and sent by one thread, so no loop waits for it; a burst
+ * of 25 per source, object, type and reason, then one per 5 minutes (the
+ * rest are dropped); dropped too when 1000 wait. Best effort: failures are
+ * logged at debug level only.
  */
 void orch_ctrl_event(struct orch_ctrl_loop *l, const json_t *obj, const char *type,
                      const char *reason, const char *fmt, ...)
@@ -160,6 +168,9 @@ void orch_ctrl_expect(struct orch_ctrl_loop *l, const char *key, const char *nam
 /* True when every expected write of `key` shows in `inf` (or has waited 30 s). */
 bool orch_ctrl_expect_met(struct orch_ctrl_loop *l, const char *key, struct orch_informer *inf,
                           const char *ns);
+
+/* A new API client for one thread: in-process when the server is, else from the kubeconfig. */
+int orch_ctrl_client(struct orch_kube **out, struct orch_ctrl *m, struct sw_err *err);
 
 /* Controllers, in their own files; each fills a loop and subscribes to informers. */
 void orch_ctrl_rs_init(struct orch_ctrl_loop *l, struct orch_ctrl *m);

@@ -271,7 +271,7 @@ static int job_reconcile(struct orch_ctrl_loop *l, const char *key, struct sw_er
                 goto out; /* the pod events requeue this key */
         spec = json_object_get(job, "spec");
         cur = json_object_get(job, "status");
-        pods = orch_informer_list(&l->mgr->pods, ns);
+        pods = orch_informer_owned(&l->mgr->pods, sw_json_str(md, "uid", ""));
         count_pods(&jp, pods, sw_json_str(md, "uid", ""));
         orch_time_fmt(ts, sizeof(ts), now);
         conds = json_is_array(json_object_get(cur, "conditions"))

@@ -44,22 +44,25 @@ static void random_suffix(char *out, size_t n)
         out[n] = '\0';
 }
 
-/* Create one pod of `rs`; its name is appended to `created`. */
+/*
+ * Create one pod of `rs`; its name is appended to `created`. A taken name
+ * (five random characters collide once in a while among tens of
+ * thousands of pods) is drawn again, up to 8 times, as the API server does
+ * for generateName.
+ */
 static int create_pod(struct orch_ctrl_loop *l, const json_t *rs, const char *ns,
                       const char *rsname, json_t *created, struct sw_err *err)
 {
         const json_t *tmpl = json_object_get(json_object_get(rs, "spec"), "template");
         const json_t *tmd = json_object_get(tmpl, "metadata");
         json_t *pod, *md;
-        char sfx[6], *name, *path;
+        char sfx[6], *name = NULL, *path;
         int rc;
 
-        random_suffix(sfx, 5);
-        name = sw_xasprintf("%s-%s", rsname, sfx);
-        md = json_pack("{s:s,s:s,s:[{s:s,s:s,s:s,s:s,s:b,s:b}]}", "name", name, "namespace", ns,
-                       "ownerReferences", "apiVersion", "apps/v1", "kind", "ReplicaSet", "name",
-                       rsname, "uid", sw_json_str(json_object_get(rs, "metadata"), "uid", ""),
-                       "controller", 1, "blockOwnerDeletion", 1);
+        md = json_pack("{s:s,s:[{s:s,s:s,s:s,s:s,s:b,s:b}]}", "namespace", ns, "ownerReferences",
+                       "apiVersion", "apps/v1", "kind", "ReplicaSet", "name", rsname, "uid",
+                       sw_json_str(json_object_get(rs, "metadata"), "uid", ""), "controller", 1,
+                       "blockOwnerDeletion", 1);
         if (json_object_get(tmd, "labels"))
                 json_object_set_new(md, "labels", json_deep_copy(json_object_get(tmd, "labels")));
         if (json_object_get(tmd, "annotations"))
@@ -68,7 +71,16 @@ static int create_pod(struct orch_ctrl_loop *l, const json_t *rs, const char *ns
         pod = json_pack("{s:s,s:s,s:o,s:O}", "apiVersion", "v1", "kind", "Pod", "metadata", md,
                         "spec", json_object_get(tmpl, "spec"));
         path = sw_xasprintf("/api/v1/namespaces/%s/pods", ns);
-        rc = orch_kube_request(NULL, NULL, l->kc, "POST", path, NULL, pod, err);
+        for (int attempt = 0;; attempt++) {
+                random_suffix(sfx, 5);
+                free(name);
+                name = sw_xasprintf("%s-%s", rsname, sfx);
+                json_object_set_new(md, "name", json_string(name));
+                rc = orch_kube_request(NULL, NULL, l->kc, "POST", path, NULL, pod, err);
+                if (rc != SW_ECONFLICT || attempt == 7)
+                        break;
+                sw_err_clear(err);
+        }
         if (rc == 0) {
                 json_array_append_new(created, json_string(name));
                 orch_ctrl_event(l, rs, "Normal", "SuccessfulCreate", "Created pod: %s", name);
@@ -102,7 +114,7 @@ static void *rs_creator_main(void *arg)
         memset(&self, 0, sizeof(self));
         self.name = c->l->name;
         self.mgr = c->l->mgr;
-        c->rc = orch_kube_from_kubeconfig(&self.kc, c->l->mgr->kubeconfig, NULL, &c->err);
+        c->rc = orch_ctrl_client(&self.kc, c->l->mgr, &c->err);
         for (int64_t k = 0; k < c->count && c->rc == 0; k++)
                 c->rc = create_pod(&self, c->rs, c->ns, c->rsname, c->created, &c->err);
         orch_kube_free(self.kc);
@@ -208,7 +220,7 @@ static int rs_reconcile(struct orch_ctrl_loop *l, const char *key, struct sw_err
         uid = sw_json_str(json_object_get(rs, "metadata"), "uid", "");
         replicas = sw_json_int(spec, "replicas", 1);
         min_ready_ms = sw_json_int(spec, "minReadySeconds", 0) * 1000;
-        pods = orch_informer_list(&l->mgr->pods, ns);
+        pods = orch_informer_owned(&l->mgr->pods, uid);
         mine = sw_xcalloc(json_array_size(pods) + 1, sizeof(*mine));
         json_array_foreach(pods, i, p)
         {

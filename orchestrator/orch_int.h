@@ -146,6 +146,9 @@ void orch_events_free(struct orch_event *evs, size_t n);
  * current revision. orch_store_wake() releases every waiter (shutdown).
  */
 int64_t orch_store_wait(struct orch_store *s, int64_t after, int64_t timeout_ms);
+/* The same, for a write of `resource` (or of a resource sharing its wake-up word). */
+int64_t orch_store_wait_kind(struct orch_store *s, const char *resource, int64_t after,
+                             int64_t timeout_ms);
 void orch_store_wake(struct orch_store *s);
 
 /*
@@ -316,11 +319,16 @@ int orch_object_strict(json_t *obj, const struct orch_kind *k, bool prune, struc
  * Admission of a create (`old` NULL) of `obj` in the store's `resource`:
  * The default not-ready/unreachable NoExecute tolerations (`toleration_s`
  * seconds; negative adds none) and LimitRange defaults (written into `obj`)
- * and bounds for pods, then ResourceQuota limits. SW_EPERM with the
- * Forbidden message when refused.
+ * and bounds for pods, then ResourceQuota limits; `have` (ORCH_HAVE_*)
+ * says which of those kinds exist at all, the others are not looked up.
+ * SW_EPERM with the Forbidden message when refused.
  */
+#define ORCH_HAVE_QUOTAS 1u /* some ResourceQuota exists */
+#define ORCH_HAVE_LIMITS 2u /* some LimitRange exists */
 int orch_admission_check(struct orch_store *s, const char *resource, json_t *obj, const json_t *old,
-                         int64_t toleration_s, struct sw_err *err);
+                         int64_t toleration_s, unsigned have, struct sw_err *err);
+/* Whether `ns` has a ResourceQuota (true also when that cannot be read). */
+bool orch_quota_any(struct orch_store *s, const char *ns);
 /* Recompute status.hard/used of every ResourceQuota in `ns` (no-op without quotas). */
 int orch_quota_refresh(struct orch_store *s, const char *ns, struct sw_err *err);
 

@@ -23,6 +23,7 @@
 
 struct sw_config;
 struct orch_api;
+struct orch_kube_local;
 
 struct orch_api_options {
         const char *listen;        /* "127.0.0.1:6443"; port 0 picks a free one */
@@ -44,6 +45,12 @@ struct orch_api_options {
 int orch_api_start(struct orch_api **out, const struct orch_api_options *opts, struct sw_err *err);
 /* The TCP port actually bound. */
 uint16_t orch_api_port(const struct orch_api *api);
+/*
+ * A transport to `api` for clients in this process (orch_kube_new_local):
+ * its handlers are called directly, trusted like a loopback client (no
+ * token). Valid until orch_api_stop(); watches end when it stops.
+ */
+void orch_api_local(struct orch_kube_local *out, struct orch_api *api);
 void orch_api_stop(struct orch_api *api);
 
 /*

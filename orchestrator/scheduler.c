@@ -74,6 +74,7 @@ struct sched_node {
         int64_t ucpu, umem, upods; /* requested by pods on it */
         json_t *ports;             /* "proto/port" -> number of pods using it */
         bool ready, unschedulable;
+        bool host; /* exists and has the kubernetes.io/hostname label */
 };
 
 /* Pods per node matching one spread selector. */
@@ -83,6 +84,9 @@ struct sched_counter {
         struct orch_selector *parsed; /* `sel` parsed; NULL when it selects nothing */
         char *owner;                  /* controller owner uid of an owner counter */
         int *per_node;                /* by node slot, s->node_cap long */
+        /* hist[v]: host nodes (sched_node.host) with v matching pods, hist_len long */
+        int *hist;
+        size_t hist_len;
         int64_t used_ms;
 };
 
@@ -103,6 +107,7 @@ struct sched_state {
         json_t *waiting; /* pod key -> {attempts, msg}: did not fit */
         struct sched_node *nodes;
         size_t nnodes, node_cap;
+        size_t nhost;     /* nodes with `host` set */
         json_t *node_idx; /* name -> slot */
         struct sched_pod *pods;
         size_t npods, pod_cap;
@@ -163,6 +168,7 @@ static void sched_state_free(void *p)
                 json_decref(s->counters[i]->sel);
                 orch_selector_free(s->counters[i]->parsed);
                 free(s->counters[i]->per_node);
+                free(s->counters[i]->hist);
                 free(s->counters[i]);
         }
         free(s->nodes);
@@ -276,6 +282,29 @@ static long node_slot(struct sched_state *s, const char *name)
         return (long)s->nnodes++;
 }
 
+/* One host node more (d 1) or fewer (-1) with `value` matching pods in `c`'s histogram. */
+static void hist_add(struct sched_counter *c, int value, int d)
+{
+        if (value < 0)
+                value = 0;
+        if ((size_t)value >= c->hist_len) {
+                size_t len = (size_t)value * 2 + 8;
+                c->hist = sw_xrealloc(c->hist, len * sizeof(*c->hist));
+                memset(c->hist + c->hist_len, 0, (len - c->hist_len) * sizeof(*c->hist));
+                c->hist_len = len;
+        }
+        c->hist[value] += d;
+}
+
+/* The fewest matching pods on a host node, or -1 without host nodes. */
+static int64_t hist_min(const struct sched_counter *c)
+{
+        for (size_t v = 0; v < c->hist_len; v++)
+                if (c->hist[v] > 0)
+                        return (int64_t)v;
+        return -1;
+}
+
 static bool counter_matches(const struct sched_counter *c, const struct sched_pod *p)
 {
         if (c->owner)
@@ -302,9 +331,16 @@ static void pod_charge(struct sched_state *s, const struct sched_pod *p, int sig
                 else
                         json_object_del(n->ports, k);
         }
-        for (i = 0; i < s->ncounters; i++)
-                if (s->counters[i] && counter_matches(s->counters[i], p))
-                        s->counters[i]->per_node[p->slot] += sign;
+        for (i = 0; i < s->ncounters; i++) {
+                struct sched_counter *c = s->counters[i];
+                if (!c || !counter_matches(c, p))
+                        continue;
+                if (n->host) {
+                        hist_add(c, c->per_node[p->slot], -1);
+                        hist_add(c, c->per_node[p->slot] + sign, 1);
+                }
+                c->per_node[p->slot] += sign;
+        }
 }
 
 /* Forget pod `key`'s accounting, if any. */
@@ -413,6 +449,9 @@ static struct sched_counter *counter_get(struct sched_state *s, const char *ns, 
                 if (p->ns && counter_matches(c, p))
                         c->per_node[p->slot]++;
         }
+        for (size_t i = 0; i < s->nnodes; i++)
+                if (s->nodes[i].host)
+                        hist_add(c, c->per_node[i], 1);
         for (idx = 0; idx < s->ncounters && s->counters[idx]; idx++)
                 ;
         if (idx == s->ncounters) {
@@ -444,6 +483,7 @@ static void counters_expire(struct sched_state *s)
                 json_decref(c->sel);
                 orch_selector_free(c->parsed);
                 free(c->per_node);
+                free(c->hist);
                 free(c);
                 s->counters[i] = NULL;
                 json_object_del(s->counter_idx, k);
@@ -512,12 +552,26 @@ static void sched_on_pod(void *arg, const char *type, const json_t *obj, const j
 }
 
 /* Refresh slot fields from `obj` (NULL: the node is gone). */
-static void node_update(struct sched_node *n, const json_t *obj)
+/* Node slot `slot` is now `obj` (NULL: gone); the counters' histograms follow. */
+static void node_update(struct sched_state *s, long slot, const json_t *obj)
 {
+        struct sched_node *n = &s->nodes[slot];
         const json_t *st, *al;
+        bool was = n->host;
 
         json_decref(n->node);
         n->node = obj ? json_deep_copy(obj) : NULL;
+        n->host =
+                n->node && json_is_string(json_object_get(
+                                   json_object_get(json_object_get(n->node, "metadata"), "labels"),
+                                   HOSTNAME_KEY));
+        if (n->host != was) {
+                s->nhost = n->host ? s->nhost + 1 : s->nhost - 1;
+                for (size_t i = 0; i < s->ncounters; i++)
+                        if (s->counters[i])
+                                hist_add(s->counters[i], s->counters[i]->per_node[slot],
+                                         n->host ? 1 : -1);
+        }
         if (!n->node) {
                 n->labels = n->taints = NULL;
                 n->ready = n->unschedulable = false;
@@ -556,7 +610,7 @@ static void sched_on_node(void *arg, const char *type, const json_t *obj, const 
                 return;
         pthread_mutex_lock(&s->mu);
         slot = node_slot(s, sw_json_str(json_object_get(obj, "metadata"), "name", ""));
-        node_update(&s->nodes[slot], deleted ? NULL : obj);
+        node_update(s, slot, deleted ? NULL : obj);
         pthread_mutex_unlock(&s->mu);
         requeue_waiting(l);
 }
@@ -688,12 +742,16 @@ static bool selective(const json_t *pod)
 static bool spread_count(const struct spread *sp, const struct sched_node *n, size_t slot,
                          int64_t *out)
 {
-        const json_t *v = json_object_get(n->labels, sp->key);
+        const json_t *v;
 
+        if (sp->hostname) {
+                *out = sp->c->per_node[slot];
+                return n->host;
+        }
+        v = json_object_get(n->labels, sp->key);
         if (!json_is_string(v))
                 return false;
-        *out = sp->hostname ? sp->c->per_node[slot]
-                            : sw_json_int(sp->domains, json_string_value(v), 0);
+        *out = sw_json_int(sp->domains, json_string_value(v), 0);
         return true;
 }
 
@@ -743,6 +801,28 @@ static void spread_prepare(struct sched_state *s, struct placing *pl)
         }
         if (pl->nsp == 0)
                 return;
+        {
+                /*
+                 * Spreading over hostnames only, on every node: the fewest
+                 * matching pods on a node come from the counters' histograms,
+                 * without a pass over the nodes.
+                 */
+                bool all_host = !pl->selective;
+                for (int c = 0; all_host && c < pl->nsp; c++)
+                        all_host = pl->sp[c].hostname;
+                if (all_host) {
+                        for (int c = 0; c < pl->nsp; c++) {
+                                struct spread *sp = &pl->sp[c];
+                                sp->min = hist_min(sp->c);
+                                sp->ndomains = s->nhost;
+                                if (sp->min < 0 ||
+                                    (sp->hard && (int64_t)sp->ndomains < sp->min_domains))
+                                        sp->min = 0;
+                                sp->weight = log((double)sp->ndomains + 2.0);
+                        }
+                        return;
+                }
+        }
         for (i = 0; i < s->nnodes; i++) {
                 const struct sched_node *n = &s->nodes[i];
                 bool ok = n->node != NULL;
@@ -1120,7 +1200,7 @@ static void *binder_main(void *arg)
         struct sw_err err = SW_ERR_INIT;
         struct orch_kube *kc = NULL;
 
-        if (orch_kube_from_kubeconfig(&kc, l->mgr->kubeconfig, NULL, &err) != 0) {
+        if (orch_ctrl_client(&kc, l->mgr, &err) != 0) {
                 sw_log(SW_LOG_ERROR, "sched", "binder without a client", "{s:s}", "error", err.msg);
                 kc = NULL;
         }

@@ -8,8 +8,10 @@
  * watcher that asks for an older revision is told so (410 Gone upstream).
  *
  * The store owns one SQLite connection guarded by one mutex; writes run in
- * IMMEDIATE transactions so that other processes opening the same file stay
- * consistent. The in-memory ring of recent events has its own reader-writer
+ * IMMEDIATE transactions. The file is locked (flock) for this process, the
+ * store's only writer. Checkpoints run on a second connection in their own
+ * thread, so that copying the WAL into the database and syncing both never
+ * holds the mutex every request needs. The in-memory ring of recent events has its own reader-writer
  * lock (lock order: mu, then ring_mu), so that many watchers copy events out
  * at the same time without queueing on the connection's mutex.
  *
@@ -29,6 +31,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -48,12 +52,22 @@
 #define STORE_RING 2048             /* recent events kept in memory for watches */
 #define STORE_STMTS 32              /* prepared statements cached */
 #define STORE_CHECKPOINT_PAGES 1000 /* SQLite's default autocheckpoint */
+#define STORE_WAKE_BUCKETS 16       /* wake-up words, by a hash of the resource */
+#define STORE_BATCH_MAX 32          /* writes one group commit takes at most */
+#define STORE_BATCH_RING 8          /* outcomes of the last group commits kept */
 
 struct ring_event {
         int64_t rev;
         char type[12];
         char *resource, *ns, *body;
         char *prev; /* the object before a MODIFIED, or NULL */
+};
+
+/* A committed write's event, staged until its group commit is done. */
+struct staged_event {
+        int64_t rev;
+        char type[12];
+        char *resource, *ns, *body, *prev;
 };
 
 struct orch_store {
@@ -78,21 +92,122 @@ struct orch_store {
         size_t ring_count;
         /* WAL pages not yet checkpointed (store_wal_hook), guarded by mu. */
         int wal_pages;
+        /* The checkpointer: its connection and thread, woken through ckpt_mu/ckpt_cv. */
+        sqlite3 *ckpt_db;
+        pthread_t ckpt_th;
+        bool ckpt_running, ckpt_due, ckpt_stop;
+        pthread_mutex_t ckpt_mu;
+        pthread_cond_t ckpt_cv;
+        /* A connection for single-object reads, so that they do not queue on mu. */
+        sqlite3 *rdb;
+        sqlite3_stmt *rget;
+        pthread_mutex_t rmu; /* guards rdb and rget */
+        int lock_fd;         /* flock()ed: one process writes this store */
+        /*
+         * Group commit (write_enter, write_leave): while more writers are
+         * queued, a write leaves the transaction open for the next one and
+         * waits; the last of the group commits for all. Guarded by mu, but
+         * for `writers` (threads in or on their way into a write).
+         */
+        atomic_int writers;
+        bool txn_open;
+        int64_t txn_rev, txn_compacted; /* the counters inside the open transaction */
+        struct staged_event *staged;
+        size_t nstaged, staged_cap;
+        uint64_t batch; /* the open group; ended ones are lower */
+        int batch_rc[STORE_BATCH_RING];
+        char batch_msg[STORE_BATCH_RING][SW_ERR_MSG_MAX];
+        pthread_cond_t batch_cv;
         /* Prepared statements by SQL text (store_prepare), guarded by mu. */
         sqlite3_stmt *stmts[STORE_STMTS];
         char *stmt_sql[STORE_STMTS];
         size_t n_stmts;
-        /* Wake-ups without a lock: rev as published, and a futex word bumped on each change. */
+        /*
+         * Wake-ups without a lock: the revision as published and a futex word
+         * bumped on each change, for all resources (`all`) and per bucket of
+         * resources, so that a write wakes only the watchers of its kind; the
+         * syscall is skipped when nobody sleeps on the word.
+         */
         _Atomic int64_t pub_rev;
-        atomic_uint wake_seq;
+        struct wake_word {
+                _Atomic int64_t rev;
+                atomic_uint seq;
+                atomic_int sleepers;
+        } all, kinds[STORE_WAKE_BUCKETS];
+        unsigned wake_due; /* buckets written since mu was taken (bit 31: any); guarded by mu */
         atomic_bool woken;
 };
 
-/* Wake every thread sleeping in orch_store_wait(). */
+static void staged_free(struct orch_store *s);
+
+static unsigned wake_bucket(const char *resource)
+{
+        unsigned h = 5381;
+
+        for (const char *p = resource; *p; p++)
+                h = h * 33 + (unsigned char)*p;
+        return h % STORE_WAKE_BUCKETS;
+}
+
+static void wake_word_bump(struct wake_word *w, int64_t rev)
+{
+        if (rev > atomic_load(&w->rev))
+                atomic_store(&w->rev, rev);
+        atomic_fetch_add(&w->seq, 1);
+        if (atomic_load(&w->sleepers) > 0)
+                syscall(SYS_futex, &w->seq, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+/* Sleep until `w` passes revision `after`, the store is woken for good, or `until`. */
+static int64_t wake_word_wait(struct orch_store *s, struct wake_word *w, int64_t after,
+                              int64_t until)
+{
+        for (;;) {
+                unsigned seq;
+                int64_t rev, left;
+                struct timespec ts;
+
+                atomic_fetch_add(&w->sleepers, 1);
+                /* The word is read before the revision: a change in between fails the wait. */
+                seq = atomic_load(&w->seq);
+                rev = atomic_load(&w->rev);
+                left = until - sw_mono_ms();
+                if (rev > after || atomic_load(&s->woken) || left <= 0) {
+                        atomic_fetch_sub(&w->sleepers, 1);
+                        return atomic_load(&s->pub_rev);
+                }
+                ts.tv_sec = (time_t)(left / 1000);
+                ts.tv_nsec = (long)(left % 1000) * 1000000L;
+                syscall(SYS_futex, &w->seq, FUTEX_WAIT_PRIVATE, seq, &ts, NULL, 0);
+                atomic_fetch_sub(&w->sleepers, 1);
+        }
+}
+
+/* Wake every thread sleeping in orch_store_wait*(). */
 static void store_wake_all(struct orch_store *s)
 {
-        atomic_fetch_add(&s->wake_seq, 1);
-        syscall(SYS_futex, &s->wake_seq, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+        int64_t rev = atomic_load(&s->pub_rev);
+
+        wake_word_bump(&s->all, rev);
+        for (int i = 0; i < STORE_WAKE_BUCKETS; i++)
+                wake_word_bump(&s->kinds[i], rev);
+}
+
+/* Release the mutex, then wake the watchers of what was committed under it. */
+static void store_unlock(struct orch_store *s)
+{
+        unsigned due = s->wake_due;
+        int64_t rev;
+
+        s->wake_due = 0;
+        pthread_mutex_unlock(&s->mu);
+        if (!due)
+                return;
+        rev = atomic_load(&s->pub_rev);
+        wake_word_bump(&s->all, rev);
+        for (int i = 0; i < STORE_WAKE_BUCKETS; i++)
+                if (due & (1u << i))
+                        wake_word_bump(&s->kinds[i], rev);
 }
 
 static int store_sqlite_err(sqlite3 *db, int rc, struct sw_err *err, const char *what)
@@ -316,6 +431,81 @@ static int store_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
         return SQLITE_OK;
 }
 
+/*
+ * The checkpointer's thread: a PASSIVE checkpoint each time commit_write()
+ * asks. Lock order: mu, then ckpt_mu; mu is taken here only without ckpt_mu.
+ */
+static void *ckpt_main(void *arg)
+{
+        struct orch_store *s = arg;
+        int log = 0;
+
+        pthread_mutex_lock(&s->ckpt_mu);
+        for (;;) {
+                while (!s->ckpt_due && !s->ckpt_stop)
+                        pthread_cond_wait(&s->ckpt_cv, &s->ckpt_mu);
+                if (s->ckpt_stop)
+                        break;
+                s->ckpt_due = false;
+                pthread_mutex_unlock(&s->ckpt_mu);
+                /* Best effort, as SQLite's own: a failed checkpoint is retried next time. */
+                sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, NULL);
+                if (log >= STORE_CHECKPOINT_PAGES * 3 / 2) {
+                        /*
+                         * Writes kept coming, and a write restarts the WAL from
+                         * its start only if it began with every frame copied:
+                         * copy the tail with the writers paused, so that the next
+                         * write does, and the WAL stays bounded.
+                         */
+                        pthread_mutex_lock(&s->mu);
+                        sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
+                                                  NULL);
+                        pthread_mutex_unlock(&s->mu);
+                }
+                pthread_mutex_lock(&s->ckpt_mu);
+        }
+        pthread_mutex_unlock(&s->ckpt_mu);
+        return NULL;
+}
+
+/* Open the second connection and start the checkpointer; without it, commits checkpoint. */
+static void ckpt_start(struct orch_store *s, const char *path)
+{
+        if (sqlite3_open_v2(path, &s->ckpt_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK) {
+                sqlite3_close_v2(s->ckpt_db);
+                s->ckpt_db = NULL;
+                return;
+        }
+        sqlite3_busy_timeout(s->ckpt_db, 5000);
+        /* A connection sees the WAL only once it has read the database. */
+        if (sqlite3_exec(s->ckpt_db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) != SQLITE_OK) {
+                sqlite3_close_v2(s->ckpt_db);
+                s->ckpt_db = NULL;
+                return;
+        }
+        s->ckpt_running = pthread_create(&s->ckpt_th, NULL, ckpt_main, s) == 0;
+}
+
+/* Open the reader connection; without it, reads take the writer's. */
+static void reader_start(struct orch_store *s, const char *path)
+{
+        if (sqlite3_open_v2(path, &s->rdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+                    SQLITE_OK ||
+            sqlite3_exec(s->rdb, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) != SQLITE_OK ||
+            sqlite3_prepare_v3(s->rdb,
+                               "SELECT body FROM objects WHERE resource=?1 AND namespace=?2 AND "
+                               "name=?3",
+                               -1, SQLITE_PREPARE_PERSISTENT, &s->rget, NULL) != SQLITE_OK) {
+                sqlite3_finalize(s->rget);
+                s->rget = NULL;
+                sqlite3_close_v2(s->rdb);
+                s->rdb = NULL;
+                return;
+        }
+        sqlite3_busy_timeout(s->rdb, 5000);
+}
+
 int orch_store_open(struct orch_store **out, const struct orch_store_options *opts,
                     struct sw_err *err)
 {
@@ -324,7 +514,20 @@ int orch_store_open(struct orch_store **out, const struct orch_store_options *op
 
         pthread_mutex_init(&s->mu, NULL);
         pthread_rwlock_init(&s->ring_mu, NULL);
+        pthread_mutex_init(&s->ckpt_mu, NULL);
+        pthread_mutex_init(&s->rmu, NULL);
+        pthread_cond_init(&s->batch_cv, NULL);
+        pthread_cond_init(&s->ckpt_cv, NULL);
+        s->lock_fd = -1;
         s->window = opts->event_window > 0 ? opts->event_window : STORE_DEFAULT_WINDOW;
+        s->lock_fd = open(opts->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+                rc = sw_err_set(err, errno == EWOULDBLOCK ? SW_EBUSY : SW_EIO,
+                                "object store '%s': %s", opts->path,
+                                errno == EWOULDBLOCK ? "in use by another process"
+                                                     : strerror(errno));
+                goto fail;
+        }
 
         rc = sqlite3_open_v2(opts->path, &s->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -335,10 +538,7 @@ int orch_store_open(struct orch_store **out, const struct orch_store_options *op
                 goto fail;
         }
         sqlite3_busy_timeout(s->db, 5000);
-        if ((rc = store_exec(s,
-                             "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; "
-                             "PRAGMA synchronous=NORMAL;",
-                             err)) != 0)
+        if ((rc = store_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err)) != 0)
                 goto fail;
         if ((rc = store_migrate(s, opts->path, err)) != 0)
                 goto fail;
@@ -348,7 +548,12 @@ int orch_store_open(struct orch_store **out, const struct orch_store_options *op
                             err)) != 0)
                 goto fail;
         sqlite3_wal_hook(s->db, store_wal_hook, s);
+        ckpt_start(s, opts->path);
+        reader_start(s, opts->path);
         atomic_store(&s->pub_rev, s->rev);
+        atomic_store(&s->all.rev, s->rev);
+        for (int i = 0; i < STORE_WAKE_BUCKETS; i++)
+                atomic_store(&s->kinds[i].rev, s->rev);
         *out = s;
         return 0;
 fail:
@@ -360,6 +565,16 @@ void orch_store_free(struct orch_store *s)
 {
         if (!s)
                 return;
+        if (s->ckpt_running) {
+                pthread_mutex_lock(&s->ckpt_mu);
+                s->ckpt_stop = true;
+                pthread_cond_signal(&s->ckpt_cv);
+                pthread_mutex_unlock(&s->ckpt_mu);
+                pthread_join(s->ckpt_th, NULL);
+        }
+        sqlite3_close_v2(s->ckpt_db);
+        sqlite3_finalize(s->rget);
+        sqlite3_close_v2(s->rdb);
         for (size_t i = 0; i < s->n_stmts; i++) {
                 sqlite3_finalize(s->stmts[i]);
                 free(s->stmt_sql[i]);
@@ -373,6 +588,14 @@ void orch_store_free(struct orch_store *s)
         }
         pthread_rwlock_destroy(&s->ring_mu);
         pthread_mutex_destroy(&s->mu);
+        pthread_mutex_destroy(&s->ckpt_mu);
+        pthread_mutex_destroy(&s->rmu);
+        pthread_cond_destroy(&s->batch_cv);
+        staged_free(s);
+        free(s->staged);
+        pthread_cond_destroy(&s->ckpt_cv);
+        if (s->lock_fd >= 0)
+                close(s->lock_fd);
         free(s);
 }
 
@@ -400,32 +623,65 @@ static void set_rv(json_t *obj, int64_t rev)
         json_object_set_new(meta_of(obj), "resourceVersion", json_string(b));
 }
 
-/* Read one row's body under the lock; *out NULL when absent. */
-static int row_get(json_t **out, struct orch_store *s, const char *resource, const char *ns,
-                   const char *name, struct sw_err *err)
+/* A cached statement of `sql` with an object's key bound to ?1-?3. */
+static int key_stmt(sqlite3_stmt **st, struct orch_store *s, const char *sql, const char *resource,
+                    const char *ns, const char *name, const char *what, struct sw_err *err)
+{
+        int rc = store_prepare(st, s, sql);
+
+        if (rc != SQLITE_OK)
+                return store_sqlite_err(s->db, rc, err, what);
+        sqlite3_bind_text(*st, 1, resource, -1, SQLITE_STATIC);
+        sqlite3_bind_text(*st, 2, ns, -1, SQLITE_STATIC);
+        sqlite3_bind_text(*st, 3, name, -1, SQLITE_STATIC);
+        return 0;
+}
+
+/* Read one row under the lock: the object (NULL when absent) and, if `text_out`, its text. */
+static int row_get(json_t **out, char **text_out, struct orch_store *s, const char *resource,
+                   const char *ns, const char *name, struct sw_err *err)
 {
         sqlite3_stmt *st = NULL;
         int rc;
 
         *out = NULL;
-        rc = store_prepare(
-                &st, s, "SELECT body FROM objects WHERE resource=?1 AND namespace=?2 AND name=?3");
-        if (rc != SQLITE_OK)
-                return store_sqlite_err(s->db, rc, err, "get");
-        sqlite3_bind_text(st, 1, resource, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+        if (text_out)
+                *text_out = NULL;
+        if ((rc = key_stmt(
+                     &st, s,
+                     "SELECT body FROM objects WHERE resource=?1 AND namespace=?2 AND name=?3",
+                     resource, ns, name, "get", err)) != 0)
+                return rc;
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW) {
                 const char *body = (const char *)sqlite3_column_text(st, 0);
                 rc = sw_json_parse(out, body, (size_t)sqlite3_column_bytes(st, 0), 0, err);
                 if (rc)
                         rc = sw_err_wrap(err, "stored %s %s/%s", resource, ns, name);
+                else if (text_out)
+                        *text_out = sw_xstrndup(body, (size_t)sqlite3_column_bytes(st, 0));
         } else if (rc == SQLITE_DONE) {
                 rc = 0;
         } else {
                 rc = store_sqlite_err(s->db, rc, err, "get");
         }
+        store_release(st);
+        return rc;
+}
+
+static int row_exists(bool *out, struct orch_store *s, const char *resource, const char *ns,
+                      const char *name, struct sw_err *err)
+{
+        sqlite3_stmt *st = NULL;
+        int rc;
+
+        if ((rc = key_stmt(&st, s,
+                           "SELECT 1 FROM objects WHERE resource=?1 AND namespace=?2 AND name=?3",
+                           resource, ns, name, "get", err)) != 0)
+                return rc;
+        rc = sqlite3_step(st);
+        *out = rc == SQLITE_ROW;
+        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_sqlite_err(s->db, rc, err, "get");
         store_release(st);
         return rc;
 }
@@ -443,8 +699,8 @@ static int run_stmt(struct orch_store *s, sqlite3_stmt *st, const char *what, st
 }
 
 /*
- * The next revision. The file is opened in exclusive locking mode, so this
- * process is its only writer and s->rev is the stored counter; a plain
+ * The next revision. The file is locked for this process, its only
+ * writer, so s->txn_rev is the stored counter; a plain
  * single-row UPDATE (unlike UPDATE ... RETURNING) needs no statement
  * journal, whose allocation and release per write made glibc trim and
  * re-grow the thread's heap (madvise and TLB shootdowns) on every create.
@@ -456,10 +712,10 @@ static int next_rev(struct orch_store *s, int64_t *out, struct sw_err *err)
 
         if (rc != SQLITE_OK)
                 return store_sqlite_err(s->db, rc, err, "next revision");
-        sqlite3_bind_int64(st, 1, s->rev + 1);
+        sqlite3_bind_int64(st, 1, s->txn_rev + 1);
         if ((rc = run_stmt(s, st, "next revision", err)) != 0)
                 return rc;
-        *out = s->rev + 1;
+        *out = s->txn_rev + 1;
         return 0;
 }
 
@@ -487,14 +743,12 @@ static int row_delete(struct orch_store *s, const char *resource, const char *ns
                       struct sw_err *err)
 {
         sqlite3_stmt *st = NULL;
-        int rc = store_prepare(
-                &st, s, "DELETE FROM objects WHERE resource=?1 AND namespace=?2 AND name=?3");
+        int rc;
 
-        if (rc != SQLITE_OK)
-                return store_sqlite_err(s->db, rc, err, "delete");
-        sqlite3_bind_text(st, 1, resource, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+        if ((rc = key_stmt(&st, s,
+                           "DELETE FROM objects WHERE resource=?1 AND namespace=?2 AND name=?3",
+                           resource, ns, name, "delete", err)) != 0)
+                return rc;
         return run_stmt(s, st, "delete", err);
 }
 
@@ -525,8 +779,8 @@ static int maybe_compact(struct orch_store *s, int64_t rev, int64_t *compacted_o
         int64_t floor = rev - s->window;
         int rc;
 
-        *compacted_out = s->compacted;
-        if (floor <= s->compacted || rev % 64 != 0)
+        *compacted_out = s->txn_compacted;
+        if (floor <= s->txn_compacted || rev % 64 != 0)
                 return 0;
         rc = store_prepare(&st, s, "DELETE FROM events WHERE rev <= ?1");
         if (rc != SQLITE_OK)
@@ -544,27 +798,181 @@ static int maybe_compact(struct orch_store *s, int64_t rev, int64_t *compacted_o
         return 0;
 }
 
+/* ---- group commit ---------------------------------------------------------- */
+
+/* Take the mutex for a write and join the open transaction, or open one. */
+static int write_enter(struct orch_store *s, struct sw_err *err)
+{
+        int rc;
+
+        atomic_fetch_add(&s->writers, 1);
+        pthread_mutex_lock(&s->mu);
+        if (!s->txn_open) {
+                if ((rc = store_run(s, "BEGIN IMMEDIATE", err)) != 0)
+                        return rc;
+                s->txn_open = true;
+                s->txn_rev = s->rev;
+                s->txn_compacted = s->compacted;
+        }
+        return store_run(s, "SAVEPOINT w", err);
+}
+
+/* Undo this write only; the others of the transaction stay. */
+static void write_undo(struct orch_store *s)
+{
+        store_run(s, "ROLLBACK TO w", NULL);
+        store_run(s, "RELEASE w", NULL);
+}
+
+/* Free staged events (their group failed) or what publishing left. */
+static void staged_free(struct orch_store *s)
+{
+        for (size_t i = 0; i < s->nstaged; i++) {
+                free(s->staged[i].resource);
+                free(s->staged[i].ns);
+                free(s->staged[i].body);
+                free(s->staged[i].prev);
+        }
+        s->nstaged = 0;
+}
+
+/* Move the staged events into the ring and publish their revisions (mu held). */
+static void staged_publish(struct orch_store *s)
+{
+        pthread_rwlock_wrlock(&s->ring_mu);
+        for (size_t i = 0; i < s->nstaged; i++) {
+                struct staged_event *st = &s->staged[i];
+                struct ring_event *e = &s->ring[st->rev % STORE_RING];
+                free(e->resource);
+                free(e->ns);
+                free(e->body);
+                free(e->prev);
+                e->rev = st->rev;
+                memcpy(e->type, st->type, sizeof(e->type));
+                e->resource = st->resource; /* ownership moved to the ring */
+                e->ns = st->ns;
+                e->body = st->body;
+                e->prev = st->prev;
+                if (s->ring_count < STORE_RING)
+                        s->ring_count++;
+                /* store_unlock() wakes the watchers, past the mutex */
+                s->wake_due |= 1u << 31 | 1u << wake_bucket(st->resource);
+        }
+        s->rev = s->txn_rev;
+        s->compacted = s->txn_compacted;
+        pthread_rwlock_unlock(&s->ring_mu);
+        atomic_store(&s->pub_rev, s->rev);
+        s->nstaged = 0;
+}
+
+/* Hand the checkpointing of a grown WAL to the checkpointer (mu held). */
+static void maybe_checkpoint(struct orch_store *s)
+{
+        bool behind;
+
+        if (s->wal_pages < STORE_CHECKPOINT_PAGES)
+                return;
+        /* The checkpointer's work, unless it has fallen far behind. */
+        behind = s->wal_pages >= STORE_CHECKPOINT_PAGES * 2;
+        s->wal_pages = 0;
+        if (s->ckpt_running && !behind) {
+                pthread_mutex_lock(&s->ckpt_mu);
+                s->ckpt_due = true;
+                pthread_cond_signal(&s->ckpt_cv);
+                pthread_mutex_unlock(&s->ckpt_mu);
+                return;
+        }
+        /*
+         * Best effort, as SQLite's own: a failure is retried next time.
+         * Behind, wait for the checkpointer and empty the WAL.
+         */
+        sqlite3_wal_checkpoint_v2(s->db, NULL,
+                                  behind ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE,
+                                  NULL, NULL);
+}
+
+/* Commit the open transaction (mu held): publish its events, or fail them all. */
+static void batch_end(struct orch_store *s)
+{
+        struct sw_err err = SW_ERR_INIT;
+        size_t slot = (size_t)(s->batch % STORE_BATCH_RING);
+        int rc = 0;
+
+        if (s->nstaged == 0) {
+                store_run(s, "ROLLBACK", NULL); /* nothing was written */
+        } else if ((rc = store_run(s, "COMMIT", &err)) != 0) {
+                store_run(s, "ROLLBACK", NULL);
+                staged_free(s);
+        } else {
+                staged_publish(s);
+                maybe_checkpoint(s);
+        }
+        s->txn_open = false;
+        s->batch_rc[slot] = rc;
+        snprintf(s->batch_msg[slot], sizeof(s->batch_msg[slot]), "%s", rc ? err.msg : "");
+        s->batch++;
+        pthread_cond_broadcast(&s->batch_cv);
+}
+
+/*
+ * End a write that entered with write_enter(): if more writers are on
+ * their way and the group is not full, leave the transaction open for
+ * them and (if this write staged an event) wait until one of them commits
+ * it; else commit now. Returns the outcome of the commit of a write that
+ * staged an event, 0 otherwise. Unlocks the mutex.
+ */
+static int write_leave(struct orch_store *s, bool wrote, struct sw_err *err)
+{
+        uint64_t mine = s->batch;
+        int rc = 0;
+
+        atomic_fetch_sub(&s->writers, 1);
+        if (s->txn_open) {
+                if (atomic_load(&s->writers) == 0 || s->nstaged >= STORE_BATCH_MAX)
+                        batch_end(s);
+                else if (wrote)
+                        while (s->batch == mine)
+                                pthread_cond_wait(&s->batch_cv, &s->mu);
+        }
+        if (wrote && s->batch_rc[mine % STORE_BATCH_RING] != 0) {
+                rc = s->batch_rc[mine % STORE_BATCH_RING];
+                sw_err_set(err, rc, "%s", s->batch_msg[mine % STORE_BATCH_RING]);
+        }
+        store_unlock(s);
+        return rc;
+}
+
+/* Take the mutex to read with the writer's connection: commit what is open first. */
+static void read_lock(struct orch_store *s)
+{
+        pthread_mutex_lock(&s->mu);
+        if (s->txn_open)
+                batch_end(s);
+}
+
 /*
  * Write `obj` (or remove its row when `type` is DELETED) with the next
- * revision, log the event and commit. Called with the lock held and a
- * transaction open; commits or rolls back.
+ * revision and log the event, in the open transaction (write_enter);
+ * the event is staged for the ring until the group commits. On failure
+ * this write alone is undone.
  */
 static int commit_write(struct orch_store *s, const char *type, const char *resource,
-                        const char *ns, const char *name, json_t *obj, const json_t *prev,
+                        const char *ns, const char *name, json_t *obj, char **prev,
                         struct sw_err *err)
 {
         int64_t rev = 0, compacted = 0;
+        struct staged_event *st;
         char *body = NULL;
         int rc;
 
         if ((rc = next_rev(s, &rev, err)) != 0)
-                goto rollback;
+                goto undo;
         set_rv(obj, rev);
         body = sw_json_dump(obj);
         if (strlen(body) > STORE_BODY_MAX) {
                 rc = sw_err_set(err, SW_ETOOBIG, "object %s/%s is larger than %zu bytes", ns, name,
                                 STORE_BODY_MAX);
-                goto rollback;
+                goto undo;
         }
         if (strcmp(type, "DELETED") == 0)
                 rc = row_delete(s, resource, ns, name, err);
@@ -573,43 +981,32 @@ static int commit_write(struct orch_store *s, const char *type, const char *reso
                              sw_json_str(json_object_get(obj, "metadata"), "uid", ""), rev, body,
                              err);
         if (rc)
-                goto rollback;
+                goto undo;
         if ((rc = log_event(s, rev, type, resource, ns, name, body, err)) != 0)
-                goto rollback;
+                goto undo;
         if ((rc = maybe_compact(s, rev, &compacted, err)) != 0)
-                goto rollback;
-        if ((rc = store_run(s, "COMMIT", err)) != 0)
-                goto rollback;
-        pthread_rwlock_wrlock(&s->ring_mu);
-        {
-                struct ring_event *e = &s->ring[rev % STORE_RING];
-                free(e->resource);
-                free(e->ns);
-                free(e->body);
-                free(e->prev);
-                e->prev = prev ? sw_json_dump(prev) : NULL;
-                e->rev = rev;
-                snprintf(e->type, sizeof(e->type), "%s", type);
-                e->resource = sw_xstrdup(resource);
-                e->ns = sw_xstrdup(ns);
-                e->body = body; /* ownership moved to the ring */
-                if (s->ring_count < STORE_RING)
-                        s->ring_count++;
+                goto undo;
+        if ((rc = store_run(s, "RELEASE w", err)) != 0)
+                goto undo;
+        s->txn_rev = rev;
+        s->txn_compacted = compacted;
+        if (s->nstaged == s->staged_cap) {
+                s->staged_cap = s->staged_cap ? s->staged_cap * 2 : 16;
+                s->staged = sw_xrealloc(s->staged, s->staged_cap * sizeof(*s->staged));
         }
-        s->rev = rev;
-        s->compacted = compacted;
-        pthread_rwlock_unlock(&s->ring_mu);
-        atomic_store(&s->pub_rev, rev);
-        store_wake_all(s);
-        if (s->wal_pages >= STORE_CHECKPOINT_PAGES) {
-                /* Best effort, as SQLite's own: a failed checkpoint is retried next time. */
-                sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-                s->wal_pages = 0;
-        }
+        st = &s->staged[s->nstaged++];
+        st->rev = rev;
+        snprintf(st->type, sizeof(st->type), "%s", type);
+        st->resource = sw_xstrdup(resource);
+        st->ns = sw_xstrdup(ns);
+        st->body = body;
+        st->prev = prev ? *prev : NULL; /* ownership moved to the staged event */
+        if (prev)
+                *prev = NULL;
         return 0;
-rollback:
+undo:
         free(body);
-        store_run(s, "ROLLBACK", NULL);
+        write_undo(s);
         return rc;
 }
 
@@ -629,9 +1026,35 @@ int orch_store_get(json_t **out, struct orch_store *s, const char *resource, con
         json_t *obj = NULL;
         int rc;
 
-        pthread_mutex_lock(&s->mu);
-        rc = row_get(&obj, s, resource, ns, name, err);
-        pthread_mutex_unlock(&s->mu);
+        if (s->rdb) {
+                char *text = NULL;
+                size_t len = 0;
+                pthread_mutex_lock(&s->rmu);
+                sqlite3_bind_text(s->rget, 1, resource, -1, SQLITE_STATIC);
+                sqlite3_bind_text(s->rget, 2, ns, -1, SQLITE_STATIC);
+                sqlite3_bind_text(s->rget, 3, name, -1, SQLITE_STATIC);
+                rc = sqlite3_step(s->rget);
+                if (rc == SQLITE_ROW) {
+                        len = (size_t)sqlite3_column_bytes(s->rget, 0);
+                        text = sw_xstrndup((const char *)sqlite3_column_text(s->rget, 0), len);
+                        rc = 0;
+                } else if (rc == SQLITE_DONE) {
+                        rc = 0;
+                } else {
+                        rc = store_sqlite_err(s->rdb, rc, err, "get");
+                }
+                sqlite3_reset(s->rget);
+                sqlite3_clear_bindings(s->rget);
+                pthread_mutex_unlock(&s->rmu);
+                /* Parsed past the lock. */
+                if (rc == 0 && text && (rc = sw_json_parse(&obj, text, len, 0, err)) != 0)
+                        sw_err_wrap(err, "stored %s %s/%s", resource, ns, name);
+                free(text);
+        } else {
+                read_lock(s);
+                rc = row_get(&obj, NULL, s, resource, ns, name, err);
+                store_unlock(s);
+        }
         if (rc)
                 return rc;
         if (!obj)
@@ -643,10 +1066,11 @@ int orch_store_get(json_t **out, struct orch_store *s, const char *resource, con
 int orch_store_create(json_t **out, struct orch_store *s, const char *resource, const json_t *in,
                       unsigned flags, struct sw_err *err)
 {
-        json_t *obj = json_deep_copy(in), *meta, *old = NULL;
+        json_t *obj = json_deep_copy(in), *meta;
         char uid[40], ts[32];
         const char *ns, *name;
-        int rc;
+        bool exists = false, wrote = false;
+        int rc, lrc;
 
         meta = meta_of(obj);
         ns = obj_ns(obj);
@@ -667,22 +1091,22 @@ int orch_store_create(json_t **out, struct orch_store *s, const char *resource, 
         else
                 json_object_del(meta, "generation");
 
-        pthread_mutex_lock(&s->mu);
-        if ((rc = store_run(s, "BEGIN IMMEDIATE", err)) != 0)
+        if ((rc = write_enter(s, err)) != 0)
                 goto out;
-        if ((rc = row_get(&old, s, resource, ns, name, err)) != 0) {
-                store_run(s, "ROLLBACK", NULL);
+        if ((rc = row_exists(&exists, s, resource, ns, name, err)) != 0) {
+                write_undo(s);
                 goto out;
         }
-        if (old) {
-                store_run(s, "ROLLBACK", NULL);
+        if (exists) {
+                write_undo(s);
                 rc = sw_err_set(err, SW_EEXIST, "%s \"%s\" already exists", resource, name);
                 goto out;
         }
         rc = commit_write(s, "ADDED", resource, ns, name, obj, NULL, err);
+        wrote = rc == 0;
 out:
-        pthread_mutex_unlock(&s->mu);
-        json_decref(old);
+        if ((lrc = write_leave(s, wrote, err)) != 0)
+                rc = lrc;
         if (rc) {
                 json_decref(obj);
                 return rc;
@@ -733,14 +1157,14 @@ int orch_store_update(json_t **out, bool *gone_out, struct orch_store *s, const 
 {
         json_t *obj = json_deep_copy(in), *meta, *old = NULL, *old_meta;
         const char *ns = obj_ns(obj), *name = obj_name(obj), *want_rv;
-        bool gone = false;
-        int rc;
+        char *old_text = NULL;
+        bool gone = false, wrote = false;
+        int rc, lrc;
 
         meta = meta_of(obj);
-        pthread_mutex_lock(&s->mu);
-        if ((rc = store_run(s, "BEGIN IMMEDIATE", err)) != 0)
+        if ((rc = write_enter(s, err)) != 0)
                 goto out;
-        if ((rc = row_get(&old, s, resource, ns, name, err)) != 0)
+        if ((rc = row_get(&old, &old_text, s, resource, ns, name, err)) != 0)
                 goto rollback;
         if (!old) {
                 rc = sw_err_set(err, SW_ENOTFOUND, "%s \"%s\" not found", resource, name);
@@ -770,7 +1194,7 @@ int orch_store_update(json_t **out, bool *gone_out, struct orch_store *s, const 
         }
         json_object_set(meta, "resourceVersion", json_object_get(old_meta, "resourceVersion"));
         if (same_content(obj, old)) {
-                store_run(s, "ROLLBACK", NULL);
+                write_undo(s);
                 json_decref(obj);
                 obj = old;
                 old = NULL;
@@ -781,14 +1205,17 @@ int orch_store_update(json_t **out, bool *gone_out, struct orch_store *s, const 
                 gone = true;
                 rc = commit_write(s, "DELETED", resource, ns, name, obj, NULL, err);
         } else {
-                rc = commit_write(s, "MODIFIED", resource, ns, name, obj, old, err);
+                rc = commit_write(s, "MODIFIED", resource, ns, name, obj, &old_text, err);
         }
+        wrote = rc == 0;
         goto out;
 rollback:
-        store_run(s, "ROLLBACK", NULL);
+        write_undo(s);
 out:
-        pthread_mutex_unlock(&s->mu);
+        if ((lrc = write_leave(s, wrote, err)) != 0)
+                rc = lrc;
         json_decref(old);
+        free(old_text);
         if (rc) {
                 json_decref(obj);
                 return rc;
@@ -811,13 +1238,12 @@ int orch_store_delete_graceful(json_t **out, bool *gone_out, struct orch_store *
                                const char *uid, const char *rv, int64_t grace_s, struct sw_err *err)
 {
         json_t *obj = NULL, *meta;
-        bool gone = false;
-        int rc;
+        bool gone = false, wrote = false;
+        int rc, lrc;
 
-        pthread_mutex_lock(&s->mu);
-        if ((rc = store_run(s, "BEGIN IMMEDIATE", err)) != 0)
+        if ((rc = write_enter(s, err)) != 0)
                 goto out;
-        if ((rc = row_get(&obj, s, resource, ns, name, err)) != 0)
+        if ((rc = row_get(&obj, NULL, s, resource, ns, name, err)) != 0)
                 goto rollback;
         if (!obj) {
                 rc = sw_err_set(err, SW_ENOTFOUND, "%s \"%s\" not found", resource, name);
@@ -844,7 +1270,7 @@ int orch_store_delete_graceful(json_t **out, bool *gone_out, struct orch_store *
             (grace_s >= sw_json_int(meta, "deletionGracePeriodSeconds", 0) ||
              has_finalizers(obj)) &&
             !(grace_s == 0 && !has_finalizers(obj))) {
-                store_run(s, "ROLLBACK", NULL);
+                write_undo(s);
                 goto out; /* already being deleted at least as soon: nothing to write */
         }
         if (grace_s > 0 || has_finalizers(obj)) {
@@ -857,11 +1283,13 @@ int orch_store_delete_graceful(json_t **out, bool *gone_out, struct orch_store *
                 gone = true;
                 rc = commit_write(s, "DELETED", resource, ns, name, obj, NULL, err);
         }
+        wrote = rc == 0;
         goto out;
 rollback:
-        store_run(s, "ROLLBACK", NULL);
+        write_undo(s);
 out:
-        pthread_mutex_unlock(&s->mu);
+        if ((lrc = write_leave(s, wrote, err)) != 0)
+                rc = lrc;
         if (rc) {
                 json_decref(obj);
                 return rc;
@@ -886,7 +1314,7 @@ int orch_store_list(json_t **items_out, int64_t *rev_out, bool *more_out, struct
                  "SELECT body FROM objects WHERE resource=?1%s%s ORDER BY namespace, name",
                  q->ns ? " AND namespace=?2" : "",
                  q->after_ns ? " AND (namespace, name) > (?3, ?4)" : "");
-        pthread_mutex_lock(&s->mu);
+        read_lock(s);
         rev = s->rev;
         rc = store_prepare(&st, s, sql);
         if (rc != SQLITE_OK) {
@@ -928,7 +1356,7 @@ int orch_store_list(json_t **items_out, int64_t *rev_out, bool *more_out, struct
         rc = 0;
 out:
         store_release(st);
-        pthread_mutex_unlock(&s->mu);
+        store_unlock(s);
         if (rc) {
                 json_decref(items);
                 return rc;
@@ -1006,9 +1434,9 @@ int orch_store_events(json_t **out, struct orch_store *s, const char *resource, 
         int64_t scanned;
         int rc;
 
-        pthread_mutex_lock(&s->mu);
+        read_lock(s);
         rc = events_locked(out, &scanned, s, resource, after, max, err);
-        pthread_mutex_unlock(&s->mu);
+        store_unlock(s);
         return rc;
 }
 
@@ -1057,9 +1485,9 @@ int orch_store_events_raw(struct orch_event **out, size_t *n_out, int64_t *scann
         }
         pthread_rwlock_unlock(&s->ring_mu);
         /* Older than the ring: from the log on disk, under the connection's lock. */
-        pthread_mutex_lock(&s->mu);
+        read_lock(s);
         rc = events_locked(&parsed, &scanned, s, resource, after, max, err);
-        pthread_mutex_unlock(&s->mu);
+        store_unlock(s);
         if (rc)
                 return rc;
         evs = sw_xcalloc(json_array_size(parsed) + 1, sizeof(*evs));
@@ -1092,20 +1520,14 @@ void orch_events_free(struct orch_event *evs, size_t n)
 
 int64_t orch_store_wait(struct orch_store *s, int64_t after, int64_t timeout_ms)
 {
-        int64_t until = sw_mono_ms() + timeout_ms;
+        return wake_word_wait(s, &s->all, after, sw_mono_ms() + timeout_ms);
+}
 
-        for (;;) {
-                /* The word is read before the revision: a change in between fails the wait. */
-                unsigned seq = atomic_load(&s->wake_seq);
-                int64_t rev = atomic_load(&s->pub_rev), left = until - sw_mono_ms();
-                struct timespec ts;
-
-                if (rev > after || atomic_load(&s->woken) || left <= 0)
-                        return rev;
-                ts.tv_sec = (time_t)(left / 1000);
-                ts.tv_nsec = (long)(left % 1000) * 1000000L;
-                syscall(SYS_futex, &s->wake_seq, FUTEX_WAIT_PRIVATE, seq, &ts, NULL, 0);
-        }
+int64_t orch_store_wait_kind(struct orch_store *s, const char *resource, int64_t after,
+                             int64_t timeout_ms)
+{
+        return wake_word_wait(s, &s->kinds[wake_bucket(resource)], after,
+                              sw_mono_ms() + timeout_ms);
 }
 
 void orch_store_wake(struct orch_store *s)
@@ -1120,7 +1542,7 @@ int orch_store_dependents(json_t **out, struct orch_store *s, const char *uid, s
         json_t *deps = json_array();
         int rc;
 
-        pthread_mutex_lock(&s->mu);
+        read_lock(s);
         rc = store_prepare(&st, s, "SELECT resource, body FROM objects WHERE instr(body, ?1) > 0");
         if (rc != SQLITE_OK) {
                 rc = store_sqlite_err(s->db, rc, err, "dependents");
@@ -1150,7 +1572,7 @@ int orch_store_dependents(json_t **out, struct orch_store *s, const char *uid, s
         rc = rc == SQLITE_DONE ? 0 : store_sqlite_err(s->db, rc, err, "dependents");
 out:
         store_release(st);
-        pthread_mutex_unlock(&s->mu);
+        store_unlock(s);
         if (rc) {
                 json_decref(deps);
                 return rc;

@@ -236,9 +236,13 @@ static int start_cluster(struct serve *s, struct sw_err *err)
 {
         struct orch_ctrl_options co = ORCH_CTRL_OPTIONS_INIT;
         struct orch_agent_options ao = ORCH_AGENT_OPTIONS_INIT;
+        struct orch_kube_local local;
         char *kubeconfig = sw_xasprintf("%s/kubeconfig", s->cfg->data);
         int rc;
 
+        /* The controllers call the API server in this process directly. */
+        orch_api_local(&local, s->api);
+        co.local = &local;
         co.kubeconfig = kubeconfig;
         ao.kubeconfig = kubeconfig;
         ao.node_name = "slipway-node";

@@ -40,6 +40,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "common/base64.h"
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/digest.h"
@@ -209,35 +210,6 @@ int step_clone_url_clean(char **out, const char *url, struct sw_err *err)
         return 0;
 }
 
-static int hexval(char c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
-/* Percent-decode `n` bytes of `s` into a new string (a bad escape is kept as is). */
-static char *pct_decode(const char *s, size_t n)
-{
-        char *out = sw_xmalloc(n + 1);
-        size_t j = 0;
-
-        for (size_t i = 0; i < n; i++) {
-                if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-                        out[j++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
-                        i += 2;
-                } else {
-                        out[j++] = s[i];
-                }
-        }
-        out[j] = '\0';
-        return out;
-}
-
 int step_clone_credentials_lookup(char **user_out, char **password_out, const char *file,
                                   const char *url, struct sw_err *err)
 {
@@ -279,8 +251,8 @@ int step_clone_credentials_lookup(char **user_out, char **password_out, const ch
                 if (!match)
                         continue;
                 sw_err_clear(err);
-                *user_out = pct_decode(c.user, c.user_len);
-                *password_out = pct_decode(c.password, c.password_len);
+                *user_out = sw_pct_decode(c.user, c.user_len);
+                *password_out = sw_pct_decode(c.password, c.password_len);
                 rc = 0;
                 break;
         }

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/base64.h"
 #include "common/arena.h"
 #include "common/buf.h"
 #include "common/mem.h"
@@ -302,17 +303,6 @@ static size_t json_ws(const char *s, size_t i, size_t n)
         return i;
 }
 
-static int hexval(char c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 /* Scan a string starting at s[i] == '"'; returns the index after it or 0 when invalid. */
 static size_t json_scan_string(const char *s, size_t i, size_t n)
 {
@@ -340,7 +330,7 @@ static size_t json_scan_string(const char *s, size_t i, size_t n)
                                 break;
                         case 'u':
                                 for (int k = 1; k <= 4; k++)
-                                        if (i + (size_t)k >= n || hexval(s[i + k]) < 0)
+                                        if (i + (size_t)k >= n || sw_hex_digit(s[i + k]) < 0)
                                                 return 0;
                                 i += 5;
                                 break;
@@ -509,7 +499,7 @@ static int json_decode_string(struct sw_buf *b, const char *s, size_t i, size_t 
                         case 'u': {
                                 int32_t r = 0, r2 = 0;
                                 for (int k = 0; k < 4; k++)
-                                        r = r * 16 + hexval(s[i + k]);
+                                        r = r * 16 + sw_hex_digit(s[i + k]);
                                 i += 4;
                                 if (r >= 0xD800 && r < 0xE000) {
                                         bool pair = false;
@@ -517,7 +507,7 @@ static int json_decode_string(struct sw_buf *b, const char *s, size_t i, size_t 
                                             s[i + 1] == 'u') {
                                                 int k;
                                                 for (k = 0; k < 4; k++) {
-                                                        int h = hexval(s[i + 2 + k]);
+                                                        int h = sw_hex_digit(s[i + 2 + k]);
                                                         if (h < 0)
                                                                 break;
                                                         r2 = r2 * 16 + h;

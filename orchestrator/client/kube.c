@@ -26,6 +26,8 @@ struct orch_kube {
         char *ca_pem, *cert_pem, *key_pem;
         bool insecure;
         int64_t timeout_ms;
+        bool is_local; /* `local` below instead of libcurl */
+        struct orch_kube_local local;
 };
 
 /* ---- paths ---- */
@@ -117,11 +119,23 @@ int orch_kube_new(struct orch_kube **out, const struct orch_kube_options *opts, 
         return 0;
 }
 
+void orch_kube_new_local(struct orch_kube **out, const struct orch_kube_local *local)
+{
+        struct orch_kube *c = sw_xcalloc(1, sizeof(*c));
+
+        c->server = sw_xstrdup("in-process");
+        c->is_local = true;
+        c->local = *local;
+        c->timeout_ms = 30000;
+        *out = c;
+}
+
 void orch_kube_free(struct orch_kube *c)
 {
         if (!c)
                 return;
-        curl_easy_cleanup(c->curl);
+        if (c->curl)
+                curl_easy_cleanup(c->curl);
         free(c->server);
         sw_free_secret(c->auth_header);
         free(c->ca_pem);
@@ -413,15 +427,41 @@ static char *reply_message(const struct sw_buf *reply)
         return msg;
 }
 
+/* A request to the API server in this process: no text, the same errors. */
+static int local_request(json_t **out, long *status_out, struct orch_kube *c, const char *method,
+                         const char *path, const char *content_type, const json_t *body,
+                         struct sw_err *err)
+{
+        json_t *reply = NULL;
+        long status = 0;
+        int rc;
+
+        rc = c->local.request(c->local.ctx, &status, &reply, method, path, content_type, body, err);
+        if (status_out)
+                *status_out = status;
+        if (rc == 0 && (status < 200 || status > 299))
+                rc = status_code_err(status, sw_json_str(reply, "message", "error"), method, path,
+                                     err);
+        if (rc == 0 && out) {
+                *out = reply ? reply : json_null();
+                reply = NULL;
+        }
+        json_decref(reply);
+        return rc;
+}
+
 int orch_kube_request(json_t **out, long *status_out, struct orch_kube *c, const char *method,
                       const char *path, const char *content_type, const json_t *body,
                       struct sw_err *err)
 {
         struct sw_buf reply;
-        char *text = body ? sw_json_dump(body) : NULL;
+        char *text;
         long status = 0;
         int rc;
 
+        if (c->is_local)
+                return local_request(out, status_out, c, method, path, content_type, body, err);
+        text = body ? sw_json_dump(body) : NULL;
         sw_buf_init(&reply, KUBE_REPLY_MAX);
         rc = perform(&status, &reply, c, method, path, content_type, text, "application/json", err);
         free(text);
@@ -452,6 +492,16 @@ int orch_kube_get_text(char **out, struct orch_kube *c, const char *path, struct
         long status = 0;
         int rc;
 
+        if (c->is_local) {
+                json_t *v = NULL;
+                rc = local_request(&v, NULL, c, "GET", path, NULL, NULL, err);
+                if (rc == 0 && !json_is_string(v))
+                        rc = sw_err_set(err, SW_EINVAL, "GET %s: not a text reply", path);
+                if (rc == 0)
+                        *out = sw_xstrdup(json_string_value(v));
+                json_decref(v);
+                return rc;
+        }
         sw_buf_init(&reply, KUBE_REPLY_MAX);
         rc = perform(&status, &reply, c, "GET", path, NULL, NULL, "text/plain, */*", err);
         if (rc == 0 && (status < 200 || status > 299)) {
@@ -517,24 +567,16 @@ struct watch_state {
         long error_code;
 };
 
-static int watch_line(struct watch_state *w, const char *text, size_t len)
+/* One event of a watch, from either transport; non-zero stops the watch. */
+static int watch_event(void *arg, const char *type, const json_t *obj)
 {
-        json_t *ev = NULL;
-        struct sw_err perr = SW_ERR_INIT;
-        const json_t *obj;
-        const char *type, *rv;
+        struct watch_state *w = arg;
+        const char *rv;
 
-        if (len == 0)
-                return 0;
-        if (sw_json_parse(&ev, text, len, 0, &perr) != 0)
-                return 0; /* not an event; ignore rather than abort the stream */
-        type = sw_json_str(ev, "type", "");
-        obj = json_object_get(ev, "object");
         if (!strcmp(type, "ERROR")) {
                 w->failed = 1;
                 w->error_code = (long)sw_json_int(obj, "code", 500);
                 snprintf(w->error, sizeof(w->error), "%s", sw_json_str(obj, "message", "error"));
-                json_decref(ev);
                 return 1;
         }
         rv = sw_json_str(json_object_get(obj, "metadata"), "resourceVersion", NULL);
@@ -544,8 +586,22 @@ static int watch_line(struct watch_state *w, const char *text, size_t len)
         }
         if (w->fn(w->arg, type, obj) != 0)
                 w->stopped = 1;
-        json_decref(ev);
         return w->stopped;
+}
+
+static int watch_line(struct watch_state *w, const char *text, size_t len)
+{
+        json_t *ev = NULL;
+        struct sw_err perr = SW_ERR_INIT;
+        int rc;
+
+        if (len == 0)
+                return 0;
+        if (sw_json_parse(&ev, text, len, 0, &perr) != 0)
+                return 0; /* not an event; ignore rather than abort the stream */
+        rc = watch_event(w, sw_json_str(ev, "type", ""), json_object_get(ev, "object"));
+        json_decref(ev);
+        return rc;
 }
 
 static size_t on_watch_data(char *data, size_t size, size_t n, void *arg)
@@ -582,7 +638,7 @@ int orch_kube_watch(char **rv_out, struct orch_kube *c, const char *path, const 
         int rc = 0;
 
         url = sw_xasprintf("%s%s?watch=true&allowWatchBookmarks=true&timeoutSeconds=%lld%s%s%s%s",
-                           c->server, path, (long long)(timeout_ms / 1000 + 1),
+                           c->is_local ? "" : c->server, path, (long long)(timeout_ms / 1000 + 1),
                            resource_version ? "&resourceVersion=" : "",
                            resource_version ? resource_version : "", query ? "&" : "",
                            query ? query : "");
@@ -590,6 +646,15 @@ int orch_kube_watch(char **rv_out, struct orch_kube *c, const char *path, const 
         w.fn = fn;
         w.arg = arg;
         w.rv = resource_version ? sw_xstrdup(resource_version) : NULL;
+        if (c->is_local) {
+                json_t *st = NULL;
+                rc = c->local.watch(c->local.ctx, &status, &st, url, watch_event, &w, err);
+                if (rc == 0 && !w.failed && (status < 200 || status > 299))
+                        rc = status_code_err(status, sw_json_str(st, "message", "error"), "WATCH",
+                                             path, err);
+                json_decref(st);
+                goto done;
+        }
         apply_common(c, &headers);
         headers = curl_slist_append(headers, "Accept: application/json");
         curl_easy_setopt(c->curl, CURLOPT_URL, url);
@@ -607,6 +672,9 @@ int orch_kube_watch(char **rv_out, struct orch_kube *c, const char *path, const 
                 rc = sw_err_set(err, SW_EUNAVAIL, "watch %s%s: %s", c->server, path,
                                 curl_easy_strerror(cc));
         }
+done:
+        if (rc == 0 && w.failed)
+                rc = status_code_err(w.error_code, w.error, "WATCH", path, err);
         if (rc == 0 && rv_out) {
                 *rv_out = w.rv;
                 w.rv = NULL;

@@ -41,6 +41,30 @@ struct orch_kube_options {
 };
 
 int orch_kube_new(struct orch_kube **out, const struct orch_kube_options *opts, struct sw_err *err);
+
+/*
+ * An API server in this process (`slipway serve`, the benchmarks): its
+ * handlers called directly, with no socket, no HTTP and no JSON text in
+ * between. `request` runs one request (path with its query) and returns 0
+ * with the HTTP status in *status and the reply in *out (a new reference,
+ * or NULL), or a negative SW_E* when it could not run at all. `watch`
+ * streams the events of a watch request (path with its query) to `fn`
+ * until `fn` returns non-zero or the watch ends; a refused watch or an
+ * ERROR event gives its status in *status and the Status object in *out.
+ * The objects passed to `fn` are the callee's, valid during the call, and
+ * may be kept with json_incref() but never modified.
+ */
+struct orch_kube_local {
+        int (*request)(void *ctx, long *status, json_t **out, const char *method, const char *path,
+                       const char *content_type, const json_t *body, struct sw_err *err);
+        int (*watch)(void *ctx, long *status, json_t **out, const char *path,
+                     int (*fn)(void *arg, const char *type, const json_t *obj), void *arg,
+                     struct sw_err *err);
+        void *ctx;
+};
+
+/* A client on an in-process API server; `local` is copied. Never fails. */
+void orch_kube_new_local(struct orch_kube **out, const struct orch_kube_local *local);
 /* From a kubeconfig file; `context` NULL means its current-context. */
 int orch_kube_from_kubeconfig(struct orch_kube **out, const char *path, const char *context,
                               struct sw_err *err);

@@ -338,6 +338,35 @@ static void test_delete_cascades(void)
         CHECK(EVENTUALLY("NotFound", 10000, "get", "endpoints", "web"));
 }
 
+/*
+ * Events are spam-filtered as client-go's recorder does: a burst of 25 per
+ * source, object and reason, so creating 40 pods leaves 25 SuccessfulCreate
+ * Events on the ReplicaSet, not 40.
+ */
+static void test_event_burst(void)
+{
+        char *out = NULL;
+        int n = 0;
+
+        CHECK_INT(KUBECTL(&out, NULL, "create", "deployment", "burst", "--image=busybox",
+                          "--replicas=40"),
+                  0);
+        free(out);
+        CHECK(EVENTUALLY("40", 30000, "get", "rs", "-l", "app=burst", "-o",
+                         "jsonpath={.items[0].status.replicas}"));
+        sw_sleep_ms(500); /* the recorder sends from its own thread */
+        CHECK_INT(KUBECTL(&out, NULL, "get", "events", "-o",
+                          "jsonpath={range .items[?(@.reason==\"SuccessfulCreate\")]}"
+                          "{.involvedObject.name}{\"\\n\"}{end}"),
+                  0);
+        for (const char *p = out; p && (p = strstr(p, "burst-")) != NULL; p++)
+                n++;
+        CHECK_INT(n, 25);
+        free(out);
+        CHECK_INT(KUBECTL(&out, NULL, "delete", "deploy", "burst"), 0);
+        free(out);
+}
+
 static void test_stop(void)
 {
         orch_ctrl_stop(ctrl);
@@ -357,6 +386,7 @@ int main(void)
                 T_RUN(test_unschedulable);
                 T_RUN(test_node_dies);
                 T_RUN(test_delete_cascades);
+                T_RUN(test_event_burst);
         }
         T_RUN(test_stop);
         sw_libs_shutdown();
