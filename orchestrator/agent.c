@@ -572,6 +572,7 @@ static void *loop_main(void *arg)
                         next_full = sw_mono_ms() + PASS_MS;
                 }
                 soon = quick_turn(a, pulled);
+                agent_cleanup_hold(a->cleanup, a->starting > 0);
 
                 wait_ms = next_full - sw_mono_ms();
                 if (soon && wait_ms > POLL_MS)

@@ -8,9 +8,13 @@
  * deleting a hundred pods held up every other pod for twenty seconds. Here
  * the reconcile thread hands over a self-contained job (paths and
  * container ids, nothing of struct agent_pod) and goes on; worker threads
- * do the rest. A pod record is dropped as soon as its job is queued: its
- * uid names every path and container id, so nothing a new pod gets
- * collides with a sandbox being removed.
+ * do the rest. Containers still running are killed when the job is
+ * queued (through a pidfd, no runtime call), so a deleted pod stops at
+ * once; the rest of a job waits while containers are starting (up to
+ * CLEANUP_DEFER_MS) and runs at a lower priority, so that removing pods
+ * does not slow down starting others. A pod record is dropped as soon as
+ * its job is queued: its uid names every path and container id, so
+ * nothing a new pod gets collides with a sandbox being removed.
  *
  * A job that is not done when the agent stops is dropped; its directory
  * stays, and the next agent finds it (load_pods), sees the pod gone from
@@ -45,15 +49,18 @@
 #define CLEANUP_WORKERS 2
 #define KILL_WAIT_MS 5000 /* how long killed containers are waited for */
 #define CLEANUP_NICE 10
+#define CLEANUP_DEFER_MS 15000 /* how long a job may wait while containers start */
 
 struct cleanup_ctr {
         char *id;
         char *dir;
-        bool kill; /* still running: SIGKILL it first */
+        bool kill;   /* still running: SIGKILL it first */
+        bool killed; /* signalled already, when the job was queued */
 };
 
 struct cleanup_job {
         char *dir, *netns_path;
+        int64_t queued_mono;
         struct cleanup_ctr *ctrs;
         size_t nctrs;
         struct cleanup_job *next;
@@ -65,6 +72,7 @@ struct agent_cleanup {
         pthread_t threads[CLEANUP_WORKERS];
         size_t nthreads;
         atomic_bool stop;
+        atomic_bool hold; /* containers are starting: let them have the CPU */
         char *runtime, *runc_root;
         struct cleanup_job *head, **tail;
 };
@@ -172,7 +180,7 @@ static void run_job(struct agent_cleanup *cl, struct cleanup_job *j)
 
         for (size_t i = 0; i < j->nctrs; i++)
                 if (j->ctrs[i].kill) {
-                        if (!kill_init(cl, j->ctrs[i].id))
+                        if (!j->ctrs[i].killed && !kill_init(cl, j->ctrs[i].id))
                                 step_rt_kill(cl->runtime, cl->runc_root, j->ctrs[i].id, SIGKILL,
                                              true, &ignored);
                         waiting = true;
@@ -227,6 +235,10 @@ static void *worker_main(void *arg)
                 if (!cl->head)
                         cl->tail = &cl->head;
                 pthread_mutex_unlock(&cl->mu);
+                /* Killed already; the rest (runc delete, unmounts) waits for a start burst. */
+                while (atomic_load(&cl->hold) && !atomic_load(&cl->stop) &&
+                       sw_mono_ms() - j->queued_mono < CLEANUP_DEFER_MS)
+                        sw_sleep_ms(50);
                 run_job(cl, j);
                 job_free(j);
         }
@@ -286,11 +298,19 @@ void agent_cleanup_add(struct agent_cleanup *cl, const struct agent_pod *p, bool
                 j->ctrs[i].id = sw_xstrdup(p->ctrs[i].id);
                 j->ctrs[i].dir = sw_xstrdup(p->ctrs[i].dir);
                 j->ctrs[i].kill = kill && p->ctrs[i].running;
+                /* At once, through a pidfd (no runtime started): the pod stops now. */
+                j->ctrs[i].killed = j->ctrs[i].kill && kill_init(cl, j->ctrs[i].id);
         }
+        j->queued_mono = sw_mono_ms();
         j->nctrs = p->nctrs;
         pthread_mutex_lock(&cl->mu);
         *cl->tail = j;
         cl->tail = &j->next;
         pthread_cond_signal(&cl->cond);
         pthread_mutex_unlock(&cl->mu);
+}
+
+void agent_cleanup_hold(struct agent_cleanup *cl, bool hold)
+{
+        atomic_store(&cl->hold, hold);
 }

@@ -204,6 +204,12 @@ void agent_cleanup_free(struct agent_cleanup *cl);
  * then runc delete, unmounts, the network namespace and the directory.
  */
 void agent_cleanup_add(struct agent_cleanup *cl, const struct agent_pod *p, bool kill);
+/*
+ * While `hold` (containers are starting), queued jobs wait, up to 15 s
+ * each, before their runc delete and unmounts: containers to kill are
+ * killed when queued (through a pidfd), the rest can wait for the CPU.
+ */
+void agent_cleanup_hold(struct agent_cleanup *cl, bool hold);
 /* Is `runtime` runc (by its file name)? */
 bool agent_rt_is_runc(const char *runtime);
 /*
