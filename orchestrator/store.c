@@ -1133,19 +1133,32 @@ static bool has_finalizers(const json_t *obj)
 /* Equal apart from resourceVersion and managedFields timestamps. */
 static bool same_content(const json_t *a, const json_t *b)
 {
-        json_t *x = json_deep_copy(a), *y = json_deep_copy(b);
+        const char *k;
+        json_t *x, *y, *e, *v;
         bool eq;
-
-        json_t *e;
         size_t i;
 
-        json_object_del(meta_of(x), "resourceVersion");
-        json_object_del(meta_of(y), "resourceVersion");
+        /* Most updates change something outside metadata: no copies for them. */
+        if (json_object_size(a) != json_object_size(b))
+                return false;
+        json_object_foreach((json_t *)a, k, v)
+        {
+                if (strcmp(k, "metadata") != 0 && !json_equal(v, json_object_get(b, k)))
+                        return false;
+        }
+        x = json_deep_copy(json_object_get(a, "metadata"));
+        y = json_deep_copy(json_object_get(b, "metadata"));
+        if (!json_is_object(x) || !json_is_object(y)) {
+                eq = (!x && !y) || json_equal(x, y);
+                json_decref(x);
+                json_decref(y);
+                return eq;
+        }
+        json_object_del(x, "resourceVersion");
+        json_object_del(y, "resourceVersion");
         /* A managedFields entry whose only change is its time is no change. */
-        json_array_foreach(json_object_get(meta_of(x), "managedFields"), i, e)
-                json_object_del(e, "time");
-        json_array_foreach(json_object_get(meta_of(y), "managedFields"), i, e)
-                json_object_del(e, "time");
+        json_array_foreach(json_object_get(x, "managedFields"), i, e) json_object_del(e, "time");
+        json_array_foreach(json_object_get(y, "managedFields"), i, e) json_object_del(e, "time");
         eq = json_equal(x, y);
         json_decref(x);
         json_decref(y);
