@@ -1746,7 +1746,7 @@ struct watch {
         int64_t rev;
         int64_t deadline_ms;
         int64_t last_sent_ms;
-        bool table, columns_sent, bookmarks, done;
+        bool table, columns_sent, bookmarks, done, final_bookmark;
         bool selective; /* label or field selector given */
         struct sw_buf pending;
         json_t *initial;          /* synthetic ADDED events still to send */
@@ -1902,8 +1902,15 @@ static ssize_t watch_read(void *cls, uint64_t pos, char *buf, size_t max)
                 watch_poll(w);
                 if (w->pending.len)
                         continue;
-                if (sw_mono_ms() >= w->deadline_ms)
+                if (sw_mono_ms() >= w->deadline_ms) {
+                        /* Last, where to resume, however quiet the kind was. */
+                        if (w->bookmarks && !w->final_bookmark) {
+                                w->final_bookmark = true;
+                                watch_bookmark(w);
+                                continue;
+                        }
                         return MHD_CONTENT_READER_END_OF_STREAM;
+                }
                 if (w->bookmarks && sw_mono_ms() - w->last_sent_ms >= API_BOOKMARK_MS) {
                         watch_bookmark(w);
                         continue;
@@ -1935,6 +1942,8 @@ static enum MHD_Result local_watch_run(struct watch *w)
                 }
                 watch_poll(w);
                 left = w->deadline_ms - sw_mono_ms();
+                if (!w->done && left <= 0 && w->bookmarks)
+                        watch_bookmark(w); /* where to resume, however quiet the kind */
                 if (w->done || left <= 0)
                         break;
                 if (w->bookmarks && sw_mono_ms() - w->last_sent_ms >= API_BOOKMARK_MS) {

@@ -29,6 +29,7 @@
 void orch_ctrl_queue_init(struct orch_ctrl_queue *q)
 {
         memset(q, 0, sizeof(*q));
+        q->idx = json_object();
         pthread_mutex_init(&q->mu, NULL);
         pthread_cond_init(&q->cv, NULL);
 }
@@ -38,16 +39,16 @@ void orch_ctrl_queue_release(struct orch_ctrl_queue *q)
         for (size_t i = 0; i < q->n; i++)
                 free(q->items[i].key);
         free(q->items);
+        json_decref(q->idx);
         pthread_mutex_destroy(&q->mu);
         pthread_cond_destroy(&q->cv);
 }
 
 static struct orch_ctrl_qitem *queue_find(struct orch_ctrl_queue *q, const char *key)
 {
-        for (size_t i = 0; i < q->n; i++)
-                if (strcmp(q->items[i].key, key) == 0)
-                        return &q->items[i];
-        return NULL;
+        const json_t *v = json_object_get(q->idx, key);
+
+        return v ? &q->items[json_integer_value(v)] : NULL;
 }
 
 static struct orch_ctrl_qitem *queue_slot(struct orch_ctrl_queue *q, const char *key)
@@ -60,9 +61,10 @@ static struct orch_ctrl_qitem *queue_slot(struct orch_ctrl_queue *q, const char 
                 q->cap = q->cap ? q->cap * 2 : 16;
                 q->items = sw_xrealloc(q->items, q->cap * sizeof(*q->items));
         }
-        it = &q->items[q->n++];
+        it = &q->items[q->n];
         memset(it, 0, sizeof(*it));
         it->key = sw_xstrdup(key);
+        json_object_set_new(q->idx, key, json_integer((json_int_t)q->n++));
         return it;
 }
 
@@ -143,8 +145,12 @@ void orch_ctrl_queue_done(struct orch_ctrl_queue *q, const char *key, bool faile
                 it->queued = true;
                 pthread_cond_signal(&q->cv);
         } else if (it && !it->queued) {
+                json_object_del(q->idx, it->key);
                 free(it->key);
                 *it = q->items[--q->n];
+                if (it != &q->items[q->n])
+                        json_object_set_new(q->idx, it->key,
+                                            json_integer((json_int_t)(it - q->items)));
         } else if (it) {
                 it->fails = 0;
         }

@@ -38,6 +38,7 @@ struct orch_ctrl_queue {
         pthread_cond_t cv;
         struct orch_ctrl_qitem *items;
         size_t n, cap;
+        json_t *idx; /* key -> index in items */
         bool closed;
 };
 
