@@ -1489,41 +1489,54 @@ static enum MHD_Result handle_patch(struct req *q)
 }
 
 /* POST pods/<name>/binding: assign the pod to a node, once. */
+/* Set spec.nodeName of a pod not yet bound (orch_store_mutate's change). */
+static int bind_pod(json_t *pod, void *arg, struct sw_err *err)
+{
+        const char *node = arg;
+        json_t *spec = json_object_get(pod, "spec");
+        const json_t *md = json_object_get(pod, "metadata");
+
+        if (*sw_json_str(spec, "nodeName", ""))
+                return sw_err_set(err, SW_ECONFLICT, "pod %s is already assigned to node \"%s\"",
+                                  sw_json_str(md, "name", ""), sw_json_str(spec, "nodeName", ""));
+        if (json_object_get(md, "deletionTimestamp"))
+                return sw_err_set(err, SW_ECONFLICT,
+                                  "pod %s is being deleted, cannot be assigned to a host",
+                                  sw_json_str(md, "name", ""));
+        if (!json_is_object(spec))
+                return sw_err_set(err, SW_EINVAL, "pod %s has no spec",
+                                  sw_json_str(md, "name", ""));
+        json_object_set_new(spec, "nodeName", json_string(node));
+        return 0;
+}
+
+/*
+ * POST pods/<name>/binding: the pod's nodeName set in one store
+ * transaction, as Kubernetes' binding storage does, with no field manager
+ * recorded on the pod.
+ */
 static enum MHD_Result handle_binding(struct req *q)
 {
         struct sw_err err = SW_ERR_INIT;
-        json_t *b = NULL, *old = NULL, *obj = NULL, *out = NULL;
-        const char *node;
-        bool invalid = false;
+        json_t *b = NULL;
+        char *node;
         int rc;
 
         if ((rc = parse_body(&b, q, &err)) != 0)
                 return send_status(q, 400, "BadRequest", err.msg);
-        node = sw_json_str(json_object_get(b, "target"), "name", "");
+        node = sw_xstrdup(sw_json_str(json_object_get(b, "target"), "name", ""));
+        json_decref(b);
         if (!*node) {
-                json_decref(b);
+                free(node);
                 q->sub = NULL;
                 return send_status(q, 422, "Invalid", "target.name: Required value");
         }
-        if ((rc = get_object(&old, q, &err)) != 0)
-                goto out;
-        if (*sw_json_str(json_object_get(old, "spec"), "nodeName", "")) {
-                rc = sw_err_set(&err, SW_ECONFLICT, "pod %s is already assigned to node \"%s\"",
-                                q->name, sw_json_str(json_object_get(old, "spec"), "nodeName", ""));
-                goto out;
-        }
-        obj = json_deep_copy(old);
-        json_object_set_new(json_object_get(obj, "spec"), "nodeName", json_string(node));
         q->sub = NULL;
-        /* As in Kubernetes, a binding records no field manager on the pod (ssa: none to add). */
-        rc = write_object(&out, &invalid, q, obj, old, "kube-scheduler", true, &err);
-out:
-        json_decref(b);
-        json_decref(old);
-        json_decref(obj);
-        json_decref(out);
+        rc = orch_store_mutate(NULL, q->api->store, q->kind->store, q->ns ? q->ns : "", q->name,
+                               bind_pod, node, &err);
+        free(node);
         if (rc)
-                return write_failed(q, rc, invalid, &err);
+                return write_failed(q, rc, false, &err);
         return send_json(q, 201, status_obj(201, "", "", NULL));
 }
 

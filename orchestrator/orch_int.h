@@ -72,6 +72,14 @@ int orch_store_create(json_t **out, struct orch_store *s, const char *resource, 
  */
 int orch_store_update(json_t **out, bool *gone_out, struct orch_store *s, const char *resource,
                       const json_t *obj, unsigned flags, struct sw_err *err);
+/*
+ * Read, change and write one object in one transaction: `fn` changes the
+ * stored object in place, or fails (its error is returned, nothing is
+ * written). *out (may be NULL) gets the object as written.
+ */
+int orch_store_mutate(json_t **out, struct orch_store *s, const char *resource, const char *ns,
+                      const char *name, int (*fn)(json_t *obj, void *arg, struct sw_err *err),
+                      void *arg, struct sw_err *err);
 
 /*
  * Delete an object: with finalizers it only gets a deletionTimestamp

@@ -1239,6 +1239,47 @@ out:
         return 0;
 }
 
+int orch_store_mutate(json_t **out, struct orch_store *s, const char *resource, const char *ns,
+                      const char *name, int (*fn)(json_t *obj, void *arg, struct sw_err *err),
+                      void *arg, struct sw_err *err)
+{
+        json_t *obj = NULL;
+        char *old_text = NULL;
+        bool wrote = false;
+        int rc, lrc;
+
+        if ((rc = write_enter(s, err)) != 0)
+                goto out;
+        if ((rc = row_get(&obj, &old_text, s, resource, ns, name, err)) != 0) {
+                write_undo(s);
+                goto out;
+        }
+        if (!obj) {
+                write_undo(s);
+                rc = sw_err_set(err, SW_ENOTFOUND, "%s \"%s\" not found", resource, name);
+                goto out;
+        }
+        if ((rc = fn(obj, arg, err)) != 0) {
+                write_undo(s);
+                goto out;
+        }
+        rc = commit_write(s, "MODIFIED", resource, ns, name, obj, &old_text, err);
+        wrote = rc == 0;
+out:
+        if ((lrc = write_leave(s, wrote, err)) != 0)
+                rc = lrc;
+        free(old_text);
+        if (rc) {
+                json_decref(obj);
+                return rc;
+        }
+        if (out)
+                *out = obj;
+        else
+                json_decref(obj);
+        return 0;
+}
+
 int orch_store_delete(json_t **out, bool *gone_out, struct orch_store *s, const char *resource,
                       const char *ns, const char *name, const char *uid, const char *rv,
                       struct sw_err *err)
