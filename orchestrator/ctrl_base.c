@@ -298,6 +298,24 @@ int orch_ctrl_patch(json_t **out, struct orch_ctrl_loop *l, const char *path, co
                                  patch, err);
 }
 
+int orch_ctrl_patch_status(struct orch_ctrl_loop *l, const char *group_version,
+                           const char *resource, const char *ns, const char *name,
+                           const json_t *status, struct sw_err *err)
+{
+        char *path =
+                sw_xasprintf("%s/namespaces/%s/%s/%s/status", group_version, ns, resource, name);
+        json_t *patch = json_pack("{s:O}", "status", status);
+        int rc = orch_ctrl_patch(NULL, l, path, patch, err);
+
+        if (rc == SW_ENOTFOUND) {
+                sw_err_clear(err);
+                rc = 0;
+        }
+        json_decref(patch);
+        free(path);
+        return rc;
+}
+
 /* ---- expectations -------------------------------------------------------- */
 
 void orch_ctrl_expect(struct orch_ctrl_loop *l, const char *key, const char *name, bool add)

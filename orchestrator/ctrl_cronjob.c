@@ -205,8 +205,8 @@ static int create_job(json_t **out, struct orch_ctrl_loop *l, const json_t *cj, 
 
 static int cj_reconcile(struct orch_ctrl_loop *l, const char *key, struct sw_err *err)
 {
-        char *ns = NULL, *name = NULL, *path = NULL;
-        json_t *cj = NULL, *jobs = NULL, *active = json_array(), *st = NULL, *patch = NULL;
+        char *ns = NULL, *name = NULL;
+        json_t *cj = NULL, *jobs = NULL, *active = json_array(), *st = NULL;
         json_t **okjobs = NULL, **badjobs = NULL, *j;
         const json_t *spec, *cur, *md;
         struct orch_tz *tz = NULL;
@@ -365,16 +365,9 @@ status:
                                             : !json_equal(v, was))
                                 same = false;
                 }
-                if (!same) {
-                        path = sw_xasprintf("/apis/batch/v1/namespaces/%s/cronjobs/%s/status", ns,
-                                            name);
-                        patch = json_pack("{s:O}", "status", st);
-                        rc = orch_ctrl_patch(NULL, l, path, patch, err);
-                        if (rc == SW_ENOTFOUND) {
-                                sw_err_clear(err);
-                                rc = 0;
-                        }
-                }
+                if (!same)
+                        rc = orch_ctrl_patch_status(l, "/apis/batch/v1", "cronjobs", ns, name, st,
+                                                    err);
         }
 out:
         orch_tz_free(tz);
@@ -384,8 +377,6 @@ out:
         json_decref(active);
         json_decref(cj);
         json_decref(st);
-        json_decref(patch);
-        free(path);
         free(ns);
         free(name);
         return rc;

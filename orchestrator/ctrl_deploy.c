@@ -494,14 +494,9 @@ static int d_reconcile(struct orch_ctrl_loop *l, const char *key, struct sw_err 
                                (json_int_t)avail, "unavailableReplicas",
                                (json_int_t)(replicas - avail > 0 ? replicas - avail : 0),
                                "conditions", cl);
-                if (!json_equal(st, cur)) {
-                        free(path);
-                        path = sw_xasprintf("/apis/apps/v1/namespaces/%s/deployments/%s/status", ns,
-                                            name);
-                        patch = json_pack("{s:O}", "status", st);
-                        rc = orch_ctrl_patch(NULL, l, path, patch, err);
-                        json_decref(patch);
-                }
+                if (!json_equal(st, cur))
+                        rc = orch_ctrl_patch_status(l, "/apis/apps/v1", "deployments", ns, name, st,
+                                                    err);
                 /* the Deployment carries its current revision, as kubectl shows it */
                 snprintf(revs, sizeof(revs), "%lld", (long long)rs_rev(newrs));
                 if (rc == 0 && created)

@@ -163,6 +163,14 @@ void orch_ctrl_random_suffix(char *out, size_t n);
 /* A merge-patch of `sub` ("status" or NULL) of the object at `path`. */
 int orch_ctrl_patch(json_t **out, struct orch_ctrl_loop *l, const char *path, const json_t *patch,
                     struct sw_err *err);
+/*
+ * Merge-patch `status` into the status subresource of namespaced object
+ * `ns`/`name` of `resource` under `group_version` ("/apis/apps/v1"); an
+ * object gone meanwhile is no error.
+ */
+int orch_ctrl_patch_status(struct orch_ctrl_loop *l, const char *group_version,
+                           const char *resource, const char *ns, const char *name,
+                           const json_t *status, struct sw_err *err);
 
 /* Expectations: `key`'s writes that the cache has not shown yet. */
 void orch_ctrl_expect(struct orch_ctrl_loop *l, const char *key, const char *name, bool add);

@@ -251,8 +251,8 @@ static int64_t backoff_left(const struct orch_ctrl_loop *l, const struct job_pod
 
 static int job_reconcile(struct orch_ctrl_loop *l, const char *key, struct sw_err *err)
 {
-        char *ns = NULL, *name = NULL, *path = NULL;
-        json_t *job = NULL, *pods = NULL, *st = NULL, *patch = NULL, *conds = NULL;
+        char *ns = NULL, *name = NULL;
+        json_t *job = NULL, *pods = NULL, *st = NULL, *conds = NULL;
         struct job_pods jp = {0};
         const json_t *spec, *cur, *md;
         int64_t now = sw_now_ms(), start, completions, parallelism, backoff_limit, failures;
@@ -404,16 +404,8 @@ static int job_reconcile(struct orch_ctrl_loop *l, const char *key, struct sw_er
                         if (!json_equal(v, json_object_get(cur, k)))
                                 same = false;
                 }
-                if (!same) {
-                        path = sw_xasprintf("/apis/batch/v1/namespaces/%s/jobs/%s/status", ns,
-                                            name);
-                        patch = json_pack("{s:O}", "status", st);
-                        rc = orch_ctrl_patch(NULL, l, path, patch, err);
-                        if (rc == SW_ENOTFOUND) {
-                                sw_err_clear(err);
-                                rc = 0;
-                        }
-                }
+                if (!same)
+                        rc = orch_ctrl_patch_status(l, "/apis/batch/v1", "jobs", ns, name, st, err);
         }
         if (rc == 0 && wake >= 0)
                 orch_ctrl_queue_add_after(&l->q, key, wake + 50);
@@ -423,8 +415,6 @@ out:
         json_decref(pods);
         json_decref(job);
         json_decref(st);
-        json_decref(patch);
-        free(path);
         free(ns);
         free(name);
         return rc;

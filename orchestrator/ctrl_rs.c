@@ -202,7 +202,7 @@ static int pod_cmp_delete(const void *a, const void *b)
 static int rs_reconcile(struct orch_ctrl_loop *l, const char *key, struct sw_err *err)
 {
         char *ns = NULL, *name = NULL, *path = NULL;
-        json_t *rs = NULL, *pods = NULL, *p, *st = NULL, *patch = NULL;
+        json_t *rs = NULL, *pods = NULL, *p, *st = NULL;
         json_t **mine = NULL;
         const json_t *spec, *cur;
         size_t i, n = 0;
@@ -280,14 +280,7 @@ static int rs_reconcile(struct orch_ctrl_loop *l, const char *key, struct sw_err
             sw_json_int(cur, "fullyLabeledReplicas", -1) != (int64_t)n ||
             sw_json_int(cur, "observedGeneration", -1) !=
                     sw_json_int(json_object_get(rs, "metadata"), "generation", 1)) {
-                free(path);
-                path = sw_xasprintf("/apis/apps/v1/namespaces/%s/replicasets/%s/status", ns, name);
-                patch = json_pack("{s:O}", "status", st);
-                rc = orch_ctrl_patch(NULL, l, path, patch, err);
-                if (rc == SW_ENOTFOUND) {
-                        sw_err_clear(err);
-                        rc = 0;
-                }
+                rc = orch_ctrl_patch_status(l, "/apis/apps/v1", "replicasets", ns, name, st, err);
         }
         if (wake >= 0)
                 orch_ctrl_queue_add_after(&l->q, key, wake + 50);
@@ -296,7 +289,6 @@ out:
         json_decref(pods);
         json_decref(rs);
         json_decref(st);
-        json_decref(patch);
         free(path);
         free(ns);
         free(name);

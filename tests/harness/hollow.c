@@ -360,3 +360,11 @@ bool t_cluster_start(struct t_orch *srv, const char *name, struct t_hollow *h, c
         }
         return true;
 }
+
+void t_cluster_stop(struct t_orch *srv, struct t_hollow *h, struct orch_ctrl **ctrl)
+{
+        orch_ctrl_stop(*ctrl);
+        *ctrl = NULL;
+        t_hollow_stop(h);
+        t_orch_stop(srv);
+}

@@ -54,6 +54,8 @@ struct orch_ctrl_options;
 bool t_cluster_start(struct t_orch *srv, const char *name, struct t_hollow *h, const char *prefix,
                      int n, const char *cpu, const char *memory, struct orch_ctrl_options *co,
                      struct orch_ctrl **ctrl);
+/* Stop what t_cluster_start() started: the controllers (*ctrl NULL after), the nodes, the server. */
+void t_cluster_stop(struct t_orch *srv, struct t_hollow *h, struct orch_ctrl **ctrl);
 /* Stop heartbeating node `i` (0-based) and running its pods. */
 void t_hollow_kill(struct t_hollow *h, int i);
 void t_hollow_stop(struct t_hollow *h);

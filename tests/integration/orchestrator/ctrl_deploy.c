@@ -369,10 +369,7 @@ static void test_event_burst(void)
 
 static void test_stop(void)
 {
-        orch_ctrl_stop(ctrl);
-        ctrl = NULL;
-        t_hollow_stop(&hollow);
-        t_orch_stop(&srv);
+        t_cluster_stop(&srv, &hollow, &ctrl);
 }
 
 int main(void)

@@ -175,10 +175,7 @@ static void test_missing_label(void)
 
 static void test_stop(void)
 {
-        orch_ctrl_stop(ctrl);
-        ctrl = NULL;
-        t_hollow_stop(&hollow);
-        t_orch_stop(&srv);
+        t_cluster_stop(&srv, &hollow, &ctrl);
 }
 
 int main(void)
