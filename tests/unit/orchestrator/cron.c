@@ -65,7 +65,7 @@ static void test_days(void)
         /* one of them "*" or "?": both must match */
         CHECK_STR(NEXT("0 0 13 * *", NULL, "2026-11-27T00:00:00Z"), "2026-12-13T00:00:00Z");
         CHECK_STR(NEXT("0 0 ? * 5", NULL, "2026-11-27T00:00:00Z"), "2026-12-04T00:00:00Z");
-        /* Friday the 13th needs an AND: */
+        /* February 29th comes every four years; February 30th never */
         CHECK_STR(NEXT("0 0 29 2 *", NULL, "2026-03-01T00:00:00Z"), "2028-02-29T00:00:00Z");
         CHECK_STR(NEXT("0 0 30 2 *", NULL, "2026-03-01T00:00:00Z"), "none");
 }
