@@ -1827,14 +1827,14 @@ static void watch_bookmark(struct watch *w)
 static void watch_poll(struct watch *w)
 {
         struct sw_err err = SW_ERR_INIT;
-        struct orch_event *evs = NULL;
+        struct orch_store *store = w->api->store;
+        struct orch_event **evs = NULL;
         bool plain = !w->table && !w->selective;
         size_t n = 0;
         int64_t scanned = w->rev;
         int rc;
 
-        rc = orch_store_events_raw(&evs, &n, &scanned, w->api->store, w->kind->store, w->rev, 256,
-                                   &err);
+        rc = orch_store_events_raw(&evs, &n, &scanned, store, w->kind->store, w->rev, 256, &err);
         if (rc) {
                 json_t *st = status_obj(410, "Expired", err.msg, NULL);
                 watch_emit(w, "ERROR", st);
@@ -1843,21 +1843,22 @@ static void watch_poll(struct watch *w)
                 return;
         }
         for (size_t i = 0; i < n; i++) {
-                w->rev = evs[i].rev;
-                if (w->f.ns && strcmp(evs[i].ns, w->f.ns) != 0)
+                struct orch_event *ev = evs[i];
+                w->rev = ev->rev;
+                if (w->f.ns && strcmp(ev->ns, w->f.ns) != 0)
                         continue;
                 if (plain && w->local) {
-                        json_t *obj = json_loads(evs[i].body, 0, NULL);
+                        /* Parsed once for every watcher in this process. */
+                        json_t *obj = orch_event_json(store, ev, false);
                         if (obj)
-                                watch_emit(w, evs[i].type, obj);
+                                watch_emit(w, ev->type, obj);
                         json_decref(obj);
                         if (w->done)
                                 break;
                 } else if (plain) {
                         /* No selector and no Table: the stored text goes out as it is. */
-                        sw_buf_printf(&w->pending, NULL,
-                                      "{\"type\":\"%s\",\"object\":", evs[i].type);
-                        sw_buf_puts(&w->pending, evs[i].body, NULL);
+                        sw_buf_printf(&w->pending, NULL, "{\"type\":\"%s\",\"object\":", ev->type);
+                        sw_buf_puts(&w->pending, ev->body, NULL);
                         sw_buf_puts(&w->pending, "}\n", NULL);
                         w->last_sent_ms = sw_mono_ms();
                 } else {
@@ -1865,11 +1866,11 @@ static void watch_poll(struct watch *w)
                          * With a selector, an object that starts or stops matching is
                          * ADDED or DELETED for this watch, as with the real server.
                          */
-                        json_t *obj = json_loads(evs[i].body, 0, NULL);
-                        json_t *prev = evs[i].prev ? json_loads(evs[i].prev, 0, NULL) : NULL;
+                        json_t *obj = orch_event_json(store, ev, false);
+                        json_t *prev = orch_event_json(store, ev, true);
                         bool now = obj && filter_match(obj, &w->f);
                         bool before = prev ? filter_match(prev, &w->f) : now;
-                        const char *type = evs[i].type;
+                        const char *type = ev->type;
 
                         if (strcmp(type, "MODIFIED") == 0 && now != before)
                                 type = now ? "ADDED" : "DELETED";
@@ -1877,6 +1878,8 @@ static void watch_poll(struct watch *w)
                                 watch_emit(w, type, obj);
                         json_decref(obj);
                         json_decref(prev);
+                        if (w->done)
+                                break;
                 }
         }
         orch_events_free(evs, n);

@@ -17,6 +17,7 @@
 #define SW_ORCH_INT_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -127,27 +128,43 @@ int orch_store_list(json_t **items_out, int64_t *rev_out, bool *more_out, struct
 int orch_store_events(json_t **out, struct orch_store *s, const char *resource, int64_t after,
                       int max, struct sw_err *err);
 
-/* One event as text, for watches that only copy it out. */
+/*
+ * One event of the store's log. The log and every watcher that copied it
+ * out share it (orch_store_events_raw hands out references); nothing in it
+ * changes once published but the parsed forms, made on first use.
+ */
 struct orch_event {
         int64_t rev;
-        char type[12]; /* ADDED, MODIFIED, DELETED */
-        char *ns;      /* the object's namespace ("" for cluster-scoped) */
-        char *body;    /* the object's JSON */
-        char *prev;    /* before a MODIFIED, when still in memory; else NULL */
+        char type[12];    /* ADDED, MODIFIED, DELETED */
+        char *resource;   /* "pods" */
+        char *ns;         /* the object's namespace ("" for cluster-scoped) */
+        char *body;       /* the object's JSON */
+        char *prev;       /* the object before a MODIFIED; else NULL */
+        atomic_int refs;  /* the log's and the watchers' */
+        size_t bytes;     /* what the texts take */
+        json_t *obj_json; /* body and prev parsed, shared; guarded by the store */
+        json_t *prev_json;
 };
 
 /*
- * Like orch_store_events(), as text: served from memory for the latest
- * revisions (no query), from the log on disk for older ones. Free the
- * array with orch_events_free(). *scanned_out is the revision up to which
- * the log was examined, read under the store lock together with the scan:
- * no event of `resource` lies in (after, *scanned_out] beyond those
- * returned, so a watcher may resume from there even when none matched.
+ * The latest events, from the store's in-memory log: references to up to
+ * `max` events of `resource` (NULL: all) after `after`, in *out (an array
+ * the caller frees with orch_events_free()). SW_ENOTFOUND ("too old
+ * resource version") when the log no longer reaches back to `after`.
+ * *scanned_out is the revision up to which the log was examined: no event
+ * of `resource` lies in (after, *scanned_out] beyond those returned, so a
+ * watcher may resume from there even when none matched.
  */
-int orch_store_events_raw(struct orch_event **out, size_t *n_out, int64_t *scanned_out,
+int orch_store_events_raw(struct orch_event ***out, size_t *n_out, int64_t *scanned_out,
                           struct orch_store *s, const char *resource, int64_t after, int max,
                           struct sw_err *err);
-void orch_events_free(struct orch_event *evs, size_t n);
+void orch_events_free(struct orch_event **evs, size_t n);
+/*
+ * The event's object (or, with `prev`, the object before it) parsed: a new
+ * reference to a tree shared by every in-process watcher of the latest
+ * revisions, which none may change; NULL when there is none.
+ */
+json_t *orch_event_json(struct orch_store *s, struct orch_event *ev, bool prev);
 
 /*
  * Block until the revision passes `after` or `timeout_ms` passes; returns the

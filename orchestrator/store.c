@@ -4,8 +4,10 @@
  * One row per object holds its JSON body; every write takes the next value
  * of one global revision counter, which becomes the object's
  * resourceVersion, and appends an event (ADDED, MODIFIED, DELETED) to a log
- * that watches replay. The log is compacted to a window of revisions; a
- * watcher that asks for an older revision is told so (410 Gone upstream).
+ * in memory that watches replay, as Kubernetes' watch cache serves them.
+ * The log keeps a window of the latest revisions; a watcher that asks for
+ * an older one, or for one from before this process opened the store, is
+ * told so (410 Gone upstream) and lists again.
  *
  * The store owns one SQLite connection guarded by one mutex; writes run in
  * IMMEDIATE transactions. The file is locked (flock) for this process, the
@@ -45,30 +47,18 @@
 #include "orchestrator/orch_int.h"
 #include "common/banned.h"
 
-#define STORE_DEFAULT_WINDOW 10000
+#define STORE_DEFAULT_WINDOW 8192
+#define STORE_LOG_BYTES ((size_t)32 << 20) /* the log's texts take at most this */
 #define STORE_BODY_MAX ((size_t)16 << 20)
 #define STORE_MIGRATIONS "schema/orchestrator/"
 
-#define STORE_RING 2048             /* recent events kept in memory for watches */
 #define STORE_STMTS 32              /* prepared statements cached */
 #define STORE_CHECKPOINT_PAGES 1000 /* SQLite's default autocheckpoint */
 #define STORE_WAKE_BUCKETS 16       /* wake-up words, by a hash of the resource */
 #define STORE_BATCH_MAX 32          /* writes one group commit takes at most */
 #define STORE_BATCH_RING 8          /* outcomes of the last group commits kept */
-
-struct ring_event {
-        int64_t rev;
-        char type[12];
-        char *resource, *ns, *body;
-        char *prev; /* the object before a MODIFIED, or NULL */
-};
-
-/* A committed write's event, staged until its group commit is done. */
-struct staged_event {
-        int64_t rev;
-        char type[12];
-        char *resource, *ns, *body, *prev;
-};
+#define STORE_JSON_KEEP 512         /* latest revisions whose parsed objects are shared */
+#define STORE_JSON_STRIPES 16       /* locks over the events' parsed objects */
 
 struct orch_store {
         pthread_mutex_t mu; /* guards db; taken before ring_mu */
@@ -82,14 +72,21 @@ struct orch_store {
         int64_t rev;
         int64_t compacted;
         /*
-         * The latest events in memory, so that many watches are served without
-         * a query each: slots hold revisions ring_count back from rev (every
-         * revision is one event, and this process is the store's only writer).
-         * Guarded by ring_mu.
+         * The log: the latest events, in slot rev % ring_cap; the slots hold
+         * the ring_count revisions up to rev (every revision is one event,
+         * and this process is the store's only writer). At most `window`
+         * events whose texts take at most STORE_LOG_BYTES. Guarded by ring_mu.
          */
         pthread_rwlock_t ring_mu;
-        struct ring_event ring[STORE_RING];
-        size_t ring_count;
+        struct orch_event **ring;
+        size_t ring_cap, ring_count, ring_bytes;
+        /*
+         * The events' parsed objects (orch_event_json), each guarded by the
+         * stripe of its revision. Those at or below json_swept are dropped,
+         * so that only the latest STORE_JSON_KEEP revisions keep theirs.
+         */
+        pthread_mutex_t json_mu[STORE_JSON_STRIPES];
+        _Atomic int64_t json_swept;
         /* WAL pages not yet checkpointed (store_wal_hook), guarded by mu. */
         int wal_pages;
         /* The checkpointer: its connection and thread, woken through ckpt_mu/ckpt_cv. */
@@ -111,8 +108,8 @@ struct orch_store {
          */
         atomic_int writers;
         bool txn_open;
-        int64_t txn_rev, txn_compacted; /* the counters inside the open transaction */
-        struct staged_event *staged;
+        int64_t txn_rev; /* the revision counter inside the open transaction */
+        struct orch_event **staged;
         size_t nstaged, staged_cap;
         uint64_t batch; /* the open group; ended ones are lower */
         int batch_rc[STORE_BATCH_RING];
@@ -139,6 +136,132 @@ struct orch_store {
 };
 
 static void staged_free(struct orch_store *s);
+
+/* ---- the log's events ------------------------------------------------------- */
+
+/* A new event holding `body` and `prev` (taken over) and a reference for the log. */
+static struct orch_event *event_new(int64_t rev, const char *type, const char *resource,
+                                    const char *ns, char *body, char *prev)
+{
+        struct orch_event *ev = sw_xcalloc(1, sizeof(*ev));
+
+        ev->rev = rev;
+        snprintf(ev->type, sizeof(ev->type), "%s", type);
+        ev->resource = sw_xstrdup(resource);
+        ev->ns = sw_xstrdup(ns);
+        ev->body = body;
+        ev->prev = prev;
+        ev->bytes = strlen(body) + (prev ? strlen(prev) : 0) + sizeof(*ev);
+        atomic_init(&ev->refs, 1);
+        return ev;
+}
+
+static void event_unref(struct orch_event *ev)
+{
+        if (!ev || atomic_fetch_sub(&ev->refs, 1) != 1)
+                return;
+        free(ev->resource);
+        free(ev->ns);
+        free(ev->body);
+        free(ev->prev);
+        json_decref(ev->obj_json);
+        json_decref(ev->prev_json);
+        free(ev);
+}
+
+void orch_events_free(struct orch_event **evs, size_t n)
+{
+        for (size_t i = 0; evs && i < n; i++)
+                event_unref(evs[i]);
+        free(evs);
+}
+
+/*
+ * Drop the parsed objects of the revisions up to STORE_JSON_KEEP before
+ * `rev` not dropped yet: watchers that have not reached them by then parse
+ * their own.
+ */
+static void json_sweep(struct orch_store *s, int64_t rev)
+{
+        int64_t to = rev - STORE_JSON_KEEP, from = atomic_load(&s->json_swept);
+
+        if (to <= from || !atomic_compare_exchange_strong(&s->json_swept, &from, to))
+                return; /* nothing to do, or another thread does it */
+        if (to - from > (int64_t)s->ring_cap)
+                from = to - (int64_t)s->ring_cap;
+        for (int64_t r = from + 1; r <= to; r++) {
+                json_t *a = NULL, *b = NULL;
+                struct orch_event *ev;
+                pthread_rwlock_rdlock(&s->ring_mu);
+                ev = s->ring[r % (int64_t)s->ring_cap];
+                if (ev && ev->rev == r && (ev->obj_json || ev->prev_json)) {
+                        pthread_mutex_t *mu = &s->json_mu[r % STORE_JSON_STRIPES];
+                        pthread_mutex_lock(mu);
+                        a = ev->obj_json;
+                        b = ev->prev_json;
+                        ev->obj_json = ev->prev_json = NULL;
+                        pthread_mutex_unlock(mu);
+                }
+                pthread_rwlock_unlock(&s->ring_mu);
+                json_decref(a);
+                json_decref(b);
+        }
+}
+
+json_t *orch_event_json(struct orch_store *s, struct orch_event *ev, bool prev)
+{
+        pthread_mutex_t *mu = &s->json_mu[ev->rev % STORE_JSON_STRIPES];
+        json_t **slot = prev ? &ev->prev_json : &ev->obj_json, *o;
+        const char *text = prev ? ev->prev : ev->body;
+
+        if (!text)
+                return NULL;
+        pthread_mutex_lock(mu);
+        o = json_incref(*slot);
+        pthread_mutex_unlock(mu);
+        if (o)
+                return o;
+        /* Parsed outside the lock; when two threads race, the first one's is kept. */
+        if (!(o = json_loads(text, 0, NULL)))
+                return NULL;
+        if (ev->rev <= atomic_load(&s->json_swept))
+                return o; /* a straggler: not kept */
+        pthread_mutex_lock(mu);
+        if (*slot) {
+                json_decref(o);
+                o = json_incref(*slot);
+        } else {
+                *slot = json_incref(o);
+        }
+        pthread_mutex_unlock(mu);
+        json_sweep(s, ev->rev);
+        return o;
+}
+
+/* Append a committed event to the log, dropping the oldest past its bounds (both locks held). */
+static void log_append(struct orch_store *s, struct orch_event *ev)
+{
+        size_t cap = s->ring_cap;
+
+        if (s->ring_count == cap) {
+                struct orch_event **oldest = &s->ring[ev->rev % (int64_t)cap];
+                s->ring_bytes -= (*oldest)->bytes;
+                event_unref(*oldest);
+                *oldest = NULL;
+                s->ring_count--;
+        }
+        s->ring[ev->rev % (int64_t)cap] = ev;
+        s->ring_count++;
+        s->ring_bytes += ev->bytes;
+        while (s->ring_bytes > STORE_LOG_BYTES && s->ring_count > 1) {
+                int64_t r = ev->rev - (int64_t)s->ring_count + 1;
+                struct orch_event **oldest = &s->ring[r % (int64_t)cap];
+                s->ring_bytes -= (*oldest)->bytes;
+                event_unref(*oldest);
+                *oldest = NULL;
+                s->ring_count--;
+        }
+}
 
 static unsigned wake_bucket(const char *resource)
 {
@@ -518,8 +641,12 @@ int orch_store_open(struct orch_store **out, const struct orch_store_options *op
         pthread_mutex_init(&s->rmu, NULL);
         pthread_cond_init(&s->batch_cv, NULL);
         pthread_cond_init(&s->ckpt_cv, NULL);
+        for (int i = 0; i < STORE_JSON_STRIPES; i++)
+                pthread_mutex_init(&s->json_mu[i], NULL);
         s->lock_fd = -1;
         s->window = opts->event_window > 0 ? opts->event_window : STORE_DEFAULT_WINDOW;
+        s->ring_cap = (size_t)s->window;
+        s->ring = sw_xcalloc(s->ring_cap, sizeof(*s->ring));
         s->lock_fd = open(opts->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
                 rc = sw_err_set(err, errno == EWOULDBLOCK ? SW_EBUSY : SW_EIO,
@@ -543,10 +670,10 @@ int orch_store_open(struct orch_store **out, const struct orch_store_options *op
         if ((rc = store_migrate(s, opts->path, err)) != 0)
                 goto fail;
         if ((rc = store_int(s, "SELECT value FROM counters WHERE name='revision'", &s->rev, err)) !=
-                    0 ||
-            (rc = store_int(s, "SELECT value FROM counters WHERE name='compacted'", &s->compacted,
-                            err)) != 0)
+            0)
                 goto fail;
+        s->compacted = s->rev; /* the log starts empty */
+        atomic_store(&s->json_swept, s->rev);
         sqlite3_wal_hook(s->db, store_wal_hook, s);
         ckpt_start(s, opts->path);
         reader_start(s, opts->path);
@@ -580,12 +707,11 @@ void orch_store_free(struct orch_store *s)
                 free(s->stmt_sql[i]);
         }
         sqlite3_close_v2(s->db);
-        for (size_t i = 0; i < STORE_RING; i++) {
-                free(s->ring[i].resource);
-                free(s->ring[i].ns);
-                free(s->ring[i].body);
-                free(s->ring[i].prev);
-        }
+        for (size_t i = 0; s->ring && i < s->ring_cap; i++)
+                event_unref(s->ring[i]);
+        free(s->ring);
+        for (int i = 0; i < STORE_JSON_STRIPES; i++)
+                pthread_mutex_destroy(&s->json_mu[i]);
         pthread_rwlock_destroy(&s->ring_mu);
         pthread_mutex_destroy(&s->mu);
         pthread_mutex_destroy(&s->ckpt_mu);
@@ -699,24 +825,19 @@ static int run_stmt(struct orch_store *s, sqlite3_stmt *st, const char *what, st
 }
 
 /*
- * The next revision. The file is locked for this process, its only
- * writer, so s->txn_rev is the stored counter; a plain
- * single-row UPDATE (unlike UPDATE ... RETURNING) needs no statement
- * journal, whose allocation and release per write made glibc trim and
- * re-grow the thread's heap (madvise and TLB shootdowns) on every create.
+ * The revision counter's row is written once per group commit
+ * (batch_end), not per write: the file is locked for this process, its
+ * only writer, so s->txn_rev is the counter.
  */
-static int next_rev(struct orch_store *s, int64_t *out, struct sw_err *err)
+static int counter_put(struct orch_store *s, struct sw_err *err)
 {
         sqlite3_stmt *st = NULL;
         int rc = store_prepare(&st, s, "UPDATE counters SET value=?1 WHERE name='revision'");
 
         if (rc != SQLITE_OK)
-                return store_sqlite_err(s->db, rc, err, "next revision");
-        sqlite3_bind_int64(st, 1, s->txn_rev + 1);
-        if ((rc = run_stmt(s, st, "next revision", err)) != 0)
-                return rc;
-        *out = s->txn_rev + 1;
-        return 0;
+                return store_sqlite_err(s->db, rc, err, "revision");
+        sqlite3_bind_int64(st, 1, s->txn_rev);
+        return run_stmt(s, st, "revision", err);
 }
 
 static int row_put(struct orch_store *s, const char *resource, const char *ns, const char *name,
@@ -752,52 +873,6 @@ static int row_delete(struct orch_store *s, const char *resource, const char *ns
         return run_stmt(s, st, "delete", err);
 }
 
-static int log_event(struct orch_store *s, int64_t rev, const char *type, const char *resource,
-                     const char *ns, const char *name, const char *body, struct sw_err *err)
-{
-        sqlite3_stmt *st = NULL;
-        int rc = store_prepare(&st, s,
-                               "INSERT INTO events (rev, type, resource, namespace, name, body)"
-                               " VALUES (?1,?2,?3,?4,?5,?6)");
-
-        if (rc != SQLITE_OK)
-                return store_sqlite_err(s->db, rc, err, "log event");
-        sqlite3_bind_int64(st, 1, rev);
-        sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, resource, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, ns, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 6, body, -1, SQLITE_STATIC);
-        return run_stmt(s, st, "log event", err);
-}
-
-/* Drop events that fell out of the window; done every 64 revisions to keep writes cheap. */
-static int maybe_compact(struct orch_store *s, int64_t rev, int64_t *compacted_out,
-                         struct sw_err *err)
-{
-        sqlite3_stmt *st = NULL;
-        int64_t floor = rev - s->window;
-        int rc;
-
-        *compacted_out = s->txn_compacted;
-        if (floor <= s->txn_compacted || rev % 64 != 0)
-                return 0;
-        rc = store_prepare(&st, s, "DELETE FROM events WHERE rev <= ?1");
-        if (rc != SQLITE_OK)
-                return store_sqlite_err(s->db, rc, err, "compact");
-        sqlite3_bind_int64(st, 1, floor);
-        if ((rc = run_stmt(s, st, "compact", err)) != 0)
-                return rc;
-        rc = store_prepare(&st, s, "UPDATE counters SET value=?1 WHERE name='compacted'");
-        if (rc != SQLITE_OK)
-                return store_sqlite_err(s->db, rc, err, "compact");
-        sqlite3_bind_int64(st, 1, floor);
-        if ((rc = run_stmt(s, st, "compact", err)) != 0)
-                return rc;
-        *compacted_out = floor;
-        return 0;
-}
-
 /* ---- group commit ---------------------------------------------------------- */
 
 /* Take the mutex for a write and join the open transaction, or open one. */
@@ -812,7 +887,6 @@ static int write_enter(struct orch_store *s, struct sw_err *err)
                         return rc;
                 s->txn_open = true;
                 s->txn_rev = s->rev;
-                s->txn_compacted = s->compacted;
         }
         return store_run(s, "SAVEPOINT w", err);
 }
@@ -824,42 +898,25 @@ static void write_undo(struct orch_store *s)
         store_run(s, "RELEASE w", NULL);
 }
 
-/* Free staged events (their group failed) or what publishing left. */
+/* Free staged events (their group failed). */
 static void staged_free(struct orch_store *s)
 {
-        for (size_t i = 0; i < s->nstaged; i++) {
-                free(s->staged[i].resource);
-                free(s->staged[i].ns);
-                free(s->staged[i].body);
-                free(s->staged[i].prev);
-        }
+        for (size_t i = 0; i < s->nstaged; i++)
+                event_unref(s->staged[i]);
         s->nstaged = 0;
 }
 
-/* Move the staged events into the ring and publish their revisions (mu held). */
+/* Move the staged events into the log and publish their revisions (mu held). */
 static void staged_publish(struct orch_store *s)
 {
         pthread_rwlock_wrlock(&s->ring_mu);
         for (size_t i = 0; i < s->nstaged; i++) {
-                struct staged_event *st = &s->staged[i];
-                struct ring_event *e = &s->ring[st->rev % STORE_RING];
-                free(e->resource);
-                free(e->ns);
-                free(e->body);
-                free(e->prev);
-                e->rev = st->rev;
-                memcpy(e->type, st->type, sizeof(e->type));
-                e->resource = st->resource; /* ownership moved to the ring */
-                e->ns = st->ns;
-                e->body = st->body;
-                e->prev = st->prev;
-                if (s->ring_count < STORE_RING)
-                        s->ring_count++;
+                log_append(s, s->staged[i]); /* the staged reference is now the log's */
                 /* store_unlock() wakes the watchers, past the mutex */
-                s->wake_due |= 1u << 31 | 1u << wake_bucket(st->resource);
+                s->wake_due |= 1u << 31 | 1u << wake_bucket(s->staged[i]->resource);
         }
         s->rev = s->txn_rev;
-        s->compacted = s->txn_compacted;
+        s->compacted = s->rev - (int64_t)s->ring_count;
         pthread_rwlock_unlock(&s->ring_mu);
         atomic_store(&s->pub_rev, s->rev);
         s->nstaged = 0;
@@ -900,7 +957,7 @@ static void batch_end(struct orch_store *s)
 
         if (s->nstaged == 0) {
                 store_run(s, "ROLLBACK", NULL); /* nothing was written */
-        } else if ((rc = store_run(s, "COMMIT", &err)) != 0) {
+        } else if ((rc = counter_put(s, &err)) != 0 || (rc = store_run(s, "COMMIT", &err)) != 0) {
                 store_run(s, "ROLLBACK", NULL);
                 staged_free(s);
         } else {
@@ -960,13 +1017,10 @@ static int commit_write(struct orch_store *s, const char *type, const char *reso
                         const char *ns, const char *name, json_t *obj, char **prev,
                         struct sw_err *err)
 {
-        int64_t rev = 0, compacted = 0;
-        struct staged_event *st;
+        int64_t rev = s->txn_rev + 1;
         char *body = NULL;
         int rc;
 
-        if ((rc = next_rev(s, &rev, err)) != 0)
-                goto undo;
         set_rv(obj, rev);
         body = sw_json_dump(obj);
         if (strlen(body) > STORE_BODY_MAX) {
@@ -982,26 +1036,17 @@ static int commit_write(struct orch_store *s, const char *type, const char *reso
                              err);
         if (rc)
                 goto undo;
-        if ((rc = log_event(s, rev, type, resource, ns, name, body, err)) != 0)
-                goto undo;
-        if ((rc = maybe_compact(s, rev, &compacted, err)) != 0)
-                goto undo;
         if ((rc = store_run(s, "RELEASE w", err)) != 0)
                 goto undo;
         s->txn_rev = rev;
-        s->txn_compacted = compacted;
         if (s->nstaged == s->staged_cap) {
                 s->staged_cap = s->staged_cap ? s->staged_cap * 2 : 16;
                 s->staged = sw_xrealloc(s->staged, s->staged_cap * sizeof(*s->staged));
         }
-        st = &s->staged[s->nstaged++];
-        st->rev = rev;
-        snprintf(st->type, sizeof(st->type), "%s", type);
-        st->resource = sw_xstrdup(resource);
-        st->ns = sw_xstrdup(ns);
-        st->body = body;
-        st->prev = prev ? *prev : NULL; /* ownership moved to the staged event */
-        if (prev)
+        /* the event takes over the text and `prev` */
+        s->staged[s->nstaged++] = event_new(rev, type, resource, ns, body,
+                                            strcmp(type, "MODIFIED") == 0 && prev ? *prev : NULL);
+        if (prev && strcmp(type, "MODIFIED") == 0)
                 *prev = NULL;
         return 0;
 undo:
@@ -1421,89 +1466,13 @@ out:
         return 0;
 }
 
-/*
- * The events query, with the lock held. *scanned_out is the revision the
- * scan covered: the store's revision when fewer than `max` events came
- * back, else the last one returned.
- */
-static int events_locked(json_t **out, int64_t *scanned_out, struct orch_store *s,
-                         const char *resource, int64_t after, int max, struct sw_err *err)
-{
-        sqlite3_stmt *st = NULL;
-        json_t *events = json_array();
-        int64_t last = after;
-        int rc;
-
-        if (after < s->compacted) {
-                rc = sw_err_set(err, SW_ENOTFOUND, "too old resource version: %lld (%lld)",
-                                (long long)after, (long long)s->compacted + 1);
-                goto out;
-        }
-        rc = store_prepare(&st, s,
-                           resource ? "SELECT rev, type, resource, body FROM events WHERE "
-                                      "rev > ?1 AND resource = ?3 ORDER BY rev LIMIT ?2"
-                                    : "SELECT rev, type, resource, body FROM events WHERE "
-                                      "rev > ?1 ORDER BY rev LIMIT ?2");
-        if (rc != SQLITE_OK) {
-                rc = store_sqlite_err(s->db, rc, err, "events");
-                goto out;
-        }
-        sqlite3_bind_int64(st, 1, after);
-        sqlite3_bind_int(st, 2, max);
-        if (resource)
-                sqlite3_bind_text(st, 3, resource, -1, SQLITE_STATIC);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                json_t *obj = NULL;
-                const char *body = (const char *)sqlite3_column_text(st, 3);
-
-                rc = sw_json_parse(&obj, body, (size_t)sqlite3_column_bytes(st, 3), 0, err);
-                if (rc)
-                        goto out;
-                last = sqlite3_column_int64(st, 0);
-                json_array_append_new(
-                        events, json_pack("{s:I,s:s,s:s,s:o}", "rev",
-                                          (json_int_t)sqlite3_column_int64(st, 0), "type",
-                                          (const char *)sqlite3_column_text(st, 1), "resource",
-                                          (const char *)sqlite3_column_text(st, 2), "object", obj));
-        }
-        if (rc != SQLITE_DONE) {
-                rc = store_sqlite_err(s->db, rc, err, "events");
-                goto out;
-        }
-        rc = 0;
-out:
-        store_release(st);
-        if (rc) {
-                json_decref(events);
-                return rc;
-        }
-        *scanned_out = (int)json_array_size(events) < max ? s->rev : last;
-        *out = events;
-        return 0;
-}
-
-int orch_store_events(json_t **out, struct orch_store *s, const char *resource, int64_t after,
-                      int max, struct sw_err *err)
-{
-        int64_t scanned;
-        int rc;
-
-        read_lock(s);
-        rc = events_locked(out, &scanned, s, resource, after, max, err);
-        store_unlock(s);
-        return rc;
-}
-
-int orch_store_events_raw(struct orch_event **out, size_t *n_out, int64_t *scanned_out,
+int orch_store_events_raw(struct orch_event ***out, size_t *n_out, int64_t *scanned_out,
                           struct orch_store *s, const char *resource, int64_t after, int max,
                           struct sw_err *err)
 {
-        struct orch_event *evs = NULL;
-        size_t n = 0;
-        json_t *parsed = NULL, *e;
+        struct orch_event **evs = NULL;
         int64_t scanned = after;
-        size_t i;
-        int rc;
+        size_t n = 0, cap = 0;
 
         pthread_rwlock_rdlock(&s->ring_mu);
         if (after < s->compacted) {
@@ -1512,64 +1481,57 @@ int orch_store_events_raw(struct orch_event **out, size_t *n_out, int64_t *scann
                 return sw_err_set(err, SW_ENOTFOUND, "too old resource version: %lld (%lld)",
                                   (long long)after, (long long)compacted + 1);
         }
-        if (after >= s->rev - (int64_t)s->ring_count) {
-                size_t cap = 0;
-                for (int64_t r = after + 1; r <= s->rev && (int)n < max; r++) {
-                        const struct ring_event *re = &s->ring[r % STORE_RING];
-                        scanned = r;
-                        if (resource && strcmp(re->resource, resource) != 0)
-                                continue;
-                        if (n == cap) {
-                                /* Grown as needed: most wake-ups carry one event. */
-                                cap = cap ? cap * 2 : 4;
-                                evs = sw_xrealloc(evs, cap * sizeof(*evs));
-                        }
-                        evs[n].rev = re->rev;
-                        memcpy(evs[n].type, re->type, sizeof(evs[n].type));
-                        evs[n].ns = sw_xstrdup(re->ns);
-                        evs[n].body = sw_xstrdup(re->body);
-                        evs[n].prev = re->prev ? sw_xstrdup(re->prev) : NULL;
-                        n++;
+        for (int64_t r = after + 1; r <= s->rev && (int)n < max; r++) {
+                struct orch_event *ev = s->ring[r % (int64_t)s->ring_cap];
+                scanned = r;
+                if (resource && strcmp(ev->resource, resource) != 0)
+                        continue;
+                if (n == cap) {
+                        /* Grown as needed: most wake-ups carry one event. */
+                        cap = cap ? cap * 2 : 4;
+                        evs = sw_xrealloc(evs, cap * sizeof(*evs));
                 }
-                pthread_rwlock_unlock(&s->ring_mu);
-                *out = evs;
-                *n_out = n;
-                *scanned_out = scanned;
-                return 0;
+                atomic_fetch_add(&ev->refs, 1);
+                evs[n++] = ev;
         }
         pthread_rwlock_unlock(&s->ring_mu);
-        /* Older than the ring: from the log on disk, under the connection's lock. */
-        read_lock(s);
-        rc = events_locked(&parsed, &scanned, s, resource, after, max, err);
-        store_unlock(s);
-        if (rc)
-                return rc;
-        evs = sw_xcalloc(json_array_size(parsed) + 1, sizeof(*evs));
-        json_array_foreach(parsed, i, e)
-        {
-                json_t *obj = json_object_get(e, "object");
-                evs[n].rev = sw_json_int(e, "rev", 0);
-                snprintf(evs[n].type, sizeof(evs[n].type), "%s", sw_json_str(e, "type", ""));
-                evs[n].ns =
-                        sw_xstrdup(sw_json_str(json_object_get(obj, "metadata"), "namespace", ""));
-                evs[n].body = sw_json_dump(obj);
-                n++;
-        }
-        json_decref(parsed);
         *out = evs;
         *n_out = n;
         *scanned_out = scanned;
         return 0;
 }
 
-void orch_events_free(struct orch_event *evs, size_t n)
+int orch_store_events(json_t **out, struct orch_store *s, const char *resource, int64_t after,
+                      int max, struct sw_err *err)
 {
-        for (size_t i = 0; evs && i < n; i++) {
-                free(evs[i].ns);
-                free(evs[i].body);
-                free(evs[i].prev);
+        struct orch_event **evs = NULL;
+        json_t *events;
+        int64_t scanned;
+        size_t n = 0;
+        int rc;
+
+        if ((rc = orch_store_events_raw(&evs, &n, &scanned, s, resource, after, max, err)) != 0)
+                return rc;
+        events = json_array();
+        for (size_t i = 0; i < n; i++) {
+                json_t *obj = json_loads(evs[i]->body, 0, NULL);
+                if (!obj) {
+                        rc = sw_err_set(err, SW_ECORRUPT, "event %lld does not parse",
+                                        (long long)evs[i]->rev);
+                        break;
+                }
+                json_array_append_new(events,
+                                      json_pack("{s:I,s:s,s:s,s:o}", "rev", (json_int_t)evs[i]->rev,
+                                                "type", evs[i]->type, "resource", evs[i]->resource,
+                                                "object", obj));
         }
-        free(evs);
+        orch_events_free(evs, n);
+        if (rc) {
+                json_decref(events);
+                return rc;
+        }
+        *out = events;
+        return 0;
 }
 
 int64_t orch_store_wait(struct orch_store *s, int64_t after, int64_t timeout_ms)

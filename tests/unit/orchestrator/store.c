@@ -288,7 +288,7 @@ static void test_events_raw_scanned(void)
 {
         struct orch_store *s = open_store("scan", 0);
         struct sw_err err = SW_ERR_INIT;
-        struct orch_event *evs = NULL;
+        struct orch_event **evs = NULL;
         json_t *in = NULL, *o = NULL;
         int64_t start, scanned = -1;
         size_t n = 0;
@@ -314,20 +314,65 @@ static void test_events_raw_scanned(void)
         CHECK_OK(orch_store_events_raw(&evs, &n, &scanned, s, "configmaps", start, 5, &err), &err);
         CHECK_INT(n, 5);
         CHECK_INT(scanned, start + 5);
-        CHECK_INT(evs[4].rev, start + 5);
+        CHECK_INT(evs[4]->rev, start + 5);
         orch_events_free(evs, n);
         orch_store_free(s);
 
-        /* Reopened, the ring is empty: the same answers come from disk. */
+        /*
+         * Reopened, the log in memory is empty: a watcher from before is told
+         * its revision is too old (and lists again); one from now is served.
+         */
         s = open_store("scan", 0);
-        CHECK_OK(orch_store_events_raw(&evs, &n, &scanned, s, "secrets", start, 8, &err), &err);
-        CHECK_INT(n, 0);
-        CHECK_INT(scanned, orch_store_revision(s));
-        orch_events_free(evs, n);
+        CHECK_INT(orch_store_events_raw(&evs, &n, &scanned, s, "secrets", start, 8, &err),
+                  SW_ENOTFOUND);
+        CHECK(strstr(err.msg, "too old resource version"));
+        sw_err_clear(&err);
+        start = orch_store_revision(s);
+        in = cm("ns", "after", "0");
+        CHECK_OK(orch_store_create(&o, s, "configmaps", in, 0, &err), &err);
+        json_decref(o);
+        json_decref(in);
         CHECK_OK(orch_store_events_raw(&evs, &n, &scanned, s, "configmaps", start, 5, &err), &err);
-        CHECK_INT(n, 5);
-        CHECK_INT(scanned, start + 5);
+        CHECK_INT(n, 1);
+        CHECK_INT(scanned, start + 1);
         orch_events_free(evs, n);
+        orch_store_free(s);
+}
+
+/*
+ * In-process watchers share one parsed object per event, which they may
+ * keep; the object before a MODIFIED is there too.
+ */
+static void test_event_json_shared(void)
+{
+        struct orch_store *s = open_store("json", 0);
+        struct sw_err err = SW_ERR_INIT;
+        struct orch_event **evs = NULL;
+        json_t *in = cm("ns", "j", "0"), *o = NULL, *next = NULL, *a, *b, *prev;
+        int64_t start = orch_store_revision(s), scanned = 0;
+        size_t n = 0;
+
+        CHECK_OK(orch_store_create(&o, s, "configmaps", in, 0, &err), &err);
+        json_object_set_new(json_object_get(o, "data"), "k", json_string("v2"));
+        CHECK_OK(orch_store_update(&next, NULL, s, "configmaps", o, 0, &err), &err);
+        CHECK_OK(orch_store_events_raw(&evs, &n, &scanned, s, "configmaps", start, 8, &err), &err);
+        CHECK_INT(n, 2);
+        CHECK(orch_event_json(s, evs[0], true) == NULL); /* ADDED has no object before */
+        a = orch_event_json(s, evs[1], false);
+        b = orch_event_json(s, evs[1], false);
+        prev = orch_event_json(s, evs[1], true);
+        CHECK(a != NULL && a == b);
+        CHECK_STR(json_string_value(json_object_get(json_object_get(a, "data"), "k")), "v2");
+        CHECK_STR(json_string_value(json_object_get(json_object_get(prev, "data"), "k")), "0");
+        orch_events_free(evs, n);
+        json_decref(b);
+        json_decref(prev);
+        /* still valid after the watcher's references to the events are gone */
+        CHECK_STR(json_string_value(json_object_get(a, "kind")), "ConfigMap");
+        json_decref(a);
+        json_decref(o);
+        json_decref(next);
+        json_decref(in);
         orch_store_free(s);
 }
 
@@ -425,7 +470,7 @@ static void test_group_commit(void)
         pthread_t th[6];
         atomic_int failures = 0;
         int64_t start = orch_store_revision(s), seen = start;
-        struct orch_event *evs = NULL;
+        struct orch_event **evs = NULL;
         json_t *all = json_object(), *items = NULL;
         size_t n = 0;
         int64_t scanned = 0, rev = 0;
@@ -455,9 +500,9 @@ static void test_group_commit(void)
                 if (n == 0)
                         break;
                 for (size_t i = 0; i < n; i++) {
-                        CHECK_INT(evs[i].rev, seen + 1);
-                        CHECK_STR(evs[i].type, "ADDED");
-                        seen = evs[i].rev;
+                        CHECK_INT(evs[i]->rev, seen + 1);
+                        CHECK_STR(evs[i]->type, "ADDED");
+                        seen = evs[i]->rev;
                 }
                 orch_events_free(evs, n);
         }
@@ -480,6 +525,7 @@ int main(void)
         T_RUN(test_list_paging);
         T_RUN(test_events_and_compaction);
         T_RUN(test_events_raw_scanned);
+        T_RUN(test_event_json_shared);
         T_RUN(test_wal_checkpointed);
         T_RUN(test_reopen_keeps_revision);
         T_RUN(test_group_commit);
