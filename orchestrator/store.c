@@ -216,23 +216,18 @@ json_t *orch_event_json(struct orch_store *s, struct orch_event *ev, bool prev)
 
         if (!text)
                 return NULL;
-        pthread_mutex_lock(mu);
-        o = json_incref(*slot);
-        pthread_mutex_unlock(mu);
-        if (o)
-                return o;
-        /* Parsed outside the lock; when two threads race, the first one's is kept. */
-        if (!(o = json_loads(text, 0, NULL)))
-                return NULL;
-        if (ev->rev <= atomic_load(&s->json_swept))
-                return o; /* a straggler: not kept */
-        pthread_mutex_lock(mu);
-        if (*slot) {
-                json_decref(o);
-                o = json_incref(*slot);
-        } else {
-                *slot = json_incref(o);
+        if (ev->rev <= atomic_load(&s->json_swept)) {
+                return json_loads(text, 0, NULL); /* a straggler: not kept */
         }
+        /*
+         * Parsed under the stripe's lock: the watchers of one event wake
+         * together, and the others wait for the first one's tree rather
+         * than each parse their own.
+         */
+        pthread_mutex_lock(mu);
+        if (!*slot)
+                *slot = json_loads(text, 0, NULL);
+        o = json_incref(*slot);
         pthread_mutex_unlock(mu);
         json_sweep(s, ev->rev);
         return o;
