@@ -56,6 +56,12 @@ int orch_store_get(json_t **out, struct orch_store *s, const char *resource, con
                    const char *name, struct sw_err *err);
 
 /*
+ * The object a write hands back in *out (create, update, mutate, delete) is
+ * the one its event in the log holds, which in-process watchers share: read
+ * it, never change it. (The in-process transport gives its callers a copy.)
+ */
+
+/*
  * Create `obj` (metadata.name set; metadata.namespace set for namespaced
  * objects). The store assigns uid, creationTimestamp, resourceVersion and
  * generation, and drops deletionTimestamp. SW_EEXIST when the key is taken.
@@ -135,15 +141,15 @@ int orch_store_events(json_t **out, struct orch_store *s, const char *resource, 
  */
 struct orch_event {
         int64_t rev;
-        char type[12];    /* ADDED, MODIFIED, DELETED */
-        char *resource;   /* "pods" */
-        char *ns;         /* the object's namespace ("" for cluster-scoped) */
-        char *body;       /* the object's JSON */
-        char *prev;       /* the object before a MODIFIED; else NULL */
-        atomic_int refs;  /* the log's and the watchers' */
-        size_t bytes;     /* what the texts take */
-        json_t *obj_json; /* body and prev parsed, shared; guarded by the store */
-        json_t *prev_json;
+        char type[12];     /* ADDED, MODIFIED, DELETED */
+        char *resource;    /* "pods" */
+        char *ns;          /* the object's namespace ("" for cluster-scoped) */
+        char *body;        /* the object's JSON */
+        char *prev;        /* the object before a MODIFIED; else NULL */
+        atomic_int refs;   /* the log's and the watchers' */
+        size_t bytes;      /* what the texts take */
+        json_t *obj_json;  /* body and prev parsed, shared; guarded by the store, */
+        json_t *prev_json; /* which drops them STORE_JSON_KEEP revisions on */
 };
 
 /*

@@ -141,7 +141,8 @@ static void staged_free(struct orch_store *s);
 
 /* A new event holding `body` and `prev` (taken over) and a reference for the log. */
 static struct orch_event *event_new(int64_t rev, const char *type, const char *resource,
-                                    const char *ns, char *body, char *prev)
+                                    const char *ns, char *body, char *prev, json_t *obj,
+                                    json_t *prev_obj)
 {
         struct orch_event *ev = sw_xcalloc(1, sizeof(*ev));
 
@@ -152,6 +153,8 @@ static struct orch_event *event_new(int64_t rev, const char *type, const char *r
         ev->body = body;
         ev->prev = prev;
         ev->bytes = strlen(body) + (prev ? strlen(prev) : 0) + sizeof(*ev);
+        ev->obj_json = json_incref(obj);
+        ev->prev_json = prev ? json_incref(prev_obj) : NULL;
         atomic_init(&ev->refs, 1);
         return ev;
 }
@@ -991,6 +994,8 @@ static int write_leave(struct orch_store *s, bool wrote, struct sw_err *err)
                 sw_err_set(err, rc, "%s", s->batch_msg[mine % STORE_BATCH_RING]);
         }
         store_unlock(s);
+        if (wrote)
+                json_sweep(s, atomic_load(&s->pub_rev)); /* past the mutex: it frees */
         return rc;
 }
 
@@ -1010,7 +1015,7 @@ static void read_lock(struct orch_store *s)
  */
 static int commit_write(struct orch_store *s, const char *type, const char *resource,
                         const char *ns, const char *name, json_t *obj, char **prev,
-                        struct sw_err *err)
+                        json_t *prev_obj, struct sw_err *err)
 {
         int64_t rev = s->txn_rev + 1;
         char *body = NULL;
@@ -1038,9 +1043,13 @@ static int commit_write(struct orch_store *s, const char *type, const char *reso
                 s->staged_cap = s->staged_cap ? s->staged_cap * 2 : 16;
                 s->staged = sw_xrealloc(s->staged, s->staged_cap * sizeof(*s->staged));
         }
-        /* the event takes over the text and `prev` */
-        s->staged[s->nstaged++] = event_new(rev, type, resource, ns, body,
-                                            strcmp(type, "MODIFIED") == 0 && prev ? *prev : NULL);
+        /*
+         * The event takes over the text and `prev`, and shares `obj` (which
+         * the caller gets back, not to be changed) with in-process watchers.
+         */
+        s->staged[s->nstaged++] =
+                event_new(rev, type, resource, ns, body,
+                          strcmp(type, "MODIFIED") == 0 && prev ? *prev : NULL, obj, prev_obj);
         if (prev && strcmp(type, "MODIFIED") == 0)
                 *prev = NULL;
         return 0;
@@ -1142,7 +1151,7 @@ int orch_store_create(json_t **out, struct orch_store *s, const char *resource, 
                 rc = sw_err_set(err, SW_EEXIST, "%s \"%s\" already exists", resource, name);
                 goto out;
         }
-        rc = commit_write(s, "ADDED", resource, ns, name, obj, NULL, err);
+        rc = commit_write(s, "ADDED", resource, ns, name, obj, NULL, NULL, err);
         wrote = rc == 0;
 out:
         if ((lrc = write_leave(s, wrote, err)) != 0)
@@ -1256,9 +1265,9 @@ int orch_store_update(json_t **out, bool *gone_out, struct orch_store *s, const 
         if (json_object_get(meta, "deletionTimestamp") && !has_finalizers(obj) &&
             sw_json_int(meta, "deletionGracePeriodSeconds", 0) == 0) {
                 gone = true;
-                rc = commit_write(s, "DELETED", resource, ns, name, obj, NULL, err);
+                rc = commit_write(s, "DELETED", resource, ns, name, obj, NULL, NULL, err);
         } else {
-                rc = commit_write(s, "MODIFIED", resource, ns, name, obj, &old_text, err);
+                rc = commit_write(s, "MODIFIED", resource, ns, name, obj, &old_text, old, err);
         }
         wrote = rc == 0;
         goto out;
@@ -1303,7 +1312,7 @@ int orch_store_mutate(json_t **out, struct orch_store *s, const char *resource, 
                 write_undo(s);
                 goto out;
         }
-        rc = commit_write(s, "MODIFIED", resource, ns, name, obj, &old_text, err);
+        rc = commit_write(s, "MODIFIED", resource, ns, name, obj, &old_text, NULL, err);
         wrote = rc == 0;
 out:
         if ((lrc = write_leave(s, wrote, err)) != 0)
@@ -1372,10 +1381,10 @@ int orch_store_delete_graceful(json_t **out, bool *gone_out, struct orch_store *
                 orch_time_fmt(ts, sizeof(ts), sw_now_ms() + grace_s * 1000);
                 json_object_set_new(meta, "deletionTimestamp", json_string(ts));
                 json_object_set_new(meta, "deletionGracePeriodSeconds", json_integer(grace_s));
-                rc = commit_write(s, "MODIFIED", resource, ns, name, obj, NULL, err);
+                rc = commit_write(s, "MODIFIED", resource, ns, name, obj, NULL, NULL, err);
         } else {
                 gone = true;
-                rc = commit_write(s, "DELETED", resource, ns, name, obj, NULL, err);
+                rc = commit_write(s, "DELETED", resource, ns, name, obj, NULL, NULL, err);
         }
         wrote = rc == 0;
         goto out;

@@ -443,8 +443,11 @@ static int local_request(json_t **out, long *status_out, struct orch_kube *c, co
                 rc = status_code_err(status, sw_json_str(reply, "message", "error"), method, path,
                                      err);
         if (rc == 0 && out) {
-                *out = reply ? reply : json_null();
-                reply = NULL;
+                /* A write's reply is the server's shared copy: the caller gets its own. */
+                if (reply && strcmp(method, "GET") != 0)
+                        *out = json_deep_copy(reply);
+                else
+                        *out = reply ? json_incref(reply) : json_null();
         }
         json_decref(reply);
         return rc;
