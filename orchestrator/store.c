@@ -132,6 +132,12 @@ struct orch_store {
                 atomic_int sleepers;
         } all, kinds[STORE_WAKE_BUCKETS];
         unsigned wake_due; /* buckets written since mu was taken (bit 31: any); guarded by mu */
+        /*
+         * What an object's text holds in place of its resourceVersion when
+         * dumped before the lock, where the revision is not known yet
+         * (random: no client can write it).
+         */
+        char rv_mark[40];
         atomic_bool woken;
 };
 
@@ -615,8 +621,8 @@ static void reader_start(struct orch_store *s, const char *path)
                     SQLITE_OK ||
             sqlite3_exec(s->rdb, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) != SQLITE_OK ||
             sqlite3_prepare_v3(s->rdb,
-                               "SELECT body FROM objects WHERE resource=?1 AND namespace=?2 AND "
-                               "name=?3",
+                               "SELECT body, rev FROM objects WHERE resource=?1 AND namespace=?2 "
+                               "AND name=?3",
                                -1, SQLITE_PREPARE_PERSISTENT, &s->rget, NULL) != SQLITE_OK) {
                 sqlite3_finalize(s->rget);
                 s->rget = NULL;
@@ -644,6 +650,7 @@ int orch_store_open(struct orch_store **out, const struct orch_store_options *op
         s->lock_fd = -1;
         s->window = opts->event_window > 0 ? opts->event_window : STORE_DEFAULT_WINDOW;
         s->ring_cap = (size_t)s->window;
+        store_uid(s->rv_mark, sizeof(s->rv_mark));
         s->ring = sw_xcalloc(s->ring_cap, sizeof(*s->ring));
         s->lock_fd = open(opts->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
@@ -747,6 +754,35 @@ static void set_rv(json_t *obj, int64_t rev)
         json_object_set_new(meta_of(obj), "resourceVersion", json_string(b));
 }
 
+/*
+ * The object's text, dumped outside the lock with a stand-in for the
+ * revision it does not have yet; text_fill() puts the revision in.
+ */
+static char *text_template(struct orch_store *s, json_t *obj)
+{
+        json_object_set_new(meta_of(obj), "resourceVersion", json_string(s->rv_mark));
+        return sw_json_dump(obj);
+}
+
+/* The template with revision `rev` for its stand-in; NULL if the stand-in is not there. */
+static char *text_fill(const struct orch_store *s, const char *tmpl, int64_t rev)
+{
+        size_t mlen = strlen(s->rv_mark), tlen = strlen(tmpl), before;
+        const char *at = strstr(tmpl, s->rv_mark);
+        char num[24], *out;
+        int nlen;
+
+        if (!at)
+                return NULL;
+        nlen = snprintf(num, sizeof(num), "%lld", (long long)rev);
+        before = (size_t)(at - tmpl);
+        out = sw_xmalloc(tlen - mlen + (size_t)nlen + 1);
+        memcpy(out, tmpl, before);
+        memcpy(out + before, num, (size_t)nlen);
+        memcpy(out + before + (size_t)nlen, at + mlen, tlen - before - mlen + 1);
+        return out;
+}
+
 /* A cached statement of `sql` with an object's key bound to ?1-?3. */
 static int key_stmt(sqlite3_stmt **st, struct orch_store *s, const char *sql, const char *resource,
                     const char *ns, const char *name, const char *what, struct sw_err *err)
@@ -789,23 +825,6 @@ static int row_get(json_t **out, char **text_out, struct orch_store *s, const ch
         } else {
                 rc = store_sqlite_err(s->db, rc, err, "get");
         }
-        store_release(st);
-        return rc;
-}
-
-static int row_exists(bool *out, struct orch_store *s, const char *resource, const char *ns,
-                      const char *name, struct sw_err *err)
-{
-        sqlite3_stmt *st = NULL;
-        int rc;
-
-        if ((rc = key_stmt(&st, s,
-                           "SELECT 1 FROM objects WHERE resource=?1 AND namespace=?2 AND name=?3",
-                           resource, ns, name, "get", err)) != 0)
-                return rc;
-        rc = sqlite3_step(st);
-        *out = rc == SQLITE_ROW;
-        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_sqlite_err(s->db, rc, err, "get");
         store_release(st);
         return rc;
 }
@@ -856,6 +875,54 @@ static int row_put(struct orch_store *s, const char *resource, const char *ns, c
         sqlite3_bind_int64(st, 5, rev);
         sqlite3_bind_text(st, 6, body, -1, SQLITE_STATIC);
         return run_stmt(s, st, "put", err);
+}
+
+/* A new row; SW_EEXIST when the key is taken. */
+static int row_insert(struct orch_store *s, const char *resource, const char *ns, const char *name,
+                      const char *uid, int64_t rev, const char *body, struct sw_err *err)
+{
+        sqlite3_stmt *st = NULL;
+        int rc = store_prepare(&st, s,
+                               "INSERT INTO objects (resource, namespace, name, uid, rev, body)"
+                               " VALUES (?1,?2,?3,?4,?5,?6)");
+
+        if (rc != SQLITE_OK)
+                return store_sqlite_err(s->db, rc, err, "create");
+        sqlite3_bind_text(st, 1, resource, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, uid, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, rev);
+        sqlite3_bind_text(st, 6, body, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+                rc = 0;
+        else if (sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_UNIQUE)
+                rc = sw_err_set(err, SW_EEXIST, "%s \"%s\" already exists", resource, name);
+        else
+                rc = store_sqlite_err(s->db, rc, err, "create");
+        store_release(st);
+        return rc;
+}
+
+/* The revision of a row as this transaction sees it; 0 when there is none. */
+static int row_rev(int64_t *out, struct orch_store *s, const char *resource, const char *ns,
+                   const char *name, struct sw_err *err)
+{
+        sqlite3_stmt *st = NULL;
+        int rc;
+
+        *out = 0;
+        if ((rc = key_stmt(&st, s,
+                           "SELECT rev FROM objects WHERE resource=?1 AND namespace=?2 AND name=?3",
+                           resource, ns, name, "get", err)) != 0)
+                return rc;
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                *out = sqlite3_column_int64(st, 0);
+        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_sqlite_err(s->db, rc, err, "get");
+        store_release(st);
+        return rc;
 }
 
 static int row_delete(struct orch_store *s, const char *resource, const char *ns, const char *name,
@@ -1009,20 +1076,24 @@ static void read_lock(struct orch_store *s)
 
 /*
  * Write `obj` (or remove its row when `type` is DELETED) with the next
- * revision and log the event, in the open transaction (write_enter);
- * the event is staged for the ring until the group commits. On failure
- * this write alone is undone.
+ * revision, in the open transaction (write_enter); its event is staged for
+ * the log until the group commits. `tmpl` is the object's text from
+ * text_template(), dumped before the lock, or NULL to dump it here; `insert`
+ * refuses an existing key (SW_EEXIST). On failure this write alone is undone.
  */
 static int commit_write(struct orch_store *s, const char *type, const char *resource,
-                        const char *ns, const char *name, json_t *obj, char **prev,
-                        json_t *prev_obj, struct sw_err *err)
+                        const char *ns, const char *name, json_t *obj, const char *tmpl,
+                        bool insert, char **prev, json_t *prev_obj, struct sw_err *err)
 {
         int64_t rev = s->txn_rev + 1;
+        const char *uid = sw_json_str(json_object_get(obj, "metadata"), "uid", "");
         char *body = NULL;
         int rc;
 
         set_rv(obj, rev);
-        body = sw_json_dump(obj);
+        body = tmpl ? text_fill(s, tmpl, rev) : NULL;
+        if (!body)
+                body = sw_json_dump(obj);
         if (strlen(body) > STORE_BODY_MAX) {
                 rc = sw_err_set(err, SW_ETOOBIG, "object %s/%s is larger than %zu bytes", ns, name,
                                 STORE_BODY_MAX);
@@ -1030,10 +1101,10 @@ static int commit_write(struct orch_store *s, const char *type, const char *reso
         }
         if (strcmp(type, "DELETED") == 0)
                 rc = row_delete(s, resource, ns, name, err);
+        else if (insert)
+                rc = row_insert(s, resource, ns, name, uid, rev, body, err);
         else
-                rc = row_put(s, resource, ns, name,
-                             sw_json_str(json_object_get(obj, "metadata"), "uid", ""), rev, body,
-                             err);
+                rc = row_put(s, resource, ns, name, uid, rev, body, err);
         if (rc)
                 goto undo;
         if ((rc = store_run(s, "RELEASE w", err)) != 0)
@@ -1069,41 +1140,67 @@ static const char *obj_name(const json_t *obj)
         return sw_json_str(json_object_get(obj, "metadata"), "name", "");
 }
 
+/*
+ * A committed row read on the reader connection, outside the writers'
+ * lock: its text (NULL when absent) and revision. Without the reader, on
+ * the writer's connection.
+ */
+static int reader_get(char **text_out, size_t *len_out, int64_t *rev_out, struct orch_store *s,
+                      const char *resource, const char *ns, const char *name, struct sw_err *err)
+{
+        int rc;
+
+        *text_out = NULL;
+        *len_out = 0;
+        *rev_out = 0;
+        if (!s->rdb) {
+                json_t *obj = NULL;
+                read_lock(s);
+                rc = row_get(&obj, text_out, s, resource, ns, name, err);
+                store_unlock(s);
+                if (rc == 0 && *text_out) {
+                        *len_out = strlen(*text_out);
+                        *rev_out = strtoll(sw_json_str(json_object_get(obj, "metadata"),
+                                                       "resourceVersion", "0"),
+                                           NULL, 10);
+                }
+                json_decref(obj);
+                return rc;
+        }
+        pthread_mutex_lock(&s->rmu);
+        sqlite3_bind_text(s->rget, 1, resource, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s->rget, 2, ns, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s->rget, 3, name, -1, SQLITE_STATIC);
+        rc = sqlite3_step(s->rget);
+        if (rc == SQLITE_ROW) {
+                *len_out = (size_t)sqlite3_column_bytes(s->rget, 0);
+                *text_out = sw_xstrndup((const char *)sqlite3_column_text(s->rget, 0), *len_out);
+                *rev_out = sqlite3_column_int64(s->rget, 1);
+                rc = 0;
+        } else if (rc == SQLITE_DONE) {
+                rc = 0;
+        } else {
+                rc = store_sqlite_err(s->rdb, rc, err, "get");
+        }
+        sqlite3_reset(s->rget);
+        sqlite3_clear_bindings(s->rget);
+        pthread_mutex_unlock(&s->rmu);
+        return rc;
+}
+
 int orch_store_get(json_t **out, struct orch_store *s, const char *resource, const char *ns,
                    const char *name, struct sw_err *err)
 {
         json_t *obj = NULL;
-        int rc;
+        char *text = NULL;
+        size_t len = 0;
+        int64_t rev = 0;
+        int rc = reader_get(&text, &len, &rev, s, resource, ns, name, err);
 
-        if (s->rdb) {
-                char *text = NULL;
-                size_t len = 0;
-                pthread_mutex_lock(&s->rmu);
-                sqlite3_bind_text(s->rget, 1, resource, -1, SQLITE_STATIC);
-                sqlite3_bind_text(s->rget, 2, ns, -1, SQLITE_STATIC);
-                sqlite3_bind_text(s->rget, 3, name, -1, SQLITE_STATIC);
-                rc = sqlite3_step(s->rget);
-                if (rc == SQLITE_ROW) {
-                        len = (size_t)sqlite3_column_bytes(s->rget, 0);
-                        text = sw_xstrndup((const char *)sqlite3_column_text(s->rget, 0), len);
-                        rc = 0;
-                } else if (rc == SQLITE_DONE) {
-                        rc = 0;
-                } else {
-                        rc = store_sqlite_err(s->rdb, rc, err, "get");
-                }
-                sqlite3_reset(s->rget);
-                sqlite3_clear_bindings(s->rget);
-                pthread_mutex_unlock(&s->rmu);
-                /* Parsed past the lock. */
-                if (rc == 0 && text && (rc = sw_json_parse(&obj, text, len, 0, err)) != 0)
-                        sw_err_wrap(err, "stored %s %s/%s", resource, ns, name);
-                free(text);
-        } else {
-                read_lock(s);
-                rc = row_get(&obj, NULL, s, resource, ns, name, err);
-                store_unlock(s);
-        }
+        /* Parsed past the lock. */
+        if (rc == 0 && text && (rc = sw_json_parse(&obj, text, len, 0, err)) != 0)
+                sw_err_wrap(err, "stored %s %s/%s", resource, ns, name);
+        free(text);
         if (rc)
                 return rc;
         if (!obj)
@@ -1116,9 +1213,9 @@ int orch_store_create(json_t **out, struct orch_store *s, const char *resource, 
                       unsigned flags, struct sw_err *err)
 {
         json_t *obj = json_deep_copy(in), *meta;
-        char uid[40], ts[32];
+        char uid[40], ts[32], *tmpl;
         const char *ns, *name;
-        bool exists = false, wrote = false;
+        bool wrote = false;
         int rc, lrc;
 
         meta = meta_of(obj);
@@ -1139,23 +1236,15 @@ int orch_store_create(json_t **out, struct orch_store *s, const char *resource, 
                 json_object_set_new(meta, "generation", json_integer(1));
         else
                 json_object_del(meta, "generation");
-
-        if ((rc = write_enter(s, err)) != 0)
-                goto out;
-        if ((rc = row_exists(&exists, s, resource, ns, name, err)) != 0) {
-                write_undo(s);
-                goto out;
+        /* The text is made before the lock; under it, only the revision goes in. */
+        tmpl = text_template(s, obj);
+        if ((rc = write_enter(s, err)) == 0) {
+                rc = commit_write(s, "ADDED", resource, ns, name, obj, tmpl, true, NULL, NULL, err);
+                wrote = rc == 0;
         }
-        if (exists) {
-                write_undo(s);
-                rc = sw_err_set(err, SW_EEXIST, "%s \"%s\" already exists", resource, name);
-                goto out;
-        }
-        rc = commit_write(s, "ADDED", resource, ns, name, obj, NULL, NULL, err);
-        wrote = rc == 0;
-out:
         if ((lrc = write_leave(s, wrote, err)) != 0)
                 rc = lrc;
+        free(tmpl);
         if (rc) {
                 json_decref(obj);
                 return rc;
@@ -1214,34 +1303,25 @@ static bool same_content(const json_t *a, const json_t *b)
         return eq;
 }
 
-int orch_store_update(json_t **out, bool *gone_out, struct orch_store *s, const char *resource,
-                      const json_t *in, unsigned flags, struct sw_err *err)
+/*
+ * Make `obj` the update of `old`: check the resourceVersion it asks for,
+ * keep what an update may not change, bump the generation. *same when
+ * nothing but the version would change; *gone when the update ends a
+ * deletion (no finalizers left, no grace period).
+ */
+static int update_prepare(json_t *obj, const json_t *old, const char *resource, unsigned flags,
+                          bool *same, bool *gone, struct sw_err *err)
 {
-        json_t *obj = json_deep_copy(in), *meta, *old = NULL, *old_meta;
-        const char *ns = obj_ns(obj), *name = obj_name(obj), *want_rv;
-        char *old_text = NULL;
-        bool gone = false, wrote = false;
-        int rc, lrc;
+        json_t *meta = meta_of(obj);
+        const json_t *old_meta = json_object_get(old, "metadata");
+        const char *want_rv = sw_json_str(meta, "resourceVersion", "");
 
-        meta = meta_of(obj);
-        if ((rc = write_enter(s, err)) != 0)
-                goto out;
-        if ((rc = row_get(&old, &old_text, s, resource, ns, name, err)) != 0)
-                goto rollback;
-        if (!old) {
-                rc = sw_err_set(err, SW_ENOTFOUND, "%s \"%s\" not found", resource, name);
-                goto rollback;
-        }
-        old_meta = json_object_get(old, "metadata");
-        want_rv = sw_json_str(meta, "resourceVersion", "");
-        if (*want_rv && strcmp(want_rv, sw_json_str(old_meta, "resourceVersion", "")) != 0) {
-                rc = sw_err_set(err, SW_ECONFLICT,
-                                "Operation cannot be fulfilled on %s \"%s\": the object has been "
-                                "modified; please apply your changes to the latest version and "
-                                "try again",
-                                resource, name);
-                goto rollback;
-        }
+        if (*want_rv && strcmp(want_rv, sw_json_str(old_meta, "resourceVersion", "")) != 0)
+                return sw_err_set(err, SW_ECONFLICT,
+                                  "Operation cannot be fulfilled on %s \"%s\": the object has "
+                                  "been modified; please apply your changes to the latest "
+                                  "version and try again",
+                                  resource, obj_name(obj));
         copy_meta_field(meta, old_meta, "uid");
         copy_meta_field(meta, old_meta, "creationTimestamp");
         copy_meta_field(meta, old_meta, "deletionTimestamp");
@@ -1255,20 +1335,133 @@ int orch_store_update(json_t **out, bool *gone_out, struct orch_store *s, const 
                 json_object_del(meta, "generation");
         }
         json_object_set(meta, "resourceVersion", json_object_get(old_meta, "resourceVersion"));
-        if (same_content(obj, old)) {
+        *same = same_content(obj, old);
+        *gone = !*same && json_object_get(meta, "deletionTimestamp") && !has_finalizers(obj) &&
+                sw_json_int(meta, "deletionGracePeriodSeconds", 0) == 0;
+        return 0;
+}
+
+#define STORE_RETRY (-1) /* an optimistic write found the row changed: take the lock */
+
+/*
+ * A read-modify-write with the reading, the changing and the dumping done
+ * before the writers' lock, on the committed row: under the lock it only
+ * checks that the row is still at the revision read and writes. Returns
+ * STORE_RETRY when it is not, or when the outcome is anything but a plain
+ * change (an error, no change, a deletion), which the caller then decides
+ * under the lock. `change` is handed the row parsed in *old and sets *obj
+ * to the new object; it may take *old for it (and set *old to NULL). What
+ * is left in *old becomes the event's object before.
+ */
+static int write_optimistic(json_t **out, struct orch_store *s, const char *resource,
+                            const char *ns, const char *name,
+                            int (*change)(json_t **obj, json_t **old, void *arg), void *arg,
+                            struct sw_err *err)
+{
+        json_t *obj = NULL, *old = NULL;
+        char *text = NULL, *tmpl = NULL;
+        size_t len = 0;
+        int64_t rev = 0, now = 0;
+        bool wrote = false;
+        int rc, lrc;
+
+        if (reader_get(&text, &len, &rev, s, resource, ns, name, err) != 0 || !text) {
+                sw_err_clear(err);
+                free(text);
+                return STORE_RETRY;
+        }
+        old = json_loadb(text, len, 0, NULL);
+        if (!old || change(&obj, &old, arg) != 0 || !obj) {
+                rc = STORE_RETRY;
+                goto out;
+        }
+        tmpl = text_template(s, obj);
+        if ((rc = write_enter(s, err)) == 0) {
+                if ((rc = row_rev(&now, s, resource, ns, name, err)) != 0 || now != rev) {
+                        write_undo(s);
+                        if (rc == 0)
+                                rc = STORE_RETRY;
+                } else {
+                        rc = commit_write(s, "MODIFIED", resource, ns, name, obj, tmpl, false,
+                                          &text, old, err);
+                        wrote = rc == 0;
+                }
+        }
+        if ((lrc = write_leave(s, wrote, err)) != 0)
+                rc = lrc;
+out:
+        free(text);
+        free(tmpl);
+        json_decref(old);
+        if (rc) {
+                json_decref(obj);
+                return rc;
+        }
+        *out = obj;
+        return 0;
+}
+
+struct update_arg {
+        const json_t *in;
+        const char *resource;
+        unsigned flags;
+};
+
+/* write_optimistic's change for an update: `in`, if it is a plain change of `old`. */
+static int update_change(json_t **obj, json_t **old, void *arg)
+{
+        struct update_arg *u = arg;
+        struct sw_err ignored = SW_ERR_INIT;
+        bool same = false, gone = false;
+
+        *obj = json_deep_copy(u->in);
+        if (update_prepare(*obj, *old, u->resource, u->flags, &same, &gone, &ignored) != 0)
+                return -1;
+        return same || gone ? -1 : 0;
+}
+
+int orch_store_update(json_t **out, bool *gone_out, struct orch_store *s, const char *resource,
+                      const json_t *in, unsigned flags, struct sw_err *err)
+{
+        json_t *obj, *old = NULL;
+        const char *ns, *name;
+        char *old_text = NULL;
+        bool gone = false, same = false, wrote = false;
+        struct update_arg u = {in, resource, flags};
+        int rc, lrc;
+
+        rc = write_optimistic(out, s, resource, obj_ns(in), obj_name(in), update_change, &u, err);
+        if (rc != STORE_RETRY) {
+                if (rc == 0 && gone_out)
+                        *gone_out = false;
+                return rc;
+        }
+        obj = json_deep_copy(in);
+        ns = obj_ns(obj);
+        name = obj_name(obj);
+        if ((rc = write_enter(s, err)) != 0)
+                goto out;
+        if ((rc = row_get(&old, &old_text, s, resource, ns, name, err)) != 0)
+                goto rollback;
+        if (!old) {
+                rc = sw_err_set(err, SW_ENOTFOUND, "%s \"%s\" not found", resource, name);
+                goto rollback;
+        }
+        if ((rc = update_prepare(obj, old, resource, flags, &same, &gone, err)) != 0)
+                goto rollback;
+        if (same) {
                 write_undo(s);
                 json_decref(obj);
                 obj = old;
                 old = NULL;
                 goto out;
         }
-        if (json_object_get(meta, "deletionTimestamp") && !has_finalizers(obj) &&
-            sw_json_int(meta, "deletionGracePeriodSeconds", 0) == 0) {
-                gone = true;
-                rc = commit_write(s, "DELETED", resource, ns, name, obj, NULL, NULL, err);
-        } else {
-                rc = commit_write(s, "MODIFIED", resource, ns, name, obj, &old_text, old, err);
-        }
+        if (gone)
+                rc = commit_write(s, "DELETED", resource, ns, name, obj, NULL, false, NULL, NULL,
+                                  err);
+        else
+                rc = commit_write(s, "MODIFIED", resource, ns, name, obj, NULL, false, &old_text,
+                                  old, err);
         wrote = rc == 0;
         goto out;
 rollback:
@@ -1288,15 +1481,35 @@ out:
         return 0;
 }
 
+struct mutate_arg {
+        int (*fn)(json_t *obj, void *arg, struct sw_err *err);
+        void *arg;
+};
+
+/* write_optimistic's change for a mutation: the row itself, changed by the caller's function. */
+static int mutate_change(json_t **obj, json_t **old, void *arg)
+{
+        struct mutate_arg *m = arg;
+        struct sw_err ignored = SW_ERR_INIT;
+
+        *obj = *old;
+        *old = NULL;
+        return m->fn(*obj, m->arg, &ignored);
+}
+
 int orch_store_mutate(json_t **out, struct orch_store *s, const char *resource, const char *ns,
                       const char *name, int (*fn)(json_t *obj, void *arg, struct sw_err *err),
                       void *arg, struct sw_err *err)
 {
         json_t *obj = NULL;
         char *old_text = NULL;
+        struct mutate_arg m = {fn, arg};
         bool wrote = false;
         int rc, lrc;
 
+        rc = write_optimistic(&obj, s, resource, ns, name, mutate_change, &m, err);
+        if (rc != STORE_RETRY)
+                goto done;
         if ((rc = write_enter(s, err)) != 0)
                 goto out;
         if ((rc = row_get(&obj, &old_text, s, resource, ns, name, err)) != 0) {
@@ -1312,12 +1525,14 @@ int orch_store_mutate(json_t **out, struct orch_store *s, const char *resource, 
                 write_undo(s);
                 goto out;
         }
-        rc = commit_write(s, "MODIFIED", resource, ns, name, obj, &old_text, NULL, err);
+        rc = commit_write(s, "MODIFIED", resource, ns, name, obj, NULL, false, &old_text, NULL,
+                          err);
         wrote = rc == 0;
 out:
         if ((lrc = write_leave(s, wrote, err)) != 0)
                 rc = lrc;
         free(old_text);
+done:
         if (rc) {
                 json_decref(obj);
                 return rc;
@@ -1381,10 +1596,12 @@ int orch_store_delete_graceful(json_t **out, bool *gone_out, struct orch_store *
                 orch_time_fmt(ts, sizeof(ts), sw_now_ms() + grace_s * 1000);
                 json_object_set_new(meta, "deletionTimestamp", json_string(ts));
                 json_object_set_new(meta, "deletionGracePeriodSeconds", json_integer(grace_s));
-                rc = commit_write(s, "MODIFIED", resource, ns, name, obj, NULL, NULL, err);
+                rc = commit_write(s, "MODIFIED", resource, ns, name, obj, NULL, false, NULL, NULL,
+                                  err);
         } else {
                 gone = true;
-                rc = commit_write(s, "DELETED", resource, ns, name, obj, NULL, NULL, err);
+                rc = commit_write(s, "DELETED", resource, ns, name, obj, NULL, false, NULL, NULL,
+                                  err);
         }
         wrote = rc == 0;
         goto out;
