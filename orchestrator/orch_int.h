@@ -30,7 +30,7 @@ struct orch_store;
 
 struct orch_store_options {
         const char *path;     /* the SQLite file, created when absent */
-        int64_t event_window; /* watch events kept; 0 means 10000 */
+        int64_t event_window; /* watch events kept in memory; 0 means 4096 */
 };
 #define ORCH_STORE_OPTIONS_INIT                                                                    \
         {                                                                                          \

@@ -32,7 +32,7 @@ struct orch_api_options {
         const char *service_cidr;  /* ClusterIP range, "127.77.0.0/16" when NULL */
         const char *tls_cert_path; /* PEM certificate; NULL serves plain HTTP */
         const char *tls_key_path;  /* PEM private key, with tls_cert_path */
-        int64_t event_window;      /* watch events kept; 0 means 10000 */
+        int64_t event_window;      /* watch events kept in memory; 0 means 4096 */
         /* tolerationSeconds of the default not-ready/unreachable tolerations of new pods */
         int64_t default_toleration_s;
 };

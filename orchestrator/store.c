@@ -47,7 +47,7 @@
 #include "orchestrator/orch_int.h"
 #include "common/banned.h"
 
-#define STORE_DEFAULT_WINDOW 8192
+#define STORE_DEFAULT_WINDOW 4096
 #define STORE_LOG_BYTES ((size_t)32 << 20) /* the log's texts take at most this */
 #define STORE_BODY_MAX ((size_t)16 << 20)
 #define STORE_MIGRATIONS "schema/orchestrator/"

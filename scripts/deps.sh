@@ -8,7 +8,7 @@ PACKAGES="
 build-essential cmake pkg-config clang-format
 libgit2-dev libcurl4-openssl-dev libarchive-dev libsqlite3-dev libyaml-dev
 libpcre2-dev libmicrohttpd-dev libjansson-dev libssl-dev zlib1g-dev libcrypt-dev
-libdeflate-dev
+libdeflate-dev libjemalloc-dev
 git sqlite3 curl ca-certificates procps iproute2 busybox-static zstd
 docker-registry skopeo umoci runc nginx-light fcgiwrap pdns-server pdns-backend-sqlite3
 
