@@ -109,6 +109,8 @@ struct orch_store {
         atomic_int writers;
         bool txn_open;
         int64_t txn_rev; /* the revision counter inside the open transaction */
+        int txn_err;     /* a write failed in a way that fails the whole group */
+        char txn_msg[SW_ERR_MSG_MAX];
         struct orch_event **staged;
         size_t nstaged, staged_cap;
         uint64_t batch; /* the open group; ended ones are lower */
@@ -142,6 +144,7 @@ struct orch_store {
 };
 
 static void staged_free(struct orch_store *s);
+static void batch_end(struct orch_store *s);
 
 /* ---- the log's events ------------------------------------------------------- */
 
@@ -940,27 +943,27 @@ static int row_delete(struct orch_store *s, const char *resource, const char *ns
 
 /* ---- group commit ---------------------------------------------------------- */
 
-/* Take the mutex for a write and join the open transaction, or open one. */
+/*
+ * Take the mutex for a write and join the open transaction, or open one.
+ * A write has no savepoint of its own: it checks what could refuse it
+ * before it writes, and SQLite undoes a statement refused by a constraint
+ * by itself; a failure of the disk fails the whole group (txn_err).
+ */
 static int write_enter(struct orch_store *s, struct sw_err *err)
 {
         int rc;
 
         atomic_fetch_add(&s->writers, 1);
         pthread_mutex_lock(&s->mu);
+        if (s->txn_open && s->txn_err)
+                batch_end(s);
         if (!s->txn_open) {
                 if ((rc = store_run(s, "BEGIN IMMEDIATE", err)) != 0)
                         return rc;
                 s->txn_open = true;
                 s->txn_rev = s->rev;
         }
-        return store_run(s, "SAVEPOINT w", err);
-}
-
-/* Undo this write only; the others of the transaction stay. */
-static void write_undo(struct orch_store *s)
-{
-        store_run(s, "ROLLBACK TO w", NULL);
-        store_run(s, "RELEASE w", NULL);
+        return 0;
 }
 
 /* Free staged events (their group failed). */
@@ -1020,7 +1023,12 @@ static void batch_end(struct orch_store *s)
         size_t slot = (size_t)(s->batch % STORE_BATCH_RING);
         int rc = 0;
 
-        if (s->nstaged == 0) {
+        if (s->txn_err) {
+                store_run(s, "ROLLBACK", NULL);
+                staged_free(s);
+                rc = sw_err_set(&err, s->txn_err, "%s", s->txn_msg);
+                s->txn_err = 0;
+        } else if (s->nstaged == 0) {
                 store_run(s, "ROLLBACK", NULL); /* nothing was written */
         } else if ((rc = counter_put(s, &err)) != 0 || (rc = store_run(s, "COMMIT", &err)) != 0) {
                 store_run(s, "ROLLBACK", NULL);
@@ -1105,10 +1113,14 @@ static int commit_write(struct orch_store *s, const char *type, const char *reso
                 rc = row_insert(s, resource, ns, name, uid, rev, body, err);
         else
                 rc = row_put(s, resource, ns, name, uid, rev, body, err);
-        if (rc)
+        if (rc) {
+                /* Refused by a key (SW_EEXIST), SQLite undid the statement; else the group fails. */
+                if (rc != SW_EEXIST && !s->txn_err) {
+                        s->txn_err = rc;
+                        snprintf(s->txn_msg, sizeof(s->txn_msg), "%s", err->msg);
+                }
                 goto undo;
-        if ((rc = store_run(s, "RELEASE w", err)) != 0)
-                goto undo;
+        }
         s->txn_rev = rev;
         if (s->nstaged == s->staged_cap) {
                 s->staged_cap = s->staged_cap ? s->staged_cap * 2 : 16;
@@ -1126,7 +1138,6 @@ static int commit_write(struct orch_store *s, const char *type, const char *reso
         return 0;
 undo:
         free(body);
-        write_undo(s);
         return rc;
 }
 
@@ -1378,7 +1389,6 @@ static int write_optimistic(json_t **out, struct orch_store *s, const char *reso
         tmpl = text_template(s, obj);
         if ((rc = write_enter(s, err)) == 0) {
                 if ((rc = row_rev(&now, s, resource, ns, name, err)) != 0 || now != rev) {
-                        write_undo(s);
                         if (rc == 0)
                                 rc = STORE_RETRY;
                 } else {
@@ -1442,15 +1452,14 @@ int orch_store_update(json_t **out, bool *gone_out, struct orch_store *s, const 
         if ((rc = write_enter(s, err)) != 0)
                 goto out;
         if ((rc = row_get(&old, &old_text, s, resource, ns, name, err)) != 0)
-                goto rollback;
+                goto out;
         if (!old) {
                 rc = sw_err_set(err, SW_ENOTFOUND, "%s \"%s\" not found", resource, name);
-                goto rollback;
+                goto out;
         }
         if ((rc = update_prepare(obj, old, resource, flags, &same, &gone, err)) != 0)
-                goto rollback;
+                goto out;
         if (same) {
-                write_undo(s);
                 json_decref(obj);
                 obj = old;
                 old = NULL;
@@ -1463,9 +1472,6 @@ int orch_store_update(json_t **out, bool *gone_out, struct orch_store *s, const 
                 rc = commit_write(s, "MODIFIED", resource, ns, name, obj, NULL, false, &old_text,
                                   old, err);
         wrote = rc == 0;
-        goto out;
-rollback:
-        write_undo(s);
 out:
         if ((lrc = write_leave(s, wrote, err)) != 0)
                 rc = lrc;
@@ -1513,16 +1519,13 @@ int orch_store_mutate(json_t **out, struct orch_store *s, const char *resource, 
         if ((rc = write_enter(s, err)) != 0)
                 goto out;
         if ((rc = row_get(&obj, &old_text, s, resource, ns, name, err)) != 0) {
-                write_undo(s);
                 goto out;
         }
         if (!obj) {
-                write_undo(s);
                 rc = sw_err_set(err, SW_ENOTFOUND, "%s \"%s\" not found", resource, name);
                 goto out;
         }
         if ((rc = fn(obj, arg, err)) != 0) {
-                write_undo(s);
                 goto out;
         }
         rc = commit_write(s, "MODIFIED", resource, ns, name, obj, NULL, false, &old_text, NULL,
@@ -1562,10 +1565,10 @@ int orch_store_delete_graceful(json_t **out, bool *gone_out, struct orch_store *
         if ((rc = write_enter(s, err)) != 0)
                 goto out;
         if ((rc = row_get(&obj, NULL, s, resource, ns, name, err)) != 0)
-                goto rollback;
+                goto out;
         if (!obj) {
                 rc = sw_err_set(err, SW_ENOTFOUND, "%s \"%s\" not found", resource, name);
-                goto rollback;
+                goto out;
         }
         meta = meta_of(obj);
         if (uid && *uid && strcmp(uid, sw_json_str(meta, "uid", "")) != 0) {
@@ -1573,14 +1576,14 @@ int orch_store_delete_graceful(json_t **out, bool *gone_out, struct orch_store *
                                 "Precondition failed: UID in precondition: %s, UID in object "
                                 "meta: %s",
                                 uid, sw_json_str(meta, "uid", ""));
-                goto rollback;
+                goto out;
         }
         if (rv && *rv && strcmp(rv, sw_json_str(meta, "resourceVersion", "")) != 0) {
                 rc = sw_err_set(err, SW_ECONFLICT,
                                 "Precondition failed: ResourceVersion in precondition: %s, "
                                 "ResourceVersion in object meta: %s",
                                 rv, sw_json_str(meta, "resourceVersion", ""));
-                goto rollback;
+                goto out;
         }
         if (grace_s < 0)
                 grace_s = 0;
@@ -1588,7 +1591,6 @@ int orch_store_delete_graceful(json_t **out, bool *gone_out, struct orch_store *
             (grace_s >= sw_json_int(meta, "deletionGracePeriodSeconds", 0) ||
              has_finalizers(obj)) &&
             !(grace_s == 0 && !has_finalizers(obj))) {
-                write_undo(s);
                 goto out; /* already being deleted at least as soon: nothing to write */
         }
         if (grace_s > 0 || has_finalizers(obj)) {
@@ -1604,9 +1606,6 @@ int orch_store_delete_graceful(json_t **out, bool *gone_out, struct orch_store *
                                   err);
         }
         wrote = rc == 0;
-        goto out;
-rollback:
-        write_undo(s);
 out:
         if ((lrc = write_leave(s, wrote, err)) != 0)
                 rc = lrc;
