@@ -1942,6 +1942,7 @@ static ssize_t watch_read(void *cls, uint64_t pos, char *buf, size_t max)
 /* A watch from this process: its events go to the caller's function, on its thread. */
 static enum MHD_Result local_watch_run(struct watch *w)
 {
+        orch_store_local_watch(w->api->store, w->kind->store, 1);
         while (!w->done && !atomic_load(&w->api->stopping)) {
                 int64_t left;
                 if (json_array_size(w->initial)) {
@@ -1969,6 +1970,7 @@ static enum MHD_Result local_watch_run(struct watch *w)
                 orch_store_wait_kind(w->api->store, w->kind->store, w->rev,
                                      left < 500 ? left : 500);
         }
+        orch_store_local_watch(w->api->store, w->kind->store, -1);
         w->local->status = 200;
         watch_free(w);
         return MHD_YES;

@@ -82,7 +82,11 @@ int orch_store_update(json_t **out, bool *gone_out, struct orch_store *s, const 
 /*
  * Read, change and write one object in one transaction: `fn` changes the
  * stored object in place, or fails (its error is returned, nothing is
- * written). *out (may be NULL) gets the object as written.
+ * written). *out (may be NULL) gets the object as written. `fn` may set
+ * and remove the keys of the object's top-level members (spec.nodeName)
+ * but change nothing deeper, which it may share with the log's copy; it
+ * may run more than once (again under the lock when the object changed
+ * since it was read, or to report its error).
  */
 int orch_store_mutate(json_t **out, struct orch_store *s, const char *resource, const char *ns,
                       const char *name, int (*fn)(json_t *obj, void *arg, struct sw_err *err),
@@ -144,12 +148,16 @@ struct orch_event {
         char type[12];     /* ADDED, MODIFIED, DELETED */
         char *resource;    /* "pods" */
         char *ns;          /* the object's namespace ("" for cluster-scoped) */
+        char *name;        /* the object's name */
         char *body;        /* the object's JSON */
         char *prev;        /* the object before a MODIFIED; else NULL */
         atomic_int refs;   /* the log's and the watchers' */
         size_t bytes;      /* what the texts take */
         json_t *obj_json;  /* body and prev parsed, shared; guarded by the store, */
         json_t *prev_json; /* which drops them STORE_JSON_KEEP revisions on */
+        /* The newest event of its object is in the store's index by key (guarded by the store). */
+        struct orch_event *key_next;
+        bool indexed;
 };
 
 /*
@@ -171,6 +179,12 @@ void orch_events_free(struct orch_event **evs, size_t n);
  * revisions, which none may change; NULL when there is none.
  */
 json_t *orch_event_json(struct orch_store *s, struct orch_event *ev, bool prev);
+/*
+ * A watcher in this process of `resource` starts (+1) or ends (-1): while
+ * one runs, the events of its kind keep the written objects for it to
+ * share, instead of its parsing their texts.
+ */
+void orch_store_local_watch(struct orch_store *s, const char *resource, int delta);
 
 /*
  * Block until the revision passes `after` or `timeout_ms` passes; returns the

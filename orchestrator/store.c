@@ -87,6 +87,17 @@ struct orch_store {
          */
         pthread_mutex_t json_mu[STORE_JSON_STRIPES];
         _Atomic int64_t json_swept;
+        /*
+         * The newest event of each object in the log, by key: chains of
+         * orch_event.key_next in keys_mask + 1 slots. A write reads the
+         * object it changes from here when it can (write_optimistic).
+         * Guarded by ring_mu. Parsed objects that leave the index after
+         * their sweep wait in `unshared` for write_leave to free them
+         * past the mutex (guarded by mu).
+         */
+        struct orch_event **keys;
+        size_t keys_mask;
+        json_t *unshared;
         /* WAL pages not yet checkpointed (store_wal_hook), guarded by mu. */
         int wal_pages;
         /* The checkpointer: its connection and thread, woken through ckpt_mu/ckpt_cv. */
@@ -132,6 +143,7 @@ struct orch_store {
                 _Atomic int64_t rev;
                 atomic_uint seq;
                 atomic_int sleepers;
+                atomic_int local; /* in-process watchers of the kinds of this word */
         } all, kinds[STORE_WAKE_BUCKETS];
         unsigned wake_due; /* buckets written since mu was taken (bit 31: any); guarded by mu */
         /*
@@ -145,13 +157,14 @@ struct orch_store {
 
 static void staged_free(struct orch_store *s);
 static void batch_end(struct orch_store *s);
+static unsigned wake_bucket(const char *resource);
 
 /* ---- the log's events ------------------------------------------------------- */
 
 /* A new event holding `body` and `prev` (taken over) and a reference for the log. */
 static struct orch_event *event_new(int64_t rev, const char *type, const char *resource,
-                                    const char *ns, char *body, char *prev, json_t *obj,
-                                    json_t *prev_obj)
+                                    const char *ns, const char *name, char *body, char *prev,
+                                    json_t *obj, json_t *prev_obj)
 {
         struct orch_event *ev = sw_xcalloc(1, sizeof(*ev));
 
@@ -159,6 +172,7 @@ static struct orch_event *event_new(int64_t rev, const char *type, const char *r
         snprintf(ev->type, sizeof(ev->type), "%s", type);
         ev->resource = sw_xstrdup(resource);
         ev->ns = sw_xstrdup(ns);
+        ev->name = sw_xstrdup(name);
         ev->body = body;
         ev->prev = prev;
         ev->bytes = strlen(body) + (prev ? strlen(prev) : 0) + sizeof(*ev);
@@ -174,6 +188,7 @@ static void event_unref(struct orch_event *ev)
                 return;
         free(ev->resource);
         free(ev->ns);
+        free(ev->name);
         free(ev->body);
         free(ev->prev);
         json_decref(ev->obj_json);
@@ -206,7 +221,8 @@ static void json_sweep(struct orch_store *s, int64_t rev)
                 struct orch_event *ev;
                 pthread_rwlock_rdlock(&s->ring_mu);
                 ev = s->ring[r % (int64_t)s->ring_cap];
-                if (ev && ev->rev == r && (ev->obj_json || ev->prev_json)) {
+                /* The newest event of an object keeps its object for the writes to come. */
+                if (ev && ev->rev == r && !ev->indexed && (ev->obj_json || ev->prev_json)) {
                         pthread_mutex_t *mu = &s->json_mu[r % STORE_JSON_STRIPES];
                         pthread_mutex_lock(mu);
                         a = ev->obj_json;
@@ -245,6 +261,107 @@ json_t *orch_event_json(struct orch_store *s, struct orch_event *ev, bool prev)
         return o;
 }
 
+static size_t key_hash(const struct orch_store *s, const char *resource, const char *ns,
+                       const char *name)
+{
+        uint64_t h = 1469598103934665603ULL;
+        const char *parts[3] = {resource, ns, name};
+
+        for (int i = 0; i < 3; i++) {
+                for (const char *c = parts[i]; *c; c++)
+                        h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+                h = (h ^ 0xff) * 1099511628211ULL;
+        }
+        return (size_t)h & s->keys_mask;
+}
+
+static bool key_is(const struct orch_event *ev, const char *resource, const char *ns,
+                   const char *name)
+{
+        return strcmp(ev->name, name) == 0 && strcmp(ev->ns, ns) == 0 &&
+               strcmp(ev->resource, resource) == 0;
+}
+
+/* Take `ev` out of the index (ring_mu held for writing). */
+static void key_unlink(struct orch_store *s, struct orch_event *ev)
+{
+        struct orch_event **at = &s->keys[key_hash(s, ev->resource, ev->ns, ev->name)];
+
+        for (; *at; at = &(*at)->key_next)
+                if (*at == ev) {
+                        *at = ev->key_next;
+                        ev->key_next = NULL;
+                        ev->indexed = false;
+                        return;
+                }
+}
+
+/*
+ * `ev` is now its object's newest event: it replaces the one before in
+ * the index, or removes it for a DELETED (both locks held). The parsed
+ * objects of the one before go to `unshared` when the sweep has passed it.
+ */
+static void key_index(struct orch_store *s, struct orch_event *ev)
+{
+        struct orch_event **at = &s->keys[key_hash(s, ev->resource, ev->ns, ev->name)];
+
+        for (; *at; at = &(*at)->key_next) {
+                struct orch_event *old = *at;
+                if (!key_is(old, ev->resource, ev->ns, ev->name))
+                        continue;
+                *at = old->key_next;
+                old->key_next = NULL;
+                old->indexed = false;
+                if (old->rev <= atomic_load(&s->json_swept)) {
+                        pthread_mutex_t *mu = &s->json_mu[old->rev % STORE_JSON_STRIPES];
+                        pthread_mutex_lock(mu);
+                        if (old->obj_json)
+                                json_array_append_new(s->unshared, old->obj_json);
+                        if (old->prev_json)
+                                json_array_append_new(s->unshared, old->prev_json);
+                        old->obj_json = old->prev_json = NULL;
+                        pthread_mutex_unlock(mu);
+                }
+                break;
+        }
+        if (strcmp(ev->type, "DELETED") == 0)
+                return;
+        ev->key_next = s->keys[key_hash(s, ev->resource, ev->ns, ev->name)];
+        s->keys[key_hash(s, ev->resource, ev->ns, ev->name)] = ev;
+        ev->indexed = true;
+}
+
+/*
+ * The newest event of an object, if the log still holds it: a new
+ * reference, and its parsed object when it keeps one (a new reference
+ * too, shared: not to be changed). NULL when the log does not know.
+ */
+static struct orch_event *key_latest(json_t **obj_out, struct orch_store *s, const char *resource,
+                                     const char *ns, const char *name)
+{
+        struct orch_event *ev;
+
+        *obj_out = NULL;
+        pthread_rwlock_rdlock(&s->ring_mu);
+        for (ev = s->keys[key_hash(s, resource, ns, name)]; ev; ev = ev->key_next)
+                if (key_is(ev, resource, ns, name))
+                        break;
+        if (ev) {
+                pthread_mutex_t *mu = &s->json_mu[ev->rev % STORE_JSON_STRIPES];
+                atomic_fetch_add(&ev->refs, 1);
+                pthread_mutex_lock(mu);
+                *obj_out = json_incref(ev->obj_json);
+                pthread_mutex_unlock(mu);
+        }
+        pthread_rwlock_unlock(&s->ring_mu);
+        return ev;
+}
+
+void orch_store_local_watch(struct orch_store *s, const char *resource, int delta)
+{
+        atomic_fetch_add(&s->kinds[wake_bucket(resource)].local, delta);
+}
+
 /* Append a committed event to the log, dropping the oldest past its bounds (both locks held). */
 static void log_append(struct orch_store *s, struct orch_event *ev)
 {
@@ -252,6 +369,8 @@ static void log_append(struct orch_store *s, struct orch_event *ev)
 
         if (s->ring_count == cap) {
                 struct orch_event **oldest = &s->ring[ev->rev % (int64_t)cap];
+                if ((*oldest)->indexed)
+                        key_unlink(s, *oldest);
                 s->ring_bytes -= (*oldest)->bytes;
                 event_unref(*oldest);
                 *oldest = NULL;
@@ -259,10 +378,13 @@ static void log_append(struct orch_store *s, struct orch_event *ev)
         }
         s->ring[ev->rev % (int64_t)cap] = ev;
         s->ring_count++;
+        key_index(s, ev);
         s->ring_bytes += ev->bytes;
         while (s->ring_bytes > STORE_LOG_BYTES && s->ring_count > 1) {
                 int64_t r = ev->rev - (int64_t)s->ring_count + 1;
                 struct orch_event **oldest = &s->ring[r % (int64_t)cap];
+                if ((*oldest)->indexed)
+                        key_unlink(s, *oldest);
                 s->ring_bytes -= (*oldest)->bytes;
                 event_unref(*oldest);
                 *oldest = NULL;
@@ -655,6 +777,11 @@ int orch_store_open(struct orch_store **out, const struct orch_store_options *op
         s->ring_cap = (size_t)s->window;
         store_uid(s->rv_mark, sizeof(s->rv_mark));
         s->ring = sw_xcalloc(s->ring_cap, sizeof(*s->ring));
+        for (s->keys_mask = 1; s->keys_mask < s->ring_cap * 2; s->keys_mask <<= 1)
+                ;
+        s->keys = sw_xcalloc(s->keys_mask, sizeof(*s->keys));
+        s->keys_mask--;
+        s->unshared = json_array();
         s->lock_fd = open(opts->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
                 rc = sw_err_set(err, errno == EWOULDBLOCK ? SW_EBUSY : SW_EIO,
@@ -718,6 +845,8 @@ void orch_store_free(struct orch_store *s)
         for (size_t i = 0; s->ring && i < s->ring_cap; i++)
                 event_unref(s->ring[i]);
         free(s->ring);
+        free(s->keys);
+        json_decref(s->unshared);
         for (int i = 0; i < STORE_JSON_STRIPES; i++)
                 pthread_mutex_destroy(&s->json_mu[i]);
         pthread_rwlock_destroy(&s->ring_mu);
@@ -1053,6 +1182,7 @@ static void batch_end(struct orch_store *s)
  */
 static int write_leave(struct orch_store *s, bool wrote, struct sw_err *err)
 {
+        json_t *unshared = NULL;
         uint64_t mine = s->batch;
         int rc = 0;
 
@@ -1068,9 +1198,14 @@ static int write_leave(struct orch_store *s, bool wrote, struct sw_err *err)
                 rc = s->batch_rc[mine % STORE_BATCH_RING];
                 sw_err_set(err, rc, "%s", s->batch_msg[mine % STORE_BATCH_RING]);
         }
+        if (json_array_size(s->unshared)) {
+                unshared = s->unshared;
+                s->unshared = json_array();
+        }
         store_unlock(s);
+        json_decref(unshared); /* past the mutex: it frees */
         if (wrote)
-                json_sweep(s, atomic_load(&s->pub_rev)); /* past the mutex: it frees */
+                json_sweep(s, atomic_load(&s->pub_rev));
         return rc;
 }
 
@@ -1096,6 +1231,7 @@ static int commit_write(struct orch_store *s, const char *type, const char *reso
         int64_t rev = s->txn_rev + 1;
         const char *uid = sw_json_str(json_object_get(obj, "metadata"), "uid", "");
         char *body = NULL;
+        bool shared;
         int rc;
 
         set_rv(obj, rev);
@@ -1130,9 +1266,10 @@ static int commit_write(struct orch_store *s, const char *type, const char *reso
          * The event takes over the text and `prev`, and shares `obj` (which
          * the caller gets back, not to be changed) with in-process watchers.
          */
-        s->staged[s->nstaged++] =
-                event_new(rev, type, resource, ns, body,
-                          strcmp(type, "MODIFIED") == 0 && prev ? *prev : NULL, obj, prev_obj);
+        shared = atomic_load(&s->kinds[wake_bucket(resource)].local) > 0;
+        s->staged[s->nstaged++] = event_new(rev, type, resource, ns, name, body,
+                                            strcmp(type, "MODIFIED") == 0 && prev ? *prev : NULL,
+                                            shared ? obj : NULL, shared ? prev_obj : NULL);
         if (prev && strcmp(type, "MODIFIED") == 0)
                 *prev = NULL;
         return 0;
@@ -1202,11 +1339,28 @@ static int reader_get(char **text_out, size_t *len_out, int64_t *rev_out, struct
 int orch_store_get(json_t **out, struct orch_store *s, const char *resource, const char *ns,
                    const char *name, struct sw_err *err)
 {
-        json_t *obj = NULL;
+        json_t *obj = NULL, *shared = NULL;
         char *text = NULL;
         size_t len = 0;
         int64_t rev = 0;
-        int rc = reader_get(&text, &len, &rev, s, resource, ns, name, err);
+        struct orch_event *ev = key_latest(&shared, s, resource, ns, name);
+        int rc = 0;
+
+        if (ev) {
+                /* The newest event of the key: a copy of its object, or its text. */
+                if (shared)
+                        obj = json_deep_copy(shared);
+                else
+                        rc = sw_json_parse(&obj, ev->body, strlen(ev->body), 0, err);
+                json_decref(shared);
+                event_unref(ev);
+                if (!obj)
+                        return rc ? sw_err_wrap(err, "stored %s %s/%s", resource, ns, name)
+                                  : sw_err_set(err, SW_EINTERNAL, "out of memory");
+                *out = obj;
+                return 0;
+        }
+        rc = reader_get(&text, &len, &rev, s, resource, ns, name, err);
 
         /* Parsed past the lock. */
         if (rc == 0 && text && (rc = sw_json_parse(&obj, text, len, 0, err)) != 0)
@@ -1356,33 +1510,48 @@ static int update_prepare(json_t *obj, const json_t *old, const char *resource, 
 
 /*
  * A read-modify-write with the reading, the changing and the dumping done
- * before the writers' lock, on the committed row: under the lock it only
- * checks that the row is still at the revision read and writes. Returns
- * STORE_RETRY when it is not, or when the outcome is anything but a plain
- * change (an error, no change, a deletion), which the caller then decides
- * under the lock. `change` is handed the row parsed in *old and sets *obj
- * to the new object; it may take *old for it (and set *old to NULL). What
- * is left in *old becomes the event's object before.
+ * before the writers' lock: under it, the write only checks that the row
+ * is still at the revision read, and writes. The object comes from the
+ * log's index when it holds the newest event of the key (parsed already
+ * when in-process watchers share it), else from the committed row on the
+ * reader connection. Returns STORE_RETRY when the row changed meanwhile,
+ * or when the outcome is anything but a plain change (an error, no change,
+ * a deletion), which the caller then decides under the lock. `change` is
+ * handed the object read in *old (`shared`: the log's, not to be changed)
+ * and sets *obj to the new object; it may take *old for it (setting *old
+ * to NULL) when not shared. What is left in *old becomes the event's
+ * object before.
  */
 static int write_optimistic(json_t **out, struct orch_store *s, const char *resource,
                             const char *ns, const char *name,
-                            int (*change)(json_t **obj, json_t **old, void *arg), void *arg,
-                            struct sw_err *err)
+                            int (*change)(json_t **obj, json_t **old, bool shared, void *arg),
+                            void *arg, struct sw_err *err)
 {
         json_t *obj = NULL, *old = NULL;
+        struct orch_event *ev;
         char *text = NULL, *tmpl = NULL;
         size_t len = 0;
         int64_t rev = 0, now = 0;
         bool wrote = false;
         int rc, lrc;
 
-        if (reader_get(&text, &len, &rev, s, resource, ns, name, err) != 0 || !text) {
+        if ((ev = key_latest(&old, s, resource, ns, name)) != NULL) {
+                text = sw_xstrdup(ev->body);
+                len = strlen(text);
+                rev = ev->rev;
+                event_unref(ev);
+        } else if (reader_get(&text, &len, &rev, s, resource, ns, name, err) != 0 || !text) {
                 sw_err_clear(err);
                 free(text);
                 return STORE_RETRY;
         }
-        old = json_loadb(text, len, 0, NULL);
-        if (!old || change(&obj, &old, arg) != 0 || !obj) {
+        if (old) {
+                rc = change(&obj, &old, true, arg);
+        } else {
+                old = json_loadb(text, len, 0, NULL);
+                rc = old ? change(&obj, &old, false, arg) : -1;
+        }
+        if (rc != 0 || !obj) {
                 rc = STORE_RETRY;
                 goto out;
         }
@@ -1418,12 +1587,13 @@ struct update_arg {
 };
 
 /* write_optimistic's change for an update: `in`, if it is a plain change of `old`. */
-static int update_change(json_t **obj, json_t **old, void *arg)
+static int update_change(json_t **obj, json_t **old, bool shared, void *arg)
 {
         struct update_arg *u = arg;
         struct sw_err ignored = SW_ERR_INIT;
         bool same = false, gone = false;
 
+        (void)shared; /* `old` is only read */
         *obj = json_deep_copy(u->in);
         if (update_prepare(*obj, *old, u->resource, u->flags, &same, &gone, &ignored) != 0)
                 return -1;
@@ -1492,14 +1662,35 @@ struct mutate_arg {
         void *arg;
 };
 
-/* write_optimistic's change for a mutation: the row itself, changed by the caller's function. */
-static int mutate_change(json_t **obj, json_t **old, void *arg)
+/*
+ * A copy of `obj` of its own down to its top-level members' keys, sharing
+ * everything below them (what orch_store_mutate's function may change).
+ */
+static json_t *copy_top(const json_t *obj)
+{
+        json_t *c = json_copy((json_t *)obj), *v;
+        const char *k;
+
+        json_object_foreach((json_t *)obj, k, v)
+        {
+                if (json_is_object(v))
+                        json_object_set_new(c, k, json_copy(v));
+        }
+        return c;
+}
+
+/* write_optimistic's change for a mutation: the object, changed by the caller's function. */
+static int mutate_change(json_t **obj, json_t **old, bool shared, void *arg)
 {
         struct mutate_arg *m = arg;
         struct sw_err ignored = SW_ERR_INIT;
 
-        *obj = *old;
-        *old = NULL;
+        if (shared) {
+                *obj = copy_top(*old);
+        } else {
+                *obj = *old;
+                *old = NULL;
+        }
         return m->fn(*obj, m->arg, &ignored);
 }
 
