@@ -1207,8 +1207,9 @@ static enum MHD_Result handle_create(struct req *q)
                 write_unlock(q, locked);
                 return send_json(q, 201, obj);
         }
-        rc = orch_store_create(&out, q->api->store, q->kind->store, obj, store_flags(q->kind),
-                               &err);
+        /* The parsed body is the handler's own: the store keeps it, not a copy. */
+        rc = orch_store_create(&out, q->api->store, q->kind->store, obj,
+                               store_flags(q->kind) | ORCH_STORE_IN_PLACE, &err);
         write_unlock(q, locked);
         if (rc == SW_EEXIST) {
                 char msg[SW_ERR_MSG_MAX];

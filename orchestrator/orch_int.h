@@ -47,6 +47,7 @@ int64_t orch_store_revision(struct orch_store *s);
 
 /* Write flags. */
 #define ORCH_STORE_GENERATION 1u /* keep metadata.generation, bumped when spec changes */
+#define ORCH_STORE_IN_PLACE 2u   /* create: `obj` itself becomes the stored object, no copy */
 
 /*
  * One object by key; `ns` is "" for cluster-scoped resources. `resource` is
@@ -65,6 +66,8 @@ int orch_store_get(json_t **out, struct orch_store *s, const char *resource, con
  * Create `obj` (metadata.name set; metadata.namespace set for namespaced
  * objects). The store assigns uid, creationTimestamp, resourceVersion and
  * generation, and drops deletionTimestamp. SW_EEXIST when the key is taken.
+ * With ORCH_STORE_IN_PLACE that is done to `obj` itself, which is then the
+ * stored object (*out, shared: read only) instead of a copy.
  */
 int orch_store_create(json_t **out, struct orch_store *s, const char *resource, const json_t *obj,
                       unsigned flags, struct sw_err *err);

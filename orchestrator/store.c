@@ -1377,7 +1377,8 @@ int orch_store_get(json_t **out, struct orch_store *s, const char *resource, con
 int orch_store_create(json_t **out, struct orch_store *s, const char *resource, const json_t *in,
                       unsigned flags, struct sw_err *err)
 {
-        json_t *obj = json_deep_copy(in), *meta;
+        json_t *obj = flags & ORCH_STORE_IN_PLACE ? json_incref((json_t *)in) : json_deep_copy(in);
+        json_t *meta;
         char uid[40], ts[32], *tmpl;
         const char *ns, *name;
         bool wrote = false;
