@@ -26,6 +26,34 @@ int sw_json_parse(json_t **out, const char *text, size_t len, size_t max_bytes, 
         return 0;
 }
 
+json_t *sw_json_copy(const json_t *v)
+{
+        json_t *c, *x;
+        const char *k;
+        size_t i;
+
+        if (!v)
+                return NULL;
+        switch (json_typeof(v)) {
+        case JSON_OBJECT:
+                c = json_object();
+                json_object_foreach((json_t *)v, k, x)
+                        json_object_set_new_nocheck(c, k, sw_json_copy(x));
+                return c;
+        case JSON_ARRAY:
+                c = json_array();
+                json_array_foreach(v, i, x) json_array_append_new(c, sw_json_copy(x));
+                return c;
+        case JSON_STRING:
+                return json_stringn_nocheck(json_string_value(v), json_string_length(v));
+        case JSON_INTEGER:
+        case JSON_REAL:
+                return json_copy((json_t *)v);
+        default:
+                return json_incref((json_t *)v); /* true, false and null are singletons */
+        }
+}
+
 /*
  * The compact serialisation, written here rather than by json_dumps():
  * the API server dumps every object it stores, and jansson's dumper, a

@@ -17,6 +17,13 @@
 /* Parse at most `max_bytes` of JSON; on success *out is a new reference. */
 int sw_json_parse(json_t **out, const char *text, size_t len, size_t max_bytes, struct sw_err *err);
 
+/*
+ * A deep copy (a new reference), as json_deep_copy() makes it but without
+ * its check for reference loops, which formats every container's address
+ * into a hash table; the trees this program builds have none.
+ */
+json_t *sw_json_copy(const json_t *v);
+
 /* Compact serialisation with keys in insertion order; the caller frees. */
 char *sw_json_dump(const json_t *v);
 

@@ -439,7 +439,7 @@ int orch_quota_refresh(struct orch_store *s, const char *ns, struct sw_err *err)
                 return rc;
         json_array_foreach(quotas, i, qo)
         {
-                json_t *copy = json_deep_copy(qo), *status = obj_at(copy, "status"), *used,
+                json_t *copy = sw_json_copy(qo), *status = obj_at(copy, "status"), *used,
                        *out = NULL;
                 json_t *hard = json_object_get(json_object_get(copy, "spec"), "hard");
 

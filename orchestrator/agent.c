@@ -609,7 +609,7 @@ static int on_event(void *arg, const char *type, const json_t *obj)
 
         if (*uid &&
             (!strcmp(type, "ADDED") || !strcmp(type, "MODIFIED") || !strcmp(type, "DELETED"))) {
-                json_t *ev = json_pack("{s:s,s:o}", "type", type, "object", json_deep_copy(obj));
+                json_t *ev = json_pack("{s:s,s:o}", "type", type, "object", sw_json_copy(obj));
                 pthread_mutex_lock(&a->mu);
                 json_object_set_new(a->events, uid, ev);
                 a->dirty = true;

@@ -222,7 +222,7 @@ static void init_ctrs(struct orch_agent *a, struct agent_pod *p, const json_t *o
                         p->nctrs++;
                         k->restart_count = (int)sw_json_int(st, "restartCount", 0);
                         if (json_object_get(json_object_get(st, "lastState"), "terminated"))
-                                k->last_term = json_deep_copy(json_object_get(
+                                k->last_term = sw_json_copy(json_object_get(
                                         json_object_get(st, "lastState"), "terminated"));
                         exit_path = ctr_path(k, "exit");
                         if (agent_rt_may_have(a->runtime, a->runc_root, k->id) &&
@@ -249,7 +249,7 @@ static void init_ctrs(struct orch_agent *a, struct agent_pod *p, const json_t *o
                                         json_object_get(json_object_get(st, "state"), "terminated");
                                 k->ever_ran = true;
                                 if (!restarts(obj, k->init, (int)sw_json_int(t, "exitCode", 0)))
-                                        k->term = json_deep_copy(t);
+                                        k->term = sw_json_copy(t);
                         }
                         free(exit_path);
                 }
@@ -1592,7 +1592,7 @@ static bool run_hook(struct orch_agent *a, const struct agent_pod *p, const stru
 
         if (!h)
                 return true;
-        copy = json_deep_copy(h);
+        copy = sw_json_copy(h);
         json_object_set_new(copy, "timeoutSeconds", json_integer(HOOK_TIMEOUT_S));
         ok = probe_once(a, p, c, spec, copy);
         json_decref(copy);

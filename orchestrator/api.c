@@ -90,6 +90,7 @@ struct local_call {
         json_t *args; /* query argument -> value */
         const char *content_type;
         const json_t *body; /* NULL: none */
+        bool body_given;    /* the caller handed `body` over: the handler may keep it */
         long status;
         json_t *out;
         /* A watch streams its events to `fn` instead. */
@@ -348,8 +349,9 @@ static int parse_body(json_t **out, struct req *q, struct sw_err *err)
         if (!has_body(q))
                 return sw_err_set(err, SW_EINVAL, "the request body is empty");
         if (q->local) {
-                /* The handlers change what they parsed: they get their own copy. */
-                *out = json_deep_copy(q->local->body);
+                /* The handlers change what they parsed: their own copy, unless handed over. */
+                *out = q->local->body_given ? json_incref((json_t *)q->local->body)
+                                            : sw_json_copy(q->local->body);
                 return 0;
         }
         if (header(q, "Content-Type") && strstr(header(q, "Content-Type"), "protobuf"))
@@ -761,7 +763,7 @@ static int gc_dependents(struct orch_api *api, const char *uid, const char *poli
                 json_t *obj = json_object_get(d, "object");
 
                 if (strcmp(policy, "Orphan") == 0) {
-                        json_t *copy = json_deep_copy(obj), *refs, *keep = json_array(), *r,
+                        json_t *copy = sw_json_copy(obj), *refs, *keep = json_array(), *r,
                                *out = NULL;
                         size_t j;
                         const struct orch_kind *k = kind_by_store(res);
@@ -1246,7 +1248,7 @@ static int write_object(json_t **out, bool *invalid, struct req *q, json_t *obj,
         if (q->sub && strcmp(q->sub, "status") == 0) {
                 /* The status subresource changes status only. */
                 json_t *st = json_incref(json_object_get(obj, "status"));
-                json_t *copy = json_deep_copy(old);
+                json_t *copy = sw_json_copy(old);
                 if (st)
                         json_object_set_new(copy, "status", st);
                 else
@@ -1327,7 +1329,7 @@ static enum MHD_Result handle_update(struct req *q)
                 goto fail;
         if (q->sub && strcmp(q->sub, "scale") == 0) {
                 /* A Scale: only spec.replicas reaches the object. */
-                json_t *scaled = json_deep_copy(old),
+                json_t *scaled = sw_json_copy(old),
                        *want = json_object_get(json_object_get(obj, "spec"), "replicas");
                 const char *rv =
                         sw_json_str(json_object_get(obj, "metadata"), "resourceVersion", "");
@@ -1443,7 +1445,7 @@ static enum MHD_Result handle_patch(struct req *q)
                 if (rc)
                         break;
                 if (q->sub && strcmp(q->sub, "scale") == 0) {
-                        json_t *scaled = json_deep_copy(old);
+                        json_t *scaled = sw_json_copy(old);
                         json_t *want = json_object_get(json_object_get(obj, "spec"), "replicas");
                         if (!json_is_integer(want) || json_integer_value(want) < 0) {
                                 json_decref(scaled);
@@ -1625,7 +1627,7 @@ static int delete_one(json_t **out, bool *gone, struct req *q, const char *name,
         if (!*gone && strcmp(q->kind->resource, "namespaces") == 0 &&
             strcmp(sw_json_str(json_object_get(obj, "status"), "phase", ""), "Terminating") != 0) {
                 /* A namespace held by finalizers shows as Terminating until they are gone. */
-                json_t *term = json_deep_copy(obj), *st = NULL;
+                json_t *term = sw_json_copy(obj), *st = NULL;
                 json_object_set_new(term, "status", json_pack("{s:s}", "phase", "Terminating"));
                 if (orch_store_update(&st, NULL, q->api->store, "namespaces", term, 0, err) == 0) {
                         json_decref(obj);
@@ -2346,7 +2348,7 @@ static enum MHD_Result route(struct req *q, const char *url)
                         json_array_foreach(json_object_get(groups, "groups"), i, g)
                         {
                                 if (strcmp(sw_json_str(g, "name", ""), segs[1]) == 0) {
-                                        doc = json_deep_copy(g);
+                                        doc = sw_json_copy(g);
                                         json_object_set_new(doc, "kind", json_string("APIGroup"));
                                         json_object_set_new(doc, "apiVersion", json_string("v1"));
                                 }
@@ -2514,15 +2516,20 @@ static int local_call(struct orch_api *api, struct local_call *call, long *statu
 }
 
 static int local_request(void *ctx, long *status, json_t **out, const char *method,
-                         const char *path, const char *content_type, const json_t *body,
+                         const char *path, const char *content_type, json_t *body, bool give,
                          struct sw_err *err)
 {
         struct local_call call;
+        int rc;
 
         memset(&call, 0, sizeof(call));
         call.content_type = content_type ? content_type : "application/json";
         call.body = body;
-        return local_call(ctx, &call, status, out, method, path, err);
+        call.body_given = give;
+        rc = local_call(ctx, &call, status, out, method, path, err);
+        if (give)
+                json_decref(body);
+        return rc;
 }
 
 static int local_watch(void *ctx, long *status, json_t **out, const char *path,

@@ -152,7 +152,7 @@ static void leaves_rec(json_t *out, const json_t *set, json_t *prefix)
 
         json_object_foreach((json_t *)set, key, v)
         {
-                json_t *p = json_deep_copy(prefix);
+                json_t *p = sw_json_copy(prefix);
                 json_array_append_new(p, json_string(key));
                 if (json_object_size(v) == 0)
                         json_array_append(out, p);
@@ -388,7 +388,7 @@ int orch_ssa_apply(json_t **out, const json_t *live, const json_t *applied, cons
                                 "configuration");
                 goto out;
         }
-        live_copy = live ? json_deep_copy(live) : json_object();
+        live_copy = live ? sw_json_copy(live) : json_object();
         mine = orch_ssa_fieldset(applied, t);
         my_leaves = leaves(mine);
         managed = json_object_get(json_object_get(live_copy, "metadata"), "managedFields");
@@ -396,7 +396,7 @@ int orch_ssa_apply(json_t **out, const json_t *live, const json_t *applied, cons
         /* Other managers: conflicts where they own a leaf we set to a different value. */
         json_array_foreach(managed, i, e)
         {
-                json_t *fs = json_deep_copy(json_object_get(e, "fieldsV1")), *p;
+                json_t *fs = sw_json_copy(json_object_get(e, "fieldsV1")), *p;
                 bool is_me = strcmp(sw_json_str(e, "manager", ""), manager) == 0 &&
                              strcmp(sw_json_str(e, "operation", ""), "Apply") == 0;
 
@@ -447,7 +447,7 @@ int orch_ssa_apply(json_t **out, const json_t *live, const json_t *applied, cons
                         json_decref(ol);
                 }
                 if (json_object_size(fs)) {
-                        json_t *copy = json_deep_copy(e);
+                        json_t *copy = sw_json_copy(e);
                         json_object_set_new(copy, "fieldsV1", fs);
                         json_array_append_new(new_managed, copy);
                 } else {
@@ -469,7 +469,7 @@ int orch_ssa_apply(json_t **out, const json_t *live, const json_t *applied, cons
         }
 
         {
-                json_t *patch = json_deep_copy(applied);
+                json_t *patch = sw_json_copy(applied);
                 json_t *pm = json_object_get(patch, "metadata");
                 json_object_del(pm, "managedFields");
                 json_object_del(pm, "resourceVersion");
@@ -537,7 +537,7 @@ void orch_ssa_record_update(json_t *obj, const json_t *old, const char *manager,
         changed = json_object();
         out = json_array();
         old_set = old ? orch_ssa_fieldset(old, t) : json_object();
-        old_copy = old ? json_deep_copy(old) : json_object();
+        old_copy = old ? sw_json_copy(old) : json_object();
         /* A client that writes managedFields itself (kubectl's apply upgrade) is taken at its word. */
         if (json_is_array(given) && !json_equal(given, old_managed))
                 goto out;
@@ -553,7 +553,7 @@ void orch_ssa_record_update(json_t *obj, const json_t *old, const char *manager,
         old_leaves = leaves(old_set);
         json_array_foreach(old_managed, i, e)
         {
-                json_t *fs = json_deep_copy(json_object_get(e, "fieldsV1")), *copy;
+                json_t *fs = sw_json_copy(json_object_get(e, "fieldsV1")), *copy;
                 json_t *cl = leaves(changed);
 
                 if (!fs)
@@ -577,7 +577,7 @@ void orch_ssa_record_update(json_t *obj, const json_t *old, const char *manager,
                         continue;
                 }
                 if (json_object_size(fs)) {
-                        copy = json_deep_copy(e);
+                        copy = sw_json_copy(e);
                         json_object_set_new(copy, "fieldsV1", fs);
                         json_array_append_new(out, copy);
                 } else {
@@ -586,7 +586,7 @@ void orch_ssa_record_update(json_t *obj, const json_t *old, const char *manager,
         }
         if (!mine_found && json_object_size(changed))
                 json_array_append_new(out, managed_entry(manager, "Update", api_version,
-                                                         subresource, json_deep_copy(changed)));
+                                                         subresource, sw_json_copy(changed)));
         if (json_array_size(out) == 0 && old_managed)
                 json_array_extend(out, (json_t *)old_managed);
         json_object_set(meta, "managedFields", out);

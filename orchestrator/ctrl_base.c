@@ -406,13 +406,19 @@ static void *recorder_main(void *arg)
                 item = json_incref(json_array_get(r->queue, 0));
                 json_array_remove(r->queue, 0);
                 pthread_mutex_unlock(&r->mu);
-                if (orch_kube_request(NULL, NULL, r->kc, "POST",
-                                      json_string_value(json_array_get(item, 0)), NULL,
-                                      json_array_get(item, 1), &err) != 0)
-                        sw_log(SW_LOG_DEBUG, "ctrl", "event not recorded", "{s:s,s:s}", "reason",
-                               sw_json_str(json_array_get(item, 1), "reason", ""), "error",
-                               err.msg);
-                json_decref(item);
+                {
+                        /* The Event is handed over: the API server keeps it as it is. */
+                        json_t *ev = json_incref(json_array_get(item, 1));
+                        char *path = sw_xstrdup(json_string_value(json_array_get(item, 0)));
+                        char *reason = sw_xstrdup(sw_json_str(ev, "reason", ""));
+                        json_decref(item);
+                        if (orch_kube_request_give(NULL, NULL, r->kc, "POST", path, NULL, ev,
+                                                   &err) != 0)
+                                sw_log(SW_LOG_DEBUG, "ctrl", "event not recorded", "{s:s,s:s}",
+                                       "reason", reason, "error", err.msg);
+                        free(path);
+                        free(reason);
+                }
                 pthread_mutex_lock(&r->mu);
         }
         pthread_mutex_unlock(&r->mu);

@@ -174,7 +174,7 @@ static int create_job(json_t **out, struct orch_ctrl_loop *l, const json_t *cj, 
         name = sw_xasprintf("%s-%lld", cname, (long long)(sched_ms / 60000));
         orch_time_fmt(ts, sizeof(ts), sched_ms);
         ann = json_is_object(json_object_get(tmd, "annotations"))
-                      ? json_deep_copy(json_object_get(tmd, "annotations"))
+                      ? sw_json_copy(json_object_get(tmd, "annotations"))
                       : json_object();
         json_object_set_new(ann, "batch.kubernetes.io/cronjob-scheduled-timestamp",
                             json_string(ts));
@@ -183,7 +183,7 @@ static int create_job(json_t **out, struct orch_ctrl_loop *l, const json_t *cj, 
                         "CronJob", "name", cname, "uid", sw_json_str(md, "uid", ""), "controller",
                         1, "blockOwnerDeletion", 1);
         if (json_object_get(tmd, "labels"))
-                json_object_set_new(jmd, "labels", json_deep_copy(json_object_get(tmd, "labels")));
+                json_object_set_new(jmd, "labels", sw_json_copy(json_object_get(tmd, "labels")));
         job = json_pack("{s:s,s:s,s:o,s:O}", "apiVersion", "batch/v1", "kind", "Job", "metadata",
                         jmd, "spec", json_object_get(tmpl, "spec"));
         path = sw_xasprintf("/apis/batch/v1/namespaces/%s/jobs", ns);

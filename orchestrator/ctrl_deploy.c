@@ -122,8 +122,8 @@ static int create_rs(json_t **out, struct orch_ctrl_loop *l, const json_t *d, co
                      struct sw_err *err)
 {
         const json_t *spec = json_object_get(d, "spec");
-        json_t *tmpl = json_deep_copy(json_object_get(spec, "template"));
-        json_t *sel = json_deep_copy(json_object_get(spec, "selector"));
+        json_t *tmpl = sw_json_copy(json_object_get(spec, "template"));
+        json_t *sel = sw_json_copy(json_object_get(spec, "selector"));
         json_t *tmd, *labels, *rs, *ml;
         char *name = sw_xasprintf("%s-%s", dname, hash), *path, revs[24];
         int rc;
@@ -482,7 +482,7 @@ static int d_reconcile(struct orch_ctrl_loop *l, const char *key, struct sw_err 
                                         orch_ctrl_event(l, d, "Warning", "ProgressDeadlineExceeded",
                                                         "%s", msg);
                         } else {
-                                json_array_append_new(cl, json_deep_copy(oldprog));
+                                json_array_append_new(cl, sw_json_copy(oldprog));
                                 orch_ctrl_queue_add_after(&l->q, key,
                                                           last + deadline_s * 1000 - now + 100);
                         }

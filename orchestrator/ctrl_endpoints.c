@@ -196,7 +196,7 @@ static int ep_reconcile(struct orch_ctrl_loop *l, const char *key, struct sw_err
                 const json_t *lab = json_object_get(json_object_get(svc, "metadata"), "labels");
                 ep = json_pack("{s:s,s:s,s:{s:s,s:s,s:o},s:O}", "apiVersion", "v1", "kind",
                                "Endpoints", "metadata", "name", name, "namespace", ns, "labels",
-                               lab ? json_deep_copy(lab) : json_object(), "subsets", subsets);
+                               lab ? sw_json_copy(lab) : json_object(), "subsets", subsets);
                 rc = orch_kube_request(NULL, NULL, l->kc, "POST", coll, NULL, ep, err);
                 free(coll);
                 goto out;
@@ -208,7 +208,7 @@ static int ep_reconcile(struct orch_ctrl_loop *l, const char *key, struct sw_err
                 if ((old ? json_equal(old, subsets) : json_array_size(subsets) == 0))
                         goto out;
         }
-        ep = json_deep_copy(cur);
+        ep = sw_json_copy(cur);
         json_object_set(ep, "subsets", subsets);
         rc = orch_kube_request(NULL, NULL, l->kc, "PUT", path, NULL, ep, err);
 out:

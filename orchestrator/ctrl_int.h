@@ -7,7 +7,7 @@
  * any thread. Objects handed out by an informer are the cached objects
  * themselves, shared between threads (jansson's reference counts are
  * atomic): they are immutable, a caller that wants to change one works
- * on a json_deep_copy(). A loop's API client (`kc`) belongs to the
+ * on a sw_json_copy(). A loop's API client (`kc`) belongs to the
  * loop's thread.
  */
 #ifndef SW_ORCH_CTRL_INT_H

@@ -88,7 +88,7 @@ static int create_pod(struct orch_ctrl_loop *l, const json_t *job, const char *k
         orch_ctrl_random_suffix(sfx, 5);
         name = sw_xasprintf("%s-%s", jname, sfx);
         labels = json_is_object(json_object_get(tmd, "labels"))
-                         ? json_deep_copy(json_object_get(tmd, "labels"))
+                         ? sw_json_copy(json_object_get(tmd, "labels"))
                          : json_object();
         json_object_set_new(labels, "batch.kubernetes.io/controller-uid", json_string(uid));
         json_object_set_new(labels, "batch.kubernetes.io/job-name", json_string(jname));
@@ -99,7 +99,7 @@ static int create_pod(struct orch_ctrl_loop *l, const json_t *job, const char *k
                        "name", jname, "uid", uid, "controller", 1, "blockOwnerDeletion", 1);
         if (json_object_get(tmd, "annotations"))
                 json_object_set_new(md, "annotations",
-                                    json_deep_copy(json_object_get(tmd, "annotations")));
+                                    sw_json_copy(json_object_get(tmd, "annotations")));
         pod = json_pack("{s:s,s:s,s:o,s:O}", "apiVersion", "v1", "kind", "Pod", "metadata", md,
                         "spec", json_object_get(tmpl, "spec"));
         path = sw_xasprintf("/api/v1/namespaces/%s/pods", ns);
@@ -275,7 +275,7 @@ static int job_reconcile(struct orch_ctrl_loop *l, const char *key, struct sw_er
         count_pods(&jp, pods, sw_json_str(md, "uid", ""));
         orch_time_fmt(ts, sizeof(ts), now);
         conds = json_is_array(json_object_get(cur, "conditions"))
-                        ? json_deep_copy(json_object_get(cur, "conditions"))
+                        ? sw_json_copy(json_object_get(cur, "conditions"))
                         : json_array();
         finished = true_cond(cur, "Complete") || true_cond(cur, "Failed");
         suspend = json_is_true(json_object_get(spec, "suspend"));

@@ -148,7 +148,7 @@ static void mark_pods_not_ready(struct orch_ctrl_loop *l, const char *node, int6
                 if (strcmp(sw_json_str(json_object_get(p, "spec"), "nodeName", ""), node) != 0 ||
                     !orch_ctrl_pod_ready(p, 0, 0, NULL))
                         continue;
-                conds = json_deep_copy(json_object_get(json_object_get(p, "status"), "conditions"));
+                conds = sw_json_copy(json_object_get(json_object_get(p, "status"), "conditions"));
                 json_array_foreach(conds, j, c)
                 {
                         if (strcmp(sw_json_str(c, "type", ""), "Ready") != 0)
@@ -202,7 +202,7 @@ static void nodes_tick(struct orch_ctrl_loop *l)
                 if (!rc || hb < 0)
                         continue; /* never heartbeated: nothing to judge */
                 if (stale && strcmp(sw_json_str(rc, "status", ""), "Unknown") != 0) {
-                        json_t *conds = json_deep_copy(
+                        json_t *conds = sw_json_copy(
                                 json_object_get(json_object_get(n, "status"), "conditions"));
                         json_t *c, *patch;
                         char ts[32];

@@ -55,28 +55,32 @@ static int create_pod(struct orch_ctrl_loop *l, const json_t *rs, const char *ns
 {
         const json_t *tmpl = json_object_get(json_object_get(rs, "spec"), "template");
         const json_t *tmd = json_object_get(tmpl, "metadata");
-        json_t *pod, *md;
         char sfx[6], *name = NULL, *path;
         int rc;
 
-        md = json_pack("{s:s,s:[{s:s,s:s,s:s,s:s,s:b,s:b}]}", "namespace", ns, "ownerReferences",
-                       "apiVersion", "apps/v1", "kind", "ReplicaSet", "name", rsname, "uid",
-                       sw_json_str(json_object_get(rs, "metadata"), "uid", ""), "controller", 1,
-                       "blockOwnerDeletion", 1);
-        if (json_object_get(tmd, "labels"))
-                json_object_set_new(md, "labels", json_deep_copy(json_object_get(tmd, "labels")));
-        if (json_object_get(tmd, "annotations"))
-                json_object_set_new(md, "annotations",
-                                    json_deep_copy(json_object_get(tmd, "annotations")));
-        pod = json_pack("{s:s,s:s,s:o,s:O}", "apiVersion", "v1", "kind", "Pod", "metadata", md,
-                        "spec", json_object_get(tmpl, "spec"));
         path = sw_xasprintf("/api/v1/namespaces/%s/pods", ns);
         for (int attempt = 0;; attempt++) {
+                /* Made anew each time: the API server in this process keeps what it is given. */
+                json_t *md = json_pack("{s:s,s:[{s:s,s:s,s:s,s:s,s:b,s:b}]}", "namespace", ns,
+                                       "ownerReferences", "apiVersion", "apps/v1", "kind",
+                                       "ReplicaSet", "name", rsname, "uid",
+                                       sw_json_str(json_object_get(rs, "metadata"), "uid", ""),
+                                       "controller", 1, "blockOwnerDeletion", 1);
+                if (json_object_get(tmd, "labels"))
+                        json_object_set_new(md, "labels",
+                                            sw_json_copy(json_object_get(tmd, "labels")));
+                if (json_object_get(tmd, "annotations"))
+                        json_object_set_new(md, "annotations",
+                                            sw_json_copy(json_object_get(tmd, "annotations")));
                 random_suffix(sfx, 5);
                 free(name);
                 name = sw_xasprintf("%s-%s", rsname, sfx);
                 json_object_set_new(md, "name", json_string(name));
-                rc = orch_kube_request(NULL, NULL, l->kc, "POST", path, NULL, pod, err);
+                rc = orch_kube_request_give(NULL, NULL, l->kc, "POST", path, NULL,
+                                            json_pack("{s:s,s:s,s:o,s:o}", "apiVersion", "v1",
+                                                      "kind", "Pod", "metadata", md, "spec",
+                                                      sw_json_copy(json_object_get(tmpl, "spec"))),
+                                            err);
                 if (rc != SW_ECONFLICT || attempt == 7)
                         break;
                 sw_err_clear(err);
@@ -87,7 +91,6 @@ static int create_pod(struct orch_ctrl_loop *l, const json_t *rs, const char *ns
         } else {
                 orch_ctrl_event(l, rs, "Warning", "FailedCreate", "Error creating: %s", err->msg);
         }
-        json_decref(pod);
         free(path);
         free(name);
         return rc;

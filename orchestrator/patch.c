@@ -215,8 +215,8 @@ static json_t *merge_rec(const json_t *target, const json_t *patch, int depth)
         json_t *v;
 
         if (!json_is_object(patch) || depth > PATCH_MAX_DEPTH)
-                return json_deep_copy(patch);
-        out = json_is_object(target) ? json_deep_copy(target) : json_object();
+                return sw_json_copy(patch);
+        out = json_is_object(target) ? sw_json_copy(target) : json_object();
         json_object_foreach((json_t *)patch, key, v)
         {
                 if (json_is_null(v))
@@ -410,7 +410,7 @@ static int pointer_remove(json_t *doc, const char *ptr, struct sw_err *err)
 
 int orch_json_patch(json_t **out, const json_t *target, const json_t *ops, struct sw_err *err)
 {
-        json_t *doc = json_deep_copy(target), *op;
+        json_t *doc = sw_json_copy(target), *op;
         size_t i;
         int rc = 0;
 
@@ -434,7 +434,7 @@ int orch_json_patch(json_t **out, const json_t *target, const json_t *ops, struc
                                                 i);
                                 break;
                         }
-                        rc = pointer_add(&doc, path, json_deep_copy(value), name[0] == 'r', err);
+                        rc = pointer_add(&doc, path, sw_json_copy(value), name[0] == 'r', err);
                 } else if (strcmp(name, "remove") == 0) {
                         rc = pointer_remove(doc, path, err);
                 } else if (strcmp(name, "move") == 0 || strcmp(name, "copy") == 0) {
@@ -445,7 +445,7 @@ int orch_json_patch(json_t **out, const json_t *target, const json_t *ops, struc
                                                 from ? from : "(missing)");
                                 break;
                         }
-                        src = json_deep_copy(src);
+                        src = sw_json_copy(src);
                         if (name[0] == 'm' && (rc = pointer_remove(doc, from, err)) != 0) {
                                 json_decref(src);
                                 break;
@@ -507,7 +507,7 @@ static json_t *strip_directives(const json_t *v)
                 }
                 return out;
         }
-        return json_deep_copy(v);
+        return sw_json_copy(v);
 }
 
 static long find_by_key(const json_t *list, const char *key, const json_t *want)
@@ -581,7 +581,7 @@ static int merge_keyed_list(json_t **io, const json_t *patch, const struct orch_
                         continue;
                 }
                 if (at >= 0) {
-                        json_t *elem = json_deep_copy(json_array_get(list, (size_t)at));
+                        json_t *elem = sw_json_copy(json_array_get(list, (size_t)at));
                         rc = smp_map(&elem, e, f->type, depth + 1, err);
                         if (rc == SMP_DELETE) {
                                 json_decref(elem);
@@ -736,7 +736,7 @@ static int smp_map(json_t **io, const json_t *patch, const struct orch_smp_type 
                         /* cur may be the shared stored child: copy-on-write via deep copy. */
                         json_object_set_new(obj, key, cur);
                 } else if (json_is_array(v) && f && f->merge_key) {
-                        json_t *copy = cur ? json_deep_copy(cur) : NULL;
+                        json_t *copy = cur ? sw_json_copy(cur) : NULL;
                         json_decref(cur);
                         rc = merge_keyed_list(&copy, v, f, depth, err);
                         if (rc < 0) {
@@ -745,7 +745,7 @@ static int smp_map(json_t **io, const json_t *patch, const struct orch_smp_type 
                         }
                         json_object_set_new(obj, key, copy);
                 } else if (json_is_array(v) && f && (f->flags & ORCH_SMP_MERGE)) {
-                        json_t *copy = cur ? json_deep_copy(cur) : NULL;
+                        json_t *copy = cur ? sw_json_copy(cur) : NULL;
                         json_decref(cur);
                         merge_primitive_list(&copy, v);
                         json_object_set_new(obj, key, copy);
@@ -792,7 +792,7 @@ int orch_smp_apply(json_t **out, const json_t *orig, const json_t *patch,
 
         if (!json_is_object(patch))
                 return sw_err_set(err, SW_EINVAL, "a strategic merge patch must be a JSON object");
-        doc = json_is_object(orig) ? json_deep_copy(orig) : json_object();
+        doc = json_is_object(orig) ? sw_json_copy(orig) : json_object();
         rc = smp_map(&doc, patch, t, 0, err);
         if (rc < 0) {
                 json_decref(doc);

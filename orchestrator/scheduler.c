@@ -389,7 +389,7 @@ static void pod_remember(struct sched_state *s, const char *key, const json_t *p
         pod_requests(pod, &p->cpu, &p->mem);
         p->ns = sw_xstrdup(sw_json_str(md, "namespace", ""));
         p->owner = owner ? sw_xstrdup(owner) : NULL;
-        p->labels = json_object_get(md, "labels") ? json_deep_copy(json_object_get(md, "labels"))
+        p->labels = json_object_get(md, "labels") ? sw_json_copy(json_object_get(md, "labels"))
                                                   : json_object();
         p->ports = pod_host_ports(pod);
         p->assumed = assumed;
@@ -435,7 +435,7 @@ static struct sched_counter *counter_get(struct sched_state *s, const char *ns, 
         c = sw_xcalloc(1, sizeof(*c));
         c->owner = owner ? sw_xstrdup(owner) : NULL;
         c->ns = owner ? NULL : sw_xstrdup(ns);
-        c->sel = owner ? NULL : json_deep_copy(sel);
+        c->sel = owner ? NULL : sw_json_copy(sel);
         /* As orch_ctrl_selects: an absent or empty selector selects nothing. */
         if (!owner && json_is_object(sel) && json_object_size(sel) > 0) {
                 struct sw_err err = SW_ERR_INIT;
@@ -560,7 +560,7 @@ static void node_update(struct sched_state *s, long slot, const json_t *obj)
         bool was = n->host;
 
         json_decref(n->node);
-        n->node = obj ? json_deep_copy(obj) : NULL;
+        n->node = obj ? sw_json_copy(obj) : NULL;
         n->host =
                 n->node && json_is_string(json_object_get(
                                    json_object_get(json_object_get(n->node, "metadata"), "labels"),

@@ -1349,7 +1349,7 @@ int orch_store_get(json_t **out, struct orch_store *s, const char *resource, con
         if (ev) {
                 /* The newest event of the key: a copy of its object, or its text. */
                 if (shared)
-                        obj = json_deep_copy(shared);
+                        obj = sw_json_copy(shared);
                 else
                         rc = sw_json_parse(&obj, ev->body, strlen(ev->body), 0, err);
                 json_decref(shared);
@@ -1377,7 +1377,7 @@ int orch_store_get(json_t **out, struct orch_store *s, const char *resource, con
 int orch_store_create(json_t **out, struct orch_store *s, const char *resource, const json_t *in,
                       unsigned flags, struct sw_err *err)
 {
-        json_t *obj = flags & ORCH_STORE_IN_PLACE ? json_incref((json_t *)in) : json_deep_copy(in);
+        json_t *obj = flags & ORCH_STORE_IN_PLACE ? json_incref((json_t *)in) : sw_json_copy(in);
         json_t *meta;
         char uid[40], ts[32], *tmpl;
         const char *ns, *name;
@@ -1450,8 +1450,8 @@ static bool same_content(const json_t *a, const json_t *b)
                 if (strcmp(k, "metadata") != 0 && !json_equal(v, json_object_get(b, k)))
                         return false;
         }
-        x = json_deep_copy(json_object_get(a, "metadata"));
-        y = json_deep_copy(json_object_get(b, "metadata"));
+        x = sw_json_copy(json_object_get(a, "metadata"));
+        y = sw_json_copy(json_object_get(b, "metadata"));
         if (!json_is_object(x) || !json_is_object(y)) {
                 eq = (!x && !y) || json_equal(x, y);
                 json_decref(x);
@@ -1595,7 +1595,7 @@ static int update_change(json_t **obj, json_t **old, bool shared, void *arg)
         bool same = false, gone = false;
 
         (void)shared; /* `old` is only read */
-        *obj = json_deep_copy(u->in);
+        *obj = sw_json_copy(u->in);
         if (update_prepare(*obj, *old, u->resource, u->flags, &same, &gone, &ignored) != 0)
                 return -1;
         return same || gone ? -1 : 0;
@@ -1617,7 +1617,7 @@ int orch_store_update(json_t **out, bool *gone_out, struct orch_store *s, const 
                         *gone_out = false;
                 return rc;
         }
-        obj = json_deep_copy(in);
+        obj = sw_json_copy(in);
         ns = obj_ns(obj);
         name = obj_name(obj);
         if ((rc = write_enter(s, err)) != 0)

@@ -747,10 +747,10 @@ json_t *orch_table_row(const struct orch_kind *k, const json_t *obj, int64_t now
         }
         json_decref(age);
         if (full)
-                object = json_deep_copy(obj);
+                object = sw_json_copy(obj);
         else
                 object = json_pack("{s:s,s:s,s:o}", "kind", "PartialObjectMetadata", "apiVersion",
                                    "meta.k8s.io/v1", "metadata",
-                                   meta ? json_deep_copy(meta) : json_object());
+                                   meta ? sw_json_copy(meta) : json_object());
         return json_pack("{s:o,s:o}", "cells", cells, "object", object);
 }

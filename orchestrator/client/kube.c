@@ -429,14 +429,15 @@ static char *reply_message(const struct sw_buf *reply)
 
 /* A request to the API server in this process: no text, the same errors. */
 static int local_request(json_t **out, long *status_out, struct orch_kube *c, const char *method,
-                         const char *path, const char *content_type, const json_t *body,
+                         const char *path, const char *content_type, json_t *body, bool give,
                          struct sw_err *err)
 {
         json_t *reply = NULL;
         long status = 0;
         int rc;
 
-        rc = c->local.request(c->local.ctx, &status, &reply, method, path, content_type, body, err);
+        rc = c->local.request(c->local.ctx, &status, &reply, method, path, content_type, body, give,
+                              err);
         if (status_out)
                 *status_out = status;
         if (rc == 0 && (status < 200 || status > 299))
@@ -445,11 +446,25 @@ static int local_request(json_t **out, long *status_out, struct orch_kube *c, co
         if (rc == 0 && out) {
                 /* A write's reply is the server's shared copy: the caller gets its own. */
                 if (reply && strcmp(method, "GET") != 0)
-                        *out = json_deep_copy(reply);
+                        *out = sw_json_copy(reply);
                 else
                         *out = reply ? json_incref(reply) : json_null();
         }
         json_decref(reply);
+        return rc;
+}
+
+int orch_kube_request_give(json_t **out, long *status_out, struct orch_kube *c, const char *method,
+                           const char *path, const char *content_type, json_t *body,
+                           struct sw_err *err)
+{
+        int rc;
+
+        if (c->is_local)
+                return local_request(out, status_out, c, method, path, content_type, body, true,
+                                     err);
+        rc = orch_kube_request(out, status_out, c, method, path, content_type, body, err);
+        json_decref(body);
         return rc;
 }
 
@@ -463,7 +478,8 @@ int orch_kube_request(json_t **out, long *status_out, struct orch_kube *c, const
         int rc;
 
         if (c->is_local)
-                return local_request(out, status_out, c, method, path, content_type, body, err);
+                return local_request(out, status_out, c, method, path, content_type, (json_t *)body,
+                                     false, err);
         text = body ? sw_json_dump(body) : NULL;
         sw_buf_init(&reply, KUBE_REPLY_MAX);
         rc = perform(&status, &reply, c, method, path, content_type, text, "application/json", err);
@@ -497,7 +513,7 @@ int orch_kube_get_text(char **out, struct orch_kube *c, const char *path, struct
 
         if (c->is_local) {
                 json_t *v = NULL;
-                rc = local_request(&v, NULL, c, "GET", path, NULL, NULL, err);
+                rc = local_request(&v, NULL, c, "GET", path, NULL, NULL, false, err);
                 if (rc == 0 && !json_is_string(v))
                         rc = sw_err_set(err, SW_EINVAL, "GET %s: not a text reply", path);
                 if (rc == 0)

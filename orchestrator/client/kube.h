@@ -55,8 +55,9 @@ int orch_kube_new(struct orch_kube **out, const struct orch_kube_options *opts, 
  * may be kept with json_incref() but never modified.
  */
 struct orch_kube_local {
+        /* `give`: the body is handed over (the callee keeps or frees it) */
         int (*request)(void *ctx, long *status, json_t **out, const char *method, const char *path,
-                       const char *content_type, const json_t *body, struct sw_err *err);
+                       const char *content_type, json_t *body, bool give, struct sw_err *err);
         int (*watch)(void *ctx, long *status, json_t **out, const char *path,
                      int (*fn)(void *arg, const char *type, const json_t *obj), void *arg,
                      struct sw_err *err);
@@ -85,6 +86,14 @@ int orch_kube_path(char **out, const char *api_version, const char *kind, const 
  * 2xx answer (JSON null for an empty one); *status_out (may be NULL) the
  * HTTP status.
  */
+/*
+ * The same, handing `body` over: an API server in this process keeps the
+ * object itself instead of copying it (a create's body becomes the stored
+ * object). The caller's reference is taken in every case.
+ */
+int orch_kube_request_give(json_t **out, long *status_out, struct orch_kube *c, const char *method,
+                           const char *path, const char *content_type, json_t *body,
+                           struct sw_err *err);
 int orch_kube_request(json_t **out, long *status_out, struct orch_kube *c, const char *method,
                       const char *path, const char *content_type, const json_t *body,
                       struct sw_err *err);
