@@ -148,16 +148,21 @@ int orch_store_events(json_t **out, struct orch_store *s, const char *resource, 
  */
 struct orch_event {
         int64_t rev;
-        char type[12];     /* ADDED, MODIFIED, DELETED */
-        char *resource;    /* "pods" */
-        char *ns;          /* the object's namespace ("" for cluster-scoped) */
-        char *name;        /* the object's name */
-        char *body;        /* the object's JSON */
-        char *prev;        /* the object before a MODIFIED; else NULL */
-        atomic_int refs;   /* the log's and the watchers' */
-        size_t bytes;      /* what the texts take */
-        json_t *obj_json;  /* body and prev parsed, shared; guarded by the store, */
-        json_t *prev_json; /* which drops them STORE_JSON_KEEP revisions on */
+        char type[12];   /* ADDED, MODIFIED, DELETED */
+        char *resource;  /* "pods" */
+        char *ns;        /* the object's namespace ("" for cluster-scoped) */
+        char *name;      /* the object's name */
+        char *body;      /* the object's JSON */
+        char *prev;      /* the object before a MODIFIED; else NULL */
+        atomic_int refs; /* the log's and the watchers' */
+        size_t bytes;    /* what the texts take */
+        /*
+         * body and prev parsed, shared (read only); guarded by the store,
+         * which drops them STORE_JSON_KEEP revisions on unless the event
+         * is still its object's newest
+         */
+        json_t *obj_json;
+        json_t *prev_json;
         /* The newest event of its object is in the store's index by key (guarded by the store). */
         struct orch_event *key_next;
         bool indexed;
