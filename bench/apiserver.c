@@ -259,7 +259,7 @@ int main(int argc, char **argv)
                 if (per > 0)
                         run_phase(true, per);
         }
-        sw_sleep_ms(500);
+        sw_sleep_ms(1000); /* idle: the store hands freed memory back after 200 ms */
         printf("apiserver_objects: %lld objects\n", (long long)objects);
         printf("apiserver_rss_with_objects: %ld KiB\n", rss_kb());
         curl_easy_cleanup(c);

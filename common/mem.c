@@ -1,6 +1,9 @@
 /*
  * mem.c - aborting allocators and secret wiping.
  */
+#include <dlfcn.h>
+#include <malloc.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,4 +90,23 @@ void sw_free_secret(char *s)
                 return;
         sw_wipe(s, strlen(s));
         free(s);
+}
+
+/* jemalloc's mallctl, looked up so that this file does not depend on it */
+typedef int (*mallctl_fn)(const char *, void *, size_t *, void *, size_t);
+static mallctl_fn mem_mallctl;
+static pthread_once_t mem_once = PTHREAD_ONCE_INIT;
+
+static void mem_lookup(void)
+{
+        mem_mallctl = (mallctl_fn)dlsym(RTLD_DEFAULT, "mallctl");
+}
+
+void sw_mem_release(void)
+{
+        pthread_once(&mem_once, mem_lookup);
+        if (mem_mallctl)
+                mem_mallctl("arena.4096.purge", NULL, NULL, NULL, 0); /* MALLCTL_ARENAS_ALL */
+        else
+                malloc_trim(0);
 }

@@ -22,4 +22,11 @@ void sw_wipe(void *p, size_t n);
 /* Wipe a NUL-terminated secret and free it; accepts NULL. */
 void sw_free_secret(char *s);
 
+/*
+ * Give the heap's free pages back to the system now: jemalloc's purge of
+ * every arena when the program runs on jemalloc (engine/malloc_conf.c),
+ * else glibc's malloc_trim(). For a server that has just gone idle.
+ */
+void sw_mem_release(void);
+
 #endif /* SW_MEM_H */

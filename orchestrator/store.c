@@ -690,12 +690,36 @@ static int store_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 static void *ckpt_main(void *arg)
 {
         struct orch_store *s = arg;
+        int64_t seen = atomic_load(&s->pub_rev), released = seen;
         int log = 0;
 
         pthread_mutex_lock(&s->ckpt_mu);
         for (;;) {
-                while (!s->ckpt_due && !s->ckpt_stop)
-                        pthread_cond_wait(&s->ckpt_cv, &s->ckpt_mu);
+                while (!s->ckpt_due && !s->ckpt_stop) {
+                        struct timespec ts;
+                        int64_t now_rev;
+                        clock_gettime(CLOCK_REALTIME, &ts);
+                        ts.tv_nsec += 200 * 1000000L;
+                        if (ts.tv_nsec >= 1000000000L) {
+                                ts.tv_sec++;
+                                ts.tv_nsec -= 1000000000L;
+                        }
+                        if (pthread_cond_timedwait(&s->ckpt_cv, &s->ckpt_mu, &ts) != ETIMEDOUT)
+                                continue;
+                        /*
+                         * 200 ms without writes after some: the burst is over, and
+                         * the memory it freed goes back to the system (the allocator
+                         * keeps freed pages a while for the next burst).
+                         */
+                        now_rev = atomic_load(&s->pub_rev);
+                        if (now_rev == seen && now_rev != released) {
+                                pthread_mutex_unlock(&s->ckpt_mu);
+                                sw_mem_release();
+                                pthread_mutex_lock(&s->ckpt_mu);
+                                released = now_rev;
+                        }
+                        seen = now_rev;
+                }
                 if (s->ckpt_stop)
                         break;
                 s->ckpt_due = false;
