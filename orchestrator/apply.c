@@ -14,6 +14,7 @@
  * merge with that configuration as the patch; an "Update" write gives its
  * manager the leaves whose values it changed.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,58 @@ static char *value_key(const json_t *v)
         return out;
 }
 
+static json_t *fieldset_rec(const json_t *v, const struct orch_smp_type *t, int depth, bool top);
+
+/*
+ * The field sets of the latest specs, for spec_fieldset(): a ReplicaSet's
+ * pods, and an object's versions before and after a status write, have
+ * equal specs, and comparing two specs costs a fraction of making the
+ * set. Entries never change once cached; a slot is replaced round-robin.
+ */
+#define SSA_SPEC_CACHE 16
+static pthread_mutex_t spec_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct spec_cached {
+        const struct orch_smp_type *t;
+        json_t *spec, *set;
+} spec_cache[SSA_SPEC_CACHE];
+static unsigned spec_cache_next;
+
+/* The field set of a top-level `spec` of type `t`: a copy of a cached one, or made and cached. */
+static json_t *spec_fieldset(const json_t *spec, const struct orch_smp_type *t, int depth)
+{
+        struct spec_cached seen[SSA_SPEC_CACHE];
+        json_t *set = NULL;
+        unsigned slot;
+
+        pthread_mutex_lock(&spec_cache_mu);
+        for (int i = 0; i < SSA_SPEC_CACHE; i++) {
+                seen[i] = spec_cache[i];
+                json_incref(seen[i].spec);
+                json_incref(seen[i].set);
+        }
+        pthread_mutex_unlock(&spec_cache_mu);
+        /* compared past the lock: the cached trees are never changed */
+        for (int i = 0; i < SSA_SPEC_CACHE; i++) {
+                if (!set && seen[i].spec && seen[i].t == t && json_equal(seen[i].spec, spec))
+                        set = sw_json_copy(seen[i].set);
+                json_decref(seen[i].spec);
+                json_decref(seen[i].set);
+        }
+        if (set)
+                return set;
+        set = fieldset_rec(spec, t, depth, false);
+        pthread_mutex_lock(&spec_cache_mu);
+        slot = spec_cache_next++ % SSA_SPEC_CACHE;
+        seen[0] = spec_cache[slot];
+        spec_cache[slot].t = t;
+        spec_cache[slot].spec = sw_json_copy(spec);
+        spec_cache[slot].set = sw_json_copy(set);
+        pthread_mutex_unlock(&spec_cache_mu);
+        json_decref(seen[0].spec);
+        json_decref(seen[0].set);
+        return set;
+}
+
 static json_t *fieldset_rec(const json_t *v, const struct orch_smp_type *t, int depth, bool top)
 {
         json_t *set = json_object(), *x;
@@ -101,7 +154,10 @@ static json_t *fieldset_rec(const json_t *v, const struct orch_smp_type *t, int 
                                 json_decref(m);
                         continue;
                 }
-                if (json_is_object(x)) {
+                if (top && strcmp(key, "spec") == 0 && json_is_object(x)) {
+                        json_object_set_new(set, fk,
+                                            spec_fieldset(x, f ? f->type : NULL, depth + 1));
+                } else if (json_is_object(x)) {
                         json_object_set_new(set, fk,
                                             fieldset_rec(x, f ? f->type : NULL, depth + 1, false));
                 } else if (json_is_array(x) && f && f->merge_key) {
