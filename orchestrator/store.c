@@ -28,6 +28,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -1211,7 +1212,16 @@ static int write_leave(struct orch_store *s, bool wrote, struct sw_err *err)
         int rc = 0;
 
         atomic_fetch_sub(&s->writers, 1);
-        if (s->txn_open) {
+        if (wrote && s->txn_open && atomic_load(&s->writers) == 0 && s->nstaged < 4) {
+                /*
+                 * A small group and nobody queued: let the threads that are
+                 * about to write run first, so that they join this commit.
+                 */
+                pthread_mutex_unlock(&s->mu);
+                sched_yield();
+                pthread_mutex_lock(&s->mu);
+        }
+        if (s->txn_open && s->batch == mine) {
                 if (atomic_load(&s->writers) == 0 || s->nstaged >= STORE_BATCH_MAX)
                         batch_end(s);
                 else if (wrote)
