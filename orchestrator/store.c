@@ -64,18 +64,13 @@
 struct orch_store {
         pthread_mutex_t mu; /* guards db; taken before ring_mu */
         sqlite3 *db;
-        int64_t window;
-        /*
-         * Written with both locks held, so that either one is enough to read:
-         * the last revision written and the compaction floor (events at or
-         * below it are gone).
-         */
+        /* The last revision written; written with both locks held, so either one reads it. */
         int64_t rev;
-        int64_t compacted;
         /*
          * The log: the latest events, in slot rev % ring_cap; the slots hold
          * the ring_count revisions up to rev (every revision is one event,
-         * and this process is the store's only writer). At most `window`
+         * and this process is the store's only writer), so revisions up to
+         * rev - ring_count are gone. At most ring_cap (the event window)
          * events whose texts take at most STORE_LOG_BYTES. Guarded by ring_mu.
          */
         pthread_rwlock_t ring_mu;
@@ -245,18 +240,16 @@ json_t *orch_event_json(struct orch_store *s, struct orch_event *ev, bool prev)
 
         if (!text)
                 return NULL;
-        if (ev->rev <= atomic_load(&s->json_swept)) {
-                return json_loads(text, 0, NULL); /* a straggler: not kept */
-        }
         /*
          * Parsed under the stripe's lock: the watchers of one event wake
          * together, and the others wait for the first one's tree rather
-         * than each parse their own.
+         * than each parse their own. Past the sweep, a straggler parses
+         * its own, unless the event still keeps its object.
          */
         pthread_mutex_lock(mu);
-        if (!*slot)
+        if (!*slot && ev->rev > atomic_load(&s->json_swept))
                 *slot = json_loads(text, 0, NULL);
-        o = json_incref(*slot);
+        o = *slot ? json_incref(*slot) : json_loads(text, 0, NULL);
         pthread_mutex_unlock(mu);
         json_sweep(s, ev->rev);
         return o;
@@ -304,9 +297,9 @@ static void key_unlink(struct orch_store *s, struct orch_event *ev)
  */
 static void key_index(struct orch_store *s, struct orch_event *ev)
 {
-        struct orch_event **at = &s->keys[key_hash(s, ev->resource, ev->ns, ev->name)];
+        struct orch_event **head = &s->keys[key_hash(s, ev->resource, ev->ns, ev->name)], **at;
 
-        for (; *at; at = &(*at)->key_next) {
+        for (at = head; *at; at = &(*at)->key_next) {
                 struct orch_event *old = *at;
                 if (!key_is(old, ev->resource, ev->ns, ev->name))
                         continue;
@@ -327,8 +320,8 @@ static void key_index(struct orch_store *s, struct orch_event *ev)
         }
         if (strcmp(ev->type, "DELETED") == 0)
                 return;
-        ev->key_next = s->keys[key_hash(s, ev->resource, ev->ns, ev->name)];
-        s->keys[key_hash(s, ev->resource, ev->ns, ev->name)] = ev;
+        ev->key_next = *head;
+        *head = ev;
         ev->indexed = true;
 }
 
@@ -363,34 +356,30 @@ void orch_store_local_watch(struct orch_store *s, const char *resource, int delt
         atomic_fetch_add(&s->kinds[wake_bucket(resource)].local, delta);
 }
 
+/* Drop the log's oldest event, which revision `rev` names (both locks held). */
+static void log_drop(struct orch_store *s, int64_t rev)
+{
+        struct orch_event **oldest = &s->ring[rev % (int64_t)s->ring_cap];
+
+        if ((*oldest)->indexed)
+                key_unlink(s, *oldest);
+        s->ring_bytes -= (*oldest)->bytes;
+        event_unref(*oldest);
+        *oldest = NULL;
+        s->ring_count--;
+}
+
 /* Append a committed event to the log, dropping the oldest past its bounds (both locks held). */
 static void log_append(struct orch_store *s, struct orch_event *ev)
 {
-        size_t cap = s->ring_cap;
-
-        if (s->ring_count == cap) {
-                struct orch_event **oldest = &s->ring[ev->rev % (int64_t)cap];
-                if ((*oldest)->indexed)
-                        key_unlink(s, *oldest);
-                s->ring_bytes -= (*oldest)->bytes;
-                event_unref(*oldest);
-                *oldest = NULL;
-                s->ring_count--;
-        }
-        s->ring[ev->rev % (int64_t)cap] = ev;
+        if (s->ring_count == s->ring_cap)
+                log_drop(s, ev->rev - (int64_t)s->ring_count);
+        s->ring[ev->rev % (int64_t)s->ring_cap] = ev;
         s->ring_count++;
         key_index(s, ev);
         s->ring_bytes += ev->bytes;
-        while (s->ring_bytes > STORE_LOG_BYTES && s->ring_count > 1) {
-                int64_t r = ev->rev - (int64_t)s->ring_count + 1;
-                struct orch_event **oldest = &s->ring[r % (int64_t)cap];
-                if ((*oldest)->indexed)
-                        key_unlink(s, *oldest);
-                s->ring_bytes -= (*oldest)->bytes;
-                event_unref(*oldest);
-                *oldest = NULL;
-                s->ring_count--;
-        }
+        while (s->ring_bytes > STORE_LOG_BYTES && s->ring_count > 1)
+                log_drop(s, ev->rev - (int64_t)s->ring_count + 1);
 }
 
 static unsigned wake_bucket(const char *resource)
@@ -671,8 +660,8 @@ rollback:
  * Replaces SQLite's automatic checkpoint, which runs inside the COMMIT that
  * crosses 1000 WAL pages and syncs the files: the event of that commit then
  * reached its watchers only after the sync (a stall of tens of ms in the
- * watch latency under load). commit_write() checkpoints after it has
- * published the event and woken the watchers.
+ * watch latency under load). batch_end() hands the checkpoint to the
+ * checkpointer after it has published the group's events.
  */
 static int store_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
@@ -685,8 +674,9 @@ static int store_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 }
 
 /*
- * The checkpointer's thread: a PASSIVE checkpoint each time commit_write()
- * asks. Lock order: mu, then ckpt_mu; mu is taken here only without ckpt_mu.
+ * The checkpointer's thread: a PASSIVE checkpoint each time
+ * maybe_checkpoint() asks, and the heap handed back once writes pause.
+ * Lock order: mu, then ckpt_mu; mu is taken here only without ckpt_mu.
  */
 static void *ckpt_main(void *arg)
 {
@@ -798,8 +788,7 @@ int orch_store_open(struct orch_store **out, const struct orch_store_options *op
         for (int i = 0; i < STORE_JSON_STRIPES; i++)
                 pthread_mutex_init(&s->json_mu[i], NULL);
         s->lock_fd = -1;
-        s->window = opts->event_window > 0 ? opts->event_window : STORE_DEFAULT_WINDOW;
-        s->ring_cap = (size_t)s->window;
+        s->ring_cap = (size_t)(opts->event_window > 0 ? opts->event_window : STORE_DEFAULT_WINDOW);
         store_uid(s->rv_mark, sizeof(s->rv_mark));
         s->ring = sw_xcalloc(s->ring_cap, sizeof(*s->ring));
         for (s->keys_mask = 1; s->keys_mask < s->ring_cap * 2; s->keys_mask <<= 1)
@@ -832,7 +821,6 @@ int orch_store_open(struct orch_store **out, const struct orch_store_options *op
         if ((rc = store_int(s, "SELECT value FROM counters WHERE name='revision'", &s->rev, err)) !=
             0)
                 goto fail;
-        s->compacted = s->rev; /* the log starts empty */
         atomic_store(&s->json_swept, s->rev);
         sqlite3_wal_hook(s->db, store_wal_hook, s);
         ckpt_start(s, opts->path);
@@ -1014,40 +1002,25 @@ static int counter_put(struct orch_store *s, struct sw_err *err)
         return run_stmt(s, st, "revision", err);
 }
 
-static int row_put(struct orch_store *s, const char *resource, const char *ns, const char *name,
-                   const char *uid, int64_t rev, const char *body, struct sw_err *err)
+/*
+ * Write an object's row: a new one (`insert`: SW_EEXIST when the key is
+ * taken) or over the one there.
+ */
+static int row_write(struct orch_store *s, bool insert, const char *resource, const char *ns,
+                     const char *name, const char *uid, int64_t rev, const char *body,
+                     struct sw_err *err)
 {
         sqlite3_stmt *st = NULL;
-        int rc = store_prepare(&st, s,
-                               "INSERT INTO objects (resource, namespace, name, uid, rev, body)"
-                               " VALUES (?1,?2,?3,?4,?5,?6) ON CONFLICT (resource, namespace,"
-                               " name) DO UPDATE SET rev=excluded.rev, body=excluded.body");
+        int rc = key_stmt(&st, s,
+                          insert ? "INSERT INTO objects (resource, namespace, name, uid, rev, body)"
+                                   " VALUES (?1,?2,?3,?4,?5,?6)"
+                                 : "INSERT INTO objects (resource, namespace, name, uid, rev, body)"
+                                   " VALUES (?1,?2,?3,?4,?5,?6) ON CONFLICT (resource, namespace,"
+                                   " name) DO UPDATE SET rev=excluded.rev, body=excluded.body",
+                          resource, ns, name, "put", err);
 
-        if (rc != SQLITE_OK)
-                return store_sqlite_err(s->db, rc, err, "put");
-        sqlite3_bind_text(st, 1, resource, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, uid, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 5, rev);
-        sqlite3_bind_text(st, 6, body, -1, SQLITE_STATIC);
-        return run_stmt(s, st, "put", err);
-}
-
-/* A new row; SW_EEXIST when the key is taken. */
-static int row_insert(struct orch_store *s, const char *resource, const char *ns, const char *name,
-                      const char *uid, int64_t rev, const char *body, struct sw_err *err)
-{
-        sqlite3_stmt *st = NULL;
-        int rc = store_prepare(&st, s,
-                               "INSERT INTO objects (resource, namespace, name, uid, rev, body)"
-                               " VALUES (?1,?2,?3,?4,?5,?6)");
-
-        if (rc != SQLITE_OK)
-                return store_sqlite_err(s->db, rc, err, "create");
-        sqlite3_bind_text(st, 1, resource, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+        if (rc)
+                return rc;
         sqlite3_bind_text(st, 4, uid, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 5, rev);
         sqlite3_bind_text(st, 6, body, -1, SQLITE_STATIC);
@@ -1057,7 +1030,7 @@ static int row_insert(struct orch_store *s, const char *resource, const char *ns
         else if (sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_UNIQUE)
                 rc = sw_err_set(err, SW_EEXIST, "%s \"%s\" already exists", resource, name);
         else
-                rc = store_sqlite_err(s->db, rc, err, "create");
+                rc = store_sqlite_err(s->db, rc, err, "put");
         store_release(st);
         return rc;
 }
@@ -1138,7 +1111,6 @@ static void staged_publish(struct orch_store *s)
                 s->wake_due |= 1u << 31 | 1u << wake_bucket(s->staged[i]->resource);
         }
         s->rev = s->txn_rev;
-        s->compacted = s->rev - (int64_t)s->ring_count;
         pthread_rwlock_unlock(&s->ring_mu);
         atomic_store(&s->pub_rev, s->rev);
         s->nstaged = 0;
@@ -1256,7 +1228,8 @@ static void read_lock(struct orch_store *s)
  * revision, in the open transaction (write_enter); its event is staged for
  * the log until the group commits. `tmpl` is the object's text from
  * text_template(), dumped before the lock, or NULL to dump it here; `insert`
- * refuses an existing key (SW_EEXIST). On failure this write alone is undone.
+ * refuses an existing key (SW_EEXIST). On failure nothing of this write
+ * stays; a failure of the disk also fails the rest of its group.
  */
 static int commit_write(struct orch_store *s, const char *type, const char *resource,
                         const char *ns, const char *name, json_t *obj, const char *tmpl,
@@ -1279,10 +1252,8 @@ static int commit_write(struct orch_store *s, const char *type, const char *reso
         }
         if (strcmp(type, "DELETED") == 0)
                 rc = row_delete(s, resource, ns, name, err);
-        else if (insert)
-                rc = row_insert(s, resource, ns, name, uid, rev, body, err);
         else
-                rc = row_put(s, resource, ns, name, uid, rev, body, err);
+                rc = row_write(s, insert, resource, ns, name, uid, rev, body, err);
         if (rc) {
                 /* Refused by a key (SW_EEXIST), SQLite undid the statement; else the group fails. */
                 if (rc != SW_EEXIST && !s->txn_err) {
@@ -1322,6 +1293,30 @@ static const char *obj_name(const json_t *obj)
         return sw_json_str(json_object_get(obj, "metadata"), "name", "");
 }
 
+/* Step `st` (SELECT body, rev of one key, bound) on `db`: a copy of the text (NULL when absent). */
+static int text_row(char **text_out, size_t *len_out, int64_t *rev_out, sqlite3 *db,
+                    sqlite3_stmt *st, struct sw_err *err)
+{
+        int rc = sqlite3_step(st);
+
+        *text_out = NULL;
+        *len_out = 0;
+        *rev_out = 0;
+        if (rc == SQLITE_ROW) {
+                *len_out = (size_t)sqlite3_column_bytes(st, 0);
+                *text_out = sw_xstrndup((const char *)sqlite3_column_text(st, 0), *len_out);
+                *rev_out = sqlite3_column_int64(st, 1);
+                rc = 0;
+        } else if (rc == SQLITE_DONE) {
+                rc = 0;
+        } else {
+                rc = store_sqlite_err(db, rc, err, "get");
+        }
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        return rc;
+}
+
 /*
  * A committed row read on the reader connection, outside the writers'
  * lock: its text (NULL when absent) and revision. Without the reader, on
@@ -1330,42 +1325,26 @@ static const char *obj_name(const json_t *obj)
 static int reader_get(char **text_out, size_t *len_out, int64_t *rev_out, struct orch_store *s,
                       const char *resource, const char *ns, const char *name, struct sw_err *err)
 {
+        sqlite3_stmt *st = NULL;
         int rc;
 
         *text_out = NULL;
-        *len_out = 0;
-        *rev_out = 0;
         if (!s->rdb) {
-                json_t *obj = NULL;
                 read_lock(s);
-                rc = row_get(&obj, text_out, s, resource, ns, name, err);
+                rc = key_stmt(&st, s,
+                              "SELECT body, rev FROM objects WHERE resource=?1 AND namespace=?2 "
+                              "AND name=?3",
+                              resource, ns, name, "get", err);
+                if (rc == 0)
+                        rc = text_row(text_out, len_out, rev_out, s->db, st, err);
                 store_unlock(s);
-                if (rc == 0 && *text_out) {
-                        *len_out = strlen(*text_out);
-                        *rev_out = strtoll(sw_json_str(json_object_get(obj, "metadata"),
-                                                       "resourceVersion", "0"),
-                                           NULL, 10);
-                }
-                json_decref(obj);
                 return rc;
         }
         pthread_mutex_lock(&s->rmu);
         sqlite3_bind_text(s->rget, 1, resource, -1, SQLITE_STATIC);
         sqlite3_bind_text(s->rget, 2, ns, -1, SQLITE_STATIC);
         sqlite3_bind_text(s->rget, 3, name, -1, SQLITE_STATIC);
-        rc = sqlite3_step(s->rget);
-        if (rc == SQLITE_ROW) {
-                *len_out = (size_t)sqlite3_column_bytes(s->rget, 0);
-                *text_out = sw_xstrndup((const char *)sqlite3_column_text(s->rget, 0), *len_out);
-                *rev_out = sqlite3_column_int64(s->rget, 1);
-                rc = 0;
-        } else if (rc == SQLITE_DONE) {
-                rc = 0;
-        } else {
-                rc = store_sqlite_err(s->rdb, rc, err, "get");
-        }
-        sqlite3_reset(s->rget);
-        sqlite3_clear_bindings(s->rget);
+        rc = text_row(text_out, len_out, rev_out, s->rdb, s->rget, err);
         pthread_mutex_unlock(&s->rmu);
         return rc;
 }
@@ -1744,16 +1723,14 @@ int orch_store_mutate(json_t **out, struct orch_store *s, const char *resource, 
                 goto done;
         if ((rc = write_enter(s, err)) != 0)
                 goto out;
-        if ((rc = row_get(&obj, &old_text, s, resource, ns, name, err)) != 0) {
+        if ((rc = row_get(&obj, &old_text, s, resource, ns, name, err)) != 0)
                 goto out;
-        }
         if (!obj) {
                 rc = sw_err_set(err, SW_ENOTFOUND, "%s \"%s\" not found", resource, name);
                 goto out;
         }
-        if ((rc = fn(obj, arg, err)) != 0) {
+        if ((rc = fn(obj, arg, err)) != 0)
                 goto out;
-        }
         rc = commit_write(s, "MODIFIED", resource, ns, name, obj, NULL, false, &old_text, NULL,
                           err);
         wrote = rc == 0;
@@ -1921,8 +1898,8 @@ int orch_store_events_raw(struct orch_event ***out, size_t *n_out, int64_t *scan
         size_t n = 0, cap = 0;
 
         pthread_rwlock_rdlock(&s->ring_mu);
-        if (after < s->compacted) {
-                int64_t compacted = s->compacted;
+        if (after < s->rev - (int64_t)s->ring_count) {
+                int64_t compacted = s->rev - (int64_t)s->ring_count;
                 pthread_rwlock_unlock(&s->ring_mu);
                 return sw_err_set(err, SW_ENOTFOUND, "too old resource version: %lld (%lld)",
                                   (long long)after, (long long)compacted + 1);

@@ -9,6 +9,7 @@
 -- them, and a watch from a revision older than that log is answered 410 Gone,
 -- after which the client lists again. Writing every body twice (object and
 -- event) and deleting the compacted events was most of the store's disk work.
+-- The compaction floor is now the log's; its counter row goes.
 CREATE TABLE objects_new (
         id        INTEGER PRIMARY KEY,
         resource  TEXT NOT NULL,
@@ -25,3 +26,4 @@ DROP TABLE objects;
 ALTER TABLE objects_new RENAME TO objects;
 CREATE UNIQUE INDEX objects_key ON objects (resource, namespace, name);
 DROP TABLE events;
+DELETE FROM counters WHERE name = 'compacted';
