@@ -2545,10 +2545,22 @@ static int local_watch(void *ctx, long *status, json_t **out, const char *path,
         return local_call(ctx, &call, status, out, "GET", path, err);
 }
 
+static void local_hold(void *ctx)
+{
+        orch_store_hold(((struct orch_api *)ctx)->store);
+}
+
+static int local_release(void *ctx, struct sw_err *err)
+{
+        return orch_store_release(((struct orch_api *)ctx)->store, err);
+}
+
 void orch_api_local(struct orch_kube_local *out, struct orch_api *api)
 {
         out->request = local_request;
         out->watch = local_watch;
+        out->hold = local_hold;
+        out->release = local_release;
         out->ctx = api;
 }
 

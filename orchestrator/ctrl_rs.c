@@ -25,6 +25,7 @@
 
 #define RS_CREATORS 4      /* threads of a large scale-up */
 #define RS_PARALLEL_MIN 16 /* fewer pods than this are created one by one */
+#define RS_HOLD 16         /* creates a creator thread commits together */
 
 static void rs_on_pod(void *arg, const char *type, const json_t *obj, const json_t *old)
 {
@@ -118,8 +119,18 @@ static void *rs_creator_main(void *arg)
         self.name = c->l->name;
         self.mgr = c->l->mgr;
         c->rc = orch_ctrl_client(&self.kc, c->l->mgr, &c->err);
-        for (int64_t k = 0; k < c->count && c->rc == 0; k++)
-                c->rc = create_pod(&self, c->rs, c->ns, c->rsname, c->created, &c->err);
+        for (int64_t k = 0; k < c->count && c->rc == 0;) {
+                size_t before = json_array_size(c->created);
+                orch_kube_hold(self.kc);
+                for (int h = 0; h < RS_HOLD && k < c->count && c->rc == 0; h++, k++)
+                        c->rc = create_pod(&self, c->rs, c->ns, c->rsname, c->created, &c->err);
+                if (orch_kube_release(self.kc, &c->err) != 0) {
+                        /* Not committed: these pods do not exist, and none is expected. */
+                        c->rc = c->err.code;
+                        while (json_array_size(c->created) > before)
+                                json_array_remove(c->created, before);
+                }
+        }
         orch_kube_free(self.kc);
         return NULL;
 }

@@ -205,6 +205,20 @@ int64_t orch_store_wait_kind(struct orch_store *s, const char *resource, int64_t
 void orch_store_wake(struct orch_store *s);
 
 /*
+ * Hold the group commit open across this thread's next writes, so that
+ * many of them (and other threads' writes) commit together: a held write
+ * returns once it is staged, before its group commits, and no watcher
+ * sees it until then. orch_store_release() ends the hold, commits what is
+ * still open when no other writer is on its way, and waits until every
+ * held write is committed; it fails (SW_EIO) when some group among them
+ * failed, in which case any of the held writes may be lost. A thread holds
+ * one store at a time; a hold inside a hold is part of it. A held thread
+ * must not wait for another thread's write.
+ */
+void orch_store_hold(struct orch_store *s);
+int orch_store_release(struct orch_store *s, struct sw_err *err);
+
+/*
  * Every object whose metadata.ownerReferences names `uid`, as an array of
  * {"resource":…, "object":{…}}.
  */

@@ -57,6 +57,7 @@
 #define COUNTER_IDLE_MS (10 * 60 * 1000)
 #define BINDERS 4
 #define BIND_QUEUE 1024
+#define BIND_HOLD 16 /* bindings a binder commits together */
 
 /* A pod assumed on a node, waiting for its binding. */
 struct bind_job {
@@ -1188,10 +1189,26 @@ static int sched_bind(struct orch_kube *kc, const json_t *pod, const char *node,
         return rc;
 }
 
+/* A binding that failed: undo the assumption, and try the pod again unless that is moot. */
+static void bind_failed(struct sched_state *s, struct bind_job *j, int rc)
+{
+        struct orch_ctrl_loop *l = s->loop;
+        struct sched_pod *p;
+
+        pthread_mutex_lock(&s->mu);
+        p = pod_find(s, j->key);
+        if (p && p->assumed)
+                pod_forget(s, j->key);
+        pthread_mutex_unlock(&s->mu);
+        if (rc != SW_ENOTFOUND && rc != SW_ECONFLICT && !atomic_load(&l->mgr->stop))
+                orch_ctrl_queue_add_after(&l->q, j->key, 200);
+}
+
 /*
- * A binder thread: POST the bindings the loop queued, each with its
- * Scheduled Event; a binding that fails undoes the assumption, and the
- * pod is tried again unless it is gone or someone else bound it.
+ * A binder thread: POST the bindings the loop queued, up to BIND_HOLD at
+ * a time committed together, then their Scheduled Events; a binding that
+ * fails undoes the assumption, and the pod is tried again unless it is
+ * gone or someone else bound it.
  */
 static void *binder_main(void *arg)
 {
@@ -1199,6 +1216,8 @@ static void *binder_main(void *arg)
         struct orch_ctrl_loop *l = s->loop, self;
         struct sw_err err = SW_ERR_INIT;
         struct orch_kube *kc = NULL;
+        struct bind_job js[BIND_HOLD];
+        int rcs[BIND_HOLD];
 
         if (orch_ctrl_client(&kc, l->mgr, &err) != 0) {
                 sw_log(SW_LOG_ERROR, "sched", "binder without a client", "{s:s}", "error", err.msg);
@@ -1210,8 +1229,7 @@ static void *binder_main(void *arg)
         self.mgr = l->mgr;
         self.kc = kc;
         for (;;) {
-                struct bind_job j;
-                int rc;
+                size_t n = 0;
                 pthread_mutex_lock(&s->bmu);
                 while (!s->closing && s->njobs == 0)
                         pthread_cond_wait(&s->bcv, &s->bmu);
@@ -1219,33 +1237,41 @@ static void *binder_main(void *arg)
                         pthread_mutex_unlock(&s->bmu);
                         break;
                 }
-                j = s->jobs[s->jhead];
-                s->jhead = (s->jhead + 1) % BIND_QUEUE;
-                s->njobs--;
+                /* A fair share of what is queued, so that every binder has work. */
+                while (s->njobs > 0 && n < BIND_HOLD && (n == 0 || s->njobs >= BINDERS)) {
+                        js[n++] = s->jobs[s->jhead];
+                        s->jhead = (s->jhead + 1) % BIND_QUEUE;
+                        s->njobs--;
+                }
                 pthread_cond_broadcast(&s->bcv);
                 pthread_mutex_unlock(&s->bmu);
-                sw_err_clear(&err);
-                rc = kc && !atomic_load(&l->mgr->stop) ? sched_bind(kc, j.pod, j.node, &err)
-                                                       : SW_EUNAVAIL;
-                if (rc == 0) {
-                        const json_t *md = json_object_get(j.pod, "metadata");
-                        orch_ctrl_event(&self, j.pod, "Normal", "Scheduled",
-                                        "Successfully assigned %s/%s to %s",
-                                        sw_json_str(md, "namespace", ""),
-                                        sw_json_str(md, "name", ""), j.node);
-                } else {
-                        struct sched_pod *p;
-                        pthread_mutex_lock(&s->mu);
-                        p = pod_find(s, j.key);
-                        if (p && p->assumed)
-                                pod_forget(s, j.key);
-                        pthread_mutex_unlock(&s->mu);
-                        if (rc != SW_ENOTFOUND && rc != SW_ECONFLICT && !atomic_load(&l->mgr->stop))
-                                orch_ctrl_queue_add_after(&l->q, j.key, 200);
+                if (kc)
+                        orch_kube_hold(kc);
+                for (size_t i = 0; i < n; i++) {
+                        sw_err_clear(&err);
+                        rcs[i] = kc && !atomic_load(&l->mgr->stop)
+                                         ? sched_bind(kc, js[i].pod, js[i].node, &err)
+                                         : SW_EUNAVAIL;
                 }
-                json_decref(j.pod);
-                free(j.key);
-                free(j.node);
+                sw_err_clear(&err);
+                if (kc && orch_kube_release(kc, &err) != 0)
+                        for (size_t i = 0; i < n; i++)
+                                rcs[i] = rcs[i] ? rcs[i] : err.code;
+                for (size_t i = 0; i < n; i++) {
+                        struct bind_job *j = &js[i];
+                        if (rcs[i] == 0) {
+                                const json_t *md = json_object_get(j->pod, "metadata");
+                                orch_ctrl_event(&self, j->pod, "Normal", "Scheduled",
+                                                "Successfully assigned %s/%s to %s",
+                                                sw_json_str(md, "namespace", ""),
+                                                sw_json_str(md, "name", ""), j->node);
+                        } else {
+                                bind_failed(s, j, rcs[i]);
+                        }
+                        json_decref(j->pod);
+                        free(j->key);
+                        free(j->node);
+                }
         }
         orch_kube_free(kc);
         return NULL;

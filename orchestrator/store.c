@@ -55,6 +55,7 @@
 
 #define STORE_STMTS 32              /* prepared statements cached */
 #define STORE_CHECKPOINT_PAGES 1000 /* SQLite's default autocheckpoint */
+#define STORE_WAL_MAX_PAGES 8000    /* a WAL this long is emptied by the writer */
 #define STORE_WAKE_BUCKETS 16       /* wake-up words, by a hash of the resource */
 #define STORE_BATCH_MAX 32          /* writes one group commit takes at most */
 #define STORE_BATCH_RING 8          /* outcomes of the last group commits kept */
@@ -94,8 +95,11 @@ struct orch_store {
         struct orch_event **keys;
         size_t keys_mask;
         json_t *unshared;
-        /* WAL pages not yet checkpointed (store_wal_hook), guarded by mu. */
-        int wal_pages;
+        /*
+         * The WAL's length in pages (store_wal_hook), and its length when a
+         * checkpoint was last asked for; guarded by mu.
+         */
+        int wal_pages, wal_asked;
         /* The checkpointer: its connection and thread, woken through ckpt_mu/ckpt_cv. */
         sqlite3 *ckpt_db;
         pthread_t ckpt_th;
@@ -123,6 +127,8 @@ struct orch_store {
         uint64_t batch; /* the open group; ended ones are lower */
         int batch_rc[STORE_BATCH_RING];
         char batch_msg[STORE_BATCH_RING][SW_ERR_MSG_MAX];
+        uint64_t failed; /* the last group that failed, plus one; 0 when none has */
+        char failed_msg[SW_ERR_MSG_MAX];
         pthread_cond_t batch_cv;
         /* Prepared statements by SQL text (store_prepare), guarded by mu. */
         sqlite3_stmt *stmts[STORE_STMTS];
@@ -1071,6 +1077,16 @@ static int row_delete(struct orch_store *s, const char *resource, const char *ns
 /* ---- group commit ---------------------------------------------------------- */
 
 /*
+ * This thread's hold on the group commit (orch_store_hold): the first and
+ * last groups its writes went into.
+ */
+static _Thread_local struct {
+        struct orch_store *s;
+        uint64_t first, last;
+        bool wrote;
+} held;
+
+/*
  * Take the mutex for a write and join the open transaction, or open one.
  * A write has no savepoint of its own: it checks what could refuse it
  * before it writes, and SQLite undoes a statement refused by a constraint
@@ -1116,16 +1132,24 @@ static void staged_publish(struct orch_store *s)
         s->nstaged = 0;
 }
 
-/* Hand the checkpointing of a grown WAL to the checkpointer (mu held). */
+/*
+ * Hand the checkpointing of the WAL to the checkpointer (mu held) each
+ * time it has grown by STORE_CHECKPOINT_PAGES. Counted from the last
+ * request, not from the WAL's start: under steady writes the WAL restarts
+ * only now and then, and asking after every commit past the mark had the
+ * checkpointer sync the files for a few pages each time.
+ */
 static void maybe_checkpoint(struct orch_store *s)
 {
         bool behind;
 
-        if (s->wal_pages < STORE_CHECKPOINT_PAGES)
+        if (s->wal_pages < s->wal_asked)
+                s->wal_asked = 0; /* the WAL restarted */
+        if (s->wal_pages - s->wal_asked < STORE_CHECKPOINT_PAGES)
                 return;
-        /* The checkpointer's work, unless it has fallen far behind. */
-        behind = s->wal_pages >= STORE_CHECKPOINT_PAGES * 2;
-        s->wal_pages = 0;
+        s->wal_asked = s->wal_pages;
+        /* The checkpointer's work, unless the WAL has grown past its bound. */
+        behind = s->wal_pages >= STORE_WAL_MAX_PAGES;
         if (s->ckpt_running && !behind) {
                 pthread_mutex_lock(&s->ckpt_mu);
                 s->ckpt_due = true;
@@ -1140,6 +1164,8 @@ static void maybe_checkpoint(struct orch_store *s)
         sqlite3_wal_checkpoint_v2(s->db, NULL,
                                   behind ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE,
                                   NULL, NULL);
+        if (behind)
+                s->wal_asked = 0;
 }
 
 /* Commit the open transaction (mu held): publish its events, or fail them all. */
@@ -1166,6 +1192,10 @@ static void batch_end(struct orch_store *s)
         s->txn_open = false;
         s->batch_rc[slot] = rc;
         snprintf(s->batch_msg[slot], sizeof(s->batch_msg[slot]), "%s", rc ? err.msg : "");
+        if (rc) {
+                s->failed = s->batch + 1;
+                snprintf(s->failed_msg, sizeof(s->failed_msg), "%s", err.msg);
+        }
         s->batch++;
         pthread_cond_broadcast(&s->batch_cv);
 }
@@ -1184,6 +1214,18 @@ static int write_leave(struct orch_store *s, bool wrote, struct sw_err *err)
         int rc = 0;
 
         atomic_fetch_sub(&s->writers, 1);
+        if (held.s == s) {
+                /* Held: the group stays open past this write, and release waits. */
+                if (wrote) {
+                        if (!held.wrote)
+                                held.first = mine;
+                        held.last = mine;
+                        held.wrote = true;
+                }
+                if (s->txn_open && s->nstaged >= STORE_BATCH_MAX)
+                        batch_end(s);
+                goto out;
+        }
         if (wrote && s->txn_open && atomic_load(&s->writers) == 0 && s->nstaged < 4) {
                 /*
                  * A small group and nobody queued: let the threads that are
@@ -1204,6 +1246,7 @@ static int write_leave(struct orch_store *s, bool wrote, struct sw_err *err)
                 rc = s->batch_rc[mine % STORE_BATCH_RING];
                 sw_err_set(err, rc, "%s", s->batch_msg[mine % STORE_BATCH_RING]);
         }
+out:
         if (json_array_size(s->unshared)) {
                 unshared = s->unshared;
                 s->unshared = json_array();
@@ -1212,6 +1255,36 @@ static int write_leave(struct orch_store *s, bool wrote, struct sw_err *err)
         json_decref(unshared); /* past the mutex: it frees */
         if (wrote)
                 json_sweep(s, atomic_load(&s->pub_rev));
+        return rc;
+}
+
+void orch_store_hold(struct orch_store *s)
+{
+        if (held.s)
+                return; /* one hold at a time; the inner one is part of it */
+        memset(&held, 0, sizeof(held));
+        held.s = s;
+        atomic_fetch_add(&s->writers, 1);
+}
+
+int orch_store_release(struct orch_store *s, struct sw_err *err)
+{
+        int rc = 0;
+
+        if (held.s != s)
+                return 0;
+        held.s = NULL;
+        pthread_mutex_lock(&s->mu);
+        atomic_fetch_sub(&s->writers, 1);
+        if (held.wrote) {
+                if (s->txn_open && s->batch == held.last && atomic_load(&s->writers) == 0)
+                        batch_end(s);
+                while (s->batch <= held.last)
+                        pthread_cond_wait(&s->batch_cv, &s->mu);
+                if (s->failed > held.first)
+                        rc = sw_err_set(err, SW_EIO, "writes not committed: %s", s->failed_msg);
+        }
+        store_unlock(s);
         return rc;
 }
 

@@ -454,6 +454,19 @@ static int local_request(json_t **out, long *status_out, struct orch_kube *c, co
         return rc;
 }
 
+void orch_kube_hold(struct orch_kube *c)
+{
+        if (c->is_local && c->local.hold)
+                c->local.hold(c->local.ctx);
+}
+
+int orch_kube_release(struct orch_kube *c, struct sw_err *err)
+{
+        if (c->is_local && c->local.release)
+                return c->local.release(c->local.ctx, err);
+        return 0;
+}
+
 int orch_kube_request_give(json_t **out, long *status_out, struct orch_kube *c, const char *method,
                            const char *path, const char *content_type, json_t *body,
                            struct sw_err *err)

@@ -61,6 +61,9 @@ struct orch_kube_local {
         int (*watch)(void *ctx, long *status, json_t **out, const char *path,
                      int (*fn)(void *arg, const char *type, const json_t *obj), void *arg,
                      struct sw_err *err);
+        /* orch_kube_hold() and orch_kube_release(); either may be NULL */
+        void (*hold)(void *ctx);
+        int (*release)(void *ctx, struct sw_err *err);
         void *ctx;
 };
 
@@ -97,6 +100,16 @@ int orch_kube_request_give(json_t **out, long *status_out, struct orch_kube *c, 
 int orch_kube_request(json_t **out, long *status_out, struct orch_kube *c, const char *method,
                       const char *path, const char *content_type, const json_t *body,
                       struct sw_err *err);
+/*
+ * Group the writes this thread makes next: an API server in this process
+ * commits them together (and with other threads' writes) instead of one
+ * commit per write; a write's reply then comes once it is staged, and the
+ * writes are durable and visible to watches only when orch_kube_release()
+ * returns 0. Nothing is held for a server over HTTP, and release returns 0.
+ * Between the two, the thread must not wait for another thread's write.
+ */
+void orch_kube_hold(struct orch_kube *c);
+int orch_kube_release(struct orch_kube *c, struct sw_err *err);
 /* A plain-text GET (pods/log). *out is malloc'ed. */
 int orch_kube_get_text(char **out, struct orch_kube *c, const char *path, struct sw_err *err);
 

@@ -430,6 +430,7 @@ struct writer {
         int id, n;
         atomic_int *failures;
         int64_t revs[64];
+        int hold; /* writes per orch_store_hold(), or 0 */
 };
 
 static void *writer_main(void *arg)
@@ -440,6 +441,8 @@ static void *writer_main(void *arg)
 
         for (int i = 0; i < w->n; i++) {
                 json_t *in, *out = NULL, *again = NULL;
+                if (w->hold && i % w->hold == 0)
+                        orch_store_hold(w->s);
                 snprintf(name, sizeof(name), "w%d-%d", w->id, i);
                 in = cm("ns", name, "1");
                 if (orch_store_create(&out, w->s, "configmaps", in, 0, &err) != 0) {
@@ -453,6 +456,9 @@ static void *writer_main(void *arg)
                 }
                 json_decref(out);
                 json_decref(in);
+                if (w->hold && (i % w->hold == w->hold - 1 || i == w->n - 1) &&
+                    orch_store_release(w->s, &err) != 0)
+                        atomic_fetch_add(w->failures, 1);
         }
         return NULL;
 }
@@ -462,14 +468,15 @@ static void *writer_main(void *arg)
  * own revision, revisions have no gaps, the event log has them all in
  * order, and a refused write in a group leaves the rest of it alone.
  */
-static void test_group_commit(void)
+static void group_commit(int hold)
 {
-        struct orch_store *s = open_store("group", 0);
+        char dbname[32];
+        struct orch_store *s;
         struct sw_err err = SW_ERR_INIT;
         struct writer ws[6];
         pthread_t th[6];
         atomic_int failures = 0;
-        int64_t start = orch_store_revision(s), seen = start;
+        int64_t start, seen;
         struct orch_event **evs = NULL;
         json_t *all = json_object(), *items = NULL;
         size_t n = 0;
@@ -477,8 +484,12 @@ static void test_group_commit(void)
         bool more = false;
         struct orch_list_query q = {0};
 
+        snprintf(dbname, sizeof(dbname), "group-%d", hold);
+        s = open_store(dbname, 0);
+        start = seen = orch_store_revision(s);
         for (int i = 0; i < 6; i++) {
-                ws[i] = (struct writer){s, i, 50, &failures, {0}};
+                /* with `hold`, half the writers hold their groups */
+                ws[i] = (struct writer){s, i, 50, &failures, {0}, i % 2 ? hold : 0};
                 CHECK(pthread_create(&th[i], NULL, writer_main, &ws[i]) == 0);
         }
         for (int i = 0; i < 6; i++)
@@ -515,6 +526,57 @@ static void test_group_commit(void)
         orch_store_free(s);
 }
 
+static void test_group_commit(void)
+{
+        group_commit(0);
+}
+
+/* The same with holders among the writers, and holds longer than a group. */
+static void test_group_commit_held(void)
+{
+        group_commit(7);
+        group_commit(40);
+}
+
+/*
+ * Held writes are staged, not committed: no watcher sees them and the
+ * published revision stays, until the release commits them all at once.
+ */
+static void test_hold_release(void)
+{
+        struct orch_store *s = open_store("hold", 0);
+        struct sw_err err = SW_ERR_INIT;
+        struct orch_event **evs = NULL;
+        int64_t start = orch_store_revision(s), scanned = 0;
+        size_t n = 0;
+        char name[32];
+
+        orch_store_hold(s);
+        for (int i = 0; i < 5; i++) {
+                json_t *in, *out = NULL;
+                snprintf(name, sizeof(name), "h%d", i);
+                in = cm("ns", name, "1");
+                CHECK_OK(orch_store_create(&out, s, "configmaps", in, 0, &err), &err);
+                CHECK_INT(strtoll(meta_str(out, "resourceVersion"), NULL, 10), start + 1 + i);
+                json_decref(out);
+                json_decref(in);
+        }
+        CHECK_INT(orch_store_revision(s), start);
+        CHECK_OK(orch_store_events_raw(&evs, &n, &scanned, s, "configmaps", start, 8, &err), &err);
+        CHECK_INT(n, 0);
+        orch_events_free(evs, n);
+        CHECK_OK(orch_store_release(s, &err), &err);
+        CHECK_INT(orch_store_revision(s), start + 5);
+        CHECK_OK(orch_store_events_raw(&evs, &n, &scanned, s, "configmaps", start, 8, &err), &err);
+        CHECK_INT(n, 5);
+        orch_events_free(evs, n);
+        /* A release without writes, or without a hold, has nothing to wait for. */
+        orch_store_hold(s);
+        CHECK_OK(orch_store_release(s, &err), &err);
+        CHECK_OK(orch_store_release(s, &err), &err);
+        orch_store_free(s);
+}
+
 int main(void)
 {
         T_RUN(test_create_get);
@@ -529,5 +591,7 @@ int main(void)
         T_RUN(test_wal_checkpointed);
         T_RUN(test_reopen_keeps_revision);
         T_RUN(test_group_commit);
+        T_RUN(test_group_commit_held);
+        T_RUN(test_hold_release);
         return t_done();
 }
