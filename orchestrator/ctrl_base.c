@@ -13,12 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/rand.h"
 #include "orchestrator/client/kube.h"
 #include "orchestrator/ctrl_int.h"
 #include "orchestrator/orch_int.h"
@@ -363,8 +363,7 @@ void orch_ctrl_random_suffix(char *out, size_t n)
         static const char alnum[] = "bcdfghjklmnpqrstvwxz2456789";
         unsigned char rnd[16];
 
-        if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
-                memset(rnd, 7, sizeof(rnd));
+        sw_rand_bytes(rnd, sizeof(rnd));
         for (size_t i = 0; i < n && i < sizeof(rnd); i++)
                 out[i] = alnum[rnd[i] % (sizeof(alnum) - 1)];
         out[n] = '\0';
@@ -512,8 +511,7 @@ void orch_ctrl_event(struct orch_ctrl_loop *l, const json_t *obj, const char *ty
         va_start(ap, fmt);
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
-        if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
-                memset(rnd, 0, sizeof(rnd));
+        sw_rand_bytes(rnd, sizeof(rnd));
         name = sw_xasprintf("%s.%02x%02x%02x%02x%02x%02x", sw_json_str(md, "name", "x"), rnd[0],
                             rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
         orch_time_fmt(ts, sizeof(ts), sw_now_ms());

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "common/clock.h"
 #include "common/json.h"
@@ -31,18 +30,6 @@ static void rs_on_pod(void *arg, const char *type, const json_t *obj, const json
 {
         (void)type;
         orch_ctrl_enqueue_owners(arg, obj, old, "ReplicaSet");
-}
-
-static void random_suffix(char *out, size_t n)
-{
-        static const char alnum[] = "bcdfghjklmnpqrstvwxz2456789";
-        unsigned char rnd[16];
-
-        if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
-                memset(rnd, 7, sizeof(rnd));
-        for (size_t i = 0; i < n && i < sizeof(rnd); i++)
-                out[i] = alnum[rnd[i] % (sizeof(alnum) - 1)];
-        out[n] = '\0';
 }
 
 /*
@@ -73,7 +60,7 @@ static int create_pod(struct orch_ctrl_loop *l, const json_t *rs, const char *ns
                 if (json_object_get(tmd, "annotations"))
                         json_object_set_new(md, "annotations",
                                             sw_json_copy(json_object_get(tmd, "annotations")));
-                random_suffix(sfx, 5);
+                orch_ctrl_random_suffix(sfx, 5);
                 free(name);
                 name = sw_xasprintf("%s-%s", rsname, sfx);
                 json_object_set_new(md, "name", json_string(name));

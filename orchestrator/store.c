@@ -36,7 +36,6 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/file.h>
-#include <sys/random.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <time.h>
@@ -45,6 +44,7 @@
 #include "common/embed.h"
 #include "common/json.h"
 #include "common/mem.h"
+#include "common/rand.h"
 #include "orchestrator/orch_int.h"
 #include "common/banned.h"
 
@@ -55,7 +55,7 @@
 
 #define STORE_STMTS 32              /* prepared statements cached */
 #define STORE_CHECKPOINT_PAGES 1000 /* SQLite's default autocheckpoint */
-#define STORE_WAL_MAX_PAGES 8000    /* a WAL this long is emptied by the writer */
+#define STORE_WAL_MAX_PAGES 2500    /* a WAL this long is emptied by the writer */
 #define STORE_WAKE_BUCKETS 16       /* wake-up words, by a hash of the resource */
 #define STORE_BATCH_MAX 32          /* writes one group commit takes at most */
 #define STORE_BATCH_RING 8          /* outcomes of the last group commits kept */
@@ -525,12 +525,7 @@ static void store_uid(char *out, size_t size)
 {
         unsigned char b[16];
 
-        if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b)) {
-                /* getrandom on Linux >= 3.17 does not fail for 16 bytes; be safe anyway. */
-                int64_t t = sw_mono_us();
-                for (size_t i = 0; i < sizeof(b); i++)
-                        b[i] = (unsigned char)((t >> (i % 8 * 8)) ^ (int64_t)(i * 131));
-        }
+        sw_rand_bytes(b, sizeof(b));
         b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
         b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
         snprintf(out, size, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",

@@ -11,11 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "common/buf.h"
 #include "common/json.h"
 #include "common/mem.h"
+#include "common/rand.h"
 #include "common/validate.h"
 #include "orchestrator/orch_int.h"
 #include "common/banned.h"
@@ -626,8 +626,7 @@ static void generate_name(json_t *meta)
         char name[300];
         size_t n;
 
-        if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
-                memset(r, 7, sizeof(r));
+        sw_rand_bytes(r, sizeof(r));
         n = (size_t)snprintf(name, sizeof(name), "%.58s", prefix);
         for (size_t i = 0; i < 5; i++)
                 name[n + i] = alphabet[r[i] % (sizeof(alphabet) - 1)];
