@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "common/clock.h"
 #include "common/fs.h"
@@ -266,6 +267,16 @@ static void report_binding(struct seen *s)
         free(lat);
 }
 
+/* CPU time (user and system) this process has used, in ms. */
+static int64_t cpu_ms(void)
+{
+        struct rusage ru;
+
+        getrusage(RUSAGE_SELF, &ru);
+        return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+               (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+}
+
 /* Wait until Deployment `name` reports `want` available replicas. */
 static bool wait_available(struct orch_kube *kc, const char *name, int want, int64_t timeout_ms)
 {
@@ -307,7 +318,7 @@ int main(int argc, char **argv)
         const char *dir = t_tmpdir();
         char *db = sw_xasprintf("%s/bench.db", dir), *kcfg = sw_xasprintf("%s/kubeconfig", dir);
         char *text;
-        int64_t t0, t1;
+        int64_t t0, t1, c0, c1;
         int rc = 1;
         bool watching = false;
         json_t *patch;
@@ -363,6 +374,7 @@ int main(int argc, char **argv)
 
         /* Deployments totalling `pods` replicas, mixed requests and spreading. */
         t0 = sw_mono_ms();
+        c0 = cpu_ms();
         for (int d = 0; d < ndeploy; d++) {
                 char name[32];
                 int n = pods / ndeploy + (d < pods % ndeploy ? 1 : 0);
@@ -376,9 +388,14 @@ int main(int argc, char **argv)
         if (!wait_bound(&s, pods, 600000))
                 fprintf(stderr, "only %d of %d pods bound\n", atomic_load(&s.bound), pods);
         t1 = sw_mono_ms();
+        c1 = cpu_ms();
         printf("scheduler_deployments: %d deployments\n", ndeploy);
         printf("scheduler_all_bound_time: %lld ms\n", (long long)(t1 - t0));
         report_binding(&s);
+        /* The whole process's CPU while the pods were created and bound, over both cores. */
+        printf("scheduler_cpu_per_pod: %.0f us\n", (double)(c1 - c0) * 1000.0 / (pods ? pods : 1));
+        printf("scheduler_cpu_busy: %.0f %%\n",
+               (double)(c1 - c0) * 100.0 / (double)(t1 > t0 ? t1 - t0 : 1));
 
         /* One Deployment from 0 to `replicas`, until every replica is available. */
         if (replicas > 0) {
