@@ -83,7 +83,12 @@ static struct spec_cached {
 } spec_cache[SSA_SPEC_CACHE];
 static unsigned spec_cache_next;
 
-/* The field set of a top-level `spec` of type `t`: a copy of a cached one, or made and cached. */
+/*
+ * The field set of a top-level `spec` of type `t`: a cached one, or made
+ * and cached. The set is shared with the cache, which never changes it:
+ * field sets, once made, are only read (what changes a manager's set works
+ * on a copy of its fieldsV1).
+ */
 static json_t *spec_fieldset(const json_t *spec, const struct orch_smp_type *t, int depth)
 {
         struct spec_cached seen[SSA_SPEC_CACHE];
@@ -100,7 +105,7 @@ static json_t *spec_fieldset(const json_t *spec, const struct orch_smp_type *t, 
         /* compared past the lock: the cached trees are never changed */
         for (int i = 0; i < SSA_SPEC_CACHE; i++) {
                 if (!set && seen[i].spec && seen[i].t == t && json_equal(seen[i].spec, spec))
-                        set = sw_json_copy(seen[i].set);
+                        set = json_incref(seen[i].set);
                 json_decref(seen[i].spec);
                 json_decref(seen[i].set);
         }
@@ -112,7 +117,7 @@ static json_t *spec_fieldset(const json_t *spec, const struct orch_smp_type *t, 
         seen[0] = spec_cache[slot];
         spec_cache[slot].t = t;
         spec_cache[slot].spec = sw_json_copy(spec);
-        spec_cache[slot].set = sw_json_copy(set);
+        spec_cache[slot].set = json_incref(set);
         pthread_mutex_unlock(&spec_cache_mu);
         json_decref(seen[0].spec);
         json_decref(seen[0].set);

@@ -1271,9 +1271,14 @@ int orch_store_release(struct orch_store *s, struct sw_err *err)
         held.s = NULL;
         pthread_mutex_lock(&s->mu);
         atomic_fetch_sub(&s->writers, 1);
+        /*
+         * The last writer out commits what is open, whoever staged it: the
+         * held writes may have gone into an earlier group, while a later
+         * one waits for a commit.
+         */
+        if (s->txn_open && atomic_load(&s->writers) == 0)
+                batch_end(s);
         if (held.wrote) {
-                if (s->txn_open && s->batch == held.last && atomic_load(&s->writers) == 0)
-                        batch_end(s);
                 while (s->batch <= held.last)
                         pthread_cond_wait(&s->batch_cv, &s->mu);
                 if (s->failed > held.first)

@@ -4,6 +4,7 @@
  * finalizers, ordered paged lists, the event log and its compaction, and
  * group commit under concurrent writers.
  */
+#define _GNU_SOURCE /* pthread_timedjoin_np */
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -11,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/mem.h"
 #include "orchestrator/orch_int.h"
@@ -577,6 +580,78 @@ static void test_hold_release(void)
         orch_store_free(s);
 }
 
+struct late_holder {
+        struct orch_store *s;
+        atomic_int staged;
+        int rc;
+};
+
+static void *late_holder_main(void *arg)
+{
+        struct late_holder *h = arg;
+        struct sw_err err = SW_ERR_INIT;
+        json_t *in = cm("ns", "late", "1"), *out = NULL;
+
+        orch_store_hold(h->s);
+        h->rc = orch_store_create(&out, h->s, "configmaps", in, 0, &err);
+        atomic_store(&h->staged, 1);
+        if (h->rc == 0)
+                h->rc = orch_store_release(h->s, &err);
+        json_decref(out);
+        json_decref(in);
+        return NULL;
+}
+
+/*
+ * A holder whose writes all went into a group that committed earlier (it
+ * filled it) releases last, while another holder's write waits in the open
+ * group: the last one out commits that group, whoever staged it.
+ */
+static void test_release_commits_others(void)
+{
+        struct orch_store *s = open_store("late", 0);
+        struct sw_err err = SW_ERR_INIT;
+        struct late_holder h = {s, 0, -1};
+        int64_t start = orch_store_revision(s);
+        struct timespec until;
+        pthread_t th;
+        char name[32];
+
+        orch_store_hold(s);
+        for (int i = 0; i < 64; i++) { /* past a full group: it commits while held */
+                json_t *in, *out = NULL;
+                snprintf(name, sizeof(name), "full%d", i);
+                in = cm("ns", name, "1");
+                CHECK_OK(orch_store_create(&out, s, "configmaps", in, 0, &err), &err);
+                json_decref(out);
+                json_decref(in);
+        }
+        /* Commit what this thread staged last, so that none of it is in the open group. */
+        {
+                json_t *items = NULL;
+                int64_t rev = 0;
+                bool more = false;
+                struct orch_list_query q = {0};
+                CHECK_OK(orch_store_list(&items, &rev, &more, s, "secrets", &q, &err), &err);
+                json_decref(items);
+        }
+        CHECK(pthread_create(&th, NULL, late_holder_main, &h) == 0);
+        while (!atomic_load(&h.staged))
+                usleep(1000);
+        usleep(50 * 1000); /* the other holder is waiting in its release */
+        CHECK_OK(orch_store_release(s, &err), &err);
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 10;
+        if (pthread_timedjoin_np(th, NULL, &until) != 0) {
+                /* It waits for good: stop here rather than hang the suite. */
+                fprintf(stderr, "FAIL: the other holder's release never returned\n");
+                _exit(1);
+        }
+        CHECK_INT(h.rc, 0);
+        CHECK_INT(orch_store_revision(s), start + 65);
+        orch_store_free(s);
+}
+
 int main(void)
 {
         T_RUN(test_create_get);
@@ -593,5 +668,6 @@ int main(void)
         T_RUN(test_group_commit);
         T_RUN(test_group_commit_held);
         T_RUN(test_hold_release);
+        T_RUN(test_release_commits_others);
         return t_done();
 }
