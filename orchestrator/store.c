@@ -61,6 +61,7 @@
 #define STORE_BATCH_RING 8          /* outcomes of the last group commits kept */
 #define STORE_JSON_KEEP 512         /* latest revisions whose parsed objects are shared */
 #define STORE_JSON_STRIPES 16       /* locks over the events' parsed objects */
+#define STORE_DROP_BUCKETS 256      /* resources told apart by the log's drop floors */
 
 struct orch_store {
         pthread_mutex_t mu; /* guards db; taken before ring_mu */
@@ -77,6 +78,16 @@ struct orch_store {
         pthread_rwlock_t ring_mu;
         struct orch_event **ring;
         size_t ring_cap, ring_count, ring_bytes;
+        /*
+         * By a hash of the resource (drop_bucket), the last revision of an
+         * event of that resource the log has dropped (or, for all of them,
+         * the revision the store opened at): a watch of one resource from
+         * a revision at or past it misses nothing, however long ago the
+         * log's oldest event of other resources was (a quiet kind's
+         * watchers would otherwise list again each time busy kinds turn
+         * the log over). Guarded by ring_mu.
+         */
+        int64_t dropped[STORE_DROP_BUCKETS];
         /*
          * The events' parsed objects (orch_event_json), each guarded by the
          * stripe of its revision. Those at or below json_swept are dropped,
@@ -362,11 +373,21 @@ void orch_store_local_watch(struct orch_store *s, const char *resource, int delt
         atomic_fetch_add(&s->kinds[wake_bucket(resource)].local, delta);
 }
 
+static unsigned drop_bucket(const char *resource)
+{
+        unsigned h = 2166136261u;
+
+        for (const char *p = resource; *p; p++)
+                h = (h ^ (unsigned char)*p) * 16777619u;
+        return h % STORE_DROP_BUCKETS;
+}
+
 /* Drop the log's oldest event, which revision `rev` names (both locks held). */
 static void log_drop(struct orch_store *s, int64_t rev)
 {
         struct orch_event **oldest = &s->ring[rev % (int64_t)s->ring_cap];
 
+        s->dropped[drop_bucket((*oldest)->resource)] = rev;
         if ((*oldest)->indexed)
                 key_unlink(s, *oldest);
         s->ring_bytes -= (*oldest)->bytes;
@@ -823,6 +844,8 @@ int orch_store_open(struct orch_store **out, const struct orch_store_options *op
             0)
                 goto fail;
         atomic_store(&s->json_swept, s->rev);
+        for (int i = 0; i < STORE_DROP_BUCKETS; i++)
+                s->dropped[i] = s->rev; /* what came before this process is gone for all */
         sqlite3_wal_hook(s->db, store_wal_hook, s);
         ckpt_start(s, opts->path);
         reader_start(s, opts->path);
@@ -1967,17 +1990,20 @@ int orch_store_events_raw(struct orch_event ***out, size_t *n_out, int64_t *scan
                           struct sw_err *err)
 {
         struct orch_event **evs = NULL;
-        int64_t scanned = after;
+        int64_t scanned = after, oldest, floor;
         size_t n = 0, cap = 0;
 
         pthread_rwlock_rdlock(&s->ring_mu);
-        if (after < s->rev - (int64_t)s->ring_count) {
-                int64_t compacted = s->rev - (int64_t)s->ring_count;
+        oldest = s->rev - (int64_t)s->ring_count + 1;
+        floor = resource ? s->dropped[drop_bucket(resource)] : oldest - 1;
+        if (after < floor) {
                 pthread_rwlock_unlock(&s->ring_mu);
                 return sw_err_set(err, SW_ENOTFOUND, "too old resource version: %lld (%lld)",
-                                  (long long)after, (long long)compacted + 1);
+                                  (long long)after, (long long)floor + 1);
         }
-        for (int64_t r = after + 1; r <= s->rev && (int)n < max; r++) {
+        /* Below the oldest event, nothing of `resource` is left to miss. */
+        for (int64_t r = after + 1 > oldest ? after + 1 : oldest; r <= s->rev && (int)n < max;
+             r++) {
                 struct orch_event *ev = s->ring[r % (int64_t)s->ring_cap];
                 scanned = r;
                 if (resource && strcmp(ev->resource, resource) != 0)

@@ -283,6 +283,62 @@ static void test_events_and_compaction(void)
 }
 
 /*
+ * The log turning over on one busy kind sends no watcher of a quiet kind
+ * to list again: a revision before the log's oldest event is gone only for
+ * kinds whose events the log has dropped since.
+ */
+static void test_quiet_kind_not_too_old(void)
+{
+        struct orch_store *s = open_store("quiet", 16);
+        struct sw_err err = SW_ERR_INIT;
+        struct orch_event **evs = NULL;
+        json_t *in, *o = NULL, *next = NULL;
+        int64_t start, scanned = 0;
+        size_t n = 0;
+
+        in = cm("ns", "quiet", "0");
+        CHECK_OK(orch_store_create(&o, s, "secrets", in, 0, &err), &err);
+        json_decref(o);
+        json_decref(in);
+        start = orch_store_revision(s);
+        in = cm("ns", "busy", "0");
+        CHECK_OK(orch_store_create(&o, s, "configmaps", in, 0, &err), &err);
+        for (int i = 0; i < 100; i++) { /* six times the window of 16 */
+                json_object_set_new(json_object_get(o, "data"), "k", json_integer(i));
+                CHECK_OK(orch_store_update(&next, NULL, s, "configmaps", o, 0, &err), &err);
+                json_decref(o);
+                o = next;
+        }
+        json_decref(o);
+        json_decref(in);
+        /* The secrets' watcher from before the burst misses nothing: served, not sent away. */
+        CHECK_OK(orch_store_events_raw(&evs, &n, &scanned, s, "secrets", start, 8, &err), &err);
+        CHECK_INT(n, 0);
+        CHECK_INT(scanned, orch_store_revision(s));
+        orch_events_free(evs, n);
+        /* One from before the secret was written has lost it: too old. */
+        CHECK_INT(orch_store_events_raw(&evs, &n, &scanned, s, "secrets", start - 1, 8, &err),
+                  SW_ENOTFOUND);
+        sw_err_clear(&err);
+        /* So has the configmaps' watcher, and one of every kind. */
+        CHECK_INT(orch_store_events_raw(&evs, &n, &scanned, s, "configmaps", start, 8, &err),
+                  SW_ENOTFOUND);
+        sw_err_clear(&err);
+        CHECK_INT(orch_store_events_raw(&evs, &n, &scanned, s, NULL, start, 8, &err), SW_ENOTFOUND);
+        sw_err_clear(&err);
+        /* A secret written now reaches the old watcher. */
+        in = cm("ns", "quiet2", "0");
+        CHECK_OK(orch_store_create(&o, s, "secrets", in, 0, &err), &err);
+        json_decref(o);
+        json_decref(in);
+        CHECK_OK(orch_store_events_raw(&evs, &n, &scanned, s, "secrets", start, 8, &err), &err);
+        CHECK_INT(n, 1);
+        CHECK_STR(evs[0]->name, "quiet2");
+        orch_events_free(evs, n);
+        orch_store_free(s);
+}
+
+/*
  * A watcher of one kind is told how far the log was scanned even when only
  * other kinds changed, from memory and from the log on disk, and never past
  * an event of its kind that the answer left out (max reached).
@@ -662,6 +718,7 @@ int main(void)
         T_RUN(test_list_paging);
         T_RUN(test_events_and_compaction);
         T_RUN(test_events_raw_scanned);
+        T_RUN(test_quiet_kind_not_too_old);
         T_RUN(test_event_json_shared);
         T_RUN(test_wal_checkpointed);
         T_RUN(test_reopen_keeps_revision);
