@@ -24,7 +24,7 @@
 
 #define RS_CREATORS 4      /* threads of a large scale-up */
 #define RS_PARALLEL_MIN 16 /* fewer pods than this are created one by one */
-#define RS_HOLD 16         /* creates a creator thread commits together */
+#define RS_HOLD 32         /* creates a creator thread commits together */
 
 static void rs_on_pod(void *arg, const char *type, const json_t *obj, const json_t *old)
 {

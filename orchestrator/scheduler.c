@@ -57,7 +57,7 @@
 #define COUNTER_IDLE_MS (10 * 60 * 1000)
 #define BINDERS 4
 #define BIND_QUEUE 1024
-#define BIND_HOLD 16 /* bindings a binder commits together */
+#define BIND_HOLD 32 /* bindings a binder commits together */
 
 /* A pod assumed on a node, waiting for its binding. */
 struct bind_job {

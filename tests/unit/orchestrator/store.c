@@ -594,7 +594,7 @@ static void test_group_commit(void)
 static void test_group_commit_held(void)
 {
         group_commit(7);
-        group_commit(40);
+        group_commit(100);
 }
 
 /*
@@ -674,7 +674,7 @@ static void test_release_commits_others(void)
         char name[32];
 
         orch_store_hold(s);
-        for (int i = 0; i < 64; i++) { /* past a full group: it commits while held */
+        for (int i = 0; i < 150; i++) { /* past full groups: they commit while held */
                 json_t *in, *out = NULL;
                 snprintf(name, sizeof(name), "full%d", i);
                 in = cm("ns", name, "1");
@@ -704,7 +704,7 @@ static void test_release_commits_others(void)
                 _exit(1);
         }
         CHECK_INT(h.rc, 0);
-        CHECK_INT(orch_store_revision(s), start + 65);
+        CHECK_INT(orch_store_revision(s), start + 151);
         orch_store_free(s);
 }
 
