@@ -127,6 +127,46 @@ char *orch_ctrl_queue_get(struct orch_ctrl_queue *q, int64_t timeout_ms)
         return key;
 }
 
+size_t orch_ctrl_queue_take(struct orch_ctrl_queue *q, json_t *out, size_t max, int64_t timeout_ms)
+{
+        int64_t deadline = sw_mono_ms() + timeout_ms;
+        size_t n = 0;
+
+        pthread_mutex_lock(&q->mu);
+        while (!q->closed && n == 0) {
+                int64_t now = sw_mono_ms(), next = deadline;
+                /* One pass: every due key, and when the next one falls due. */
+                for (size_t i = 0; i < q->n; i++) {
+                        struct orch_ctrl_qitem *it = &q->items[i];
+                        if (!it->queued)
+                                continue;
+                        if (it->due_ms <= now && n < max) {
+                                it->queued = false;
+                                json_array_append_new(out, json_string(it->key));
+                                n++;
+                        } else if (it->due_ms < next) {
+                                next = it->due_ms;
+                        }
+                }
+                if (n > 0 || now >= deadline)
+                        break;
+                {
+                        struct timespec ts;
+                        int64_t wait_ms = next > now ? next - now : 1;
+                        clock_gettime(CLOCK_REALTIME, &ts);
+                        ts.tv_sec += wait_ms / 1000;
+                        ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+                        if (ts.tv_nsec >= 1000000000L) {
+                                ts.tv_sec++;
+                                ts.tv_nsec -= 1000000000L;
+                        }
+                        pthread_cond_timedwait(&q->cv, &q->mu, &ts);
+                }
+        }
+        pthread_mutex_unlock(&q->mu);
+        return n;
+}
+
 void orch_ctrl_queue_done(struct orch_ctrl_queue *q, const char *key, bool failed, int64_t max_ms)
 {
         struct orch_ctrl_qitem *it;
@@ -782,29 +822,34 @@ static void *loop_main(void *arg)
         int64_t max_ms = l->mgr->opts.sched_backoff_max_ms;
 
         while (!atomic_load(&l->mgr->stop)) {
-                char *key = orch_ctrl_queue_get(&l->q, l->tick ? 100 : 200);
+                char *key;
+                if (l->batch) {
+                        /*
+                         * Every due key at once; each is done after the pass (a key
+                         * the pass queued again stays), so that the queue holds
+                         * only keys in flight, not every key it ever saw.
+                         */
+                        json_t *keys = json_array(), *k;
+                        size_t i;
+                        orch_ctrl_queue_take(&l->q, keys, 5000, l->tick ? 100 : 200);
+                        if (l->tick && sw_mono_ms() >= next_tick) {
+                                l->tick(l);
+                                next_tick = sw_mono_ms() + l->tick_ms;
+                        }
+                        if (json_array_size(keys))
+                                l->batch(l, keys);
+                        json_array_foreach(keys, i, k)
+                                orch_ctrl_queue_done(&l->q, json_string_value(k), false, max_ms);
+                        json_decref(keys);
+                        continue;
+                }
+                key = orch_ctrl_queue_get(&l->q, l->tick ? 100 : 200);
                 if (l->tick && sw_mono_ms() >= next_tick) {
                         l->tick(l);
                         next_tick = sw_mono_ms() + l->tick_ms;
                 }
                 if (!key)
                         continue;
-                if (l->batch) {
-                        json_t *keys = json_array();
-                        json_array_append_new(keys, json_string(key));
-                        free(key);
-                        while ((key = orch_ctrl_queue_get(&l->q, 0)) != NULL &&
-                               json_array_size(keys) < 5000) {
-                                json_array_append_new(keys, json_string(key));
-                                free(key);
-                        }
-                        if (key)
-                                json_array_append_new(keys, json_string(key));
-                        free(key);
-                        l->batch(l, keys);
-                        json_decref(keys);
-                        continue;
-                }
                 {
                         struct sw_err err = SW_ERR_INIT;
                         int rc = l->reconcile(l, key, &err);

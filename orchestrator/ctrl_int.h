@@ -55,6 +55,12 @@ void orch_ctrl_queue_add_after(struct orch_ctrl_queue *q, const char *key, int64
  */
 char *orch_ctrl_queue_get(struct orch_ctrl_queue *q, int64_t timeout_ms);
 /* After processing: `failed` requeues with exponential backoff (5 ms .. max_ms). */
+/*
+ * Every due key (at most `max`) appended to `out` as strings, waiting up
+ * to timeout_ms for the first; returns how many. One pass over the queue,
+ * where draining it with orch_ctrl_queue_get() costs one pass per key.
+ */
+size_t orch_ctrl_queue_take(struct orch_ctrl_queue *q, json_t *out, size_t max, int64_t timeout_ms);
 void orch_ctrl_queue_done(struct orch_ctrl_queue *q, const char *key, bool failed, int64_t max_ms);
 void orch_ctrl_queue_close(struct orch_ctrl_queue *q);
 size_t orch_ctrl_queue_len(struct orch_ctrl_queue *q);

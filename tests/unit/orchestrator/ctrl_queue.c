@@ -5,6 +5,7 @@
  */
 #include <jansson.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,6 +64,43 @@ static void test_delay_and_order(void)
         CHECK_STR(k, "late");
         orch_ctrl_queue_done(&q, k, false, 1000);
         free(k);
+        orch_ctrl_queue_release(&q);
+}
+
+/*
+ * take: every due key in one call, a delayed one only once due, and the
+ * queue keeps no key once it is done (a batch controller sees each pod
+ * once: its queue must not grow with every key it ever saw).
+ */
+static void test_take(void)
+{
+        struct orch_ctrl_queue q;
+        json_t *keys = json_array();
+        char name[16];
+
+        orch_ctrl_queue_init(&q);
+        for (int i = 0; i < 100; i++) {
+                snprintf(name, sizeof(name), "ns/p%d", i);
+                orch_ctrl_queue_add(&q, name);
+        }
+        orch_ctrl_queue_add_after(&q, "ns/later", 60);
+        CHECK_INT((int)orch_ctrl_queue_take(&q, keys, 40, 0), 40);
+        CHECK_INT((int)orch_ctrl_queue_take(&q, keys, 5000, 0), 60);
+        CHECK_INT((int)json_array_size(keys), 100);
+        CHECK_INT((int)orch_ctrl_queue_take(&q, keys, 5000, 0), 0);
+        CHECK_INT((int)orch_ctrl_queue_take(&q, keys, 5000, 1000), 1);
+        CHECK_STR(json_string_value(json_array_get(keys, 100)), "ns/later");
+        for (size_t i = 0; i < json_array_size(keys); i++)
+                orch_ctrl_queue_done(&q, json_string_value(json_array_get(keys, i)), false, 1000);
+        CHECK_INT((int)q.n, 0);
+        /* One queued again while it was processed stays, and comes back. */
+        orch_ctrl_queue_add(&q, "ns/again");
+        json_array_clear(keys);
+        CHECK_INT((int)orch_ctrl_queue_take(&q, keys, 5000, 0), 1);
+        orch_ctrl_queue_add(&q, "ns/again");
+        orch_ctrl_queue_done(&q, "ns/again", false, 1000);
+        CHECK_INT((int)orch_ctrl_queue_take(&q, keys, 5000, 0), 1);
+        json_decref(keys);
         orch_ctrl_queue_release(&q);
 }
 
@@ -170,6 +208,7 @@ int main(void)
 {
         T_RUN(test_dedup);
         T_RUN(test_delay_and_order);
+        T_RUN(test_take);
         T_RUN(test_backoff);
         T_RUN(test_close_wakes);
         T_RUN(test_helpers);
