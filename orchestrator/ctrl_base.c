@@ -87,6 +87,21 @@ void orch_ctrl_queue_add(struct orch_ctrl_queue *q, const char *key)
         orch_ctrl_queue_add_after(q, key, 0);
 }
 
+/* Wait on the queue's condition for at most `wait_ms` (q->mu held). */
+static void queue_wait(struct orch_ctrl_queue *q, int64_t wait_ms)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += wait_ms / 1000;
+        ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&q->cv, &q->mu, &ts);
+}
+
 char *orch_ctrl_queue_get(struct orch_ctrl_queue *q, int64_t timeout_ms)
 {
         int64_t deadline = sw_mono_ms() + timeout_ms;
@@ -110,18 +125,7 @@ char *orch_ctrl_queue_get(struct orch_ctrl_queue *q, int64_t timeout_ms)
                         next = best->due_ms;
                 if (now >= deadline)
                         break;
-                {
-                        struct timespec ts;
-                        int64_t wait_ms = next - now;
-                        clock_gettime(CLOCK_REALTIME, &ts);
-                        ts.tv_sec += wait_ms / 1000;
-                        ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-                        if (ts.tv_nsec >= 1000000000L) {
-                                ts.tv_sec++;
-                                ts.tv_nsec -= 1000000000L;
-                        }
-                        pthread_cond_timedwait(&q->cv, &q->mu, &ts);
-                }
+                queue_wait(q, next - now);
         }
         pthread_mutex_unlock(&q->mu);
         return key;
@@ -150,18 +154,7 @@ size_t orch_ctrl_queue_take(struct orch_ctrl_queue *q, json_t *out, size_t max, 
                 }
                 if (n > 0 || now >= deadline)
                         break;
-                {
-                        struct timespec ts;
-                        int64_t wait_ms = next > now ? next - now : 1;
-                        clock_gettime(CLOCK_REALTIME, &ts);
-                        ts.tv_sec += wait_ms / 1000;
-                        ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-                        if (ts.tv_nsec >= 1000000000L) {
-                                ts.tv_sec++;
-                                ts.tv_nsec -= 1000000000L;
-                        }
-                        pthread_cond_timedwait(&q->cv, &q->mu, &ts);
-                }
+                queue_wait(q, next > now ? next - now : 1);
         }
         pthread_mutex_unlock(&q->mu);
         return n;

@@ -230,6 +230,21 @@ static void test_list_paging(void)
         orch_store_free(s);
 }
 
+/* Update configmap `o` `times` times (data.k = 0, 1, ...); returns the last version. */
+static json_t *rewrite(struct orch_store *s, json_t *o, int times)
+{
+        struct sw_err err = SW_ERR_INIT;
+        json_t *next = NULL;
+
+        for (int i = 0; i < times; i++) {
+                json_object_set_new(json_object_get(o, "data"), "k", json_integer(i));
+                CHECK_OK(orch_store_update(&next, NULL, s, "configmaps", o, 0, &err), &err);
+                json_decref(o);
+                o = next;
+        }
+        return o;
+}
+
 static void test_events_and_compaction(void)
 {
         struct orch_store *s = open_store("ev", 64);
@@ -263,12 +278,7 @@ static void test_events_and_compaction(void)
         CHECK_OK(orch_store_create(&next, s, "configmaps", in, 0, &err), &err);
         json_decref(o);
         o = next;
-        for (int i = 0; i < 200; i++) {
-                json_object_set_new(json_object_get(o, "data"), "k", json_integer(i + 100));
-                CHECK_OK(orch_store_update(&next, NULL, s, "configmaps", o, 0, &err), &err);
-                json_decref(o);
-                o = next;
-        }
+        o = rewrite(s, o, 200);
         CHECK_INT(orch_store_events(&ev, s, "configmaps", start, 100, &err), SW_ENOTFOUND);
         CHECK(strstr(err.msg, "too old resource version"));
         sw_err_clear(&err);
@@ -292,7 +302,7 @@ static void test_quiet_kind_not_too_old(void)
         struct orch_store *s = open_store("quiet", 16);
         struct sw_err err = SW_ERR_INIT;
         struct orch_event **evs = NULL;
-        json_t *in, *o = NULL, *next = NULL;
+        json_t *in, *o = NULL;
         int64_t start, scanned = 0;
         size_t n = 0;
 
@@ -303,12 +313,7 @@ static void test_quiet_kind_not_too_old(void)
         start = orch_store_revision(s);
         in = cm("ns", "busy", "0");
         CHECK_OK(orch_store_create(&o, s, "configmaps", in, 0, &err), &err);
-        for (int i = 0; i < 100; i++) { /* six times the window of 16 */
-                json_object_set_new(json_object_get(o, "data"), "k", json_integer(i));
-                CHECK_OK(orch_store_update(&next, NULL, s, "configmaps", o, 0, &err), &err);
-                json_decref(o);
-                o = next;
-        }
+        o = rewrite(s, o, 100); /* six times the window of 16 */
         json_decref(o);
         json_decref(in);
         /* The secrets' watcher from before the burst misses nothing: served, not sent away. */
