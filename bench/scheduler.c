@@ -392,7 +392,7 @@ int main(int argc, char **argv)
         printf("scheduler_deployments: %d deployments\n", ndeploy);
         printf("scheduler_all_bound_time: %lld ms\n", (long long)(t1 - t0));
         report_binding(&s);
-        /* The whole process's CPU while the pods were created and bound, over both cores. */
+        /* The whole process's CPU while the pods were created and bound; busy in % of one core. */
         printf("scheduler_cpu_per_pod: %.0f us\n", (double)(c1 - c0) * 1000.0 / (pods ? pods : 1));
         printf("scheduler_cpu_busy: %.0f %%\n",
                (double)(c1 - c0) * 100.0 / (double)(t1 > t0 ? t1 - t0 : 1));

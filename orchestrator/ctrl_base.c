@@ -391,17 +391,6 @@ bool orch_ctrl_expect_met(struct orch_ctrl_loop *l, const char *key, struct orch
         return false;
 }
 
-void orch_ctrl_random_suffix(char *out, size_t n)
-{
-        static const char alnum[] = "bcdfghjklmnpqrstvwxz2456789";
-        unsigned char rnd[16];
-
-        sw_rand_bytes(rnd, sizeof(rnd));
-        for (size_t i = 0; i < n && i < sizeof(rnd); i++)
-                out[i] = alnum[rnd[i] % (sizeof(alnum) - 1)];
-        out[n] = '\0';
-}
-
 /* ---- events -------------------------------------------------------------- */
 
 /* ---- events ---------------------------------------------------------------- */
@@ -815,31 +804,31 @@ static void *loop_main(void *arg)
         int64_t max_ms = l->mgr->opts.sched_backoff_max_ms;
 
         while (!atomic_load(&l->mgr->stop)) {
-                char *key;
-                if (l->batch) {
+                int64_t wait_ms = l->tick ? 100 : 200;
+                json_t *keys = l->batch ? json_array() : NULL;
+                char *key = NULL;
+                if (keys)
+                        orch_ctrl_queue_take(&l->q, keys, 5000, wait_ms);
+                else
+                        key = orch_ctrl_queue_get(&l->q, wait_ms);
+                if (l->tick && sw_mono_ms() >= next_tick) {
+                        l->tick(l);
+                        next_tick = sw_mono_ms() + l->tick_ms;
+                }
+                if (keys) {
                         /*
                          * Every due key at once; each is done after the pass (a key
                          * the pass queued again stays), so that the queue holds
                          * only keys in flight, not every key it ever saw.
                          */
-                        json_t *keys = json_array(), *k;
+                        json_t *k;
                         size_t i;
-                        orch_ctrl_queue_take(&l->q, keys, 5000, l->tick ? 100 : 200);
-                        if (l->tick && sw_mono_ms() >= next_tick) {
-                                l->tick(l);
-                                next_tick = sw_mono_ms() + l->tick_ms;
-                        }
                         if (json_array_size(keys))
                                 l->batch(l, keys);
                         json_array_foreach(keys, i, k)
                                 orch_ctrl_queue_done(&l->q, json_string_value(k), false, max_ms);
                         json_decref(keys);
                         continue;
-                }
-                key = orch_ctrl_queue_get(&l->q, l->tick ? 100 : 200);
-                if (l->tick && sw_mono_ms() >= next_tick) {
-                        l->tick(l);
-                        next_tick = sw_mono_ms() + l->tick_ms;
                 }
                 if (!key)
                         continue;

@@ -54,13 +54,13 @@ void orch_ctrl_queue_add_after(struct orch_ctrl_queue *q, const char *key, int64
  * it again.
  */
 char *orch_ctrl_queue_get(struct orch_ctrl_queue *q, int64_t timeout_ms);
-/* After processing: `failed` requeues with exponential backoff (5 ms .. max_ms). */
 /*
  * Every due key (at most `max`) appended to `out` as strings, waiting up
  * to timeout_ms for the first; returns how many. One pass over the queue,
  * where draining it with orch_ctrl_queue_get() costs one pass per key.
  */
 size_t orch_ctrl_queue_take(struct orch_ctrl_queue *q, json_t *out, size_t max, int64_t timeout_ms);
+/* After processing: `failed` requeues with exponential backoff (5 ms .. max_ms). */
 void orch_ctrl_queue_done(struct orch_ctrl_queue *q, const char *key, bool failed, int64_t max_ms);
 void orch_ctrl_queue_close(struct orch_ctrl_queue *q);
 size_t orch_ctrl_queue_len(struct orch_ctrl_queue *q);
@@ -164,8 +164,6 @@ bool orch_ctrl_pod_ready(const json_t *pod, int64_t min_ready_ms, int64_t now_ms
 bool orch_ctrl_pod_active(const json_t *pod);
 /* Whether `labels` match the LabelSelector `sel` (an empty selector matches nothing). */
 bool orch_ctrl_selects(const json_t *sel, const json_t *labels);
-/* `n` (<= 16) random characters of a generated name's suffix, as the real ones, into `out`. */
-void orch_ctrl_random_suffix(char *out, size_t n);
 /* A merge-patch of `sub` ("status" or NULL) of the object at `path`. */
 int orch_ctrl_patch(json_t **out, struct orch_ctrl_loop *l, const char *path, const json_t *patch,
                     struct sw_err *err);

@@ -85,7 +85,7 @@ static int create_pod(struct orch_ctrl_loop *l, const json_t *job, const char *k
         char sfx[6], *name, *path;
         int rc;
 
-        orch_ctrl_random_suffix(sfx, 5);
+        orch_name_suffix(sfx, 5);
         name = sw_xasprintf("%s-%s", jname, sfx);
         labels = json_is_object(json_object_get(tmd, "labels"))
                          ? sw_json_copy(json_object_get(tmd, "labels"))

@@ -60,7 +60,7 @@ static int create_pod(struct orch_ctrl_loop *l, const json_t *rs, const char *ns
                 if (json_object_get(tmd, "annotations"))
                         json_object_set_new(md, "annotations",
                                             sw_json_copy(json_object_get(tmd, "annotations")));
-                orch_ctrl_random_suffix(sfx, 5);
+                orch_name_suffix(sfx, 5);
                 free(name);
                 name = sw_xasprintf("%s-%s", rsname, sfx);
                 json_object_set_new(md, "name", json_string(name));

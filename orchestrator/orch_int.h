@@ -358,6 +358,12 @@ json_t *orch_openapi_root(void);
 json_t *orch_openapi_group_version(const char *group, const char *version);
 
 /*
+ * `n` (<= 16) random characters of a generated name's suffix, from the
+ * alphabet Kubernetes draws them from, into `out` (n + 1 bytes).
+ */
+void orch_name_suffix(char *out, size_t n);
+
+/*
  * Defaults, normalisation and validation before a write. `old` is the
  * stored object for an update (NULL for a create): immutable fields are
  * checked against it. Returns SW_EINVAL with a message

@@ -171,6 +171,7 @@ struct orch_store {
 static void staged_free(struct orch_store *s);
 static void batch_end(struct orch_store *s);
 static unsigned wake_bucket(const char *resource);
+static unsigned drop_bucket(const char *resource);
 
 /* ---- the log's events ------------------------------------------------------- */
 
@@ -373,15 +374,6 @@ void orch_store_local_watch(struct orch_store *s, const char *resource, int delt
         atomic_fetch_add(&s->kinds[wake_bucket(resource)].local, delta);
 }
 
-static unsigned drop_bucket(const char *resource)
-{
-        unsigned h = 2166136261u;
-
-        for (const char *p = resource; *p; p++)
-                h = (h ^ (unsigned char)*p) * 16777619u;
-        return h % STORE_DROP_BUCKETS;
-}
-
 /* Drop the log's oldest event, which revision `rev` names (both locks held). */
 static void log_drop(struct orch_store *s, int64_t rev)
 {
@@ -409,13 +401,24 @@ static void log_append(struct orch_store *s, struct orch_event *ev)
                 log_drop(s, ev->rev - (int64_t)s->ring_count + 1);
 }
 
-static unsigned wake_bucket(const char *resource)
+/* The hash of a resource's name, which both kinds of buckets below take. */
+static unsigned resource_hash(const char *resource)
 {
         unsigned h = 5381;
 
         for (const char *p = resource; *p; p++)
                 h = h * 33 + (unsigned char)*p;
-        return h % STORE_WAKE_BUCKETS;
+        return h;
+}
+
+static unsigned wake_bucket(const char *resource)
+{
+        return resource_hash(resource) % STORE_WAKE_BUCKETS;
+}
+
+static unsigned drop_bucket(const char *resource)
+{
+        return resource_hash(resource) % STORE_DROP_BUCKETS;
 }
 
 static void wake_word_bump(struct wake_word *w, int64_t rev)
@@ -1182,8 +1185,6 @@ static void maybe_checkpoint(struct orch_store *s)
         sqlite3_wal_checkpoint_v2(s->db, NULL,
                                   behind ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE,
                                   NULL, NULL);
-        if (behind)
-                s->wal_asked = 0;
 }
 
 /* Commit the open transaction (mu held): publish its events, or fail them all. */

@@ -618,19 +618,24 @@ static int secret_admit(json_t *obj, struct sw_err *err)
         return 0;
 }
 
-static void generate_name(json_t *meta)
+void orch_name_suffix(char *out, size_t n)
 {
         static const char alphabet[] = "bcdfghjklmnpqrstvwxz2456789";
-        const char *prefix = sw_json_str(meta, "generateName", "");
-        unsigned char r[5];
-        char name[300];
-        size_t n;
+        unsigned char r[16];
 
         sw_rand_bytes(r, sizeof(r));
-        n = (size_t)snprintf(name, sizeof(name), "%.58s", prefix);
-        for (size_t i = 0; i < 5; i++)
-                name[n + i] = alphabet[r[i] % (sizeof(alphabet) - 1)];
-        name[n + 5] = '\0';
+        for (size_t i = 0; i < n && i < sizeof(r); i++)
+                out[i] = alphabet[r[i] % (sizeof(alphabet) - 1)];
+        out[n < sizeof(r) ? n : sizeof(r)] = '\0';
+}
+
+static void generate_name(json_t *meta)
+{
+        char name[300];
+        size_t n = (size_t)snprintf(name, sizeof(name), "%.58s",
+                                    sw_json_str(meta, "generateName", ""));
+
+        orch_name_suffix(name + n, 5);
         json_object_set_new(meta, "name", json_string(name));
 }
 
