@@ -88,8 +88,8 @@ int orch_store_update(json_t **out, bool *gone_out, struct orch_store *s, const 
  * written). *out (may be NULL) gets the object as written. `fn` may set
  * and remove the keys of the object's top-level members (spec.nodeName)
  * but change nothing deeper, which it may share with the log's copy; it
- * may run more than once (again under the lock when the object changed
- * since it was read, or to report its error).
+ * may run more than once (again when the object changed since it was
+ * read).
  */
 int orch_store_mutate(json_t **out, struct orch_store *s, const char *resource, const char *ns,
                       const char *name, int (*fn)(json_t *obj, void *arg, struct sw_err *err),
@@ -166,6 +166,9 @@ struct orch_event {
         /* The newest event of its object is in the store's index by key (guarded by the store). */
         struct orch_event *key_next;
         bool indexed;
+        /* Staged, the newest write of its object not yet committed (guarded by the store). */
+        struct orch_event *pend_next;
+        bool pending;
 };
 
 /*

@@ -9,13 +9,20 @@
  * an older one, or for one from before this process opened the store, is
  * told so (410 Gone upstream) and lists again.
  *
- * The store owns one SQLite connection guarded by one mutex; writes run in
- * IMMEDIATE transactions. The file is locked (flock) for this process, the
- * store's only writer. Checkpoints run on a second connection in their own
- * thread, so that copying the WAL into the database and syncing both never
- * holds the mutex every request needs. The in-memory ring of recent events has its own reader-writer
- * lock (lock order: mu, then ring_mu), so that many watchers copy events out
- * at the same time without queueing on the connection's mutex.
+ * A write is optimistic and staged: the object is read and changed with no
+ * lock held; then, under a short lock (stage_mu), the write is checked
+ * against the object's newest revision (staged, in the log, or committed),
+ * takes the next revision and joins the open group in memory. A group's
+ * rows go into SQLite in one IMMEDIATE transaction on the writer's
+ * connection, under its own mutex (mu), in whichever thread commits it,
+ * while the next group gathers: the connection's work no longer stalls
+ * every writer. The file is locked (flock) for this process, the store's
+ * only writer. Single-object reads and the checks against committed rows
+ * take a reader connection; checkpoints run on a third connection in their
+ * own thread, so that copying the WAL into the database and syncing both
+ * never holds mu. The in-memory ring of recent events has its own
+ * reader-writer lock (lock order: mu, stage_mu, then ring_mu), so that
+ * many watchers copy events out at the same time.
  *
  * Waiters for new revisions sleep on a Linux futex on a wake-up counter
  * rather than on a condition variable: a broadcast on a condition variable
@@ -100,7 +107,7 @@ struct orch_store {
          * orch_event.key_next in keys_mask + 1 slots. A write reads the
          * object it changes from here when it can (write_optimistic).
          * Guarded by ring_mu. Parsed objects that leave the index after
-         * their sweep wait in `unshared` for write_leave to free them
+         * their sweep wait in `unshared` for commit_unlock to free them
          * past the mutex (guarded by mu).
          */
         struct orch_event **keys;
@@ -119,28 +126,35 @@ struct orch_store {
         pthread_cond_t ckpt_cv;
         /* A connection for single-object reads, so that they do not queue on mu. */
         sqlite3 *rdb;
-        sqlite3_stmt *rget;
-        pthread_mutex_t rmu; /* guards rdb and rget */
+        sqlite3_stmt *rget, *rrev;
+        pthread_mutex_t rmu; /* guards rdb, rget and rrev */
         int lock_fd;         /* flock()ed: one process writes this store */
         /*
-         * Group commit (write_enter, write_leave): while more writers are
-         * queued, a write leaves the transaction open for the next one and
-         * waits; the last of the group commits for all. Guarded by mu, but
-         * for `writers` (threads in or on their way into a write).
+         * Staged writes and group commit (write_row, group_commit): a
+         * write is checked and staged under stage_mu, in memory, and
+         * written to SQLite with the rest of its group later, by whichever
+         * thread commits it, under mu, while the next group gathers. Lock
+         * order: mu, stage_mu, then ring_mu or rmu. Guarded by stage_mu,
+         * but for `writers` (threads in or on their way into a write, and
+         * holds).
          */
+        pthread_mutex_t stage_mu;
         atomic_int writers;
-        bool txn_open;
-        int64_t txn_rev; /* the revision counter inside the open transaction */
-        int txn_err;     /* a write failed in a way that fails the whole group */
-        char txn_msg[SW_ERR_MSG_MAX];
-        struct orch_event **staged;
-        size_t nstaged, staged_cap;
-        uint64_t batch; /* the open group; ended ones are lower */
+        int64_t next_rev;        /* the last revision staged */
+        struct staged_row *rows; /* staged, not yet committed, in revision order */
+        size_t nrows, rows_cap;
+        size_t nopen;    /* rows in the open group */
+        bool commit_due; /* a thread is on its way to commit the open group */
+        /* The newest staged event of each object that has one, by key (pend_next chains). */
+        struct orch_event **pend;
+        size_t pend_mask;
+        uint64_t open_batch; /* the group new writes join */
+        uint64_t batch;      /* groups below it have ended */
         int batch_rc[STORE_BATCH_RING];
         char batch_msg[STORE_BATCH_RING][SW_ERR_MSG_MAX];
         uint64_t failed; /* the last group that failed, plus one; 0 when none has */
         char failed_msg[SW_ERR_MSG_MAX];
-        pthread_cond_t batch_cv;
+        pthread_cond_t batch_cv; /* with stage_mu: a group has ended */
         /* Prepared statements by SQL text (store_prepare), guarded by mu. */
         sqlite3_stmt *stmts[STORE_STMTS];
         char *stmt_sql[STORE_STMTS];
@@ -168,8 +182,14 @@ struct orch_store {
         atomic_bool woken;
 };
 
-static void staged_free(struct orch_store *s);
-static void batch_end(struct orch_store *s);
+/* A write staged for its group's commit. */
+struct staged_row {
+        struct orch_event *ev; /* its event, which the log takes at the commit */
+        char *uid;
+        bool insert; /* a create: the key must be free */
+};
+static void rows_free(struct staged_row *rows, size_t n);
+
 static unsigned wake_bucket(const char *resource);
 static unsigned drop_bucket(const char *resource);
 
@@ -273,8 +293,8 @@ json_t *orch_event_json(struct orch_store *s, struct orch_event *ev, bool prev)
         return o;
 }
 
-static size_t key_hash(const struct orch_store *s, const char *resource, const char *ns,
-                       const char *name)
+/* An object's key hashed, for the log's index and the staged writes' (FNV-1a). */
+static uint64_t key_hash_raw(const char *resource, const char *ns, const char *name)
 {
         uint64_t h = 1469598103934665603ULL;
         const char *parts[3] = {resource, ns, name};
@@ -284,7 +304,13 @@ static size_t key_hash(const struct orch_store *s, const char *resource, const c
                         h = (h ^ (unsigned char)*c) * 1099511628211ULL;
                 h = (h ^ 0xff) * 1099511628211ULL;
         }
-        return (size_t)h & s->keys_mask;
+        return h;
+}
+
+static size_t key_hash(const struct orch_store *s, const char *resource, const char *ns,
+                       const char *name)
+{
+        return (size_t)key_hash_raw(resource, ns, name) & s->keys_mask;
 }
 
 static bool key_is(const struct orch_event *ev, const char *resource, const char *ns,
@@ -685,7 +711,7 @@ rollback:
  * Replaces SQLite's automatic checkpoint, which runs inside the COMMIT that
  * crosses 1000 WAL pages and syncs the files: the event of that commit then
  * reached its watchers only after the sync (a stall of tens of ms in the
- * watch latency under load). batch_end() hands the checkpoint to the
+ * watch latency under load). group_commit() hands the checkpoint to the
  * checkpointer after it has published the group's events.
  */
 static int store_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
@@ -779,23 +805,30 @@ static void ckpt_start(struct orch_store *s, const char *path)
         s->ckpt_running = pthread_create(&s->ckpt_th, NULL, ckpt_main, s) == 0;
 }
 
-/* Open the reader connection; without it, reads take the writer's. */
-static void reader_start(struct orch_store *s, const char *path)
+/*
+ * Open the reader connection: single-object reads, and the checks of
+ * staged writes against the committed rows, take it instead of mu.
+ */
+static int reader_start(struct orch_store *s, const char *path, struct sw_err *err)
 {
-        if (sqlite3_open_v2(path, &s->rdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
-                    SQLITE_OK ||
-            sqlite3_exec(s->rdb, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) != SQLITE_OK ||
-            sqlite3_prepare_v3(s->rdb,
-                               "SELECT body, rev FROM objects WHERE resource=?1 AND namespace=?2 "
-                               "AND name=?3",
-                               -1, SQLITE_PREPARE_PERSISTENT, &s->rget, NULL) != SQLITE_OK) {
-                sqlite3_finalize(s->rget);
-                s->rget = NULL;
-                sqlite3_close_v2(s->rdb);
-                s->rdb = NULL;
-                return;
-        }
+        int rc = sqlite3_open_v2(path, &s->rdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+
+        if (rc == SQLITE_OK)
+                rc = sqlite3_exec(s->rdb, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_prepare_v3(s->rdb,
+                                        "SELECT body, rev FROM objects WHERE resource=?1 AND "
+                                        "namespace=?2 AND name=?3",
+                                        -1, SQLITE_PREPARE_PERSISTENT, &s->rget, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_prepare_v3(s->rdb,
+                                        "SELECT rev FROM objects WHERE resource=?1 AND "
+                                        "namespace=?2 AND name=?3",
+                                        -1, SQLITE_PREPARE_PERSISTENT, &s->rrev, NULL);
+        if (rc != SQLITE_OK)
+                return store_sqlite_err(s->rdb, rc, err, "open reader");
         sqlite3_busy_timeout(s->rdb, 5000);
+        return 0;
 }
 
 int orch_store_open(struct orch_store **out, const struct orch_store_options *opts,
@@ -808,6 +841,7 @@ int orch_store_open(struct orch_store **out, const struct orch_store_options *op
         pthread_rwlock_init(&s->ring_mu, NULL);
         pthread_mutex_init(&s->ckpt_mu, NULL);
         pthread_mutex_init(&s->rmu, NULL);
+        pthread_mutex_init(&s->stage_mu, NULL);
         pthread_cond_init(&s->batch_cv, NULL);
         pthread_cond_init(&s->ckpt_cv, NULL);
         for (int i = 0; i < STORE_JSON_STRIPES; i++)
@@ -820,6 +854,8 @@ int orch_store_open(struct orch_store **out, const struct orch_store_options *op
                 ;
         s->keys = sw_xcalloc(s->keys_mask, sizeof(*s->keys));
         s->keys_mask--;
+        s->pend_mask = 1023;
+        s->pend = sw_xcalloc(s->pend_mask + 1, sizeof(*s->pend));
         s->unshared = json_array();
         s->lock_fd = open(opts->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
@@ -851,7 +887,11 @@ int orch_store_open(struct orch_store **out, const struct orch_store_options *op
                 s->dropped[i] = s->rev; /* what came before this process is gone for all */
         sqlite3_wal_hook(s->db, store_wal_hook, s);
         ckpt_start(s, opts->path);
-        reader_start(s, opts->path);
+        if ((rc = reader_start(s, opts->path, err)) != 0) {
+                sw_err_wrap(err, "object store '%s'", opts->path);
+                goto fail;
+        }
+        s->next_rev = s->rev;
         atomic_store(&s->pub_rev, s->rev);
         atomic_store(&s->all.rev, s->rev);
         for (int i = 0; i < STORE_WAKE_BUCKETS; i++)
@@ -876,6 +916,7 @@ void orch_store_free(struct orch_store *s)
         }
         sqlite3_close_v2(s->ckpt_db);
         sqlite3_finalize(s->rget);
+        sqlite3_finalize(s->rrev);
         sqlite3_close_v2(s->rdb);
         for (size_t i = 0; i < s->n_stmts; i++) {
                 sqlite3_finalize(s->stmts[i]);
@@ -894,8 +935,9 @@ void orch_store_free(struct orch_store *s)
         pthread_mutex_destroy(&s->ckpt_mu);
         pthread_mutex_destroy(&s->rmu);
         pthread_cond_destroy(&s->batch_cv);
-        staged_free(s);
-        free(s->staged);
+        pthread_mutex_destroy(&s->stage_mu);
+        rows_free(s->rows, s->nrows);
+        free(s->pend);
         pthread_cond_destroy(&s->ckpt_cv);
         if (s->lock_fd >= 0)
                 close(s->lock_fd);
@@ -969,38 +1011,6 @@ static int key_stmt(sqlite3_stmt **st, struct orch_store *s, const char *sql, co
         return 0;
 }
 
-/* Read one row under the lock: the object (NULL when absent) and, if `text_out`, its text. */
-static int row_get(json_t **out, char **text_out, struct orch_store *s, const char *resource,
-                   const char *ns, const char *name, struct sw_err *err)
-{
-        sqlite3_stmt *st = NULL;
-        int rc;
-
-        *out = NULL;
-        if (text_out)
-                *text_out = NULL;
-        if ((rc = key_stmt(
-                     &st, s,
-                     "SELECT body FROM objects WHERE resource=?1 AND namespace=?2 AND name=?3",
-                     resource, ns, name, "get", err)) != 0)
-                return rc;
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-                const char *body = (const char *)sqlite3_column_text(st, 0);
-                rc = sw_json_parse(out, body, (size_t)sqlite3_column_bytes(st, 0), 0, err);
-                if (rc)
-                        rc = sw_err_wrap(err, "stored %s %s/%s", resource, ns, name);
-                else if (text_out)
-                        *text_out = sw_xstrndup(body, (size_t)sqlite3_column_bytes(st, 0));
-        } else if (rc == SQLITE_DONE) {
-                rc = 0;
-        } else {
-                rc = store_sqlite_err(s->db, rc, err, "get");
-        }
-        store_release(st);
-        return rc;
-}
-
 static int run_stmt(struct orch_store *s, sqlite3_stmt *st, const char *what, struct sw_err *err)
 {
         int rc = sqlite3_step(st);
@@ -1014,18 +1024,18 @@ static int run_stmt(struct orch_store *s, sqlite3_stmt *st, const char *what, st
 }
 
 /*
- * The revision counter's row is written once per group commit
- * (batch_end), not per write: the file is locked for this process, its
- * only writer, so s->txn_rev is the counter.
+ * The revision counter's row is written once per group commit, as `rev`,
+ * its last revision: the file is locked for this process, its only
+ * writer, so the store's own count is the counter.
  */
-static int counter_put(struct orch_store *s, struct sw_err *err)
+static int counter_put(struct orch_store *s, int64_t rev, struct sw_err *err)
 {
         sqlite3_stmt *st = NULL;
         int rc = store_prepare(&st, s, "UPDATE counters SET value=?1 WHERE name='revision'");
 
         if (rc != SQLITE_OK)
                 return store_sqlite_err(s->db, rc, err, "revision");
-        sqlite3_bind_int64(st, 1, s->txn_rev);
+        sqlite3_bind_int64(st, 1, rev);
         return run_stmt(s, st, "revision", err);
 }
 
@@ -1062,26 +1072,6 @@ static int row_write(struct orch_store *s, bool insert, const char *resource, co
         return rc;
 }
 
-/* The revision of a row as this transaction sees it; 0 when there is none. */
-static int row_rev(int64_t *out, struct orch_store *s, const char *resource, const char *ns,
-                   const char *name, struct sw_err *err)
-{
-        sqlite3_stmt *st = NULL;
-        int rc;
-
-        *out = 0;
-        if ((rc = key_stmt(&st, s,
-                           "SELECT rev FROM objects WHERE resource=?1 AND namespace=?2 AND name=?3",
-                           resource, ns, name, "get", err)) != 0)
-                return rc;
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW)
-                *out = sqlite3_column_int64(st, 0);
-        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_sqlite_err(s->db, rc, err, "get");
-        store_release(st);
-        return rc;
-}
-
 static int row_delete(struct orch_store *s, const char *resource, const char *ns, const char *name,
                       struct sw_err *err)
 {
@@ -1095,7 +1085,7 @@ static int row_delete(struct orch_store *s, const char *resource, const char *ns
         return run_stmt(s, st, "delete", err);
 }
 
-/* ---- group commit ---------------------------------------------------------- */
+/* ---- staging and group commit ---------------------------------------------- */
 
 /*
  * This thread's hold on the group commit (orch_store_hold): the first and
@@ -1107,50 +1097,145 @@ static _Thread_local struct {
         bool wrote;
 } held;
 
-/*
- * Take the mutex for a write and join the open transaction, or open one.
- * A write has no savepoint of its own: it checks what could refuse it
- * before it writes, and SQLite undoes a statement refused by a constraint
- * by itself; a failure of the disk fails the whole group (txn_err).
- */
-static int write_enter(struct orch_store *s, struct sw_err *err)
+#define STORE_RETRY 1 /* the object changed since it was read: read it again */
+#define STORE_SAME 2  /* a change: nothing to write */
+#define STORE_GONE 3  /* a change: the write removes the object */
+
+/* The staged event of an object, if one is waiting for its commit (stage_mu held). */
+static struct orch_event *pend_find(struct orch_store *s, const char *resource, const char *ns,
+                                    const char *name)
 {
+        struct orch_event *ev = s->pend[key_hash_raw(resource, ns, name) & s->pend_mask];
+
+        for (; ev; ev = ev->pend_next)
+                if (key_is(ev, resource, ns, name))
+                        return ev;
+        return NULL;
+}
+
+/* Take `ev` out of the staged index, if it is there (stage_mu held). */
+static void pend_unlink(struct orch_store *s, struct orch_event *ev)
+{
+        struct orch_event **at =
+                &s->pend[key_hash_raw(ev->resource, ev->ns, ev->name) & s->pend_mask];
+
+        if (!ev->pending)
+                return;
+        for (; *at; at = &(*at)->pend_next)
+                if (*at == ev) {
+                        *at = ev->pend_next;
+                        break;
+                }
+        ev->pend_next = NULL;
+        ev->pending = false;
+}
+
+/* `ev` is now its object's newest staged event (stage_mu held). */
+static void pend_link(struct orch_store *s, struct orch_event *ev)
+{
+        struct orch_event **head =
+                &s->pend[key_hash_raw(ev->resource, ev->ns, ev->name) & s->pend_mask];
+        struct orch_event *old = pend_find(s, ev->resource, ev->ns, ev->name);
+
+        if (old)
+                pend_unlink(s, old);
+        ev->pend_next = *head;
+        *head = ev;
+        ev->pending = true;
+}
+
+/*
+ * The newest revision of an object, as a write must see it (stage_mu
+ * held): staged, else in the log, else committed; 0 when it does not
+ * exist. The log's index and the committed rows change only with
+ * stage_mu held (publish_rows), after the commit.
+ */
+static int key_rev(int64_t *out, struct orch_store *s, const char *resource, const char *ns,
+                   const char *name, struct sw_err *err)
+{
+        struct orch_event *ev = pend_find(s, resource, ns, name);
         int rc;
 
-        atomic_fetch_add(&s->writers, 1);
-        pthread_mutex_lock(&s->mu);
-        if (s->txn_open && s->txn_err)
-                batch_end(s);
-        if (!s->txn_open) {
-                if ((rc = store_run(s, "BEGIN IMMEDIATE", err)) != 0)
-                        return rc;
-                s->txn_open = true;
-                s->txn_rev = s->rev;
+        *out = 0;
+        if (ev) {
+                *out = strcmp(ev->type, "DELETED") == 0 ? 0 : ev->rev;
+                return 0;
         }
-        return 0;
-}
-
-/* Free staged events (their group failed). */
-static void staged_free(struct orch_store *s)
-{
-        for (size_t i = 0; i < s->nstaged; i++)
-                event_unref(s->staged[i]);
-        s->nstaged = 0;
-}
-
-/* Move the staged events into the log and publish their revisions (mu held). */
-static void staged_publish(struct orch_store *s)
-{
-        pthread_rwlock_wrlock(&s->ring_mu);
-        for (size_t i = 0; i < s->nstaged; i++) {
-                log_append(s, s->staged[i]); /* the staged reference is now the log's */
-                /* store_unlock() wakes the watchers, past the mutex */
-                s->wake_due |= 1u << 31 | 1u << wake_bucket(s->staged[i]->resource);
-        }
-        s->rev = s->txn_rev;
+        pthread_rwlock_rdlock(&s->ring_mu);
+        for (ev = s->keys[key_hash_raw(resource, ns, name) & s->keys_mask]; ev; ev = ev->key_next)
+                if (key_is(ev, resource, ns, name))
+                        break;
+        if (ev)
+                *out = ev->rev;
         pthread_rwlock_unlock(&s->ring_mu);
-        atomic_store(&s->pub_rev, s->rev);
-        s->nstaged = 0;
+        if (ev)
+                return 0;
+        pthread_mutex_lock(&s->rmu);
+        sqlite3_bind_text(s->rrev, 1, resource, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s->rrev, 2, ns, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s->rrev, 3, name, -1, SQLITE_STATIC);
+        rc = sqlite3_step(s->rrev);
+        if (rc == SQLITE_ROW)
+                *out = sqlite3_column_int64(s->rrev, 0);
+        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_sqlite_err(s->rdb, rc, err, "get");
+        sqlite3_reset(s->rrev);
+        sqlite3_clear_bindings(s->rrev);
+        pthread_mutex_unlock(&s->rmu);
+        return rc;
+}
+
+/*
+ * Stage a write of `obj` (stage_mu held): checked against the object's
+ * newest revision (`insert`: it must not exist, SW_EEXIST; else it must
+ * be `expect`, STORE_RETRY), given the next revision and appended to the
+ * open group, *group. `tmpl` is the object's text from text_template().
+ * The event takes over *prev (the text before a MODIFIED) and shares `obj`
+ * (which the caller gets back, not to be changed) with in-process
+ * watchers.
+ */
+static int stage_write(uint64_t *group, struct orch_store *s, const char *type,
+                       const char *resource, const char *ns, const char *name, json_t *obj,
+                       const char *tmpl, bool insert, int64_t expect, char **prev, json_t *prev_obj,
+                       struct sw_err *err)
+{
+        int64_t now, rev = s->next_rev + 1;
+        struct staged_row *row;
+        char *body;
+        bool shared, modified = strcmp(type, "MODIFIED") == 0;
+        int rc;
+
+        if ((rc = key_rev(&now, s, resource, ns, name, err)) != 0)
+                return rc;
+        if (insert && now)
+                return sw_err_set(err, SW_EEXIST, "%s \"%s\" already exists", resource, name);
+        if (!insert && now != expect)
+                return STORE_RETRY;
+        set_rv(obj, rev);
+        body = text_fill(s, tmpl, rev);
+        if (!body)
+                body = sw_json_dump(obj);
+        if (strlen(body) > STORE_BODY_MAX) {
+                free(body);
+                return sw_err_set(err, SW_ETOOBIG, "object %s/%s is larger than %zu bytes", ns,
+                                  name, STORE_BODY_MAX);
+        }
+        if (s->nrows == s->rows_cap) {
+                s->rows_cap = s->rows_cap ? s->rows_cap * 2 : 64;
+                s->rows = sw_xrealloc(s->rows, s->rows_cap * sizeof(*s->rows));
+        }
+        shared = atomic_load(&s->kinds[wake_bucket(resource)].local) > 0;
+        row = &s->rows[s->nrows++];
+        row->insert = insert;
+        row->uid = sw_xstrdup(sw_json_str(json_object_get(obj, "metadata"), "uid", ""));
+        row->ev = event_new(rev, type, resource, ns, name, body, modified && prev ? *prev : NULL,
+                            shared ? obj : NULL, shared ? prev_obj : NULL);
+        if (modified && prev)
+                *prev = NULL;
+        pend_link(s, row->ev);
+        s->next_rev = rev;
+        s->nopen++;
+        *group = s->open_batch;
+        return 0;
 }
 
 /*
@@ -1187,92 +1272,229 @@ static void maybe_checkpoint(struct orch_store *s)
                                   NULL, NULL);
 }
 
-/* Commit the open transaction (mu held): publish its events, or fail them all. */
-static void batch_end(struct orch_store *s)
+/* Write the rows of a group and commit them (mu held). */
+static int rows_commit(struct orch_store *s, const struct staged_row *rows, size_t n,
+                       struct sw_err *err)
 {
-        struct sw_err err = SW_ERR_INIT;
-        size_t slot = (size_t)(s->batch % STORE_BATCH_RING);
-        int rc = 0;
+        int rc = store_run(s, "BEGIN IMMEDIATE", err);
 
-        if (s->txn_err) {
-                store_run(s, "ROLLBACK", NULL);
-                staged_free(s);
-                rc = sw_err_set(&err, s->txn_err, "%s", s->txn_msg);
-                s->txn_err = 0;
-        } else if (s->nstaged == 0) {
-                store_run(s, "ROLLBACK", NULL); /* nothing was written */
-        } else if ((rc = counter_put(s, &err)) != 0 || (rc = store_run(s, "COMMIT", &err)) != 0) {
-                store_run(s, "ROLLBACK", NULL);
-                staged_free(s);
-        } else {
-                staged_publish(s);
-                maybe_checkpoint(s);
+        for (size_t i = 0; i < n && rc == 0; i++) {
+                const struct orch_event *ev = rows[i].ev;
+                if (strcmp(ev->type, "DELETED") == 0)
+                        rc = row_delete(s, ev->resource, ev->ns, ev->name, err);
+                else
+                        rc = row_write(s, rows[i].insert, ev->resource, ev->ns, ev->name,
+                                       rows[i].uid, ev->rev, ev->body, err);
         }
-        s->txn_open = false;
-        s->batch_rc[slot] = rc;
-        snprintf(s->batch_msg[slot], sizeof(s->batch_msg[slot]), "%s", rc ? err.msg : "");
-        if (rc) {
-                s->failed = s->batch + 1;
-                snprintf(s->failed_msg, sizeof(s->failed_msg), "%s", err.msg);
+        if (rc == 0)
+                rc = counter_put(s, rows[n - 1].ev->rev, err);
+        if (rc == 0)
+                rc = store_run(s, "COMMIT", err);
+        if (rc)
+                store_run(s, "ROLLBACK", NULL);
+        return rc;
+}
+
+/* Move committed rows' events into the log and publish their revisions (mu and stage_mu held). */
+static void publish_rows(struct orch_store *s, struct staged_row *rows, size_t n)
+{
+        int64_t top = rows[n - 1].ev->rev;
+
+        pthread_rwlock_wrlock(&s->ring_mu);
+        for (size_t i = 0; i < n; i++) {
+                pend_unlink(s, rows[i].ev);
+                log_append(s, rows[i].ev); /* the row's reference is now the log's */
+                /* store_unlock() wakes the watchers, past the mutex */
+                s->wake_due |= 1u << 31 | 1u << wake_bucket(rows[i].ev->resource);
+                rows[i].ev = NULL;
         }
-        s->batch++;
-        pthread_cond_broadcast(&s->batch_cv);
+        s->rev = top;
+        pthread_rwlock_unlock(&s->ring_mu);
+        atomic_store(&s->pub_rev, top);
+}
+
+/* Drop staged rows whose group failed (stage_mu held). */
+static void rows_drop(struct orch_store *s, struct staged_row *rows, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                if (rows[i].ev) {
+                        pend_unlink(s, rows[i].ev);
+                        event_unref(rows[i].ev);
+                        rows[i].ev = NULL;
+                }
+        }
+}
+
+static void rows_free(struct staged_row *rows, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                free(rows[i].uid);
+                event_unref(rows[i].ev);
+        }
+        free(rows);
 }
 
 /*
- * End a write that entered with write_enter(): if more writers are on
- * their way and the group is not full, leave the transaction open for
- * them and (if this write staged an event) wait until one of them commits
- * it; else commit now. Returns the outcome of the commit of a write that
- * staged an event, 0 otherwise. Unlocks the mutex.
+ * Commit every staged row (mu held): the groups staged so far end, and
+ * new writes open the next while the rows go into SQLite. When the commit
+ * fails, the writes staged meanwhile fail with it (they were checked
+ * against the failed ones), and the revision counter goes back to the
+ * last committed revision.
  */
-static int write_leave(struct orch_store *s, bool wrote, struct sw_err *err)
+static void group_commit(struct orch_store *s)
 {
-        json_t *unshared = NULL;
-        uint64_t mine = s->batch;
+        struct sw_err err = SW_ERR_INIT;
+        struct staged_row *rows;
+        size_t n;
+        uint64_t last;
         int rc = 0;
 
-        atomic_fetch_sub(&s->writers, 1);
-        if (held.s == s) {
-                /* Held: the group stays open past this write, and release waits. */
-                if (wrote) {
-                        if (!held.wrote)
-                                held.first = mine;
-                        held.last = mine;
-                        held.wrote = true;
-                }
-                if (s->txn_open && s->nstaged >= STORE_BATCH_MAX)
-                        batch_end(s);
-                goto out;
+        pthread_mutex_lock(&s->stage_mu);
+        rows = s->rows;
+        n = s->nrows;
+        if (n == 0) {
+                pthread_mutex_unlock(&s->stage_mu);
+                return;
         }
-        if (wrote && s->txn_open && atomic_load(&s->writers) == 0 && s->nstaged < 4) {
-                /*
-                 * A small group and nobody queued: let the threads that are
-                 * about to write run first, so that they join this commit.
-                 */
-                pthread_mutex_unlock(&s->mu);
-                sched_yield();
-                pthread_mutex_lock(&s->mu);
+        s->rows = NULL;
+        s->nrows = s->rows_cap = 0;
+        s->nopen = 0;
+        s->commit_due = false;
+        last = s->open_batch++;
+        pthread_mutex_unlock(&s->stage_mu);
+
+        rc = rows_commit(s, rows, n, &err);
+
+        pthread_mutex_lock(&s->stage_mu);
+        if (rc == 0) {
+                publish_rows(s, rows, n);
+        } else {
+                rows_drop(s, rows, n);
+                rows_drop(s, s->rows, s->nrows);
+                rows_free(s->rows, s->nrows);
+                s->rows = NULL;
+                s->nrows = s->rows_cap = 0;
+                s->nopen = 0;
+                last = s->open_batch++;
+                s->next_rev = s->rev;
+                s->failed = last + 1;
+                snprintf(s->failed_msg, sizeof(s->failed_msg), "%s", err.msg);
         }
-        if (s->txn_open && s->batch == mine) {
-                if (atomic_load(&s->writers) == 0 || s->nstaged >= STORE_BATCH_MAX)
-                        batch_end(s);
-                else if (wrote)
-                        while (s->batch == mine)
-                                pthread_cond_wait(&s->batch_cv, &s->mu);
+        for (uint64_t g = s->batch; g <= last; g++) {
+                s->batch_rc[g % STORE_BATCH_RING] = rc;
+                snprintf(s->batch_msg[g % STORE_BATCH_RING],
+                         sizeof(s->batch_msg[g % STORE_BATCH_RING]), "%s", rc ? err.msg : "");
         }
-        if (wrote && s->batch_rc[mine % STORE_BATCH_RING] != 0) {
-                rc = s->batch_rc[mine % STORE_BATCH_RING];
-                sw_err_set(err, rc, "%s", s->batch_msg[mine % STORE_BATCH_RING]);
-        }
-out:
+        s->batch = last + 1;
+        pthread_cond_broadcast(&s->batch_cv);
+        pthread_mutex_unlock(&s->stage_mu);
+        rows_free(rows, n);
+        if (rc == 0)
+                maybe_checkpoint(s);
+}
+
+/* Release the mutex after a commit: wake the watchers, free what left the log's index. */
+static void commit_unlock(struct orch_store *s)
+{
+        json_t *unshared = NULL;
+
         if (json_array_size(s->unshared)) {
                 unshared = s->unshared;
                 s->unshared = json_array();
         }
         store_unlock(s);
         json_decref(unshared); /* past the mutex: it frees */
-        if (wrote)
+}
+
+/* Commit what is staged, in this thread. */
+static void commit_now(struct orch_store *s)
+{
+        pthread_mutex_lock(&s->mu);
+        group_commit(s);
+        commit_unlock(s);
+}
+
+/*
+ * Whether this thread should commit now (stage_mu held): rows are open,
+ * nobody is on the way to commit them, and either no other writer is on
+ * its way to join them or the group is full.
+ */
+static bool commit_turn(struct orch_store *s)
+{
+        return s->nopen > 0 && !s->commit_due &&
+               (atomic_load(&s->writers) == 0 || s->nopen >= STORE_BATCH_MAX);
+}
+
+/*
+ * Wait (stage_mu held) until group `g` has ended (`any`: else only take a
+ * turn), committing whenever it is this thread's turn: the last writer out
+ * commits the open group, whoever staged it.
+ */
+static void wait_ended(struct orch_store *s, bool any, uint64_t g)
+{
+        for (;;) {
+                if (commit_turn(s)) {
+                        s->commit_due = true;
+                        pthread_mutex_unlock(&s->stage_mu);
+                        commit_now(s);
+                        pthread_mutex_lock(&s->stage_mu);
+                        continue;
+                }
+                if (!any || s->batch > g)
+                        return;
+                pthread_cond_wait(&s->batch_cv, &s->stage_mu);
+        }
+}
+
+/*
+ * Stage one write (stage_write) and see it through: a held write returns
+ * once staged (its release waits for the commit) and commits the group
+ * when it is full; any other waits until its group is committed, and
+ * returns the outcome.
+ */
+static int write_row(struct orch_store *s, const char *type, const char *resource, const char *ns,
+                     const char *name, json_t *obj, const char *tmpl, bool insert, int64_t expect,
+                     char **prev, json_t *prev_obj, struct sw_err *err)
+{
+        uint64_t g = 0;
+        bool commit = false;
+        int rc;
+
+        atomic_fetch_add(&s->writers, 1);
+        pthread_mutex_lock(&s->stage_mu);
+        rc = stage_write(&g, s, type, resource, ns, name, obj, tmpl, insert, expect, prev, prev_obj,
+                         err);
+        atomic_fetch_sub(&s->writers, 1);
+        if (held.s == s) {
+                if (rc == 0) {
+                        if (!held.wrote)
+                                held.first = g;
+                        held.last = g;
+                        held.wrote = true;
+                }
+                if (commit_turn(s))
+                        commit = s->commit_due = true;
+                pthread_mutex_unlock(&s->stage_mu);
+                if (commit)
+                        commit_now(s);
+                return rc;
+        }
+        if (rc == 0 && atomic_load(&s->writers) == 0 && s->nopen < 4) {
+                /*
+                 * A small group and nobody on the way: let the threads that
+                 * are about to write run first, so that they join this commit.
+                 */
+                pthread_mutex_unlock(&s->stage_mu);
+                sched_yield();
+                pthread_mutex_lock(&s->stage_mu);
+        }
+        wait_ended(s, rc == 0, g);
+        if (rc == 0 && s->batch - g <= STORE_BATCH_RING && s->batch_rc[g % STORE_BATCH_RING]) {
+                rc = s->batch_rc[g % STORE_BATCH_RING];
+                sw_err_set(err, rc, "%s", s->batch_msg[g % STORE_BATCH_RING]);
+        }
+        pthread_mutex_unlock(&s->stage_mu);
+        if (rc == 0)
                 json_sweep(s, atomic_load(&s->pub_rev));
         return rc;
 }
@@ -1293,91 +1515,22 @@ int orch_store_release(struct orch_store *s, struct sw_err *err)
         if (held.s != s)
                 return 0;
         held.s = NULL;
-        pthread_mutex_lock(&s->mu);
+        pthread_mutex_lock(&s->stage_mu);
         atomic_fetch_sub(&s->writers, 1);
-        /*
-         * The last writer out commits what is open, whoever staged it: the
-         * held writes may have gone into an earlier group, while a later
-         * one waits for a commit.
-         */
-        if (s->txn_open && atomic_load(&s->writers) == 0)
-                batch_end(s);
-        if (held.wrote) {
-                while (s->batch <= held.last)
-                        pthread_cond_wait(&s->batch_cv, &s->mu);
-                if (s->failed > held.first)
-                        rc = sw_err_set(err, SW_EIO, "writes not committed: %s", s->failed_msg);
-        }
-        store_unlock(s);
+        wait_ended(s, held.wrote, held.last);
+        if (held.wrote && s->failed > held.first)
+                rc = sw_err_set(err, SW_EIO, "writes not committed: %s", s->failed_msg);
+        pthread_mutex_unlock(&s->stage_mu);
+        if (held.wrote)
+                json_sweep(s, atomic_load(&s->pub_rev));
         return rc;
 }
 
-/* Take the mutex to read with the writer's connection: commit what is open first. */
+/* Take the mutex to read with the writer's connection: commit what is staged first. */
 static void read_lock(struct orch_store *s)
 {
         pthread_mutex_lock(&s->mu);
-        if (s->txn_open)
-                batch_end(s);
-}
-
-/*
- * Write `obj` (or remove its row when `type` is DELETED) with the next
- * revision, in the open transaction (write_enter); its event is staged for
- * the log until the group commits. `tmpl` is the object's text from
- * text_template(), dumped before the lock, or NULL to dump it here; `insert`
- * refuses an existing key (SW_EEXIST). On failure nothing of this write
- * stays; a failure of the disk also fails the rest of its group.
- */
-static int commit_write(struct orch_store *s, const char *type, const char *resource,
-                        const char *ns, const char *name, json_t *obj, const char *tmpl,
-                        bool insert, char **prev, json_t *prev_obj, struct sw_err *err)
-{
-        int64_t rev = s->txn_rev + 1;
-        const char *uid = sw_json_str(json_object_get(obj, "metadata"), "uid", "");
-        char *body = NULL;
-        bool shared;
-        int rc;
-
-        set_rv(obj, rev);
-        body = tmpl ? text_fill(s, tmpl, rev) : NULL;
-        if (!body)
-                body = sw_json_dump(obj);
-        if (strlen(body) > STORE_BODY_MAX) {
-                rc = sw_err_set(err, SW_ETOOBIG, "object %s/%s is larger than %zu bytes", ns, name,
-                                STORE_BODY_MAX);
-                goto undo;
-        }
-        if (strcmp(type, "DELETED") == 0)
-                rc = row_delete(s, resource, ns, name, err);
-        else
-                rc = row_write(s, insert, resource, ns, name, uid, rev, body, err);
-        if (rc) {
-                /* Refused by a key (SW_EEXIST), SQLite undid the statement; else the group fails. */
-                if (rc != SW_EEXIST && !s->txn_err) {
-                        s->txn_err = rc;
-                        snprintf(s->txn_msg, sizeof(s->txn_msg), "%s", err->msg);
-                }
-                goto undo;
-        }
-        s->txn_rev = rev;
-        if (s->nstaged == s->staged_cap) {
-                s->staged_cap = s->staged_cap ? s->staged_cap * 2 : 16;
-                s->staged = sw_xrealloc(s->staged, s->staged_cap * sizeof(*s->staged));
-        }
-        /*
-         * The event takes over the text and `prev`, and shares `obj` (which
-         * the caller gets back, not to be changed) with in-process watchers.
-         */
-        shared = atomic_load(&s->kinds[wake_bucket(resource)].local) > 0;
-        s->staged[s->nstaged++] = event_new(rev, type, resource, ns, name, body,
-                                            strcmp(type, "MODIFIED") == 0 && prev ? *prev : NULL,
-                                            shared ? obj : NULL, shared ? prev_obj : NULL);
-        if (prev && strcmp(type, "MODIFIED") == 0)
-                *prev = NULL;
-        return 0;
-undo:
-        free(body);
-        return rc;
+        group_commit(s);
 }
 
 static const char *obj_ns(const json_t *obj)
@@ -1416,27 +1569,14 @@ static int text_row(char **text_out, size_t *len_out, int64_t *rev_out, sqlite3 
 
 /*
  * A committed row read on the reader connection, outside the writers'
- * lock: its text (NULL when absent) and revision. Without the reader, on
- * the writer's connection.
+ * lock: its text (NULL when absent) and revision.
  */
 static int reader_get(char **text_out, size_t *len_out, int64_t *rev_out, struct orch_store *s,
                       const char *resource, const char *ns, const char *name, struct sw_err *err)
 {
-        sqlite3_stmt *st = NULL;
         int rc;
 
         *text_out = NULL;
-        if (!s->rdb) {
-                read_lock(s);
-                rc = key_stmt(&st, s,
-                              "SELECT body, rev FROM objects WHERE resource=?1 AND namespace=?2 "
-                              "AND name=?3",
-                              resource, ns, name, "get", err);
-                if (rc == 0)
-                        rc = text_row(text_out, len_out, rev_out, s->db, st, err);
-                store_unlock(s);
-                return rc;
-        }
         pthread_mutex_lock(&s->rmu);
         sqlite3_bind_text(s->rget, 1, resource, -1, SQLITE_STATIC);
         sqlite3_bind_text(s->rget, 2, ns, -1, SQLITE_STATIC);
@@ -1480,51 +1620,6 @@ int orch_store_get(json_t **out, struct orch_store *s, const char *resource, con
                 return rc;
         if (!obj)
                 return sw_err_set(err, SW_ENOTFOUND, "%s \"%s\" not found", resource, name);
-        *out = obj;
-        return 0;
-}
-
-int orch_store_create(json_t **out, struct orch_store *s, const char *resource, const json_t *in,
-                      unsigned flags, struct sw_err *err)
-{
-        json_t *obj = flags & ORCH_STORE_IN_PLACE ? json_incref((json_t *)in) : sw_json_copy(in);
-        json_t *meta;
-        char uid[40], ts[32], *tmpl;
-        const char *ns, *name;
-        bool wrote = false;
-        int rc, lrc;
-
-        meta = meta_of(obj);
-        ns = obj_ns(obj);
-        name = obj_name(obj);
-        if (!*name) {
-                json_decref(obj);
-                return sw_err_set(err, SW_EINVAL,
-                                  "metadata.name: Required value: name is required");
-        }
-        store_uid(uid, sizeof(uid));
-        orch_time_fmt(ts, sizeof(ts), sw_now_ms());
-        json_object_set_new(meta, "uid", json_string(uid));
-        json_object_set_new(meta, "creationTimestamp", json_string(ts));
-        json_object_del(meta, "deletionTimestamp");
-        json_object_del(meta, "deletionGracePeriodSeconds");
-        if (flags & ORCH_STORE_GENERATION)
-                json_object_set_new(meta, "generation", json_integer(1));
-        else
-                json_object_del(meta, "generation");
-        /* The text is made before the lock; under it, only the revision goes in. */
-        tmpl = text_template(s, obj);
-        if ((rc = write_enter(s, err)) == 0) {
-                rc = commit_write(s, "ADDED", resource, ns, name, obj, tmpl, true, NULL, NULL, err);
-                wrote = rc == 0;
-        }
-        if ((lrc = write_leave(s, wrote, err)) != 0)
-                rc = lrc;
-        free(tmpl);
-        if (rc) {
-                json_decref(obj);
-                return rc;
-        }
         *out = obj;
         return 0;
 }
@@ -1617,155 +1712,176 @@ static int update_prepare(json_t *obj, const json_t *old, const char *resource, 
         return 0;
 }
 
-#define STORE_RETRY (-1) /* an optimistic write found the row changed: take the lock */
-
-/*
- * A read-modify-write with the reading, the changing and the dumping done
- * before the writers' lock: under it, the write only checks that the row
- * is still at the revision read, and writes. The object comes from the
- * log's index when it holds the newest event of the key (parsed already
- * when in-process watchers share it), else from the committed row on the
- * reader connection. Returns STORE_RETRY when the row changed meanwhile,
- * or when the outcome is anything but a plain change (an error, no change,
- * a deletion), which the caller then decides under the lock. `change` is
- * handed the object read in *old (`shared`: the log's, not to be changed)
- * and sets *obj to the new object; it may take *old for it (setting *old
- * to NULL) when not shared. What is left in *old becomes the event's
- * object before.
- */
-static int write_optimistic(json_t **out, struct orch_store *s, const char *resource,
-                            const char *ns, const char *name,
-                            int (*change)(json_t **obj, json_t **old, bool shared, void *arg),
-                            void *arg, struct sw_err *err)
+int orch_store_create(json_t **out, struct orch_store *s, const char *resource, const json_t *in,
+                      unsigned flags, struct sw_err *err)
 {
-        json_t *obj = NULL, *old = NULL;
-        struct orch_event *ev;
-        char *text = NULL, *tmpl = NULL;
-        size_t len = 0;
-        int64_t rev = 0, now = 0;
-        bool wrote = false;
-        int rc, lrc;
+        json_t *obj = flags & ORCH_STORE_IN_PLACE ? json_incref((json_t *)in) : sw_json_copy(in);
+        json_t *meta;
+        char uid[40], ts[32], *tmpl;
+        const char *ns, *name;
+        int rc;
 
-        if ((ev = key_latest(&old, s, resource, ns, name)) != NULL) {
-                text = sw_xstrdup(ev->body);
-                len = strlen(text);
-                rev = ev->rev;
-                event_unref(ev);
-        } else if (reader_get(&text, &len, &rev, s, resource, ns, name, err) != 0 || !text) {
-                sw_err_clear(err);
-                free(text);
-                return STORE_RETRY;
+        meta = meta_of(obj);
+        ns = obj_ns(obj);
+        name = obj_name(obj);
+        if (!*name) {
+                json_decref(obj);
+                return sw_err_set(err, SW_EINVAL,
+                                  "metadata.name: Required value: name is required");
         }
-        if (old) {
-                rc = change(&obj, &old, true, arg);
-        } else {
-                old = json_loadb(text, len, 0, NULL);
-                rc = old ? change(&obj, &old, false, arg) : -1;
-        }
-        if (rc != 0 || !obj) {
-                rc = STORE_RETRY;
-                goto out;
-        }
+        store_uid(uid, sizeof(uid));
+        orch_time_fmt(ts, sizeof(ts), sw_now_ms());
+        json_object_set_new(meta, "uid", json_string(uid));
+        json_object_set_new(meta, "creationTimestamp", json_string(ts));
+        json_object_del(meta, "deletionTimestamp");
+        json_object_del(meta, "deletionGracePeriodSeconds");
+        if (flags & ORCH_STORE_GENERATION)
+                json_object_set_new(meta, "generation", json_integer(1));
+        else
+                json_object_del(meta, "generation");
+        /* The text is made before the lock; under it, only the revision goes in. */
         tmpl = text_template(s, obj);
-        if ((rc = write_enter(s, err)) == 0) {
-                if ((rc = row_rev(&now, s, resource, ns, name, err)) != 0 || now != rev) {
-                        if (rc == 0)
-                                rc = STORE_RETRY;
-                } else {
-                        rc = commit_write(s, "MODIFIED", resource, ns, name, obj, tmpl, false,
-                                          &text, old, err);
-                        wrote = rc == 0;
-                }
-        }
-        if ((lrc = write_leave(s, wrote, err)) != 0)
-                rc = lrc;
-out:
-        free(text);
+        rc = write_row(s, "ADDED", resource, ns, name, obj, tmpl, true, 0, NULL, NULL, err);
         free(tmpl);
-        json_decref(old);
         if (rc) {
                 json_decref(obj);
                 return rc;
         }
         *out = obj;
         return 0;
+}
+
+/*
+ * The newest version of an object for a write to start from, outside any
+ * lock: its text and revision (*text NULL when it does not exist), from
+ * its staged write, else the log (with the log's parsed object in
+ * *shared when it keeps one: not to be changed), else its committed row.
+ */
+static int key_read(char **text, int64_t *rev, json_t **shared, struct orch_store *s,
+                    const char *resource, const char *ns, const char *name, struct sw_err *err)
+{
+        struct orch_event *ev;
+        size_t len = 0;
+
+        *text = NULL;
+        *rev = 0;
+        *shared = NULL;
+        pthread_mutex_lock(&s->stage_mu);
+        if ((ev = pend_find(s, resource, ns, name)) != NULL) {
+                if (strcmp(ev->type, "DELETED") != 0)
+                        *text = sw_xstrdup(ev->body);
+                *rev = ev->rev;
+        }
+        pthread_mutex_unlock(&s->stage_mu);
+        if (ev)
+                return 0;
+        if ((ev = key_latest(shared, s, resource, ns, name)) != NULL) {
+                *text = sw_xstrdup(ev->body);
+                *rev = ev->rev;
+                event_unref(ev);
+                return 0;
+        }
+        return reader_get(text, &len, rev, s, resource, ns, name, err);
+}
+
+/*
+ * A read-modify-write, optimistic: the object is read (key_read) and
+ * changed with no lock held; staging the write checks that the object is
+ * still at the revision read, and when it is not, the whole is done again.
+ * `change` is handed the object read in *old (`shared`: the log's, not to
+ * be changed) and sets *obj to the new object; it may take *old for it
+ * (setting *old to NULL) when not shared. It returns 0 to write *obj,
+ * STORE_GONE to remove the object (*obj its last state), STORE_SAME to
+ * write nothing (*out is then *obj if set, else the object read), or an
+ * error. What is left in *old becomes the event's object before.
+ */
+static int write_optimistic(json_t **out, struct orch_store *s, const char *resource,
+                            const char *ns, const char *name,
+                            int (*change)(json_t **obj, json_t **old, bool shared, void *arg,
+                                          struct sw_err *err),
+                            void *arg, struct sw_err *err)
+{
+        for (;;) {
+                json_t *obj = NULL, *old = NULL;
+                char *text = NULL, *tmpl = NULL;
+                int64_t rev = 0;
+                bool shared;
+                int rc;
+
+                if ((rc = key_read(&text, &rev, &old, s, resource, ns, name, err)) != 0)
+                        return rc;
+                if (!text)
+                        return sw_err_set(err, SW_ENOTFOUND, "%s \"%s\" not found", resource, name);
+                shared = old != NULL;
+                if (!shared && (rc = sw_json_parse(&old, text, strlen(text), 0, err)) != 0) {
+                        free(text);
+                        return sw_err_wrap(err, "stored %s %s/%s", resource, ns, name);
+                }
+                rc = change(&obj, &old, shared, arg, err);
+                if (rc == STORE_SAME) {
+                        if (!obj)
+                                obj = shared ? sw_json_copy(old) : json_incref(old);
+                        rc = 0;
+                } else if (rc == 0 || rc == STORE_GONE) {
+                        bool gone = rc == STORE_GONE;
+                        tmpl = text_template(s, obj);
+                        rc = write_row(s, gone ? "DELETED" : "MODIFIED", resource, ns, name, obj,
+                                       tmpl, false, rev, gone ? NULL : &text, gone ? NULL : old,
+                                       err);
+                }
+                free(text);
+                free(tmpl);
+                json_decref(old);
+                if (rc == STORE_RETRY) {
+                        json_decref(obj);
+                        continue;
+                }
+                if (rc) {
+                        json_decref(obj);
+                        return rc;
+                }
+                *out = obj;
+                return 0;
+        }
 }
 
 struct update_arg {
         const json_t *in;
         const char *resource;
         unsigned flags;
+        bool gone;
 };
 
-/* write_optimistic's change for an update: `in`, if it is a plain change of `old`. */
-static int update_change(json_t **obj, json_t **old, bool shared, void *arg)
+/* write_optimistic's change for an update: `in`, made the update of `old`. */
+static int update_change(json_t **obj, json_t **old, bool shared, void *arg, struct sw_err *err)
 {
         struct update_arg *u = arg;
-        struct sw_err ignored = SW_ERR_INIT;
-        bool same = false, gone = false;
+        bool same = false;
+        int rc;
 
         (void)shared; /* `old` is only read */
         *obj = sw_json_copy(u->in);
-        if (update_prepare(*obj, *old, u->resource, u->flags, &same, &gone, &ignored) != 0)
-                return -1;
-        return same || gone ? -1 : 0;
+        u->gone = false;
+        if ((rc = update_prepare(*obj, *old, u->resource, u->flags, &same, &u->gone, err)) != 0)
+                return rc;
+        if (same) {
+                json_decref(*obj);
+                *obj = NULL;
+                return STORE_SAME;
+        }
+        return u->gone ? STORE_GONE : 0;
 }
 
 int orch_store_update(json_t **out, bool *gone_out, struct orch_store *s, const char *resource,
                       const json_t *in, unsigned flags, struct sw_err *err)
 {
-        json_t *obj, *old = NULL;
-        const char *ns, *name;
-        char *old_text = NULL;
-        bool gone = false, same = false, wrote = false;
-        struct update_arg u = {in, resource, flags};
-        int rc, lrc;
-
-        rc = write_optimistic(out, s, resource, obj_ns(in), obj_name(in), update_change, &u, err);
-        if (rc != STORE_RETRY) {
-                if (rc == 0 && gone_out)
-                        *gone_out = false;
-                return rc;
-        }
-        obj = sw_json_copy(in);
-        ns = obj_ns(obj);
-        name = obj_name(obj);
-        if ((rc = write_enter(s, err)) != 0)
-                goto out;
-        if ((rc = row_get(&old, &old_text, s, resource, ns, name, err)) != 0)
-                goto out;
-        if (!old) {
-                rc = sw_err_set(err, SW_ENOTFOUND, "%s \"%s\" not found", resource, name);
-                goto out;
-        }
-        if ((rc = update_prepare(obj, old, resource, flags, &same, &gone, err)) != 0)
-                goto out;
-        if (same) {
-                json_decref(obj);
-                obj = old;
-                old = NULL;
-                goto out;
-        }
-        if (gone)
-                rc = commit_write(s, "DELETED", resource, ns, name, obj, NULL, false, NULL, NULL,
+        struct update_arg u = {in, resource, flags, false};
+        int rc = write_optimistic(out, s, resource, obj_ns(in), obj_name(in), update_change, &u,
                                   err);
-        else
-                rc = commit_write(s, "MODIFIED", resource, ns, name, obj, NULL, false, &old_text,
-                                  old, err);
-        wrote = rc == 0;
-out:
-        if ((lrc = write_leave(s, wrote, err)) != 0)
-                rc = lrc;
-        json_decref(old);
-        free(old_text);
-        if (rc) {
-                json_decref(obj);
-                return rc;
-        }
-        if (gone_out)
-                *gone_out = gone;
-        *out = obj;
-        return 0;
+
+        if (rc == 0 && gone_out)
+                *gone_out = u.gone;
+        return rc;
 }
 
 struct mutate_arg {
@@ -1791,10 +1907,9 @@ static json_t *copy_top(const json_t *obj)
 }
 
 /* write_optimistic's change for a mutation: the object, changed by the caller's function. */
-static int mutate_change(json_t **obj, json_t **old, bool shared, void *arg)
+static int mutate_change(json_t **obj, json_t **old, bool shared, void *arg, struct sw_err *err)
 {
         struct mutate_arg *m = arg;
-        struct sw_err ignored = SW_ERR_INIT;
 
         if (shared) {
                 *obj = copy_top(*old);
@@ -1802,7 +1917,7 @@ static int mutate_change(json_t **obj, json_t **old, bool shared, void *arg)
                 *obj = *old;
                 *old = NULL;
         }
-        return m->fn(*obj, m->arg, &ignored);
+        return m->fn(*obj, m->arg, err);
 }
 
 int orch_store_mutate(json_t **out, struct orch_store *s, const char *resource, const char *ns,
@@ -1810,36 +1925,11 @@ int orch_store_mutate(json_t **out, struct orch_store *s, const char *resource, 
                       void *arg, struct sw_err *err)
 {
         json_t *obj = NULL;
-        char *old_text = NULL;
         struct mutate_arg m = {fn, arg};
-        bool wrote = false;
-        int rc, lrc;
+        int rc = write_optimistic(&obj, s, resource, ns, name, mutate_change, &m, err);
 
-        rc = write_optimistic(&obj, s, resource, ns, name, mutate_change, &m, err);
-        if (rc != STORE_RETRY)
-                goto done;
-        if ((rc = write_enter(s, err)) != 0)
-                goto out;
-        if ((rc = row_get(&obj, &old_text, s, resource, ns, name, err)) != 0)
-                goto out;
-        if (!obj) {
-                rc = sw_err_set(err, SW_ENOTFOUND, "%s \"%s\" not found", resource, name);
-                goto out;
-        }
-        if ((rc = fn(obj, arg, err)) != 0)
-                goto out;
-        rc = commit_write(s, "MODIFIED", resource, ns, name, obj, NULL, false, &old_text, NULL,
-                          err);
-        wrote = rc == 0;
-out:
-        if ((lrc = write_leave(s, wrote, err)) != 0)
-                rc = lrc;
-        free(old_text);
-done:
-        if (rc) {
-                json_decref(obj);
+        if (rc)
                 return rc;
-        }
         if (out)
                 *out = obj;
         else
@@ -1854,69 +1944,63 @@ int orch_store_delete(json_t **out, bool *gone_out, struct orch_store *s, const 
         return orch_store_delete_graceful(out, gone_out, s, resource, ns, name, uid, rv, 0, err);
 }
 
-int orch_store_delete_graceful(json_t **out, bool *gone_out, struct orch_store *s,
-                               const char *resource, const char *ns, const char *name,
-                               const char *uid, const char *rv, int64_t grace_s, struct sw_err *err)
-{
-        json_t *obj = NULL, *meta;
-        bool gone = false, wrote = false;
-        int rc, lrc;
+struct delete_arg {
+        const char *uid, *rv;
+        int64_t grace_s;
+        bool gone;
+};
 
-        if ((rc = write_enter(s, err)) != 0)
-                goto out;
-        if ((rc = row_get(&obj, NULL, s, resource, ns, name, err)) != 0)
-                goto out;
-        if (!obj) {
-                rc = sw_err_set(err, SW_ENOTFOUND, "%s \"%s\" not found", resource, name);
-                goto out;
+/* write_optimistic's change for a deletion: the preconditions, then a deletionTimestamp or the end. */
+static int delete_change(json_t **obj, json_t **old, bool shared, void *arg, struct sw_err *err)
+{
+        struct delete_arg *d = arg;
+        json_t *meta;
+        int64_t grace_s = d->grace_s < 0 ? 0 : d->grace_s;
+
+        if (shared) {
+                *obj = sw_json_copy(*old);
+        } else {
+                *obj = *old;
+                *old = NULL;
         }
-        meta = meta_of(obj);
-        if (uid && *uid && strcmp(uid, sw_json_str(meta, "uid", "")) != 0) {
-                rc = sw_err_set(err, SW_ECONFLICT,
-                                "Precondition failed: UID in precondition: %s, UID in object "
-                                "meta: %s",
-                                uid, sw_json_str(meta, "uid", ""));
-                goto out;
-        }
-        if (rv && *rv && strcmp(rv, sw_json_str(meta, "resourceVersion", "")) != 0) {
-                rc = sw_err_set(err, SW_ECONFLICT,
-                                "Precondition failed: ResourceVersion in precondition: %s, "
-                                "ResourceVersion in object meta: %s",
-                                rv, sw_json_str(meta, "resourceVersion", ""));
-                goto out;
-        }
-        if (grace_s < 0)
-                grace_s = 0;
+        meta = meta_of(*obj);
+        d->gone = false;
+        if (d->uid && *d->uid && strcmp(d->uid, sw_json_str(meta, "uid", "")) != 0)
+                return sw_err_set(err, SW_ECONFLICT,
+                                  "Precondition failed: UID in precondition: %s, UID in object "
+                                  "meta: %s",
+                                  d->uid, sw_json_str(meta, "uid", ""));
+        if (d->rv && *d->rv && strcmp(d->rv, sw_json_str(meta, "resourceVersion", "")) != 0)
+                return sw_err_set(err, SW_ECONFLICT,
+                                  "Precondition failed: ResourceVersion in precondition: %s, "
+                                  "ResourceVersion in object meta: %s",
+                                  d->rv, sw_json_str(meta, "resourceVersion", ""));
         if (json_object_get(meta, "deletionTimestamp") &&
             (grace_s >= sw_json_int(meta, "deletionGracePeriodSeconds", 0) ||
-             has_finalizers(obj)) &&
-            !(grace_s == 0 && !has_finalizers(obj))) {
-                goto out; /* already being deleted at least as soon: nothing to write */
-        }
-        if (grace_s > 0 || has_finalizers(obj)) {
+             has_finalizers(*obj)) &&
+            !(grace_s == 0 && !has_finalizers(*obj)))
+                return STORE_SAME; /* already being deleted at least as soon: nothing to write */
+        if (grace_s > 0 || has_finalizers(*obj)) {
                 char ts[32];
                 orch_time_fmt(ts, sizeof(ts), sw_now_ms() + grace_s * 1000);
                 json_object_set_new(meta, "deletionTimestamp", json_string(ts));
                 json_object_set_new(meta, "deletionGracePeriodSeconds", json_integer(grace_s));
-                rc = commit_write(s, "MODIFIED", resource, ns, name, obj, NULL, false, NULL, NULL,
-                                  err);
-        } else {
-                gone = true;
-                rc = commit_write(s, "DELETED", resource, ns, name, obj, NULL, false, NULL, NULL,
-                                  err);
+                return 0;
         }
-        wrote = rc == 0;
-out:
-        if ((lrc = write_leave(s, wrote, err)) != 0)
-                rc = lrc;
-        if (rc) {
-                json_decref(obj);
-                return rc;
-        }
-        if (gone_out)
-                *gone_out = gone;
-        *out = obj;
-        return 0;
+        d->gone = true;
+        return STORE_GONE;
+}
+
+int orch_store_delete_graceful(json_t **out, bool *gone_out, struct orch_store *s,
+                               const char *resource, const char *ns, const char *name,
+                               const char *uid, const char *rv, int64_t grace_s, struct sw_err *err)
+{
+        struct delete_arg d = {uid, rv, grace_s, false};
+        int rc = write_optimistic(out, s, resource, ns, name, delete_change, &d, err);
+
+        if (rc == 0 && gone_out)
+                *gone_out = d.gone;
+        return rc;
 }
 
 int orch_store_list(json_t **items_out, int64_t *rev_out, bool *more_out, struct orch_store *s,

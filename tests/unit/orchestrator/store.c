@@ -7,6 +7,7 @@
 #define _GNU_SOURCE /* pthread_timedjoin_np */
 #include <jansson.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -713,6 +714,114 @@ static void test_release_commits_others(void)
         orch_store_free(s);
 }
 
+/*
+ * Writes see the staged writes before them, committed or not: a create of
+ * a staged key is refused, and an update, a deletion and a create again
+ * of a staged object go through, in order, in one commit.
+ */
+static void test_writes_see_staged(void)
+{
+        struct orch_store *s = open_store("staged", 0);
+        struct sw_err err = SW_ERR_INIT;
+        struct orch_event **evs = NULL;
+        int64_t start = orch_store_revision(s), scanned = 0;
+        json_t *in = cm("ns", "x", "1"), *out = NULL, *upd;
+        bool gone = false;
+        size_t n = 0;
+
+        orch_store_hold(s);
+        CHECK_OK(orch_store_create(&out, s, "configmaps", in, 0, &err), &err);
+        json_decref(out);
+        CHECK_INT(orch_store_create(&out, s, "configmaps", in, 0, &err), SW_EEXIST);
+        sw_err_clear(&err);
+        upd = cm("ns", "x", "2");
+        json_object_set_new(json_object_get(upd, "metadata"), "resourceVersion", json_string("1"));
+        CHECK_INT(orch_store_update(&out, NULL, s, "configmaps", upd, 0, &err), SW_ECONFLICT);
+        sw_err_clear(&err);
+        json_object_del(json_object_get(upd, "metadata"), "resourceVersion");
+        CHECK_OK(orch_store_update(&out, NULL, s, "configmaps", upd, 0, &err), &err);
+        CHECK_STR(json_string_value(json_object_get(json_object_get(out, "data"), "k")), "2");
+        json_decref(out);
+        CHECK_OK(orch_store_delete(&out, &gone, s, "configmaps", "ns", "x", NULL, NULL, &err),
+                 &err);
+        CHECK(gone);
+        json_decref(out);
+        CHECK_OK(orch_store_create(&out, s, "configmaps", in, 0, &err), &err);
+        json_decref(out);
+        CHECK_INT(orch_store_revision(s), start);
+        CHECK_OK(orch_store_release(s, &err), &err);
+        CHECK_INT(orch_store_revision(s), start + 4);
+        CHECK_OK(orch_store_events_raw(&evs, &n, &scanned, s, "configmaps", start, 8, &err), &err);
+        CHECK_INT(n, 4);
+        if (n == 4) {
+                CHECK_STR(evs[0]->type, "ADDED");
+                CHECK_STR(evs[1]->type, "MODIFIED");
+                CHECK_STR(evs[2]->type, "DELETED");
+                CHECK_STR(evs[3]->type, "ADDED");
+        }
+        orch_events_free(evs, n);
+        CHECK_OK(orch_store_get(&out, s, "configmaps", "ns", "x", &err), &err);
+        CHECK_STR(json_string_value(json_object_get(json_object_get(out, "data"), "k")), "1");
+        json_decref(out);
+        json_decref(upd);
+        json_decref(in);
+        orch_store_free(s);
+}
+
+/*
+ * A group whose commit fails (here SQLite refuses one of its rows, through
+ * a trigger another connection put in) fails as a whole: none of its
+ * writes is stored or seen, the release says so, and the revisions go on
+ * from the last committed one.
+ */
+static void test_failed_group(void)
+{
+        struct orch_store *s = open_store("fail", 0);
+        struct sw_err err = SW_ERR_INIT;
+        char *path = sw_xasprintf("%s/fail.db", t_tmpdir());
+        int64_t start = orch_store_revision(s);
+        const char *names[] = {"a", "poison", "b"};
+        sqlite3 *db = NULL;
+        json_t *out = NULL, *in;
+
+        CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+        CHECK(sqlite3_exec(db,
+                           "CREATE TRIGGER poison BEFORE INSERT ON objects WHEN NEW.name = "
+                           "'poison' BEGIN SELECT RAISE(ABORT, 'injected'); END",
+                           NULL, NULL, NULL) == SQLITE_OK);
+        orch_store_hold(s);
+        for (int i = 0; i < 3; i++) {
+                in = cm("ns", names[i], "1");
+                CHECK_OK(orch_store_create(&out, s, "configmaps", in, 0, &err), &err);
+                json_decref(out);
+                json_decref(in);
+        }
+        CHECK_INT(orch_store_release(s, &err), SW_EIO);
+        CHECK(strstr(err.msg, "injected") != NULL);
+        sw_err_clear(&err);
+        CHECK_INT(orch_store_revision(s), start);
+        for (int i = 0; i < 3; i++) {
+                CHECK_INT(orch_store_get(&out, s, "configmaps", "ns", names[i], &err),
+                          SW_ENOTFOUND);
+                sw_err_clear(&err);
+        }
+        in = cm("ns", "a", "1");
+        CHECK_OK(orch_store_create(&out, s, "configmaps", in, 0, &err), &err);
+        CHECK_INT(strtoll(meta_str(out, "resourceVersion"), NULL, 10), start + 1);
+        CHECK_INT(orch_store_revision(s), start + 1);
+        json_decref(out);
+        /* Without a hold, the failed write's own caller is told. */
+        json_object_set_new(json_object_get(in, "metadata"), "name", json_string("poison"));
+        CHECK(orch_store_create(&out, s, "configmaps", in, 0, &err) != 0);
+        CHECK(strstr(err.msg, "injected") != NULL);
+        sw_err_clear(&err);
+        CHECK_INT(orch_store_revision(s), start + 1);
+        json_decref(in);
+        sqlite3_close(db);
+        free(path);
+        orch_store_free(s);
+}
+
 int main(void)
 {
         T_RUN(test_create_get);
@@ -731,5 +840,7 @@ int main(void)
         T_RUN(test_group_commit_held);
         T_RUN(test_hold_release);
         T_RUN(test_release_commits_others);
+        T_RUN(test_writes_see_staged);
+        T_RUN(test_failed_group);
         return t_done();
 }
