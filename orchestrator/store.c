@@ -978,22 +978,25 @@ static char *text_template(struct orch_store *s, json_t *obj)
         return sw_json_dump(obj);
 }
 
-/* The template with revision `rev` for its stand-in; NULL if the stand-in is not there. */
-static char *text_fill(const struct orch_store *s, const char *tmpl, int64_t rev)
+/*
+ * The template *tmpl with revision `rev` for its stand-in, made in place
+ * (the stand-in is longer than any revision) and handed over: *tmpl is
+ * then NULL. NULL, and *tmpl left alone, if the stand-in is not there.
+ */
+static char *text_fill(const struct orch_store *s, char **tmpl, int64_t rev)
 {
-        size_t mlen = strlen(s->rv_mark), tlen = strlen(tmpl), before;
-        const char *at = strstr(tmpl, s->rv_mark);
-        char num[24], *out;
+        size_t mlen = strlen(s->rv_mark);
+        char *at = *tmpl ? strstr(*tmpl, s->rv_mark) : NULL, *out = *tmpl;
+        char num[24];
         int nlen;
 
         if (!at)
                 return NULL;
         nlen = snprintf(num, sizeof(num), "%lld", (long long)rev);
-        before = (size_t)(at - tmpl);
-        out = sw_xmalloc(tlen - mlen + (size_t)nlen + 1);
-        memcpy(out, tmpl, before);
-        memcpy(out + before, num, (size_t)nlen);
-        memcpy(out + before + (size_t)nlen, at + mlen, tlen - before - mlen + 1);
+        assert((size_t)nlen < mlen);
+        memcpy(at, num, (size_t)nlen);
+        memmove(at + nlen, at + mlen, strlen(at + mlen) + 1);
+        *tmpl = NULL;
         return out;
 }
 
@@ -1188,14 +1191,15 @@ static int key_rev(int64_t *out, struct orch_store *s, const char *resource, con
  * Stage a write of `obj` (stage_mu held): checked against the object's
  * newest revision (`insert`: it must not exist, SW_EEXIST; else it must
  * be `expect`, STORE_RETRY), given the next revision and appended to the
- * open group, *group. `tmpl` is the object's text from text_template().
+ * open group, *group. *tmpl is the object's text from text_template(),
+ * which the staged write takes (*tmpl NULL) once it is staged.
  * The event takes over *prev (the text before a MODIFIED) and shares `obj`
  * (which the caller gets back, not to be changed) with in-process
  * watchers.
  */
 static int stage_write(uint64_t *group, struct orch_store *s, const char *type,
                        const char *resource, const char *ns, const char *name, json_t *obj,
-                       const char *tmpl, bool insert, int64_t expect, char **prev, json_t *prev_obj,
+                       char **tmpl, bool insert, int64_t expect, char **prev, json_t *prev_obj,
                        struct sw_err *err)
 {
         int64_t now, rev = s->next_rev + 1;
@@ -1453,7 +1457,7 @@ static void wait_ended(struct orch_store *s, bool any, uint64_t g)
  * returns the outcome.
  */
 static int write_row(struct orch_store *s, const char *type, const char *resource, const char *ns,
-                     const char *name, json_t *obj, const char *tmpl, bool insert, int64_t expect,
+                     const char *name, json_t *obj, char **tmpl, bool insert, int64_t expect,
                      char **prev, json_t *prev_obj, struct sw_err *err)
 {
         uint64_t g = 0;
@@ -1741,7 +1745,7 @@ int orch_store_create(json_t **out, struct orch_store *s, const char *resource, 
                 json_object_del(meta, "generation");
         /* The text is made before the lock; under it, only the revision goes in. */
         tmpl = text_template(s, obj);
-        rc = write_row(s, "ADDED", resource, ns, name, obj, tmpl, true, 0, NULL, NULL, err);
+        rc = write_row(s, "ADDED", resource, ns, name, obj, &tmpl, true, 0, NULL, NULL, err);
         free(tmpl);
         if (rc) {
                 json_decref(obj);
@@ -1826,7 +1830,7 @@ static int write_optimistic(json_t **out, struct orch_store *s, const char *reso
                         bool gone = rc == STORE_GONE;
                         tmpl = text_template(s, obj);
                         rc = write_row(s, gone ? "DELETED" : "MODIFIED", resource, ns, name, obj,
-                                       tmpl, false, rev, gone ? NULL : &text, gone ? NULL : old,
+                                       &tmpl, false, rev, gone ? NULL : &text, gone ? NULL : old,
                                        err);
                 }
                 free(text);
