@@ -109,6 +109,7 @@ struct sched_state {
         struct sched_node *nodes;
         size_t nnodes, node_cap;
         size_t nhost;     /* nodes with `host` set */
+        size_t npresent;  /* slots with a node */
         json_t *node_idx; /* name -> slot */
         struct sched_pod *pods;
         size_t npods, pod_cap;
@@ -560,6 +561,8 @@ static void node_update(struct sched_state *s, long slot, const json_t *obj)
         const json_t *st, *al;
         bool was = n->host;
 
+        if (!n->node != !obj)
+                s->npresent = obj ? s->npresent + 1 : s->npresent - 1;
         json_decref(n->node);
         n->node = obj ? sw_json_copy(obj) : NULL;
         n->host =
@@ -722,6 +725,7 @@ struct spread {
 /* What the filters and scores need of the pod being placed. */
 struct placing {
         const json_t *pod, *tols;
+        const json_t *prefs; /* preferred node affinity terms, or NULL */
         int64_t cpu, mem;
         json_t *ports;
         bool selective; /* nodeSelector or required node affinity */
@@ -964,12 +968,8 @@ static double spread_raw(const struct placing *pl, const struct sched_node *n, s
 }
 
 /* Preferred node affinity: the weights (1-100) of the terms `labels` match, at most 100. */
-static int64_t preferred_affinity(const json_t *pod, const json_t *labels)
+static int64_t preferred_affinity(const json_t *prefs, const json_t *labels)
 {
-        const json_t *prefs = json_object_get(
-                json_object_get(json_object_get(json_object_get(pod, "spec"), "affinity"),
-                                "nodeAffinity"),
-                "preferredDuringSchedulingIgnoredDuringExecution");
         const json_t *t, *e;
         int64_t sum = 0;
         size_t i, j;
@@ -1102,7 +1102,7 @@ static long sched_choose(struct sched_state *s, struct placing *pl, const char *
 {
         struct reason_count rs[16];
         char reasons[2][128];
-        size_t present = 0, found = 0, want, i, seen = 0;
+        size_t present, found = 0, want, i, seen = 0;
         double best_score = -1e18, rmin = 0, rmax = 0;
         long best = -1;
         int nrs = 0;
@@ -1113,8 +1113,7 @@ static long sched_choose(struct sched_state *s, struct placing *pl, const char *
                 sc->raw = sw_xrealloc(sc->raw, sc->cap * sizeof(*sc->raw));
         }
         spread_prepare(s, pl);
-        for (i = 0; i < s->nnodes; i++)
-                present += s->nodes[i].node != NULL;
+        present = s->npresent;
         want = feasible_wanted(present);
         for (; seen < s->nnodes && found < want; seen++) {
                 size_t slot = (s->next_start + seen) % s->nnodes;
@@ -1161,7 +1160,7 @@ static long sched_choose(struct sched_state *s, struct placing *pl, const char *
                         spread = 100.0 * (rmax + rmin - sc->raw[i]) / rmax;
                 /* kube-scheduler's weights: spread and node affinity count twice */
                 score = least + balanced + 2.0 * spread +
-                        2.0 * (double)preferred_affinity(pl->pod, n->labels);
+                        (pl->prefs ? 2.0 * (double)preferred_affinity(pl->prefs, n->labels) : 0);
                 if (score > best_score) {
                         best_score = score;
                         best = (long)sc->slots[i];
@@ -1331,6 +1330,11 @@ static void sched_batch(struct orch_ctrl_loop *l, json_t *keys)
                 memset(&pl, 0, sizeof(pl));
                 pl.pod = pod;
                 pl.tols = json_object_get(spec, "tolerations");
+                pl.prefs = json_object_get(
+                        json_object_get(json_object_get(spec, "affinity"), "nodeAffinity"),
+                        "preferredDuringSchedulingIgnoredDuringExecution");
+                if (json_array_size(pl.prefs) == 0)
+                        pl.prefs = NULL;
                 pod_requests(pod, &pl.cpu, &pl.mem);
                 pl.ports = pod_host_ports(pod);
                 pl.selective = selective(pod);
