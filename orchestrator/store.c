@@ -1148,15 +1148,52 @@ static void pend_link(struct orch_store *s, struct orch_event *ev)
 }
 
 /*
+ * What the reader connection said of an object's committed row, asked
+ * before stage_mu was taken: its revision (0: none) as of published
+ * revision `at`.
+ */
+struct probe {
+        bool done;
+        int64_t at, rev;
+};
+
+static int row_probe(struct probe *p, struct orch_store *s, const char *resource, const char *ns,
+                     const char *name, struct sw_err *err)
+{
+        int rc;
+
+        p->at = atomic_load(&s->pub_rev); /* before the read: what it sees is at least this */
+        p->rev = 0;
+        pthread_mutex_lock(&s->rmu);
+        sqlite3_bind_text(s->rrev, 1, resource, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s->rrev, 2, ns, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s->rrev, 3, name, -1, SQLITE_STATIC);
+        rc = sqlite3_step(s->rrev);
+        if (rc == SQLITE_ROW)
+                p->rev = sqlite3_column_int64(s->rrev, 0);
+        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_sqlite_err(s->rdb, rc, err, "get");
+        sqlite3_reset(s->rrev);
+        sqlite3_clear_bindings(s->rrev);
+        pthread_mutex_unlock(&s->rmu);
+        p->done = rc == 0;
+        return rc;
+}
+
+/*
  * The newest revision of an object, as a write must see it (stage_mu
  * held): staged, else in the log, else committed; 0 when it does not
  * exist. The log's index and the committed rows change only with
- * stage_mu held (publish_rows), after the commit.
+ * stage_mu held (publish_rows), after the commit. A probe `p` made before
+ * the lock saves asking SQLite again under it when it found no row and
+ * the log still holds every revision since: a row made since would be in
+ * the log's index.
  */
 static int key_rev(int64_t *out, struct orch_store *s, const char *resource, const char *ns,
-                   const char *name, struct sw_err *err)
+                   const char *name, const struct probe *p, struct sw_err *err)
 {
         struct orch_event *ev = pend_find(s, resource, ns, name);
+        struct probe now = {0};
+        bool known;
         int rc;
 
         *out = 0;
@@ -1170,20 +1207,14 @@ static int key_rev(int64_t *out, struct orch_store *s, const char *resource, con
                         break;
         if (ev)
                 *out = ev->rev;
+        known = ev ||
+                (p && p->done && p->rev == 0 &&
+                 s->rev - (int64_t)s->ring_count <= p->at); /* the log reaches back to p->at */
         pthread_rwlock_unlock(&s->ring_mu);
-        if (ev)
+        if (known)
                 return 0;
-        pthread_mutex_lock(&s->rmu);
-        sqlite3_bind_text(s->rrev, 1, resource, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s->rrev, 2, ns, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s->rrev, 3, name, -1, SQLITE_STATIC);
-        rc = sqlite3_step(s->rrev);
-        if (rc == SQLITE_ROW)
-                *out = sqlite3_column_int64(s->rrev, 0);
-        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_sqlite_err(s->rdb, rc, err, "get");
-        sqlite3_reset(s->rrev);
-        sqlite3_clear_bindings(s->rrev);
-        pthread_mutex_unlock(&s->rmu);
+        if ((rc = row_probe(&now, s, resource, ns, name, err)) == 0)
+                *out = now.rev;
         return rc;
 }
 
@@ -1193,14 +1224,15 @@ static int key_rev(int64_t *out, struct orch_store *s, const char *resource, con
  * be `expect`, STORE_RETRY), given the next revision and appended to the
  * open group, *group. *tmpl is the object's text from text_template(),
  * which the staged write takes (*tmpl NULL) once it is staged.
+ * `p`, if not NULL, is what the committed row was before the lock.
  * The event takes over *prev (the text before a MODIFIED) and shares `obj`
  * (which the caller gets back, not to be changed) with in-process
  * watchers.
  */
 static int stage_write(uint64_t *group, struct orch_store *s, const char *type,
                        const char *resource, const char *ns, const char *name, json_t *obj,
-                       char **tmpl, bool insert, int64_t expect, char **prev, json_t *prev_obj,
-                       struct sw_err *err)
+                       char **tmpl, bool insert, int64_t expect, const struct probe *p, char **prev,
+                       json_t *prev_obj, struct sw_err *err)
 {
         int64_t now, rev = s->next_rev + 1;
         struct staged_row *row;
@@ -1208,7 +1240,7 @@ static int stage_write(uint64_t *group, struct orch_store *s, const char *type,
         bool shared, modified = strcmp(type, "MODIFIED") == 0;
         int rc;
 
-        if ((rc = key_rev(&now, s, resource, ns, name, err)) != 0)
+        if ((rc = key_rev(&now, s, resource, ns, name, p, err)) != 0)
                 return rc;
         if (insert && now)
                 return sw_err_set(err, SW_EEXIST, "%s \"%s\" already exists", resource, name);
@@ -1460,14 +1492,19 @@ static int write_row(struct orch_store *s, const char *type, const char *resourc
                      const char *name, json_t *obj, char **tmpl, bool insert, int64_t expect,
                      char **prev, json_t *prev_obj, struct sw_err *err)
 {
+        struct probe p = {0};
+        struct sw_err ignored = SW_ERR_INIT;
         uint64_t g = 0;
         bool commit = false;
         int rc;
 
+        /* A create asks SQLite whether the key is taken before the lock, not under it. */
+        if (insert)
+                row_probe(&p, s, resource, ns, name, &ignored);
         atomic_fetch_add(&s->writers, 1);
         pthread_mutex_lock(&s->stage_mu);
-        rc = stage_write(&g, s, type, resource, ns, name, obj, tmpl, insert, expect, prev, prev_obj,
-                         err);
+        rc = stage_write(&g, s, type, resource, ns, name, obj, tmpl, insert, expect,
+                         insert ? &p : NULL, prev, prev_obj, err);
         atomic_fetch_sub(&s->writers, 1);
         if (held.s == s) {
                 if (rc == 0) {
@@ -1758,18 +1795,43 @@ int orch_store_create(json_t **out, struct orch_store *s, const char *resource, 
 /*
  * The newest version of an object for a write to start from, outside any
  * lock: its text and revision (*text NULL when it does not exist), from
- * its staged write, else the log (with the log's parsed object in
- * *shared when it keeps one: not to be changed), else its committed row.
+ * its staged write, else the log (with the log's parsed object in *shared
+ * when it keeps one: not to be changed), else its committed row. Unless
+ * `staged`, the log and the row are asked first, and the staged writes
+ * only when they have nothing: a write whose check then fails reads again
+ * with `staged`.
  */
+static int key_read_committed(char **text, int64_t *rev, json_t **shared, struct orch_store *s,
+                              const char *resource, const char *ns, const char *name,
+                              struct sw_err *err)
+{
+        struct orch_event *ev = key_latest(shared, s, resource, ns, name);
+        size_t len = 0;
+
+        if (ev) {
+                *text = sw_xstrdup(ev->body);
+                *rev = ev->rev;
+                event_unref(ev);
+                return 0;
+        }
+        return reader_get(text, &len, rev, s, resource, ns, name, err);
+}
+
 static int key_read(char **text, int64_t *rev, json_t **shared, struct orch_store *s,
-                    const char *resource, const char *ns, const char *name, struct sw_err *err)
+                    const char *resource, const char *ns, const char *name, bool staged,
+                    struct sw_err *err)
 {
         struct orch_event *ev;
-        size_t len = 0;
+        int rc;
 
         *text = NULL;
         *rev = 0;
         *shared = NULL;
+        if (!staged &&
+            ((rc = key_read_committed(text, rev, shared, s, resource, ns, name, err)) != 0 ||
+             *text))
+                return rc;
+        /* Staged writes first: one not found there has been published by then. */
         pthread_mutex_lock(&s->stage_mu);
         if ((ev = pend_find(s, resource, ns, name)) != NULL) {
                 if (strcmp(ev->type, "DELETED") != 0)
@@ -1779,13 +1841,7 @@ static int key_read(char **text, int64_t *rev, json_t **shared, struct orch_stor
         pthread_mutex_unlock(&s->stage_mu);
         if (ev)
                 return 0;
-        if ((ev = key_latest(shared, s, resource, ns, name)) != NULL) {
-                *text = sw_xstrdup(ev->body);
-                *rev = ev->rev;
-                event_unref(ev);
-                return 0;
-        }
-        return reader_get(text, &len, rev, s, resource, ns, name, err);
+        return key_read_committed(text, rev, shared, s, resource, ns, name, err);
 }
 
 /*
@@ -1805,14 +1861,16 @@ static int write_optimistic(json_t **out, struct orch_store *s, const char *reso
                                           struct sw_err *err),
                             void *arg, struct sw_err *err)
 {
-        for (;;) {
+        for (int attempt = 0;; attempt++) {
                 json_t *obj = NULL, *old = NULL;
                 char *text = NULL, *tmpl = NULL;
                 int64_t rev = 0;
                 bool shared;
                 int rc;
 
-                if ((rc = key_read(&text, &rev, &old, s, resource, ns, name, err)) != 0)
+                /* Staged writes are looked at only once a check failed: they are rare. */
+                if ((rc = key_read(&text, &rev, &old, s, resource, ns, name, attempt > 0, err)) !=
+                    0)
                         return rc;
                 if (!text)
                         return sw_err_set(err, SW_ENOTFOUND, "%s \"%s\" not found", resource, name);
