@@ -155,6 +155,14 @@ struct orch_store {
         uint64_t failed; /* the last group that failed, plus one; 0 when none has */
         char failed_msg[SW_ERR_MSG_MAX];
         pthread_cond_t batch_cv; /* with stage_mu: a group has ended */
+        /*
+         * Keys that may exist: two bits per key hash (a Bloom filter), set
+         * for every key in the file at open and for every create staged
+         * since, never cleared. A create whose bits are not both set needs
+         * no question to SQLite to know its key is free.
+         */
+        _Atomic uint64_t *seen;
+        uint64_t seen_bits; /* a power of two */
         /* Prepared statements by SQL text (store_prepare), guarded by mu. */
         sqlite3_stmt *stmts[STORE_STMTS];
         char *stmt_sql[STORE_STMTS];
@@ -189,6 +197,7 @@ struct staged_row {
         bool insert; /* a create: the key must be free */
 };
 static void rows_free(struct staged_row *rows, size_t n);
+static void seen_add(struct orch_store *s, const char *resource, const char *ns, const char *name);
 
 static unsigned wake_bucket(const char *resource);
 static unsigned drop_bucket(const char *resource);
@@ -805,6 +814,23 @@ static void ckpt_start(struct orch_store *s, const char *path)
         s->ckpt_running = pthread_create(&s->ckpt_th, NULL, ckpt_main, s) == 0;
 }
 
+/* The filter of keys that may exist, filled with the keys in the file. */
+static int seen_load(struct orch_store *s, struct sw_err *err)
+{
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(s->db, "SELECT resource, namespace, name FROM objects", -1, &st,
+                                    NULL);
+
+        while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+                seen_add(s, (const char *)sqlite3_column_text(st, 0),
+                         (const char *)sqlite3_column_text(st, 1),
+                         (const char *)sqlite3_column_text(st, 2));
+                rc = SQLITE_OK;
+        }
+        sqlite3_finalize(st);
+        return rc == SQLITE_DONE ? 0 : store_sqlite_err(s->db, rc, err, "keys");
+}
+
 /*
  * Open the reader connection: single-object reads, and the checks of
  * staged writes against the committed rows, take it instead of mu.
@@ -855,6 +881,8 @@ int orch_store_open(struct orch_store **out, const struct orch_store_options *op
         s->keys = sw_xcalloc(s->keys_mask, sizeof(*s->keys));
         s->keys_mask--;
         s->pend_mask = 1023;
+        s->seen_bits = (uint64_t)1 << 21;
+        s->seen = sw_xcalloc(s->seen_bits / 64, sizeof(*s->seen));
         s->pend = sw_xcalloc(s->pend_mask + 1, sizeof(*s->pend));
         s->unshared = json_array();
         s->lock_fd = open(opts->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -878,6 +906,8 @@ int orch_store_open(struct orch_store **out, const struct orch_store_options *op
         if ((rc = store_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err)) != 0)
                 goto fail;
         if ((rc = store_migrate(s, opts->path, err)) != 0)
+                goto fail;
+        if ((rc = seen_load(s, err)) != 0)
                 goto fail;
         if ((rc = store_int(s, "SELECT value FROM counters WHERE name='revision'", &s->rev, err)) !=
             0)
@@ -938,6 +968,7 @@ void orch_store_free(struct orch_store *s)
         pthread_mutex_destroy(&s->stage_mu);
         rows_free(s->rows, s->nrows);
         free(s->pend);
+        free((void *)s->seen);
         pthread_cond_destroy(&s->ckpt_cv);
         if (s->lock_fd >= 0)
                 close(s->lock_fd);
@@ -1052,20 +1083,22 @@ static int row_write(struct orch_store *s, bool insert, const char *resource, co
 {
         sqlite3_stmt *st = NULL;
         int rc = key_stmt(&st, s,
-                          insert ? "INSERT INTO objects (resource, namespace, name, uid, rev, body)"
+                          insert ? "INSERT INTO objects (resource, namespace, name, rev, body, uid)"
                                    " VALUES (?1,?2,?3,?4,?5,?6)"
-                                 : "INSERT INTO objects (resource, namespace, name, uid, rev, body)"
-                                   " VALUES (?1,?2,?3,?4,?5,?6) ON CONFLICT (resource, namespace,"
-                                   " name) DO UPDATE SET rev=excluded.rev, body=excluded.body",
+                                 : "UPDATE objects SET rev=?4, body=?5 WHERE resource=?1 AND "
+                                   "namespace=?2 AND name=?3",
                           resource, ns, name, "put", err);
 
         if (rc)
                 return rc;
-        sqlite3_bind_text(st, 4, uid, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 5, rev);
-        sqlite3_bind_text(st, 6, body, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, rev);
+        sqlite3_bind_text(st, 5, body, -1, SQLITE_STATIC);
+        if (insert)
+                sqlite3_bind_text(st, 6, uid, -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
-        if (rc == SQLITE_DONE)
+        if (rc == SQLITE_DONE && !insert && sqlite3_changes(s->db) != 1)
+                rc = sw_err_set(err, SW_EINTERNAL, "%s \"%s\": no row to update", resource, name);
+        else if (rc == SQLITE_DONE)
                 rc = 0;
         else if (sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_UNIQUE)
                 rc = sw_err_set(err, SW_EEXIST, "%s \"%s\" already exists", resource, name);
@@ -1147,6 +1180,35 @@ static void pend_link(struct orch_store *s, struct orch_event *ev)
         ev->pending = true;
 }
 
+/* The filter's two bits for an object's key hash. */
+static void seen_bits(const struct orch_store *s, uint64_t h, uint64_t bit[2])
+{
+        bit[0] = h & (s->seen_bits - 1);
+        bit[1] = (h >> 32 ^ h >> 7) & (s->seen_bits - 1);
+}
+
+static void seen_add(struct orch_store *s, const char *resource, const char *ns, const char *name)
+{
+        uint64_t bit[2];
+
+        seen_bits(s, key_hash_raw(resource, ns, name), bit);
+        for (int i = 0; i < 2; i++)
+                atomic_fetch_or_explicit(&s->seen[bit[i] / 64], (uint64_t)1 << (bit[i] % 64),
+                                         memory_order_relaxed);
+}
+
+static bool seen_may(struct orch_store *s, const char *resource, const char *ns, const char *name)
+{
+        uint64_t bit[2];
+
+        seen_bits(s, key_hash_raw(resource, ns, name), bit);
+        for (int i = 0; i < 2; i++)
+                if (!(atomic_load_explicit(&s->seen[bit[i] / 64], memory_order_relaxed) &
+                      (uint64_t)1 << (bit[i] % 64)))
+                        return false;
+        return true;
+}
+
 /*
  * What the reader connection said of an object's committed row, asked
  * before stage_mu was taken: its revision (0: none) as of published
@@ -1164,6 +1226,15 @@ static int row_probe(struct probe *p, struct orch_store *s, const char *resource
 
         p->at = atomic_load(&s->pub_rev); /* before the read: what it sees is at least this */
         p->rev = 0;
+        /*
+         * A key committed by revision p->at had its bits set when it was
+         * staged, before that revision was published: without them, no
+         * row holds it.
+         */
+        if (!seen_may(s, resource, ns, name)) {
+                p->done = true;
+                return 0;
+        }
         pthread_mutex_lock(&s->rmu);
         sqlite3_bind_text(s->rrev, 1, resource, -1, SQLITE_STATIC);
         sqlite3_bind_text(s->rrev, 2, ns, -1, SQLITE_STATIC);
@@ -1268,6 +1339,8 @@ static int stage_write(uint64_t *group, struct orch_store *s, const char *type,
         if (modified && prev)
                 *prev = NULL;
         pend_link(s, row->ev);
+        if (insert)
+                seen_add(s, resource, ns, name);
         s->next_rev = rev;
         s->nopen++;
         *group = s->open_batch;
