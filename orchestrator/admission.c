@@ -405,6 +405,11 @@ int orch_admission_check(struct orch_store *s, const char *resource, json_t *obj
                 default_tolerations(obj, toleration_s);
                 if ((have & ORCH_HAVE_LIMITS) && (rc = apply_limit_ranges(s, obj, ns, err)) != 0)
                         return rc;
+                /* The limits' defaults count for the class, as Kubernetes reckons it after admission. */
+                if (have & ORCH_HAVE_LIMITS)
+                        json_object_set_new(
+                                obj_at(obj, "status"), "qosClass",
+                                json_string(orch_pod_qos(json_object_get(obj, "spec"))));
         }
         if (!(have & ORCH_HAVE_QUOTAS))
                 return 0;

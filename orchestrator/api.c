@@ -1510,6 +1510,30 @@ static int bind_pod(json_t *pod, void *arg, struct sw_err *err)
                 return sw_err_set(err, SW_EINVAL, "pod %s has no spec",
                                   sw_json_str(md, "name", ""));
         json_object_set_new(spec, "nodeName", json_string(node));
+        {
+                /*
+                 * As Kubernetes' binding: PodScheduled=True. The status is
+                 * this object's own but its members may be shared: a new
+                 * list of conditions.
+                 */
+                json_t *status = json_object_get(pod, "status"), *conds = json_array(), *c;
+                char ts[32];
+                size_t i;
+                if (!json_is_object(status)) {
+                        status = json_object();
+                        json_object_set_new(pod, "status", status);
+                }
+                json_array_foreach(json_object_get(status, "conditions"), i, c)
+                {
+                        if (strcmp(sw_json_str(c, "type", ""), "PodScheduled") != 0)
+                                json_array_append(conds, c);
+                }
+                orch_time_fmt(ts, sizeof(ts), sw_now_ms());
+                json_array_append_new(conds, json_pack("{s:s,s:s,s:n,s:s}", "type", "PodScheduled",
+                                                       "status", "True", "lastProbeTime",
+                                                       "lastTransitionTime", ts));
+                json_object_set_new(status, "conditions", conds);
+        }
         return 0;
 }
 

@@ -361,6 +361,14 @@ json_t *orch_openapi_root(void);
 json_t *orch_openapi_group_version(const char *group, const char *version);
 
 /*
+ * A pod's QoS class, as Kubernetes reckons it from cpu and memory (zero
+ * counts as unset): BestEffort without any request or limit, Guaranteed
+ * when every container has both limits and requests equal to them (a
+ * request defaults to its limit), else Burstable.
+ */
+const char *orch_pod_qos(const json_t *spec);
+
+/*
  * `n` (<= 16) random characters of a generated name's suffix, from the
  * alphabet Kubernetes draws them from, into `out` (n + 1 bytes).
  */

@@ -343,6 +343,21 @@ static int container_admit(json_t *c, const char *field, struct sw_err *err)
                         }
                 }
         }
+        {
+                /* As Kubernetes' defaulting: a resource with a limit and no request requests it. */
+                json_t *res = json_object_get(c, "resources"), *q;
+                const char *rname;
+                json_object_foreach(json_object_get(res, "limits"), rname, q)
+                {
+                        json_t *req = json_object_get(res, "requests");
+                        if (!json_is_object(req)) {
+                                req = json_object();
+                                json_object_set_new(res, "requests", req);
+                        }
+                        if (!json_object_get(req, rname))
+                                json_object_set(req, rname, q);
+                }
+        }
         set_default(c, "terminationMessagePath", json_string("/dev/termination-log"));
         set_default(c, "terminationMessagePolicy", json_string("File"));
         set_default(c, "resources", json_object());
@@ -629,6 +644,43 @@ void orch_name_suffix(char *out, size_t n)
         out[n < sizeof(r) ? n : sizeof(r)] = '\0';
 }
 
+static int64_t qty_milli(const json_t *q)
+{
+        int64_t m = 0;
+
+        if (json_is_integer(q))
+                return (int64_t)json_integer_value(q) * 1000;
+        if (json_is_string(q) && sw_quantity_milli(&m, json_string_value(q), "", NULL) == 0)
+                return m;
+        return 0;
+}
+
+const char *orch_pod_qos(const json_t *spec)
+{
+        static const char *const lists[] = {"containers", "initContainers"};
+        static const char *const names[] = {"cpu", "memory"};
+        bool any = false, guaranteed = true;
+        const json_t *c;
+        size_t i;
+
+        for (size_t l = 0; l < 2; l++) {
+                json_array_foreach(json_object_get(spec, lists[l]), i, c)
+                {
+                        const json_t *res = json_object_get(c, "resources");
+                        for (size_t k = 0; k < 2; k++) {
+                                int64_t req = qty_milli(json_object_get(
+                                        json_object_get(res, "requests"), names[k]));
+                                int64_t lim = qty_milli(
+                                        json_object_get(json_object_get(res, "limits"), names[k]));
+                                any |= req != 0 || lim != 0;
+                                if (lim == 0 || (req != 0 && req != lim))
+                                        guaranteed = false;
+                        }
+                }
+        }
+        return !any ? "BestEffort" : guaranteed ? "Guaranteed" : "Burstable";
+}
+
 static void generate_name(json_t *meta)
 {
         char name[300];
@@ -685,7 +737,8 @@ int orch_object_admit(json_t *obj, const json_t *old, const struct orch_kind *k,
                 if (!old) {
                         json_t *status = obj_at(obj, "status");
                         set_default(status, "phase", json_string("Pending"));
-                        set_default(status, "qosClass", json_string("BestEffort"));
+                        set_default(status, "qosClass",
+                                    json_string(orch_pod_qos(json_object_get(obj, "spec"))));
                 }
                 if (old) {
                         const char *was = sw_json_str(json_object_get(old, "spec"), "nodeName", "");

@@ -120,6 +120,13 @@ static void test_binding(void)
                  &err);
         CHECK_OK(orch_kube_get(&got, http_kc, "/api/v1/namespaces/default/pods/p", &err), &err);
         CHECK_STR(sw_json_str(json_object_get(got, "spec"), "nodeName", ""), "n1");
+        {
+                /* As the real binding: PodScheduled=True. */
+                const json_t *conds = json_object_get(json_object_get(got, "status"), "conditions");
+                CHECK_INT(json_array_size(conds), 1);
+                CHECK_STR(sw_json_str(json_array_get(conds, 0), "type", ""), "PodScheduled");
+                CHECK_STR(sw_json_str(json_array_get(conds, 0), "status", ""), "True");
+        }
         json_decref(got);
         /* Bound already: 409, as the real server says it. */
         CHECK_INT(orch_kube_request(NULL, NULL, local_kc, "POST",
@@ -139,6 +146,49 @@ static void test_binding(void)
         }
         json_decref(pod);
         json_decref(b);
+}
+
+/* The QoS class of a pod whose one container has `resources`; requests default to limits. */
+static void check_qos(const char *name, const char *resources, const char *want,
+                      const char *want_cpu_request)
+{
+        struct sw_err err = SW_ERR_INIT;
+        json_t *pod =
+                json_pack("{s:s,s:s,s:{s:s},s:{s:[{s:s,s:s,s:o}]}}", "apiVersion", "v1", "kind",
+                          "Pod", "metadata", "name", name, "spec", "containers", "name", "c",
+                          "image", "busybox", "resources", json_loads(resources, 0, NULL));
+        json_t *got = NULL;
+        const json_t *c, *requests;
+        char *path = sw_xasprintf("/api/v1/namespaces/default/pods/%s", name);
+
+        CHECK_OK(orch_kube_request(NULL, NULL, local_kc, "POST", "/api/v1/namespaces/default/pods",
+                                   NULL, pod, &err),
+                 &err);
+        CHECK_OK(orch_kube_get(&got, http_kc, path, &err), &err);
+        CHECK_STR(sw_json_str(json_object_get(got, "status"), "qosClass", ""), want);
+        c = json_array_get(json_object_get(json_object_get(got, "spec"), "containers"), 0);
+        requests = json_object_get(json_object_get(c, "resources"), "requests");
+        CHECK_STR(sw_json_str(requests, "cpu", ""), want_cpu_request);
+        json_decref(got);
+        json_decref(pod);
+        free(path);
+}
+
+static void test_qos_class(void)
+{
+        check_qos("qos-none", "{}", "BestEffort", "");
+        check_qos("qos-requests", "{\"requests\":{\"cpu\":\"100m\"}}", "Burstable", "100m");
+        check_qos("qos-limits", "{\"limits\":{\"cpu\":\"1\",\"memory\":\"64Mi\"}}", "Guaranteed",
+                  "1");
+        check_qos("qos-equal",
+                  "{\"limits\":{\"cpu\":\"1\",\"memory\":\"64Mi\"},"
+                  "\"requests\":{\"cpu\":\"1000m\",\"memory\":\"64Mi\"}}",
+                  "Guaranteed", "1000m");
+        check_qos("qos-lower",
+                  "{\"limits\":{\"cpu\":\"1\",\"memory\":\"64Mi\"},"
+                  "\"requests\":{\"cpu\":\"500m\"}}",
+                  "Burstable", "500m");
+        check_qos("qos-cpu-only", "{\"limits\":{\"cpu\":\"1\"}}", "Burstable", "1");
 }
 
 struct seen {
@@ -241,6 +291,7 @@ int main(void)
                         t_fail(__FILE__, __LINE__, "client: %s", err.msg);
                 T_RUN(test_requests_match_http);
                 T_RUN(test_binding);
+                T_RUN(test_qos_class);
                 T_RUN(test_watch);
         }
         orch_kube_free(local_kc);

@@ -273,9 +273,10 @@ static void test_quota_and_limit_range(void)
         /* The LimitRange filled in the container's resources. */
         CHECK_INT(KUBECTL(&out, NULL, "-n", "ops", "get", "pod", "q1", "-o",
                           "jsonpath={.spec.containers[0].resources.requests.cpu} "
-                          "{.spec.containers[0].resources.limits.cpu}"),
+                          "{.spec.containers[0].resources.limits.cpu} {.status.qosClass}"),
                   0);
-        CHECK_STR(out, "400m 500m");
+        /* Its defaults count for the QoS class: a cpu limit without a memory one is Burstable. */
+        CHECK_STR(out, "400m 500m Burstable");
         free(out);
         pod = pod_named("q2", NULL);
         CHECK_INT(KUBECTL(&out, pod, "apply", "-f", "-"), 0);
