@@ -190,14 +190,21 @@ static void dump_value(struct dump *d, const json_t *v)
 
 char *sw_json_dump(const json_t *v)
 {
+        return sw_json_dump_after(v, 0);
+}
+
+char *sw_json_dump_after(const json_t *v, size_t head)
+{
         struct dump d = {NULL, 0, 0};
 
         if (!v)
                 return NULL;
+        dump_reserve(&d, head);
+        d.len = head;
         dump_value(&d, v);
         dump_reserve(&d, 1);
         d.p[d.len] = '\0';
-        return d.p;
+        return d.p + head;
 }
 
 const char *sw_json_str(const json_t *obj, const char *key, const char *def)

@@ -26,6 +26,11 @@ json_t *sw_json_copy(const json_t *v);
 
 /* Compact serialisation with keys in insertion order; the caller frees. */
 char *sw_json_dump(const json_t *v);
+/*
+ * The same, `head` bytes into an allocation that starts with `head` bytes
+ * for the caller's own use (a header): free() the text minus `head`.
+ */
+char *sw_json_dump_after(const json_t *v, size_t head);
 
 /* Borrowed string member, or `def` when absent or not a string. */
 const char *sw_json_str(const json_t *obj, const char *key, const char *def);

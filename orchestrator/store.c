@@ -202,6 +202,52 @@ static void seen_add(struct orch_store *s, const char *resource, const char *ns,
 static unsigned wake_bucket(const char *resource);
 static unsigned drop_bucket(const char *resource);
 
+/* ---- texts ------------------------------------------------------------------- */
+
+/*
+ * Objects' texts are counted references: an object's body in its event is
+ * also the text before in the event of the write that follows, and the
+ * text a write reads to start from, without a copy.
+ */
+struct text_hdr {
+        atomic_int refs;
+        int unused; /* the text after it stays 8-aligned */
+};
+
+static char *text_new(const char *s, size_t n)
+{
+        struct text_hdr *h = sw_xmalloc(sizeof(*h) + n + 1);
+        char *t = (char *)(h + 1);
+
+        atomic_init(&h->refs, 1);
+        memcpy(t, s, n);
+        t[n] = '\0';
+        return t;
+}
+
+static char *text_dump(const json_t *v)
+{
+        char *t = sw_json_dump_after(v, sizeof(struct text_hdr));
+
+        atomic_init(&((struct text_hdr *)t - 1)->refs, 1);
+        return t;
+}
+
+static char *text_ref(char *t)
+{
+        if (t)
+                atomic_fetch_add(&((struct text_hdr *)t - 1)->refs, 1);
+        return t;
+}
+
+static void text_unref(char *t)
+{
+        struct text_hdr *h = t ? (struct text_hdr *)t - 1 : NULL;
+
+        if (h && atomic_fetch_sub(&h->refs, 1) == 1)
+                free(h);
+}
+
 /* ---- the log's events ------------------------------------------------------- */
 
 /* A new event holding `body` and `prev` (taken over) and a reference for the log. */
@@ -232,8 +278,8 @@ static void event_unref(struct orch_event *ev)
         free(ev->resource);
         free(ev->ns);
         free(ev->name);
-        free(ev->body);
-        free(ev->prev);
+        text_unref(ev->body);
+        text_unref(ev->prev);
         json_decref(ev->obj_json);
         json_decref(ev->prev_json);
         free(ev);
@@ -1006,7 +1052,7 @@ static void set_rv(json_t *obj, int64_t rev)
 static char *text_template(struct orch_store *s, json_t *obj)
 {
         json_object_set_new(meta_of(obj), "resourceVersion", json_string(s->rv_mark));
-        return sw_json_dump(obj);
+        return text_dump(obj);
 }
 
 /*
@@ -1320,9 +1366,9 @@ static int stage_write(uint64_t *group, struct orch_store *s, const char *type,
         set_rv(obj, rev);
         body = text_fill(s, tmpl, rev);
         if (!body)
-                body = sw_json_dump(obj);
+                body = text_dump(obj);
         if (strlen(body) > STORE_BODY_MAX) {
-                free(body);
+                text_unref(body);
                 return sw_err_set(err, SW_ETOOBIG, "object %s/%s is larger than %zu bytes", ns,
                                   name, STORE_BODY_MAX);
         }
@@ -1668,7 +1714,7 @@ static int text_row(char **text_out, size_t *len_out, int64_t *rev_out, sqlite3 
         *rev_out = 0;
         if (rc == SQLITE_ROW) {
                 *len_out = (size_t)sqlite3_column_bytes(st, 0);
-                *text_out = sw_xstrndup((const char *)sqlite3_column_text(st, 0), *len_out);
+                *text_out = text_new((const char *)sqlite3_column_text(st, 0), *len_out);
                 *rev_out = sqlite3_column_int64(st, 1);
                 rc = 0;
         } else if (rc == SQLITE_DONE) {
@@ -1729,7 +1775,7 @@ int orch_store_get(json_t **out, struct orch_store *s, const char *resource, con
         /* Parsed past the lock. */
         if (rc == 0 && text && (rc = sw_json_parse(&obj, text, len, 0, err)) != 0)
                 sw_err_wrap(err, "stored %s %s/%s", resource, ns, name);
-        free(text);
+        text_unref(text);
         if (rc)
                 return rc;
         if (!obj)
@@ -1856,7 +1902,7 @@ int orch_store_create(json_t **out, struct orch_store *s, const char *resource, 
         /* The text is made before the lock; under it, only the revision goes in. */
         tmpl = text_template(s, obj);
         rc = write_row(s, "ADDED", resource, ns, name, obj, &tmpl, true, 0, NULL, NULL, err);
-        free(tmpl);
+        text_unref(tmpl);
         if (rc) {
                 json_decref(obj);
                 return rc;
@@ -1882,7 +1928,7 @@ static int key_read_committed(char **text, int64_t *rev, json_t **shared, struct
         size_t len = 0;
 
         if (ev) {
-                *text = sw_xstrdup(ev->body);
+                *text = text_ref(ev->body);
                 *rev = ev->rev;
                 event_unref(ev);
                 return 0;
@@ -1908,7 +1954,7 @@ static int key_read(char **text, int64_t *rev, json_t **shared, struct orch_stor
         pthread_mutex_lock(&s->stage_mu);
         if ((ev = pend_find(s, resource, ns, name)) != NULL) {
                 if (strcmp(ev->type, "DELETED") != 0)
-                        *text = sw_xstrdup(ev->body);
+                        *text = text_ref(ev->body);
                 *rev = ev->rev;
         }
         pthread_mutex_unlock(&s->stage_mu);
@@ -1949,7 +1995,7 @@ static int write_optimistic(json_t **out, struct orch_store *s, const char *reso
                         return sw_err_set(err, SW_ENOTFOUND, "%s \"%s\" not found", resource, name);
                 shared = old != NULL;
                 if (!shared && (rc = sw_json_parse(&old, text, strlen(text), 0, err)) != 0) {
-                        free(text);
+                        text_unref(text);
                         return sw_err_wrap(err, "stored %s %s/%s", resource, ns, name);
                 }
                 rc = change(&obj, &old, shared, arg, err);
@@ -1964,8 +2010,8 @@ static int write_optimistic(json_t **out, struct orch_store *s, const char *reso
                                        &tmpl, false, rev, gone ? NULL : &text, gone ? NULL : old,
                                        err);
                 }
-                free(text);
-                free(tmpl);
+                text_unref(text);
+                text_unref(tmpl);
                 json_decref(old);
                 if (rc == STORE_RETRY) {
                         json_decref(obj);
