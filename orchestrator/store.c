@@ -71,7 +71,7 @@
 #define STORE_DROP_BUCKETS 256      /* resources told apart by the log's drop floors */
 
 struct orch_store {
-        pthread_mutex_t mu; /* guards db; taken before ring_mu */
+        pthread_mutex_t mu; /* guards db; taken before stage_mu and ring_mu */
         sqlite3 *db;
         /* The last revision written; written with both locks held, so either one reads it. */
         int64_t rev;
