@@ -64,7 +64,7 @@
 #define STORE_CHECKPOINT_PAGES 1000 /* SQLite's default autocheckpoint */
 #define STORE_WAL_MAX_PAGES 2500    /* a WAL this long is emptied by the writer */
 #define STORE_WAKE_BUCKETS 16       /* wake-up words, by a hash of the resource */
-#define STORE_BATCH_MAX 64          /* writes one group commit takes at most */
+#define STORE_BATCH_MAX 64          /* staged writes that make a group full: it commits */
 #define STORE_BATCH_RING 8          /* outcomes of the last group commits kept */
 #define STORE_JSON_KEEP 512         /* latest revisions whose parsed objects are shared */
 #define STORE_JSON_STRIPES 16       /* locks over the events' parsed objects */
