@@ -1508,6 +1508,7 @@ static void group_commit(struct orch_store *s)
         rows = s->rows;
         n = s->nrows;
         if (n == 0) {
+                s->commit_due = false; /* whoever asked, another commit took the rows */
                 pthread_mutex_unlock(&s->stage_mu);
                 return;
         }
@@ -1530,6 +1531,7 @@ static void group_commit(struct orch_store *s)
                 s->rows = NULL;
                 s->nrows = s->rows_cap = 0;
                 s->nopen = 0;
+                s->commit_due = false; /* the rows it was for are gone */
                 last = s->open_batch++;
                 s->next_rev = s->rev;
                 s->failed = last + 1;
