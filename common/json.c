@@ -1,6 +1,7 @@
 /*
  * json.c - jansson helpers.
  */
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,18 +194,58 @@ char *sw_json_dump(const json_t *v)
         return sw_json_dump_after(v, 0);
 }
 
+/*
+ * Each thread dumps into a buffer of its own that it keeps, and the text
+ * is copied out at its size: no doubling of a fresh buffer per dump, and
+ * no slack in texts that live long. A text past DUMP_KEEP takes the
+ * buffer itself, trimmed, and the thread starts a new one next time.
+ */
+#define DUMP_KEEP ((size_t)64 << 10)
+
+static pthread_key_t dump_key;
+static pthread_once_t dump_once = PTHREAD_ONCE_INIT;
+
+static void dump_scratch_free(void *arg)
+{
+        struct dump *d = arg;
+
+        free(d->p);
+        free(d);
+}
+
+static void dump_key_make(void)
+{
+        pthread_key_create(&dump_key, dump_scratch_free);
+}
+
 char *sw_json_dump_after(const json_t *v, size_t head)
 {
-        struct dump d = {NULL, 0, 0};
+        struct dump *d;
+        char *out;
 
         if (!v)
                 return NULL;
-        dump_reserve(&d, head);
-        d.len = head;
-        dump_value(&d, v);
-        dump_reserve(&d, 1);
-        d.p[d.len] = '\0';
-        return d.p + head;
+        pthread_once(&dump_once, dump_key_make);
+        d = pthread_getspecific(dump_key);
+        if (!d) {
+                d = sw_xcalloc(1, sizeof(*d));
+                pthread_setspecific(dump_key, d);
+        }
+        d->len = 0;
+        dump_reserve(d, head);
+        d->len = head;
+        dump_value(d, v);
+        dump_reserve(d, 1);
+        d->p[d->len] = '\0';
+        if (d->len < DUMP_KEEP) {
+                out = sw_xmalloc(d->len + 1);
+                memcpy(out + head, d->p + head, d->len + 1 - head);
+        } else {
+                out = sw_xrealloc(d->p, d->len + 1);
+                d->p = NULL;
+                d->cap = 0;
+        }
+        return out + head;
 }
 
 const char *sw_json_str(const json_t *obj, const char *key, const char *def)

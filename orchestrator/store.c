@@ -65,7 +65,6 @@
 #define STORE_WAL_MAX_PAGES 2500    /* a WAL this long is emptied by the writer */
 #define STORE_WAKE_BUCKETS 16       /* wake-up words, by a hash of the resource */
 #define STORE_BATCH_MAX 64          /* staged writes that make a group full: it commits */
-#define STORE_BATCH_RING 8          /* outcomes of the last group commits kept */
 #define STORE_JSON_KEEP 512         /* latest revisions whose parsed objects are shared */
 #define STORE_JSON_STRIPES 16       /* locks over the events' parsed objects */
 #define STORE_DROP_BUCKETS 256      /* resources told apart by the log's drop floors */
@@ -150,9 +149,7 @@ struct orch_store {
         size_t pend_mask;
         uint64_t open_batch; /* the group new writes join */
         uint64_t batch;      /* groups below it have ended */
-        int batch_rc[STORE_BATCH_RING];
-        char batch_msg[STORE_BATCH_RING][SW_ERR_MSG_MAX];
-        uint64_t failed; /* the last group that failed, plus one; 0 when none has */
+        uint64_t failed;     /* the last group that failed, plus one; 0 when none has */
         char failed_msg[SW_ERR_MSG_MAX];
         pthread_cond_t batch_cv; /* with stage_mu: a group has ended */
         /*
@@ -190,11 +187,18 @@ struct orch_store {
         atomic_bool woken;
 };
 
+/* Where a commit tells a waiting writer that its write failed. */
+struct row_outcome {
+        int rc;
+        char msg[SW_ERR_MSG_MAX];
+};
+
 /* A write staged for its group's commit. */
 struct staged_row {
         struct orch_event *ev; /* its event, which the log takes at the commit */
         char *uid;
-        bool insert; /* a create: the key must be free */
+        bool insert;             /* a create: the key must be free */
+        struct row_outcome *out; /* its waiting writer's, or NULL (held) */
 };
 static void rows_free(struct staged_row *rows, size_t n);
 static void seen_add(struct orch_store *s, const char *resource, const char *ns, const char *name);
@@ -1349,7 +1353,7 @@ static int key_rev(int64_t *out, struct orch_store *s, const char *resource, con
 static int stage_write(uint64_t *group, struct orch_store *s, const char *type,
                        const char *resource, const char *ns, const char *name, json_t *obj,
                        char **tmpl, bool insert, int64_t expect, const struct probe *p, char **prev,
-                       json_t *prev_obj, struct sw_err *err)
+                       json_t *prev_obj, struct row_outcome *out, struct sw_err *err)
 {
         int64_t now, rev = s->next_rev + 1;
         struct staged_row *row;
@@ -1379,6 +1383,7 @@ static int stage_write(uint64_t *group, struct orch_store *s, const char *type,
         shared = atomic_load(&s->kinds[wake_bucket(resource)].local) > 0;
         row = &s->rows[s->nrows++];
         row->insert = insert;
+        row->out = out;
         row->uid = sw_xstrdup(sw_json_str(json_object_get(obj, "metadata"), "uid", ""));
         row->ev = event_new(rev, type, resource, ns, name, body, modified && prev ? *prev : NULL,
                             shared ? obj : NULL, shared ? prev_obj : NULL);
@@ -1406,11 +1411,13 @@ static void maybe_checkpoint(struct orch_store *s)
 
         if (s->wal_pages < s->wal_asked)
                 s->wal_asked = 0; /* the WAL restarted */
-        if (s->wal_pages - s->wal_asked < STORE_CHECKPOINT_PAGES)
+        behind = s->wal_pages >= STORE_WAL_MAX_PAGES;
+        /* Asked each STORE_CHECKPOINT_PAGES new pages, and at once on crossing the bound. */
+        if (s->wal_pages - s->wal_asked < STORE_CHECKPOINT_PAGES &&
+            !(behind && s->wal_asked < STORE_WAL_MAX_PAGES))
                 return;
         s->wal_asked = s->wal_pages;
         /* The checkpointer's work, unless the WAL has grown past its bound. */
-        behind = s->wal_pages >= STORE_WAL_MAX_PAGES;
         if (s->ckpt_running && !behind) {
                 pthread_mutex_lock(&s->ckpt_mu);
                 s->ckpt_due = true;
@@ -1468,10 +1475,15 @@ static void publish_rows(struct orch_store *s, struct staged_row *rows, size_t n
         atomic_store(&s->pub_rev, top);
 }
 
-/* Drop staged rows whose group failed (stage_mu held). */
-static void rows_drop(struct orch_store *s, struct staged_row *rows, size_t n)
+/* Drop staged rows whose group failed with `rc` (stage_mu held), telling their waiting writers. */
+static void rows_drop(struct orch_store *s, struct staged_row *rows, size_t n, int rc,
+                      const char *msg)
 {
         for (size_t i = 0; i < n; i++) {
+                if (rows[i].out) {
+                        rows[i].out->rc = rc;
+                        snprintf(rows[i].out->msg, sizeof(rows[i].out->msg), "%s", msg);
+                }
                 if (rows[i].ev) {
                         pend_unlink(s, rows[i].ev);
                         event_unref(rows[i].ev);
@@ -1525,8 +1537,8 @@ static void group_commit(struct orch_store *s)
         if (rc == 0) {
                 publish_rows(s, rows, n);
         } else {
-                rows_drop(s, rows, n);
-                rows_drop(s, s->rows, s->nrows);
+                rows_drop(s, rows, n, rc, err.msg);
+                rows_drop(s, s->rows, s->nrows, rc, err.msg);
                 rows_free(s->rows, s->nrows);
                 s->rows = NULL;
                 s->nrows = s->rows_cap = 0;
@@ -1536,11 +1548,6 @@ static void group_commit(struct orch_store *s)
                 s->next_rev = s->rev;
                 s->failed = last + 1;
                 snprintf(s->failed_msg, sizeof(s->failed_msg), "%s", err.msg);
-        }
-        for (uint64_t g = s->batch; g <= last; g++) {
-                s->batch_rc[g % STORE_BATCH_RING] = rc;
-                snprintf(s->batch_msg[g % STORE_BATCH_RING],
-                         sizeof(s->batch_msg[g % STORE_BATCH_RING]), "%s", rc ? err.msg : "");
         }
         s->batch = last + 1;
         pthread_cond_broadcast(&s->batch_cv);
@@ -1614,6 +1621,7 @@ static int write_row(struct orch_store *s, const char *type, const char *resourc
                      char **prev, json_t *prev_obj, struct sw_err *err)
 {
         struct probe p = {0};
+        struct row_outcome out = {0, ""};
         struct sw_err ignored = SW_ERR_INIT;
         uint64_t g = 0;
         bool commit = false;
@@ -1625,7 +1633,7 @@ static int write_row(struct orch_store *s, const char *type, const char *resourc
         atomic_fetch_add(&s->writers, 1);
         pthread_mutex_lock(&s->stage_mu);
         rc = stage_write(&g, s, type, resource, ns, name, obj, tmpl, insert, expect,
-                         insert ? &p : NULL, prev, prev_obj, err);
+                         insert ? &p : NULL, prev, prev_obj, held.s == s ? NULL : &out, err);
         atomic_fetch_sub(&s->writers, 1);
         if (held.s == s) {
                 if (rc == 0) {
@@ -1651,10 +1659,8 @@ static int write_row(struct orch_store *s, const char *type, const char *resourc
                 pthread_mutex_lock(&s->stage_mu);
         }
         wait_ended(s, rc == 0, g);
-        if (rc == 0 && s->batch - g <= STORE_BATCH_RING && s->batch_rc[g % STORE_BATCH_RING]) {
-                rc = s->batch_rc[g % STORE_BATCH_RING];
-                sw_err_set(err, rc, "%s", s->batch_msg[g % STORE_BATCH_RING]);
-        }
+        if (rc == 0 && out.rc)
+                rc = sw_err_set(err, out.rc, "%s", out.msg);
         pthread_mutex_unlock(&s->stage_mu);
         if (rc == 0)
                 json_sweep(s, atomic_load(&s->pub_rev));
