@@ -831,7 +831,7 @@ static void *ckpt_main(void *arg)
                         /*
                          * Writes kept coming, and a write restarts the WAL from
                          * its start only if it began with every frame copied:
-                         * copy the tail with the writers paused, so that the next
+                         * copy the tail with commits paused, so that the next
                          * write does, and the WAL stays bounded.
                          */
                         pthread_mutex_lock(&s->mu);
@@ -1736,8 +1736,8 @@ static int text_row(char **text_out, size_t *len_out, int64_t *rev_out, sqlite3 
 }
 
 /*
- * A committed row read on the reader connection, outside the writers'
- * lock: its text (NULL when absent) and revision.
+ * A committed row read on the reader connection, outside mu and
+ * stage_mu: its text (NULL when absent) and revision.
  */
 static int reader_get(char **text_out, size_t *len_out, int64_t *rev_out, struct orch_store *s,
                       const char *resource, const char *ns, const char *name, struct sw_err *err)
