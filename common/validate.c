@@ -213,3 +213,15 @@ bad:
                           "%s: '%s' is not a Kubernetes quantity (e.g. 500m, 2, 128Mi, 1G)", what,
                           s);
 }
+
+int64_t sw_json_quantity(const json_t *v, int64_t def)
+{
+        int64_t m = 0;
+
+        if (json_is_integer(v))
+                return (int64_t)json_integer_value(v) * 1000;
+        if (!json_is_string(v) ||
+            sw_quantity_milli(&m, json_string_value(v), "quantity", NULL) != 0)
+                return def;
+        return m;
+}

@@ -8,6 +8,7 @@
 #ifndef SW_VALIDATE_H
 #define SW_VALIDATE_H
 
+#include <jansson.h>
 #include <stdint.h>
 
 #include "common/err.h"
@@ -31,5 +32,7 @@ int sw_valid_repo_url(const char *s, const char *what, struct sw_err *err);
  * Negative quantities and values past 2^62 are refused.
  */
 int sw_quantity_milli(int64_t *out, const char *s, const char *what, struct sw_err *err);
+/* The same of a JSON number or text; `def` when it is neither. */
+int64_t sw_json_quantity(const json_t *v, int64_t def);
 
 #endif /* SW_VALIDATE_H */

@@ -33,18 +33,6 @@
 static const char *const compute[] = {"requests.cpu", "requests.memory", "limits.cpu",
                                       "limits.memory", NULL};
 
-/* Quantity text -> milli units; -1 when it does not parse. */
-static int64_t qty(const json_t *v)
-{
-        int64_t m = 0;
-
-        if (json_is_integer(v))
-                return (int64_t)json_integer_value(v) * 1000;
-        if (!json_is_string(v) || sw_quantity_milli(&m, json_string_value(v), "quantity", NULL))
-                return -1;
-        return m;
-}
-
 /* Milli units back to the shortest quantity text ("500m", "2", "128Mi"). */
 static void qty_fmt(char *out, size_t size, int64_t milli, bool memory)
 {
@@ -124,7 +112,7 @@ static int limit_container(json_t *c, const json_t *item, const char *pod, struc
                                           "pods \"%s\" is forbidden: maximum %s usage per "
                                           "Container is %s.  No limit is specified",
                                           pod, rname, json_string_value(v));
-                if (qty(have) > qty(v))
+                if (sw_json_quantity(have, -1) > sw_json_quantity(v, -1))
                         return sw_err_set(err, SW_EPERM,
                                           "pods \"%s\" is forbidden: maximum %s usage per "
                                           "Container is %s, but limit is %s",
@@ -139,7 +127,7 @@ static int limit_container(json_t *c, const json_t *item, const char *pod, struc
                                           "pods \"%s\" is forbidden: minimum %s usage per "
                                           "Container is %s.  No request is specified",
                                           pod, rname, json_string_value(v));
-                if (qty(have) < qty(v))
+                if (sw_json_quantity(have, -1) < sw_json_quantity(v, -1))
                         return sw_err_set(err, SW_EPERM,
                                           "pods \"%s\" is forbidden: minimum %s usage per "
                                           "Container is %s, but request is %s",
@@ -202,8 +190,10 @@ static int64_t pod_compute(const json_t *pod, const char *what)
         snprintf(kind, sizeof(kind), "%.*s", (int)(dot - what), what);
         json_array_foreach(json_object_get(json_object_get(pod, "spec"), "containers"), i, c)
         {
-                int64_t v = qty(json_object_get(
-                        json_object_get(json_object_get(c, "resources"), kind), dot + 1));
+                int64_t v = sw_json_quantity(
+                        json_object_get(json_object_get(json_object_get(c, "resources"), kind),
+                                        dot + 1),
+                        -1);
                 if (v > 0)
                         sum += v;
         }
@@ -306,7 +296,8 @@ static int check_quotas(struct orch_store *s, const char *resource, const json_t
                 hard = json_object_get(json_object_get(qo, "spec"), "hard");
                 json_object_foreach(hard, r, v)
                 {
-                        int64_t add = usage_of(r, resource, obj), have = 0, cap = qty(v);
+                        int64_t add = usage_of(r, resource, obj), have = 0,
+                                cap = sw_json_quantity(v, -1);
                         char a[32], b[32], c[32];
 
                         if (strcmp(resource_of(r), resource) != 0)

@@ -937,19 +937,6 @@ static int volume_mounts(struct step_rt_mount *m, size_t *n, size_t cap, char **
         return 0;
 }
 
-static int64_t quantity(const json_t *limits, const char *key, bool milli)
-{
-        const json_t *v = json_object_get(limits, key);
-        struct sw_err ignored = SW_ERR_INIT;
-        int64_t q = 0;
-
-        if (json_is_string(v) && sw_quantity_milli(&q, json_string_value(v), key, &ignored) == 0)
-                return milli ? q : q / 1000;
-        if (json_is_integer(v))
-                return milli ? json_integer_value(v) * 1000 : json_integer_value(v);
-        return 0;
-}
-
 /* An image's STOPSIGNAL ("SIGQUIT", "QUIT", "3"); 0 when absent or unknown. */
 static int parse_signal(const char *s)
 {
@@ -1037,8 +1024,8 @@ static int start_ctr(struct orch_agent *a, struct agent_pod *p, struct agent_ctr
         rp.nmounts = nm;
         rp.netns_path = p->host_network ? NULL : p->netns_path;
         rp.host_network = p->host_network;
-        rp.memory_limit_bytes = quantity(limits, "memory", false);
-        rp.cpu_quota_us = quantity(limits, "cpu", true) * 100;
+        rp.memory_limit_bytes = sw_json_quantity(json_object_get(limits, "memory"), 0) / 1000;
+        rp.cpu_quota_us = sw_json_quantity(json_object_get(limits, "cpu"), 0) * 100;
         rp.no_new_privs = true;
         /* Kept after it ends, so its cgroup can still tell whether the OOM killer ended it. */
         snprintf(cgpath, sizeof(cgpath), "/slipway/%s", c->id);

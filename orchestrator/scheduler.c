@@ -190,19 +190,6 @@ static bool pod_pending(const json_t *pod)
                orch_ctrl_pod_active(pod);
 }
 
-static int64_t quantity(const json_t *obj, const char *key, int64_t def)
-{
-        const json_t *v = json_object_get(obj, key);
-        struct sw_err err = SW_ERR_INIT;
-        int64_t out;
-
-        if (json_is_integer(v))
-                return json_integer_value(v) * 1000;
-        if (!json_is_string(v) || sw_quantity_milli(&out, json_string_value(v), key, &err) != 0)
-                return def;
-        return out;
-}
-
 static void pod_requests(const json_t *pod, int64_t *cpu, int64_t *mem)
 {
         const json_t *c, *ctrs = json_object_get(json_object_get(pod, "spec"), "containers");
@@ -212,8 +199,8 @@ static void pod_requests(const json_t *pod, int64_t *cpu, int64_t *mem)
         json_array_foreach(ctrs, i, c)
         {
                 const json_t *req = json_object_get(json_object_get(c, "resources"), "requests");
-                *cpu += quantity(req, "cpu", 0);
-                *mem += quantity(req, "memory", 0);
+                *cpu += sw_json_quantity(json_object_get(req, "cpu"), 0);
+                *mem += sw_json_quantity(json_object_get(req, "memory"), 0);
         }
 }
 
@@ -589,9 +576,9 @@ static void node_update(struct sched_state *s, long slot, const json_t *obj)
         n->taints = json_object_get(json_object_get(n->node, "spec"), "taints");
         n->unschedulable =
                 json_is_true(json_object_get(json_object_get(n->node, "spec"), "unschedulable"));
-        n->cpu = quantity(al, "cpu", 0);
-        n->mem = quantity(al, "memory", 0);
-        n->pods = quantity(al, "pods", 110000) / 1000;
+        n->cpu = sw_json_quantity(json_object_get(al, "cpu"), 0);
+        n->mem = sw_json_quantity(json_object_get(al, "memory"), 0);
+        n->pods = sw_json_quantity(json_object_get(al, "pods"), 110000) / 1000;
         n->ready = orch_ctrl_pod_ready(n->node, 0, 0, NULL);
 }
 

@@ -433,6 +433,17 @@ static void key_index(struct orch_store *s, struct orch_event *ev)
  * reference, and its parsed object when it keeps one (a new reference
  * too, shared: not to be changed). NULL when the log does not know.
  */
+/* The newest event of an object in the log's index, or NULL (ring_mu held). */
+static struct orch_event *log_find(struct orch_store *s, const char *resource, const char *ns,
+                                   const char *name)
+{
+        struct orch_event *ev = s->keys[key_hash(s, resource, ns, name)];
+
+        while (ev && !key_is(ev, resource, ns, name))
+                ev = ev->key_next;
+        return ev;
+}
+
 static struct orch_event *key_latest(json_t **obj_out, struct orch_store *s, const char *resource,
                                      const char *ns, const char *name)
 {
@@ -440,10 +451,7 @@ static struct orch_event *key_latest(json_t **obj_out, struct orch_store *s, con
 
         *obj_out = NULL;
         pthread_rwlock_rdlock(&s->ring_mu);
-        for (ev = s->keys[key_hash(s, resource, ns, name)]; ev; ev = ev->key_next)
-                if (key_is(ev, resource, ns, name))
-                        break;
-        if (ev) {
+        if ((ev = log_find(s, resource, ns, name)) != NULL) {
                 pthread_mutex_t *mu = &s->json_mu[ev->rev % STORE_JSON_STRIPES];
                 atomic_fetch_add(&ev->refs, 1);
                 pthread_mutex_lock(mu);
@@ -1221,10 +1229,15 @@ static void pend_link(struct orch_store *s, struct orch_event *ev)
 {
         struct orch_event **head =
                 &s->pend[key_hash_raw(ev->resource, ev->ns, ev->name) & s->pend_mask];
-        struct orch_event *old = pend_find(s, ev->resource, ev->ns, ev->name);
 
-        if (old)
-                pend_unlink(s, old);
+        for (struct orch_event **at = head; *at; at = &(*at)->pend_next)
+                if (key_is(*at, ev->resource, ev->ns, ev->name)) {
+                        struct orch_event *old = *at; /* the write it follows */
+                        *at = old->pend_next;
+                        old->pend_next = NULL;
+                        old->pending = false;
+                        break;
+                }
         ev->pend_next = *head;
         *head = ev;
         ev->pending = true;
@@ -1323,10 +1336,7 @@ static int key_rev(int64_t *out, struct orch_store *s, const char *resource, con
                 return 0;
         }
         pthread_rwlock_rdlock(&s->ring_mu);
-        for (ev = s->keys[key_hash_raw(resource, ns, name) & s->keys_mask]; ev; ev = ev->key_next)
-                if (key_is(ev, resource, ns, name))
-                        break;
-        if (ev)
+        if ((ev = log_find(s, resource, ns, name)) != NULL)
                 *out = ev->rev;
         known = ev ||
                 (p && p->done && p->rev == 0 &&
@@ -1384,7 +1394,8 @@ static int stage_write(uint64_t *group, struct orch_store *s, const char *type,
         row = &s->rows[s->nrows++];
         row->insert = insert;
         row->out = out;
-        row->uid = sw_xstrdup(sw_json_str(json_object_get(obj, "metadata"), "uid", ""));
+        row->uid = insert ? sw_xstrdup(sw_json_str(json_object_get(obj, "metadata"), "uid", ""))
+                          : NULL; /* an update keeps the row's */
         row->ev = event_new(rev, type, resource, ns, name, body, modified && prev ? *prev : NULL,
                             shared ? obj : NULL, shared ? prev_obj : NULL);
         if (modified && prev)

@@ -644,17 +644,6 @@ void orch_name_suffix(char *out, size_t n)
         out[n < sizeof(r) ? n : sizeof(r)] = '\0';
 }
 
-static int64_t qty_milli(const json_t *q)
-{
-        int64_t m = 0;
-
-        if (json_is_integer(q))
-                return (int64_t)json_integer_value(q) * 1000;
-        if (json_is_string(q) && sw_quantity_milli(&m, json_string_value(q), "", NULL) == 0)
-                return m;
-        return 0;
-}
-
 const char *orch_pod_qos(const json_t *spec)
 {
         static const char *const lists[] = {"containers", "initContainers"};
@@ -668,10 +657,12 @@ const char *orch_pod_qos(const json_t *spec)
                 {
                         const json_t *res = json_object_get(c, "resources");
                         for (size_t k = 0; k < 2; k++) {
-                                int64_t req = qty_milli(json_object_get(
-                                        json_object_get(res, "requests"), names[k]));
-                                int64_t lim = qty_milli(
-                                        json_object_get(json_object_get(res, "limits"), names[k]));
+                                int64_t req = sw_json_quantity(
+                                        json_object_get(json_object_get(res, "requests"), names[k]),
+                                        0);
+                                int64_t lim = sw_json_quantity(
+                                        json_object_get(json_object_get(res, "limits"), names[k]),
+                                        0);
                                 any |= req != 0 || lim != 0;
                                 if (lim == 0 || (req != 0 && req != lim))
                                         guaranteed = false;

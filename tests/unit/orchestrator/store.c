@@ -783,6 +783,26 @@ static void test_writes_see_staged(void)
 }
 
 /*
+ * Have SQLite refuse the rows of store `name` that `when` holds for, with
+ * "injected": a trigger another connection puts in, as a full disk or a
+ * failing device would refuse a write.
+ */
+static void poison(const char *name, const char *when)
+{
+        char *path = sw_xasprintf("%s/%s.db", t_tmpdir(), name);
+        char *sql = sw_xasprintf("CREATE TRIGGER poison BEFORE INSERT ON objects WHEN %s BEGIN "
+                                 "SELECT RAISE(ABORT, 'injected'); END",
+                                 when);
+        sqlite3 *db = NULL;
+
+        CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+        CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
+        sqlite3_close(db);
+        free(sql);
+        free(path);
+}
+
+/*
  * A group whose commit fails (here SQLite refuses one of its rows, through
  * a trigger another connection put in) fails as a whole: none of its
  * writes is stored or seen, the release says so, and the revisions go on
@@ -792,17 +812,11 @@ static void test_failed_group(void)
 {
         struct orch_store *s = open_store("fail", 0);
         struct sw_err err = SW_ERR_INIT;
-        char *path = sw_xasprintf("%s/fail.db", t_tmpdir());
         int64_t start = orch_store_revision(s);
         const char *names[] = {"a", "poison", "b"};
-        sqlite3 *db = NULL;
         json_t *out = NULL, *in;
 
-        CHECK(sqlite3_open(path, &db) == SQLITE_OK);
-        CHECK(sqlite3_exec(db,
-                           "CREATE TRIGGER poison BEFORE INSERT ON objects WHEN NEW.name = "
-                           "'poison' BEGIN SELECT RAISE(ABORT, 'injected'); END",
-                           NULL, NULL, NULL) == SQLITE_OK);
+        poison("fail", "NEW.name = 'poison'");
         orch_store_hold(s);
         for (int i = 0; i < 3; i++) {
                 in = cm("ns", names[i], "1");
@@ -831,8 +845,6 @@ static void test_failed_group(void)
         sw_err_clear(&err);
         CHECK_INT(orch_store_revision(s), start + 1);
         json_decref(in);
-        sqlite3_close(db);
-        free(path);
         orch_store_free(s);
 }
 
@@ -882,19 +894,12 @@ static void test_failures_under_load(void)
 {
         struct orch_store *s = open_store("poisoned", 0);
         struct sw_err err = SW_ERR_INIT;
-        char *path = sw_xasprintf("%s/poisoned.db", t_tmpdir());
         struct poisoned_writer w[4];
         int64_t start = orch_store_revision(s);
         pthread_t th[4];
-        sqlite3 *db = NULL;
         int failed = 0;
 
-        CHECK(sqlite3_open(path, &db) == SQLITE_OK);
-        CHECK(sqlite3_exec(db,
-                           "CREATE TRIGGER poison BEFORE INSERT ON objects WHEN NEW.name LIKE "
-                           "'%-77' OR NEW.name LIKE '%-211' BEGIN SELECT RAISE(ABORT, 'injected'); "
-                           "END",
-                           NULL, NULL, NULL) == SQLITE_OK);
+        poison("poisoned", "NEW.name LIKE '%-77' OR NEW.name LIKE '%-211'");
         for (int i = 0; i < 4; i++) {
                 memset(&w[i], 0, sizeof(w[i]));
                 w[i].s = s;
@@ -941,8 +946,6 @@ static void test_failures_under_load(void)
                 CHECK_INT(orch_store_revision(s), start + (int64_t)json_array_size(items));
                 json_decref(items);
         }
-        sqlite3_close(db);
-        free(path);
         orch_store_free(s);
 }
 
