@@ -121,6 +121,8 @@ struct orch_store {
         sqlite3 *ckpt_db;
         pthread_t ckpt_th;
         bool ckpt_running, ckpt_due, ckpt_stop;
+        bool ckpt_active; /* in a checkpoint; ckpt_done_cv when it ends */
+        pthread_cond_t ckpt_done_cv;
         pthread_mutex_t ckpt_mu;
         pthread_cond_t ckpt_cv;
         /* A connection for single-object reads, so that they do not queue on mu. */
@@ -832,9 +834,14 @@ static void *ckpt_main(void *arg)
                 if (s->ckpt_stop)
                         break;
                 s->ckpt_due = false;
+                s->ckpt_active = true;
                 pthread_mutex_unlock(&s->ckpt_mu);
                 /* Best effort, as SQLite's own: a failed checkpoint is retried next time. */
                 sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, NULL);
+                pthread_mutex_lock(&s->ckpt_mu);
+                s->ckpt_active = false;
+                pthread_cond_broadcast(&s->ckpt_done_cv);
+                pthread_mutex_unlock(&s->ckpt_mu);
                 if (log >= STORE_CHECKPOINT_PAGES * 3 / 2) {
                         /*
                          * Writes kept coming, and a write restarts the WAL from
@@ -928,6 +935,7 @@ int orch_store_open(struct orch_store **out, const struct orch_store_options *op
         pthread_mutex_init(&s->stage_mu, NULL);
         pthread_cond_init(&s->batch_cv, NULL);
         pthread_cond_init(&s->ckpt_cv, NULL);
+        pthread_cond_init(&s->ckpt_done_cv, NULL);
         for (int i = 0; i < STORE_JSON_STRIPES; i++)
                 pthread_mutex_init(&s->json_mu[i], NULL);
         s->lock_fd = -1;
@@ -1028,6 +1036,7 @@ void orch_store_free(struct orch_store *s)
         free(s->pend);
         free((void *)s->seen);
         pthread_cond_destroy(&s->ckpt_cv);
+        pthread_cond_destroy(&s->ckpt_done_cv);
         if (s->lock_fd >= 0)
                 close(s->lock_fd);
         free(s);
@@ -1423,9 +1432,15 @@ static void maybe_checkpoint(struct orch_store *s)
         if (s->wal_pages < s->wal_asked)
                 s->wal_asked = 0; /* the WAL restarted */
         behind = s->wal_pages >= STORE_WAL_MAX_PAGES;
-        /* Asked each STORE_CHECKPOINT_PAGES new pages, and at once on crossing the bound. */
-        if (s->wal_pages - s->wal_asked < STORE_CHECKPOINT_PAGES &&
-            !(behind && s->wal_asked < STORE_WAL_MAX_PAGES))
+        /*
+         * Asked each STORE_CHECKPOINT_PAGES new pages; past the bound, at
+         * once, and again each quarter of that while the emptying fails
+         * (the checkpointer was busy, or a reader was in the WAL).
+         */
+        if (!behind && s->wal_pages - s->wal_asked < STORE_CHECKPOINT_PAGES)
+                return;
+        if (behind && s->wal_asked >= STORE_WAL_MAX_PAGES &&
+            s->wal_pages - s->wal_asked < STORE_CHECKPOINT_PAGES / 4)
                 return;
         s->wal_asked = s->wal_pages;
         /* The checkpointer's work, unless the WAL has grown past its bound. */
@@ -1436,13 +1451,26 @@ static void maybe_checkpoint(struct orch_store *s)
                 pthread_mutex_unlock(&s->ckpt_mu);
                 return;
         }
+        if (!behind) {
+                /* Best effort, as SQLite's own: a failure is retried next time. */
+                sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+                return;
+        }
         /*
-         * Best effort, as SQLite's own: a failure is retried next time.
-         * Behind, wait for the checkpointer and empty the WAL.
+         * Behind: empty the WAL. SQLite refuses at once (SQLITE_BUSY) while
+         * another connection checkpoints, so wait until the checkpointer's
+         * run ends and keep it from starting another meanwhile (it starts
+         * only with ckpt_mu); readers in the WAL are waited for by the busy
+         * handler.
          */
-        sqlite3_wal_checkpoint_v2(s->db, NULL,
-                                  behind ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE,
-                                  NULL, NULL);
+        if (s->ckpt_running) {
+                pthread_mutex_lock(&s->ckpt_mu);
+                while (s->ckpt_active)
+                        pthread_cond_wait(&s->ckpt_done_cv, &s->ckpt_mu);
+        }
+        sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+        if (s->ckpt_running)
+                pthread_mutex_unlock(&s->ckpt_mu);
 }
 
 /* Write the rows of a group and commit them (mu held). */
